@@ -1,0 +1,31 @@
+/** A failure the client caused or must know about; mapped to status + code in one place (http/errors.ts). */
+export class AppError extends Error {
+  constructor(
+    readonly status: 400 | 401 | 402 | 403 | 404 | 409 | 422 | 429 | 503,
+    readonly code: string,
+    message: string,
+    readonly details?: unknown,
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(message);
+  }
+}
+
+export const errors = {
+  validation: (message: string, details?: unknown) => new AppError(400, 'VALIDATION_FAILED', message, details),
+  unauthenticated: (message = 'a valid token is required') => new AppError(401, 'UNAUTHENTICATED', message),
+  notAdmitted: (message = 'your place in the queue has not been admitted yet') => new AppError(403, 'NOT_ADMITTED', message),
+  forbidden: (message = 'not allowed') => new AppError(403, 'FORBIDDEN', message),
+  notFound: (what: string) => new AppError(404, 'NOT_FOUND', `${what} not found`),
+  seatUnavailable: () => new AppError(409, 'SEAT_UNAVAILABLE', 'the seat is held by someone else or sold'),
+  holdExpired: () => new AppError(409, 'HOLD_EXPIRED', 'the hold has expired or was released'),
+  alreadyPaid: () => new AppError(409, 'ALREADY_PAID', 'this reservation is already paid'),
+  holdLimit: (max: number) => new AppError(409, 'HOLD_LIMIT_REACHED', `you already hold ${max} seats`),
+  insufficientBalance: () => new AppError(402, 'INSUFFICIENT_BALANCE', 'balance is below the price'),
+  queueClosed: (message = 'the queue of this concert is closed') => new AppError(409, 'QUEUE_CLOSED', message),
+  idempotencyKeyReused: () =>
+    new AppError(422, 'IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used with a different request'),
+  rateLimited: (retryAfter: number) => new AppError(429, 'RATE_LIMITED', 'too many requests', undefined, retryAfter),
+  unavailable: (message = 'the service cannot serve this request right now', retryAfter = 2) =>
+    new AppError(503, 'UNAVAILABLE', message, undefined, retryAfter),
+};

@@ -1,0 +1,26 @@
+import { Hono } from 'hono';
+import type { AppContext } from '../../context.ts';
+import type { AppEnv } from '../env.ts';
+import { bearer } from '../middleware/auth.ts';
+import { concertParam, scheduleParams } from '../schemas.ts';
+import { validate } from '../validate.ts';
+
+export function catalogRouter(ctx: AppContext) {
+  const auth = bearer({ tokens: ctx.tokens, clock: ctx.clock });
+  return new Hono<AppEnv>()
+    .get('/', async (c) => c.json({ concerts: await ctx.catalog.list(ctx.mode.useRedis()) }))
+    .get('/:concertId/schedules', validate('param', concertParam), auth, async (c) => {
+      const { concertId } = c.req.valid('param');
+      const now = ctx.clock();
+      await ctx.catalog.concert(concertId);
+      await ctx.queue.requireActive(c.get('principal'), concertId, now);
+      return c.json({ schedules: await ctx.catalog.schedules(concertId, now, ctx.mode.useRedis()) });
+    })
+    .get('/:concertId/schedules/:scheduleId/seats', validate('param', scheduleParams), auth, async (c) => {
+      const { concertId, scheduleId } = c.req.valid('param');
+      const now = ctx.clock();
+      await ctx.catalog.concert(concertId);
+      await ctx.queue.requireActive(c.get('principal'), concertId, now);
+      return c.json({ seats: await ctx.catalog.seats(concertId, scheduleId, now, ctx.mode.useRedis()) });
+    });
+}

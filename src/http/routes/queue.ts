@@ -1,0 +1,35 @@
+import { Hono } from 'hono';
+import type { AppContext } from '../../context.ts';
+import type { AppEnv } from '../env.ts';
+import { bearer } from '../middleware/auth.ts';
+import { concertParam } from '../schemas.ts';
+import { validate } from '../validate.ts';
+
+/** POST /v1/concerts/:concertId/queue */
+export function joinRouter(ctx: AppContext) {
+  return new Hono<AppEnv>().post('/:concertId/queue', validate('param', concertParam), bearer({ tokens: ctx.tokens, clock: ctx.clock }),
+    async (c) => {
+      const { concertId } = c.req.valid('param');
+      const r = await ctx.queue.join(c.get('principal'), concertId, ctx.clock());
+      const { status, position, ahead, estimatedWaitSeconds, pollAfterSeconds, activeUntil } = r.place;
+      return c.json({
+        token: r.token, expiresAt: new Date(r.expiresAt).toISOString(), status, concertId, position, ahead,
+        estimatedWaitSeconds, pollAfterSeconds, activeUntil,
+      }, r.created ? 201 : 200);
+    });
+}
+
+/** GET and DELETE /v1/queue/me */
+export function queueMeRouter(ctx: AppContext) {
+  const auth = bearer({ tokens: ctx.tokens, clock: ctx.clock, accept: ['queue'] });
+  return new Hono<AppEnv>()
+    .get('/me', auth, async (c) => {
+      const view = await ctx.queue.poll(c.get('principal'), ctx.clock());
+      c.header('Cache-Control', 'no-store');
+      return c.json(view);
+    })
+    .delete('/me', auth, async (c) => {
+      await ctx.queue.leave(c.get('principal'), ctx.clock());
+      return c.body(null, 204);
+    });
+}

@@ -1,0 +1,48 @@
+import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics.ts';
+import type { QueueService } from '../modules/queue/queue.service.ts';
+
+/**
+ * Every tick, one admission step per live concert. The step itself (a Lua script in Redis
+ * mode, a locked row in SQL mode) makes sure only one instance acts per concert per tick.
+ */
+export class AdmissionTicker {
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private running = false;
+
+  constructor(private readonly queue: QueueService, private readonly log: Logger, private readonly metrics: Metrics,
+    private readonly opts: { tickMs: number; concerts: (now: number) => Promise<number[]> }) {}
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    const loop = async () => {
+      if (!this.running) return;
+      await this.tickOnce().catch((err) => this.log.warn('admission tick failed', { err }));
+      if (!this.running) return;
+      // Align to the tick grid so instances meet on the same tick id.
+      const now = Date.now();
+      this.timer = setTimeout(loop, this.opts.tickMs - (now % this.opts.tickMs) + 1);
+    };
+    this.timer = setTimeout(loop, 0);
+  }
+
+  stop(): void {
+    this.running = false;
+    if (this.timer) clearTimeout(this.timer);
+  }
+
+  async tickOnce(now = Date.now()): Promise<void> {
+    const tickId = Math.floor(now / this.opts.tickMs);
+    const store = this.queue.store();
+    for (const concertId of await this.opts.concerts(now)) {
+      const out = await store.admitTick(concertId, now, tickId);
+      if (!out) continue;
+      const label = String(concertId);
+      this.metrics.waiting.set({ concert: label }, out.waiting);
+      this.metrics.active.set({ concert: label }, out.active);
+      if (out.admitted) this.metrics.admissions.inc({ concert: label }, out.admitted);
+      if (out.skipped) this.metrics.lapsed.inc({ concert: label }, out.skipped);
+    }
+  }
+}

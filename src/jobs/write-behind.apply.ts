@@ -1,0 +1,107 @@
+import { sql, type RawBuilder } from 'kysely';
+import type { Db } from '../store/connect.ts';
+import type { QueueEntryStatus } from '../store/schema.ts';
+
+/** One write-behind stream entry, as the Lua scripts write it (short field names save memory). */
+export type StreamEvent = Record<string, string>;
+
+const statusOf: Record<string, QueueEntryStatus> = {
+  join: 'waiting', admit: 'active', lapse: 'expired', expire: 'expired', leave: 'left', done: 'done',
+};
+const rank: Record<QueueEntryStatus, number> = { waiting: 0, active: 1, left: 2, expired: 2, done: 2 };
+
+const rankOf = (col: string): RawBuilder<number> =>
+  sql<number>`(CASE ${sql.ref(col)} WHEN 'waiting' THEN 0 WHEN 'active' THEN 1 ELSE 2 END)`;
+
+interface EntryRow {
+  concert_id: number; seq: number; user_id: number; status: QueueEntryStatus; joined_at: number;
+  admitted_at: number | null; active_until: number | null; last_seen_at: number; updated_at: number;
+}
+
+/**
+ * Applies a batch of one concert's stream entries to SQL in one transaction. Idempotent: rows
+ * are keyed by (concert, entry number) or reservation id, and a status only moves forward
+ * (waiting → active → ended), so a redelivered or reclaimed entry changes nothing.
+ */
+export async function applyEvents(db: Db, concertId: number, events: StreamEvent[], now: number): Promise<void> {
+  const entries = new Map<number, EntryRow>();
+  const holds = new Map<string, StreamEvent>();
+  const releases: StreamEvent[] = [];
+  let maxSeq = 0;
+  let maxAdmitted = 0;
+
+  for (const ev of events) {
+    const status = statusOf[ev.e ?? ''];
+    if (status) {
+      const seq = Number(ev.s);
+      if (!Number.isSafeInteger(seq) || seq <= 0) continue;
+      const t = Number(ev.t);
+      maxSeq = Math.max(maxSeq, seq);
+      const prev = entries.get(seq);
+      const row: EntryRow = prev ?? {
+        concert_id: concertId, seq, user_id: Number(ev.u), status, joined_at: t,
+        admitted_at: null, active_until: null, last_seen_at: t, updated_at: now,
+      };
+      if (rank[status] >= rank[row.status]) row.status = status;
+      if (ev.e === 'admit') {
+        row.admitted_at = t;
+        row.active_until = Number(ev.x);
+        maxAdmitted = Math.max(maxAdmitted, seq);
+      }
+      if (ev.e === 'lapse') maxAdmitted = Math.max(maxAdmitted, seq);
+      entries.set(seq, row);
+    } else if (ev.e === 'hold') {
+      holds.set(ev.r!, ev);
+    } else if (ev.e === 'release') {
+      releases.push(ev);
+    }
+  }
+
+  await db.transaction().execute(async (trx) => {
+    const rows = [...entries.values()];
+    for (let i = 0; i < rows.length; i += 500) {
+      await trx.insertInto('queue_entries').values(rows.slice(i, i + 500))
+        .onConflict((oc) => oc.columns(['concert_id', 'seq']).doUpdateSet({
+          status: sql`CASE WHEN ${rankOf('excluded.status')} >= ${rankOf('queue_entries.status')} THEN excluded.status ELSE queue_entries.status END`,
+          admitted_at: sql`COALESCE(excluded.admitted_at, queue_entries.admitted_at)`,
+          active_until: sql`COALESCE(excluded.active_until, queue_entries.active_until)`,
+          updated_at: sql`excluded.updated_at`,
+        }))
+        .execute();
+    }
+    if (maxSeq > 0) {
+      await trx.updateTable('queue_state')
+        .set({
+          last_seq: sql`CASE WHEN last_seq < ${maxSeq} THEN ${maxSeq} ELSE last_seq END`,
+          last_admitted_seq: sql`CASE WHEN last_admitted_seq < ${maxAdmitted} THEN ${maxAdmitted} ELSE last_admitted_seq END`,
+        })
+        .where('concert_id', '=', concertId).execute();
+    }
+    for (const h of holds.values()) {
+      const hold = {
+        id: h.r!, user_id: Number(h.u), concert_id: concertId, schedule_id: Number(h.sc), seat_number: Number(h.n),
+        price: Number(h.p), expires_at: Number(h.x), t: Number(h.t),
+      };
+      await trx.insertInto('reservations').values({
+        id: hold.id, user_id: hold.user_id, concert_id: concertId, schedule_id: hold.schedule_id,
+        seat_number: hold.seat_number, price: hold.price, status: 'held', expires_at: hold.expires_at,
+        created_at: hold.t, updated_at: now,
+      }).onConflict((oc) => oc.column('id').doNothing()).execute();
+      // Mirror the live hold on the seat row, so SQL mode knows the seat is taken. A newer hold
+      // on the same seat (a later stream entry) wins; a sold seat is never touched.
+      await trx.updateTable('seats')
+        .set({ status: 'held', hold_reservation_id: hold.id, hold_user_id: hold.user_id, hold_expires_at: hold.expires_at })
+        .where('schedule_id', '=', hold.schedule_id).where('seat_number', '=', hold.seat_number)
+        .where('status', '!=', 'sold')
+        .where((eb) => eb.or([eb('hold_expires_at', 'is', null), eb('hold_expires_at', '<=', hold.expires_at)]))
+        .execute();
+    }
+    for (const r of releases) {
+      await trx.updateTable('reservations').set({ status: 'released', updated_at: now })
+        .where('id', '=', r.r!).where('status', '=', 'held').execute();
+      await trx.updateTable('seats')
+        .set({ status: 'available', hold_reservation_id: null, hold_user_id: null, hold_expires_at: null })
+        .where('hold_reservation_id', '=', r.r!).where('status', '!=', 'sold').execute();
+    }
+  });
+}

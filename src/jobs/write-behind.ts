@@ -1,0 +1,143 @@
+import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics.ts';
+import type { RedisClient } from '../redis/connection.ts';
+import { keys, WRITE_BEHIND_GROUP } from '../redis/keys.ts';
+import type { Db } from '../store/connect.ts';
+import { ensureStreamGroup } from '../modules/catalog/load-concert.ts';
+import { applyEvents, type StreamEvent } from './write-behind.apply.ts';
+
+export interface WriteBehindOptions {
+  consumer: string;
+  batchSize?: number;
+  intervalMs?: number;
+  /** A pending entry idle this long belongs to a dead consumer and is claimed. */
+  claimIdleMs?: number;
+  concerts: (now: number) => Promise<number[]>;
+}
+
+type Entry = [id: string, fields: string[]];
+
+const toEvent = (fields: string[]): StreamEvent => {
+  const ev: StreamEvent = {};
+  for (let i = 0; i + 1 < fields.length; i += 2) ev[fields[i]!] = fields[i + 1]!;
+  return ev;
+};
+
+/**
+ * Drains each concert's write-behind stream into SQL. Entries are read through a consumer
+ * group, committed in one transaction per batch, and only then acknowledged and deleted, so
+ * a crash between commit and ack merely replays an idempotent batch.
+ */
+export class WriteBehindWorker {
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private running = false;
+  private readonly grouped = new Set<number>();
+  private readonly batchSize: number;
+  private readonly claimIdleMs: number;
+
+  constructor(private readonly db: Db, private readonly redis: RedisClient, private readonly log: Logger,
+    private readonly metrics: Metrics, private readonly opts: WriteBehindOptions) {
+    this.batchSize = opts.batchSize ?? 1000;
+    this.claimIdleMs = opts.claimIdleMs ?? 30_000;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    const loop = async () => {
+      if (!this.running) return;
+      let applied = 0;
+      try {
+        applied = await this.drainOnce();
+      } catch (err) {
+        this.log.warn('write-behind pass failed', { err });
+      }
+      if (this.running) this.timer = setTimeout(loop, applied > 0 ? 0 : (this.opts.intervalMs ?? 100));
+    };
+    this.timer = setTimeout(loop, 0);
+  }
+
+  stop(): void {
+    this.running = false;
+    if (this.timer) clearTimeout(this.timer);
+  }
+
+  /** One pass over every live concert: reclaim a dead consumer's entries, then read new ones. */
+  async drainOnce(now = Date.now()): Promise<number> {
+    let total = 0;
+    for (const concertId of await this.opts.concerts(now)) {
+      if (!this.grouped.has(concertId)) {
+        await ensureStreamGroup(this.redis, concertId);
+        this.grouped.add(concertId);
+      }
+      total += await this.reclaim(concertId);
+      for (;;) {
+        const n = await this.readNew(concertId);
+        total += n;
+        if (n < this.batchSize) break;
+      }
+    }
+    return total;
+  }
+
+  private async readNew(concertId: number): Promise<number> {
+    const stream = keys.stream(concertId);
+    let reply: [string, Entry[]][] | null;
+    try {
+      reply = (await this.redis.xreadgroup('GROUP', WRITE_BEHIND_GROUP, this.opts.consumer, 'COUNT', this.batchSize,
+        'STREAMS', stream, '>')) as [string, Entry[]][] | null;
+    } catch (err) {
+      if (String((err as Error).message).includes('NOGROUP')) {
+        this.grouped.delete(concertId);
+        return 0;
+      }
+      throw err;
+    }
+    const entries = reply?.[0]?.[1] ?? [];
+    return this.commit(concertId, entries);
+  }
+
+  private async reclaim(concertId: number): Promise<number> {
+    let cursor = '0-0';
+    let total = 0;
+    do {
+      const reply = (await this.redis.xautoclaim(keys.stream(concertId), WRITE_BEHIND_GROUP, this.opts.consumer,
+        this.claimIdleMs, cursor, 'COUNT', this.batchSize)) as [string, (Entry | null)[], string[]?];
+      cursor = reply[0];
+      const entries = reply[1].filter((e): e is Entry => e !== null);
+      if (entries.length) this.log.info('write-behind reclaimed pending entries', { concertId, count: entries.length });
+      total += await this.commit(concertId, entries);
+    } while (cursor !== '0-0');
+    return total;
+  }
+
+  private async commit(concertId: number, entries: Entry[]): Promise<number> {
+    if (entries.length === 0) return 0;
+    await applyEvents(this.db, concertId, entries.map(([, f]) => toEvent(f)), Date.now());
+    const ids = entries.map(([id]) => id);
+    await this.redis.pipeline()
+      .xack(keys.stream(concertId), WRITE_BEHIND_GROUP, ...ids)
+      .xdel(keys.stream(concertId), ...ids)
+      .exec();
+    this.metrics.writeBehindApplied.inc(entries.length);
+    return entries.length;
+  }
+
+  /** Entries not yet committed to SQL (acknowledged ones are deleted) and the oldest one's age. */
+  async status(now = Date.now()): Promise<{ pending: number; lagSeconds: number }> {
+    let pending = 0;
+    let oldest = now;
+    for (const concertId of await this.opts.concerts(now)) {
+      const stream = keys.stream(concertId);
+      const [[, len], [, first]] = (await this.redis.pipeline().xlen(stream).xrange(stream, '-', '+', 'COUNT', 1).exec()) as
+        [[null, number], [null, Entry[]]];
+      pending += len;
+      const id = first[0]?.[0];
+      if (id) oldest = Math.min(oldest, Number(id.split('-')[0]));
+    }
+    const lagSeconds = Math.max(0, (now - oldest) / 1000);
+    this.metrics.writeBehindPending.set(pending);
+    this.metrics.writeBehindLag.set(lagSeconds);
+    return { pending, lagSeconds };
+  }
+}

@@ -1,0 +1,59 @@
+import { ConfigError, loadConfig } from './config.ts';
+import { createContext } from './context.ts';
+import { createApp } from './http/app.ts';
+import { createLogger } from './logger.ts';
+import { createRedis } from './redis/connection.ts';
+import { openDatabase } from './store/connect.ts';
+import { migrateToLatest } from './store/migrate.ts';
+
+function fail(message: string): never {
+  process.stderr.write(`${message}\n`);
+  process.exit(1);
+}
+
+async function main() {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.message);
+    throw err;
+  }
+  const log = createLogger(config.logLevel);
+  if (config.jwtSecretGenerated) {
+    log.warn('JWT_SECRET is not set: a random secret was generated; tokens will not survive a restart or work across instances');
+  }
+
+  const db = openDatabase(config.databaseUrl);
+  try {
+    await migrateToLatest(db);
+  } catch (err) {
+    fail(`cannot prepare the database (DATABASE_URL): ${(err as Error).message}`);
+  }
+
+  const redis = createRedis(config.redis, { timeoutMs: config.redisTimeoutMs });
+  try {
+    await redis.ping();
+  } catch (err) {
+    fail(`cannot reach Redis (${config.redis.mode}): ${(err as Error).message}`);
+  }
+
+  const ctx = createContext(config, { db, redis }, { log });
+  const app = createApp(ctx, { logRequests: config.logLevel === 'debug' });
+  ctx.startJobs();
+  const server = Bun.serve({ port: config.port, hostname: process.env.HOST || '0.0.0.0', fetch: app.fetch });
+  log.info('listening', { port: server.port, redis: config.redis.mode, database: config.databaseUrl.split(':')[0] });
+
+  const shutdown = async (signal: string) => {
+    log.info('shutting down', { signal });
+    ctx.stopJobs();
+    await server.stop();
+    redis.disconnect();
+    await db.destroy();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+}
+
+await main();

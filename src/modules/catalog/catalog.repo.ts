@@ -1,0 +1,78 @@
+import type { Db } from '../../store/connect.ts';
+import type { Concert, Schedule } from '../../store/schema.ts';
+
+export interface NewScheduleInput { date: number; seats: number; price: number }
+
+export interface CreatedConcert {
+  concert: Concert;
+  schedules: Schedule[];
+}
+
+const SEAT_INSERT_CHUNK = 500;
+
+export async function insertConcert(
+  db: Db,
+  input: { title: string; schedules: NewScheduleInput[] },
+  queueDefaults: { maxActive: number; admitPerSecond: number; activeTtlSeconds: number },
+  now: number,
+): Promise<CreatedConcert> {
+  const dates = input.schedules.map((s) => s.date);
+  return db.transaction().execute(async (trx) => {
+    const concert = await trx.insertInto('concerts')
+      .values({ title: input.title, starts_at: Math.min(...dates), ends_at: Math.max(...dates), created_at: now })
+      .returningAll().executeTakeFirstOrThrow();
+    const schedules: Schedule[] = [];
+    for (const s of input.schedules) {
+      const schedule = await trx.insertInto('schedules')
+        .values({ concert_id: concert.id, date: s.date, capacity: s.seats, price: s.price })
+        .returningAll().executeTakeFirstOrThrow();
+      schedules.push(schedule);
+      for (let from = 1; from <= s.seats; from += SEAT_INSERT_CHUNK) {
+        const rows = [];
+        for (let n = from; n < from + SEAT_INSERT_CHUNK && n <= s.seats; n++) {
+          rows.push({
+            schedule_id: schedule.id, seat_number: n, concert_id: concert.id, price: s.price, status: 'available' as const,
+            hold_reservation_id: null, hold_user_id: null, hold_expires_at: null,
+          });
+        }
+        await trx.insertInto('seats').values(rows).execute();
+      }
+    }
+    await trx.insertInto('queue_state').values({
+      concert_id: concert.id, last_seq: 0, last_admitted_seq: 0, admitted_total: 0,
+      max_active: queueDefaults.maxActive, admit_per_second: queueDefaults.admitPerSecond,
+      active_ttl_seconds: queueDefaults.activeTtlSeconds, paused: 0, last_tick: 0,
+    }).execute();
+    return { concert, schedules };
+  });
+}
+
+export function listConcerts(db: Db): Promise<Concert[]> {
+  return db.selectFrom('concerts').selectAll().orderBy('id').execute();
+}
+
+export function findConcert(db: Db, id: number): Promise<Concert | undefined> {
+  return db.selectFrom('concerts').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+export function findSchedules(db: Db, concertId: number): Promise<Schedule[]> {
+  return db.selectFrom('schedules').selectAll().where('concert_id', '=', concertId).orderBy('id').execute();
+}
+
+/** Seat states as SQL knows them: sold from payments, live holds from the seat rows. */
+export async function seatStates(db: Db, scheduleId: number, now: number) {
+  return db.selectFrom('seats')
+    .select(['seat_number', 'price', 'status', 'hold_reservation_id', 'hold_user_id', 'hold_expires_at'])
+    .where('schedule_id', '=', scheduleId)
+    .orderBy('seat_number')
+    .execute()
+    .then((rows) => rows.map((r) => ({
+      seatNumber: r.seat_number,
+      price: r.price,
+      status: r.status === 'sold' ? 'sold' as const
+        : r.hold_expires_at !== null && r.hold_expires_at > now ? 'held' as const : 'available' as const,
+      hold: r.hold_expires_at !== null && r.hold_expires_at > now && r.status !== 'sold'
+        ? { reservationId: r.hold_reservation_id!, userId: r.hold_user_id!, expiresAt: r.hold_expires_at }
+        : null,
+    })));
+}

@@ -1,0 +1,140 @@
+import type { RedisClient } from '../../redis/connection.ts';
+import { keys, WRITE_BEHIND_GROUP } from '../../redis/keys.ts';
+import type { Db } from '../../store/connect.ts';
+import { findConcert, findSchedules, seatStates } from './catalog.repo.ts';
+
+/** Catalog and queue keys outlive the concert's last show by a day, then Redis drops them. */
+const RETAIN_AFTER_END_MS = 86_400_000;
+const PIPELINE_CHUNK = 2000;
+
+export interface LoadReport { concertId: number; seats: number; holds: number; waiting: number; active: number }
+
+/**
+ * Writes one concert's state from SQL into Redis: catalog, seat states, live holds with their
+ * remaining time, the queue's counters and config, waiting users in entry order and active
+ * users with their remaining time. Used on a cache miss and by the rebuild job. Idempotent.
+ */
+export async function loadConcert(db: Db, redis: RedisClient, concertId: number, now: number): Promise<LoadReport | null> {
+  const concert = await findConcert(db, concertId);
+  if (!concert) return null;
+  const schedules = await findSchedules(db, concertId);
+  const state = await db.selectFrom('queue_state').selectAll().where('concert_id', '=', concertId).executeTakeFirst();
+  const expireAt = concert.ends_at + RETAIN_AFTER_END_MS;
+  const c = concertId;
+
+  let batch = redis.pipeline();
+  let pending = 0;
+  const flush = async (force = false) => {
+    if (pending === 0 || (!force && pending < PIPELINE_CHUNK)) return;
+    const results = await batch.exec();
+    const failed = results?.find(([err]) => err);
+    if (failed) throw failed[0];
+    batch = redis.pipeline();
+    pending = 0;
+  };
+  const add = async (fn: (p: typeof batch) => void) => {
+    fn(batch);
+    pending++;
+    await flush();
+  };
+
+  let seatCount = 0;
+  let holdCount = 0;
+  for (const s of schedules) {
+    const seats = await seatStates(db, s.id, now);
+    const seatsKey = keys.seats(c, s.id);
+    const soldKey = keys.sold(c, s.id);
+    const holdsKey = keys.holds(c, s.id);
+    await add((p) => p.del(seatsKey, soldKey, holdsKey));
+    const sold = seats.filter((x) => x.status === 'sold').map((x) => x.seatNumber);
+    for (let i = 0; i < seats.length; i += 500) {
+      const fields: Record<string, number> = {};
+      for (const seat of seats.slice(i, i + 500)) fields[seat.seatNumber] = seat.price;
+      await add((p) => p.hset(seatsKey, fields));
+    }
+    for (let i = 0; i < sold.length; i += 500) await add((p) => p.sadd(soldKey, ...sold.slice(i, i + 500)));
+    for (const seat of seats) {
+      if (!seat.hold) continue;
+      const { reservationId, userId, expiresAt } = seat.hold;
+      holdCount++;
+      await add((p) => p.set(keys.hold(c, s.id, seat.seatNumber), `${reservationId}|${userId}`, 'PXAT', expiresAt));
+      await add((p) => p.zadd(holdsKey, expiresAt, seat.seatNumber));
+      await add((p) => p.zadd(keys.userHolds(c, userId), expiresAt, reservationId).pexpireat(keys.userHolds(c, userId), expiresAt));
+      await add((p) => p.hset(keys.reservation(c, reservationId), {
+        u: userId, sc: s.id, n: seat.seatNumber, p: seat.price, x: expiresAt, st: 'held',
+      }).pexpireat(keys.reservation(c, reservationId), expireAt));
+    }
+    await add((p) => p.hset(keys.schedule(c, s.id), { id: s.id, date: s.date, capacity: s.capacity, price: s.price }));
+    for (const k of [seatsKey, soldKey, holdsKey, keys.schedule(c, s.id)]) await add((p) => p.pexpireat(k, expireAt));
+    seatCount += seats.length;
+  }
+
+  // Queue: waiting users in entry order and active users with their remaining time. Queue
+  // tokens are written through to SQL, so an entry the write-behind stream had not yet
+  // delivered is still recovered from its token.
+  const entries = await db.selectFrom('queue_entries')
+    .select(['user_id', 'seq', 'status', 'active_until', 'last_seen_at'])
+    .where('concert_id', '=', c).where('status', 'in', ['waiting', 'active'])
+    .orderBy('seq').execute();
+  const liveTokens = await db.selectFrom('tokens').select(['jti', 'user_id', 'seq'])
+    .where('typ', '=', 'queue').where('concert_id', '=', c)
+    .where('revoked_at', 'is', null).where('expires_at', '>', now)
+    .orderBy('created_at').execute();
+  const tokenBySeq = new Map<number, { jti: string; user: number }>();
+  for (const t of liveTokens) tokenBySeq.set(Number(t.seq), { jti: t.jti, user: t.user_id });
+  const known = new Set(entries.map((e) => e.seq));
+  const ended = await db.selectFrom('queue_entries').select('seq')
+    .where('concert_id', '=', c).where('status', 'not in', ['waiting', 'active']).execute();
+  for (const e of ended) known.add(e.seq);
+  for (const [seq, t] of tokenBySeq) {
+    if (!known.has(seq)) entries.push({ user_id: t.user, seq, status: 'waiting', active_until: null, last_seen_at: now });
+  }
+  entries.sort((a, b) => a.seq - b.seq);
+
+  const qKeys = [keys.waiting(c), keys.active(c), keys.seen(c), keys.queueTokens(c)];
+  await add((p) => p.del(...qKeys));
+  let waiting = 0;
+  let active = 0;
+  let maxSeq = state?.last_seq ?? 0;
+  let lastAdmitted = state?.last_admitted_seq ?? 0;
+  for (const e of entries) {
+    const token = tokenBySeq.get(e.seq);
+    maxSeq = Math.max(maxSeq, e.seq);
+    if (!token || token.user !== e.user_id) continue; // no live token: the place cannot be used
+    if (e.status === 'active') {
+      if (!e.active_until || e.active_until <= now) continue;
+      active++;
+      lastAdmitted = Math.max(lastAdmitted, e.seq);
+      await add((p) => p.zadd(keys.active(c), e.active_until!, e.user_id));
+    } else {
+      waiting++;
+      await add((p) => p.zadd(keys.waiting(c), e.seq, e.user_id).hset(keys.seen(c), e.user_id, now));
+    }
+    await add((p) => p.hset(keys.queueTokens(c), e.user_id, `${token.jti}:${e.seq}`));
+  }
+  const admittedRow = await db.selectFrom('queue_entries').select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('concert_id', '=', c).where('admitted_at', 'is not', null).executeTakeFirst();
+  await add((p) => p.hset(keys.queueMeta(c), {
+    lastSeq: maxSeq, lastAdmitted, admittedTotal: Math.max(Number(admittedRow?.n ?? 0), state?.admitted_total ?? 0),
+    maxActive: state?.max_active ?? 1000, admitPerSecond: state?.admit_per_second ?? 100,
+    activeTtl: state?.active_ttl_seconds ?? 600, paused: state?.paused ?? 0, lastTick: 0, rate: 0, credit: 0,
+  }));
+  for (const k of [...qKeys, keys.queueMeta(c)]) await add((p) => p.pexpireat(k, expireAt));
+  await add((p) => p.del(keys.scheduleIds(c)));
+  if (schedules.length) await add((p) => p.sadd(keys.scheduleIds(c), ...schedules.map((s) => s.id)).pexpireat(keys.scheduleIds(c), expireAt));
+  // The concert hash goes last: its presence means the whole concert is loaded.
+  await add((p) => p.hset(keys.concert(c), {
+    id: c, title: concert.title, startsAt: concert.starts_at, endsAt: concert.ends_at,
+  }).pexpireat(keys.concert(c), expireAt));
+  await flush(true);
+  await ensureStreamGroup(redis, c);
+  return { concertId: c, seats: seatCount, holds: holdCount, waiting, active };
+}
+
+export async function ensureStreamGroup(redis: RedisClient, concertId: number): Promise<void> {
+  try {
+    await redis.xgroup('CREATE', keys.stream(concertId), WRITE_BEHIND_GROUP, '0', 'MKSTREAM');
+  } catch (err) {
+    if (!String((err as Error).message).includes('BUSYGROUP')) throw err;
+  }
+}

@@ -1,0 +1,106 @@
+import type { Config } from '../../config.ts';
+import { errors } from '../../errors.ts';
+import { ScriptCode, scriptError } from '../../redis/codes.ts';
+import type { RedisClient } from '../../redis/connection.ts';
+import { keys } from '../../redis/keys.ts';
+import { runScript } from '../../redis/scripts.ts';
+import type { AdmitOutcome, JoinOutcome, QueueConfig, QueueCounts, QueuePlace, QueueStore } from './types.ts';
+
+/** Loads a concert's queue counters and config into Redis when they are missing. */
+export type QueueLoader = (concertId: number) => Promise<void>;
+
+const MAX_SCAN_PER_TICK = 5000;
+
+export class RedisQueueStore implements QueueStore {
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly config: Config,
+    private readonly loadQueue: QueueLoader,
+  ) {}
+
+  private queueKeys(c: number): string[] {
+    return [keys.queueMeta(c), keys.waiting(c), keys.active(c), keys.seen(c), keys.queueTokens(c), keys.stream(c)];
+  }
+
+  async join(concertId: number, userId: number, jti: string, now: number): Promise<JoinOutcome> {
+    const call = () => runScript(this.redis, 'joinQueue', this.queueKeys(concertId), [userId, jti, now]);
+    let r = await call();
+    if (r[0] === ScriptCode.NoQueue) {
+      await this.loadQueue(concertId);
+      r = await call();
+    }
+    if (r[0] !== ScriptCode.Ok) throw scriptError(Number(r[0]));
+    return {
+      seq: Number(r[1]),
+      status: r[2] === 1 ? 'active' : 'waiting',
+      lastAdmitted: Number(r[3]),
+      activeUntil: Number(r[4]),
+      replacedJti: r[5] ? String(r[5]) : null,
+      observedRate: Number(r[6]) / 1000,
+      admitPerSecond: Number(r[7]),
+      fresh: r[8] === 1,
+    };
+  }
+
+  async poll(concertId: number, userId: number, jti: string, now: number): Promise<QueuePlace> {
+    const r = await runScript(this.redis, 'pollQueue', this.queueKeys(concertId),
+      [userId, jti, now, this.config.queueGraceSeconds * 1000]);
+    if (r[0] !== ScriptCode.Ok) throw scriptError(Number(r[0]));
+    return {
+      status: r[1] === 1 ? 'active' : 'waiting',
+      seq: Number(r[2]),
+      lastAdmitted: Number(r[3]),
+      activeUntil: Number(r[4]),
+      observedRate: Number(r[5]) / 1000,
+      admitPerSecond: Number(r[6]),
+    };
+  }
+
+  async leave(concertId: number, userId: number, jti: string, now: number, reason: 'leave' | 'done'): Promise<void> {
+    const r = await runScript(this.redis, 'leaveQueue', this.queueKeys(concertId), [userId, jti, now, reason]);
+    if (r[0] !== ScriptCode.Ok) throw scriptError(Number(r[0]));
+  }
+
+  async check(concertId: number, userId: number, jti: string, now: number) {
+    const r = await runScript(this.redis, 'checkQueueToken', [keys.queueTokens(concertId), keys.active(concertId)],
+      [userId, jti, now]);
+    if (r[0] === ScriptCode.UnknownToken) throw errors.unauthenticated('token revoked or unknown');
+    return { active: r[0] === ScriptCode.Ok, seq: Number(r[1]), activeUntil: Number(r[2]) };
+  }
+
+  async admitTick(concertId: number, now: number, tickId: number): Promise<AdmitOutcome | null> {
+    const call = () => runScript(this.redis, 'admitNext', this.queueKeys(concertId),
+      [now, tickId, this.config.queueGraceSeconds * 1000, this.config.admissionTickMs, MAX_SCAN_PER_TICK]);
+    let r = await call();
+    if (r[0] === ScriptCode.NoQueue) {
+      await this.loadQueue(concertId);
+      r = await call();
+    }
+    if (r[0] === ScriptCode.TickTaken || r[0] === ScriptCode.NoQueue) return null;
+    return { admitted: Number(r[1]), skipped: Number(r[2]), expired: Number(r[3]), active: Number(r[4]), waiting: Number(r[5]) };
+  }
+
+  async counts(concertId: number, now: number): Promise<QueueCounts> {
+    const [[, waiting], [, active], [, meta]] = (await this.redis.multi()
+      .zcard(keys.waiting(concertId))
+      .zcount(keys.active(concertId), `(${now}`, '+inf')
+      .hmget(keys.queueMeta(concertId), 'admittedTotal', 'lastSeq', 'lastAdmitted')
+      .exec()) as [[null, number], [null, number], [null, (string | null)[]]];
+    return {
+      waiting, active,
+      admittedTotal: Number(meta[0] ?? 0), lastSeq: Number(meta[1] ?? 0), lastAdmitted: Number(meta[2] ?? 0),
+    };
+  }
+
+  async applyConfig(concertId: number, cfg: QueueConfig): Promise<void> {
+    const meta = keys.queueMeta(concertId);
+    if (!(await this.redis.exists(meta))) {
+      await this.loadQueue(concertId);
+      return;
+    }
+    await this.redis.hset(meta, {
+      maxActive: cfg.maxActive, admitPerSecond: cfg.admitPerSecond,
+      activeTtl: cfg.activeTtlSeconds, paused: cfg.paused ? 1 : 0,
+    });
+  }
+}

@@ -1,0 +1,105 @@
+import { randomUUID } from 'node:crypto';
+import type { Config } from '../../config.ts';
+import { errors } from '../../errors.ts';
+import type { ModeController } from '../../resilience/mode.ts';
+import type { CatalogService } from '../catalog/catalog.service.ts';
+import type { Principal, TokenService } from '../tokens/tokens.service.ts';
+import type { QueuePlace, QueueStore } from './types.ts';
+
+export interface PlaceView {
+  status: 'waiting' | 'active';
+  concertId: number;
+  position: number;
+  ahead: number;
+  estimatedWaitSeconds: number;
+  pollAfterSeconds: number;
+  activeUntil: string | null;
+}
+
+export interface QueueStores { redis: QueueStore; sql: QueueStore }
+
+export class QueueService {
+  constructor(
+    private readonly stores: QueueStores,
+    private readonly mode: ModeController,
+    private readonly tokens: TokenService,
+    private readonly catalog: CatalogService,
+    private readonly config: Config,
+  ) {}
+
+  store(): QueueStore {
+    return this.mode.useRedis() ? this.stores.redis : this.stores.sql;
+  }
+
+  /** Position is O(1): my entry number minus the last admitted entry number. */
+  view(concertId: number, place: QueuePlace): PlaceView {
+    if (place.status === 'active') {
+      return {
+        status: 'active', concertId, position: 0, ahead: 0, estimatedWaitSeconds: 0,
+        pollAfterSeconds: 30, activeUntil: new Date(place.activeUntil).toISOString(),
+      };
+    }
+    const position = Math.max(1, place.seq - place.lastAdmitted);
+    const rate = place.observedRate > 0 ? place.observedRate : Math.max(place.admitPerSecond, 1);
+    const eta = Math.ceil(position / rate);
+    // Far from the front there is no news worth a request every second; the heartbeat grace
+    // bounds the interval so that a polling user never loses the place.
+    const ceiling = Math.max(1, Math.min(30, Math.floor(this.config.queueGraceSeconds / 3)));
+    const pollAfterSeconds = Math.min(ceiling, Math.max(1, Math.ceil(eta / 10)));
+    return {
+      status: 'waiting', concertId, position, ahead: position - 1, estimatedWaitSeconds: eta,
+      pollAfterSeconds, activeUntil: null,
+    };
+  }
+
+  async join(principal: Principal, concertId: number, now: number) {
+    const concert = await this.catalog.concert(concertId);
+    if (concert.endsAt <= now) throw errors.queueClosed('the concert is over');
+    const useRedis = this.mode.useRedis();
+    const store = this.store();
+    await this.assertLive(principal, now, useRedis);
+    if (principal.typ === 'queue' && principal.concertId !== concertId) {
+      // One ticket at a time: joining another concert gives up the place held in this one.
+      await store.leave(principal.concertId!, principal.userId, principal.jti, now, 'leave').catch(() => {});
+    }
+    const jti = randomUUID();
+    const outcome = await store.join(concertId, principal.userId, jti, now);
+    const { token, expiresAt } = this.tokens.signQueueToken(principal.userId, jti, concertId, outcome.seq, now);
+    const replaced = [principal.jti];
+    if (outcome.replacedJti && outcome.replacedJti !== principal.jti) replaced.push(outcome.replacedJti);
+    await this.tokens.recordQueueToken({ userId: principal.userId, jti, concertId, seq: outcome.seq, expiresAt }, replaced, now, useRedis);
+    return { created: outcome.fresh, token, expiresAt, place: this.view(concertId, outcome) };
+  }
+
+  async poll(principal: Principal, now: number): Promise<PlaceView> {
+    const concertId = this.queueConcert(principal);
+    const place = await this.store().poll(concertId, principal.userId, principal.jti, now);
+    return this.view(concertId, place);
+  }
+
+  async leave(principal: Principal, now: number): Promise<void> {
+    const concertId = this.queueConcert(principal);
+    await this.store().leave(concertId, principal.userId, principal.jti, now, 'leave');
+    await this.tokens.revoke([principal.jti], now);
+  }
+
+  /** Active-only endpoints: a queue token of this concert whose holder has been admitted. */
+  async requireActive(principal: Principal, concertId: number, now: number): Promise<{ activeUntil: number }> {
+    if (principal.typ !== 'queue') throw errors.notAdmitted('an admitted queue token is required');
+    if (principal.concertId !== concertId) throw errors.notAdmitted('this queue token belongs to another concert');
+    const r = await this.store().check(concertId, principal.userId, principal.jti, now);
+    if (!r.active) throw errors.notAdmitted();
+    return { activeUntil: r.activeUntil };
+  }
+
+  /** Any live token: user tokens by their record, queue tokens by their place. */
+  async assertLive(principal: Principal, now: number, useRedis = this.mode.useRedis()): Promise<void> {
+    if (principal.typ === 'user') return this.tokens.assertUserTokenLive(principal, now, useRedis);
+    await this.store().check(principal.concertId!, principal.userId, principal.jti, now);
+  }
+
+  private queueConcert(principal: Principal): number {
+    if (principal.typ !== 'queue') throw errors.unauthenticated('a queue token is required');
+    return principal.concertId!;
+  }
+}

@@ -1,0 +1,190 @@
+import type { Config } from '../../config.ts';
+import { errors } from '../../errors.ts';
+import { isPostgres, type Db } from '../../store/connect.ts';
+import type { Transaction } from 'kysely';
+import type { Database, QueueEntry } from '../../store/schema.ts';
+import type { AdmitOutcome, JoinOutcome, QueueConfig, QueueCounts, QueuePlace, QueueStore } from './types.ts';
+
+type Trx = Transaction<Database>;
+
+/**
+ * The waiting room in SQL alone, for when Redis is out. Same semantics as the Lua scripts:
+ * entry numbers from the per-concert counter row, admission under that row's lock (one actor
+ * per tick across instances), the live queue token in `tokens` as the place's key.
+ */
+export class SqlQueueStore implements QueueStore {
+  private readonly pg: boolean;
+  constructor(private readonly db: Db, private readonly config: Config) {
+    this.pg = isPostgres(db);
+  }
+
+  private async lockState(trx: Trx, concertId: number) {
+    let q = trx.selectFrom('queue_state').selectAll().where('concert_id', '=', concertId);
+    if (this.pg) q = q.forUpdate();
+    const row = await q.executeTakeFirst();
+    if (!row) throw errors.notFound('concert');
+    return row;
+  }
+
+  /** The place behind a token: the token must be live and its entry must exist. */
+  private async placeOf(db: Db | Trx, concertId: number, userId: number, jti: string, now: number) {
+    const token = await db.selectFrom('tokens').select(['seq', 'user_id'])
+      .where('jti', '=', jti).where('concert_id', '=', concertId).where('revoked_at', 'is', null).where('expires_at', '>', now)
+      .executeTakeFirst();
+    if (!token || token.user_id !== userId || token.seq === null) return null;
+    const entry = await db.selectFrom('queue_entries').selectAll()
+      .where('concert_id', '=', concertId).where('seq', '=', token.seq).executeTakeFirst();
+    return { seq: token.seq, entry: entry ?? null };
+  }
+
+  private isLive(entry: QueueEntry | null, now: number): boolean {
+    if (!entry) return false;
+    if (entry.status === 'active') return (entry.active_until ?? 0) > now;
+    return entry.status === 'waiting' && now - entry.last_seen_at <= this.config.queueGraceSeconds * 1000;
+  }
+
+  async join(concertId: number, userId: number, jti: string, now: number): Promise<JoinOutcome> {
+    return this.db.transaction().execute(async (trx) => {
+      const state = await this.lockState(trx, concertId);
+      const current = await trx.selectFrom('tokens as t')
+        .innerJoin('queue_entries as e', (j) => j.onRef('e.concert_id', '=', 't.concert_id').onRef('e.seq', '=', 't.seq'))
+        .selectAll('e').select('t.jti')
+        .where('t.typ', '=', 'queue').where('t.concert_id', '=', concertId).where('t.user_id', '=', userId)
+        .where('t.revoked_at', 'is', null).where('t.expires_at', '>', now)
+        .where('e.status', 'in', ['waiting', 'active'])
+        .orderBy('t.created_at', 'desc')
+        .executeTakeFirst();
+      const base = { lastAdmitted: state.last_admitted_seq, observedRate: 0, admitPerSecond: state.admit_per_second };
+      if (current && this.isLive(current, now)) {
+        if (current.status === 'waiting') {
+          await trx.updateTable('queue_entries').set({ last_seen_at: now, updated_at: now })
+            .where('concert_id', '=', concertId).where('seq', '=', current.seq).execute();
+        }
+        return {
+          ...base, seq: current.seq, status: current.status as 'waiting' | 'active',
+          activeUntil: current.status === 'active' ? current.active_until! : 0, replacedJti: current.jti, fresh: false,
+        };
+      }
+      if (state.paused) throw errors.queueClosed();
+      const seq = state.last_seq + 1;
+      await trx.updateTable('queue_state').set({ last_seq: seq }).where('concert_id', '=', concertId).execute();
+      await trx.insertInto('queue_entries').values({
+        concert_id: concertId, seq, user_id: userId, status: 'waiting', joined_at: now, admitted_at: null,
+        active_until: null, last_seen_at: now, updated_at: now,
+      }).execute();
+      return { ...base, seq, status: 'waiting' as const, activeUntil: 0, replacedJti: current?.jti ?? null, fresh: true };
+    });
+  }
+
+  async poll(concertId: number, userId: number, jti: string, now: number): Promise<QueuePlace> {
+    const place = await this.placeOf(this.db, concertId, userId, jti, now);
+    if (!place) throw errors.unauthenticated('token revoked or unknown');
+    const state = await this.db.selectFrom('queue_state').select(['last_admitted_seq', 'admit_per_second'])
+      .where('concert_id', '=', concertId).executeTakeFirstOrThrow();
+    const e = place.entry;
+    const base = { seq: place.seq, lastAdmitted: state.last_admitted_seq, observedRate: 0, admitPerSecond: state.admit_per_second };
+    if (e && e.status === 'active' && (e.active_until ?? 0) > now) return { ...base, status: 'active', activeUntil: e.active_until! };
+    if (e && this.isLive(e, now)) {
+      await this.db.updateTable('queue_entries').set({ last_seen_at: now, updated_at: now })
+        .where('concert_id', '=', concertId).where('seq', '=', e.seq).where('status', '=', 'waiting').execute();
+      return { ...base, status: 'waiting', activeUntil: 0 };
+    }
+    await this.endPlace(concertId, place.seq, jti, now, e?.status === 'waiting' ? 'expired' : null);
+    throw errors.unauthenticated('your place in the queue was lost (left, expired or not polled within the grace period)');
+  }
+
+  private async endPlace(concertId: number, seq: number, jti: string, now: number, status: 'expired' | 'left' | 'done' | null) {
+    await this.db.transaction().execute(async (trx) => {
+      if (status) {
+        await trx.updateTable('queue_entries').set({ status, updated_at: now })
+          .where('concert_id', '=', concertId).where('seq', '=', seq).where('status', 'in', ['waiting', 'active']).execute();
+      }
+      await trx.updateTable('tokens').set({ revoked_at: now }).where('jti', '=', jti).where('revoked_at', 'is', null).execute();
+    });
+  }
+
+  async leave(concertId: number, userId: number, jti: string, now: number, reason: 'leave' | 'done'): Promise<void> {
+    const place = await this.placeOf(this.db, concertId, userId, jti, now);
+    if (!place) throw errors.unauthenticated('token revoked or unknown');
+    await this.endPlace(concertId, place.seq, jti, now, reason === 'leave' ? 'left' : 'done');
+  }
+
+  async check(concertId: number, userId: number, jti: string, now: number) {
+    const place = await this.placeOf(this.db, concertId, userId, jti, now);
+    if (!place) throw errors.unauthenticated('token revoked or unknown');
+    const e = place.entry;
+    const active = !!e && e.status === 'active' && (e.active_until ?? 0) > now;
+    return { active, seq: place.seq, activeUntil: active ? e!.active_until! : 0 };
+  }
+
+  async admitTick(concertId: number, now: number, tickId: number): Promise<AdmitOutcome | null> {
+    return this.db.transaction().execute(async (trx) => {
+      const state = await this.lockState(trx, concertId);
+      if (state.last_tick >= tickId) return null;
+      await trx.updateTable('queue_state').set({ last_tick: tickId }).where('concert_id', '=', concertId).execute();
+      const expired = await trx.updateTable('queue_entries').set({ status: 'expired', updated_at: now })
+        .where('concert_id', '=', concertId).where('status', '=', 'active').where('active_until', '<=', now)
+        .executeTakeFirst();
+      const activeCount = await this.count(trx, concertId, 'active');
+      let waitingCount = await this.count(trx, concertId, 'waiting');
+      if (state.paused) {
+        return { admitted: 0, skipped: 0, expired: Number(expired.numUpdatedRows), active: activeCount, waiting: waitingCount };
+      }
+      const perTick = Math.max(1, Math.floor(state.admit_per_second * this.config.admissionTickMs / 1000));
+      const budget = Math.min(perTick, state.max_active - activeCount);
+      let admitted = 0;
+      let skipped = 0;
+      let lastAdmitted = state.last_admitted_seq;
+      const graceMs = this.config.queueGraceSeconds * 1000;
+      while (admitted < budget) {
+        const batch = await trx.selectFrom('queue_entries').select(['seq', 'last_seen_at'])
+          .where('concert_id', '=', concertId).where('status', '=', 'waiting')
+          .orderBy('seq').limit(budget - admitted).execute();
+        if (batch.length === 0) break;
+        const admit: number[] = [];
+        const lapse: number[] = [];
+        for (const e of batch) {
+          (now - e.last_seen_at <= graceMs ? admit : lapse).push(e.seq);
+          lastAdmitted = Math.max(lastAdmitted, e.seq);
+        }
+        if (admit.length) {
+          await trx.updateTable('queue_entries')
+            .set({ status: 'active', admitted_at: now, active_until: now + state.active_ttl_seconds * 1000, updated_at: now })
+            .where('concert_id', '=', concertId).where('seq', 'in', admit).execute();
+        }
+        if (lapse.length) {
+          await trx.updateTable('queue_entries').set({ status: 'expired', updated_at: now })
+            .where('concert_id', '=', concertId).where('seq', 'in', lapse).execute();
+        }
+        admitted += admit.length;
+        skipped += lapse.length;
+        waitingCount -= batch.length;
+      }
+      await trx.updateTable('queue_state')
+        .set({ last_admitted_seq: lastAdmitted, admitted_total: state.admitted_total + admitted })
+        .where('concert_id', '=', concertId).execute();
+      return { admitted, skipped, expired: Number(expired.numUpdatedRows), active: activeCount + admitted, waiting: waitingCount };
+    });
+  }
+
+  private async count(db: Db | Trx, concertId: number, status: 'waiting' | 'active'): Promise<number> {
+    const r = await db.selectFrom('queue_entries').select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('concert_id', '=', concertId).where('status', '=', status).executeTakeFirst();
+    return Number(r?.n ?? 0);
+  }
+
+  async counts(concertId: number, now: number): Promise<QueueCounts> {
+    const state = await this.db.selectFrom('queue_state').selectAll().where('concert_id', '=', concertId).executeTakeFirst();
+    if (!state) throw errors.notFound('concert');
+    const active = await this.db.selectFrom('queue_entries').select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('concert_id', '=', concertId).where('status', '=', 'active').where('active_until', '>', now).executeTakeFirst();
+    return {
+      waiting: await this.count(this.db, concertId, 'waiting'), active: Number(active?.n ?? 0),
+      admittedTotal: state.admitted_total, lastSeq: state.last_seq, lastAdmitted: state.last_admitted_seq,
+    };
+  }
+
+  async applyConfig(_concertId: number, _config: QueueConfig): Promise<void> {
+    // SQL is where the admin service already wrote the config.
+  }
+}

@@ -1,0 +1,57 @@
+export type QueueStatus = 'waiting' | 'active';
+
+export interface QueueConfig {
+  maxActive: number;
+  admitPerSecond: number;
+  activeTtlSeconds: number;
+  paused: boolean;
+}
+
+/** A user's place as the store sees it; positions and estimates are derived by the service. */
+export interface QueuePlace {
+  seq: number;
+  status: QueueStatus;
+  lastAdmitted: number;
+  activeUntil: number;
+  /** Observed admissions per second (0 when none observed yet). */
+  observedRate: number;
+  admitPerSecond: number;
+}
+
+export interface JoinOutcome extends QueuePlace {
+  /** jti of the queue token this join replaced, when the user already had a place. */
+  replacedJti: string | null;
+  fresh: boolean;
+}
+
+export interface AdmitOutcome {
+  admitted: number;
+  skipped: number;
+  expired: number;
+  active: number;
+  waiting: number;
+}
+
+export interface QueueCounts {
+  waiting: number;
+  active: number;
+  admittedTotal: number;
+  lastSeq: number;
+  lastAdmitted: number;
+}
+
+/**
+ * The waiting room's state. Redis mode and SQL mode are two implementations with the same
+ * semantics; the service picks one per request from the current mode.
+ */
+export interface QueueStore {
+  join(concertId: number, userId: number, jti: string, now: number): Promise<JoinOutcome>;
+  poll(concertId: number, userId: number, jti: string, now: number): Promise<QueuePlace>;
+  leave(concertId: number, userId: number, jti: string, now: number, reason: 'leave' | 'done'): Promise<void>;
+  /** Throws UNAUTHENTICATED for an unknown token; reports whether the holder is admitted. */
+  check(concertId: number, userId: number, jti: string, now: number): Promise<{ active: boolean; seq: number; activeUntil: number }>;
+  /** One admission step; null when another instance already took this tick. */
+  admitTick(concertId: number, now: number, tickId: number): Promise<AdmitOutcome | null>;
+  counts(concertId: number, now: number): Promise<QueueCounts>;
+  applyConfig(concertId: number, config: QueueConfig): Promise<void>;
+}

@@ -1,0 +1,28 @@
+import type { Db } from '../../store/connect.ts';
+import type { TokenType } from '../../store/schema.ts';
+
+export async function ensureUser(db: Db, userId: number, now: number): Promise<void> {
+  await db.insertInto('users').values({ id: userId, balance: 0, created_at: now })
+    .onConflict((oc) => oc.column('id').doNothing()).execute();
+}
+
+export async function insertToken(db: Db, t: {
+  jti: string; userId: number; typ: TokenType; concertId?: number; seq?: number; expiresAt: number; now: number;
+}): Promise<void> {
+  await db.insertInto('tokens').values({
+    jti: t.jti, user_id: t.userId, typ: t.typ, concert_id: t.concertId ?? null, seq: t.seq ?? null,
+    expires_at: t.expiresAt, revoked_at: null, created_at: t.now,
+  }).execute();
+}
+
+export async function revokeTokens(db: Db, jtis: string[], now: number): Promise<void> {
+  if (jtis.length === 0) return;
+  await db.updateTable('tokens').set({ revoked_at: now }).where('jti', 'in', jtis).where('revoked_at', 'is', null).execute();
+}
+
+export async function isTokenLive(db: Db, jti: string, now: number): Promise<boolean> {
+  const row = await db.selectFrom('tokens').select('jti')
+    .where('jti', '=', jti).where('revoked_at', 'is', null).where('expires_at', '>', now)
+    .executeTakeFirst();
+  return row !== undefined;
+}

@@ -1,0 +1,67 @@
+import { Cluster, Redis } from 'ioredis';
+import type { Config } from '../config.ts';
+import { registerScripts } from './scripts.ts';
+
+export type RedisClient = Redis | Cluster;
+
+export interface RedisConnectOptions {
+  /** Per-command socket inactivity limit; a frozen master must fail fast, not swallow writes. */
+  timeoutMs: number;
+  /** Give up on a command after this many reconnect attempts (the breaker decides what next). */
+  maxRetriesPerRequest?: number;
+  lazyConnect?: boolean;
+}
+
+/**
+ * One client for the whole process. Options follow what was measured on Bun: a fast
+ * reconnect, `socketTimeout` so a frozen server is detected, and in Sentinel mode the
+ * failover detector so the client moves to a new master as soon as it is elected.
+ */
+export function createRedis(cfg: Config['redis'], opts: RedisConnectOptions): RedisClient {
+  const common = {
+    retryStrategy: (attempt: number) => Math.min(50 * attempt, 500),
+    maxRetriesPerRequest: opts.maxRetriesPerRequest ?? 2,
+    socketTimeout: opts.timeoutMs,
+    connectTimeout: Math.max(opts.timeoutMs, 1000),
+    enableOfflineQueue: true,
+    lazyConnect: opts.lazyConnect ?? false,
+  };
+  let client: RedisClient;
+  if (cfg.mode === 'cluster') {
+    client = new Cluster(cfg.nodes, {
+      redisOptions: common,
+      clusterRetryStrategy: (attempt: number) => Math.min(100 * attempt, 1000),
+      enableOfflineQueue: true,
+      lazyConnect: opts.lazyConnect ?? false,
+    });
+  } else if (cfg.mode === 'sentinel') {
+    client = new Redis({
+      ...common,
+      sentinels: cfg.sentinels,
+      name: cfg.masterName,
+      sentinelRetryStrategy: () => 100,
+      failoverDetector: true,
+    });
+  } else {
+    client = new Redis(cfg.url, common);
+  }
+  // Errors surface on the commands; the connection-level event would otherwise crash the process.
+  client.on('error', () => {});
+  registerScripts(client);
+  return client;
+}
+
+/** Role and master address, for /admin/status. */
+export async function describeRedis(client: RedisClient): Promise<{ role: string; master: string | null }> {
+  if (client instanceof Cluster) {
+    const masters = client.nodes('master').map((n) => `${n.options.host}:${n.options.port}`);
+    return { role: 'cluster', master: masters.join(',') || null };
+  }
+  const info = await client.info('replication');
+  const role = /role:(\w+)/.exec(info)?.[1] ?? 'unknown';
+  const stream = client.stream as { remoteAddress?: string; remotePort?: number } | undefined;
+  const master = role === 'master'
+    ? (stream?.remoteAddress ? `${stream.remoteAddress}:${stream.remotePort}` : null)
+    : `${/master_host:(\S+)/.exec(info)?.[1]}:${/master_port:(\d+)/.exec(info)?.[1]}`;
+  return { role, master };
+}

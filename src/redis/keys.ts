@@ -1,0 +1,41 @@
+/**
+ * Every Redis key the service uses. All keys of one concert share the hash tag `{c:<id>}` so
+ * each script touches a single slot and the same code runs on Redis Cluster.
+ * docs/redis-keys.md describes each key's type, lifetime and owner.
+ */
+const tag = (concertId: number) => `{c:${concertId}}`;
+
+export const keys = {
+  // catalog (cache of SQL)
+  concertList: 'catalog:concerts',
+  concert: (c: number) => `${tag(c)}:concert`,
+  scheduleIds: (c: number) => `${tag(c)}:schedules`,
+  schedule: (c: number, s: number) => `${tag(c)}:sched:${s}`,
+  seats: (c: number, s: number) => `${tag(c)}:seats:${s}`,
+  sold: (c: number, s: number) => `${tag(c)}:sold:${s}`,
+
+  // holds
+  holds: (c: number, s: number) => `${tag(c)}:holds:${s}`,
+  hold: (c: number, s: number, seat: number) => `${tag(c)}:hold:${s}:${seat}`,
+  userHolds: (c: number, u: number) => `${tag(c)}:uholds:${u}`,
+  reservation: (c: number, rid: string) => `${tag(c)}:res:${rid}`,
+
+  // waiting room
+  queueMeta: (c: number) => `${tag(c)}:q:meta`,
+  waiting: (c: number) => `${tag(c)}:q:wait`,
+  active: (c: number) => `${tag(c)}:q:active`,
+  seen: (c: number) => `${tag(c)}:q:seen`,
+  queueTokens: (c: number) => `${tag(c)}:q:tok`,
+
+  // write-behind
+  stream: (c: number) => `${tag(c)}:wb`,
+
+  // user tokens share one tag so the overflow count and the token are written together
+  userToken: (jti: string) => `{tok}:${jti}`,
+  liveUserTokens: '{tok}:live',
+
+  rebuildLock: 'lock:rebuild',
+  rebuildEpoch: 'rebuild:epoch',
+} as const;
+
+export const WRITE_BEHIND_GROUP = 'sql';

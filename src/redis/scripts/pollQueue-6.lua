@@ -1,0 +1,44 @@
+--[[
+  A waiting or active user's poll: checks the queue token, refreshes the heartbeat and returns
+  what the position needs. The whole poll path is this one call.
+
+  KEYS[1] queue meta hash   KEYS[2] waiting zset   KEYS[3] active zset   KEYS[4] seen hash
+  KEYS[5] queue token hash  KEYS[6] write-behind stream
+  ARGV[1] userId   ARGV[2] jti   ARGV[3] now (ms)   ARGV[4] grace (ms)
+
+  Returns {code, status (0 waiting | 1 active), seq, lastAdmitted, activeUntil, rate x1000, admitPerSecond}
+  Codes: 0 ok, 1 unknown or replaced token, 3 place lost (left, expired, or heartbeat lapsed)
+]]
+local rcall = redis.call
+local metaKey, waitKey, activeKey, seenKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local tokenKey, streamKey = KEYS[5], KEYS[6]
+local user, jti, now, grace = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+
+local token = rcall('HGET', tokenKey, user)
+if not token then return {1} end
+local sep = string.find(token, ':', 1, true)
+if string.sub(token, 1, sep - 1) ~= jti then return {1} end
+local seq = tonumber(string.sub(token, sep + 1))
+
+local meta = rcall('HMGET', metaKey, 'lastAdmitted', 'rate', 'admitPerSecond')
+local lastAdmitted = tonumber(meta[1]) or 0
+local rate = tonumber(meta[2]) or 0
+local admitPerSecond = tonumber(meta[3]) or 0
+
+local activeUntil = tonumber(rcall('ZSCORE', activeKey, user))
+if activeUntil and activeUntil > now then
+  return {0, 1, seq, lastAdmitted, activeUntil, rate, admitPerSecond}
+end
+
+if rcall('ZSCORE', waitKey, user) then
+  local seen = tonumber(rcall('HGET', seenKey, user))
+  if seen and now - seen <= grace then
+    rcall('HSET', seenKey, user, now)
+    return {0, 0, seq, lastAdmitted, 0, rate, admitPerSecond}
+  end
+  rcall('ZREM', waitKey, user)
+  rcall('HDEL', seenKey, user)
+  rcall('XADD', streamKey, '*', 'e', 'lapse', 'u', user, 's', seq, 't', now)
+end
+rcall('HDEL', tokenKey, user)
+return {3}

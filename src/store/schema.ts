@@ -1,0 +1,150 @@
+import type { Generated, Insertable, Selectable, Updateable } from 'kysely';
+
+/** Times are epoch milliseconds; money is whole won. */
+export interface UsersTable {
+  id: number;
+  balance: number;
+  created_at: number;
+}
+
+export interface LedgerTable {
+  id: Generated<number>;
+  user_id: number;
+  /** Signed: charges are positive, payments negative. */
+  amount: number;
+  kind: 'charge' | 'payment';
+  ref: string;
+  created_at: number;
+}
+
+export interface ConcertsTable {
+  id: Generated<number>;
+  title: string;
+  starts_at: number;
+  ends_at: number;
+  created_at: number;
+}
+
+export interface SchedulesTable {
+  id: Generated<number>;
+  concert_id: number;
+  date: number;
+  capacity: number;
+  price: number;
+}
+
+export type SeatStatus = 'available' | 'held' | 'sold';
+
+export interface SeatsTable {
+  schedule_id: number;
+  seat_number: number;
+  concert_id: number;
+  price: number;
+  status: SeatStatus;
+  hold_reservation_id: string | null;
+  hold_user_id: number | null;
+  hold_expires_at: number | null;
+}
+
+export type ReservationStatus = 'held' | 'paid' | 'expired' | 'released';
+
+export interface ReservationsTable {
+  id: string;
+  user_id: number;
+  concert_id: number;
+  schedule_id: number;
+  seat_number: number;
+  price: number;
+  status: ReservationStatus;
+  expires_at: number;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface PaymentsTable {
+  id: string;
+  reservation_id: string;
+  user_id: number;
+  concert_id: number;
+  schedule_id: number;
+  seat_number: number;
+  amount: number;
+  created_at: number;
+}
+
+export type TokenType = 'user' | 'queue';
+
+export interface TokensTable {
+  jti: string;
+  user_id: number;
+  typ: TokenType;
+  concert_id: number | null;
+  seq: number | null;
+  expires_at: number;
+  revoked_at: number | null;
+  created_at: number;
+}
+
+export type QueueEntryStatus = 'waiting' | 'active' | 'left' | 'expired' | 'done';
+
+export interface QueueEntriesTable {
+  concert_id: number;
+  seq: number;
+  user_id: number;
+  status: QueueEntryStatus;
+  joined_at: number;
+  admitted_at: number | null;
+  active_until: number | null;
+  last_seen_at: number;
+  updated_at: number;
+}
+
+/** One row per concert: the queue's counters and configuration. */
+export interface QueueStateTable {
+  concert_id: number;
+  last_seq: number;
+  last_admitted_seq: number;
+  admitted_total: number;
+  max_active: number;
+  admit_per_second: number;
+  active_ttl_seconds: number;
+  paused: number;
+  last_tick: number;
+}
+
+export interface IdempotencyKeysTable {
+  user_id: number;
+  scope: string;
+  key: string;
+  request_hash: string;
+  status_code: number;
+  response_body: string;
+  created_at: number;
+}
+
+export interface Database {
+  users: UsersTable;
+  ledger: LedgerTable;
+  concerts: ConcertsTable;
+  schedules: SchedulesTable;
+  seats: SeatsTable;
+  reservations: ReservationsTable;
+  payments: PaymentsTable;
+  tokens: TokensTable;
+  queue_entries: QueueEntriesTable;
+  queue_state: QueueStateTable;
+  idempotency_keys: IdempotencyKeysTable;
+}
+
+export type User = Selectable<UsersTable>;
+export type Concert = Selectable<ConcertsTable>;
+export type NewConcert = Insertable<ConcertsTable>;
+export type Schedule = Selectable<SchedulesTable>;
+export type Seat = Selectable<SeatsTable>;
+export type Reservation = Selectable<ReservationsTable>;
+export type NewReservation = Insertable<ReservationsTable>;
+export type Payment = Selectable<PaymentsTable>;
+export type TokenRow = Selectable<TokensTable>;
+export type QueueEntry = Selectable<QueueEntriesTable>;
+export type QueueState = Selectable<QueueStateTable>;
+export type QueueStateUpdate = Updateable<QueueStateTable>;
