@@ -176,7 +176,7 @@ async function up(withApp: boolean): Promise<number> {
       console.error(readFileSync(APP_LOG, 'utf8').trimEnd().split('\n').slice(-10).join('\n'));
     }
   }
-  console.log(withApp ? 'The app runs with; to start another instance by hand:' : 'Start the service against it:');
+  console.log(withApp ? 'Start another instance by hand with:' : 'Start the service against it:');
   console.log(`  REDIS_SENTINELS=${sentinels} REDIS_MASTER_NAME=${config.masterName} npm start`);
   console.log('Status: npx bun sentinel/stack.ts status    Stop: npm run stack:down');
   return 0;

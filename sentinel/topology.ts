@@ -357,7 +357,7 @@ class RedisProcess implements RedisProc {
     return tailOf(this.logFile, lines);
   }
 
-  /** Spawns the process and resolves once it answers PING; otherwise kills it and throws. */
+  /** Spawns the process and resolves once it answers on its port; otherwise kills it and throws. */
   async launch(): Promise<this> {
     mkdirSync(this.dir, { recursive: true });
     // stdout/stderr go to the log file: redis writes config errors there before any logfile opens.
@@ -399,7 +399,10 @@ class RedisProcess implements RedisProc {
         throw new Error(`redis-server on port ${this.port} ${why}\n--- ${this.logFile} ---\n${tail}`);
       }
       try {
-        if ((await sendCommand(this.port, ['PING'], 300)) === 'PONG') return this;
+        // Compare pids: another server already on this port would answer too, while ours is
+        // about to exit with "Address already in use".
+        const info = parseInfo(await sendCommand(this.port, ['INFO', 'server'], 300));
+        if (Number(info.process_id) === child.pid) return this;
       } catch {
         // not listening yet
       }
