@@ -2,6 +2,8 @@ import { hostname } from 'node:os';
 import type { Config } from './config.ts';
 import { AdmissionTicker } from './jobs/admission-ticker.ts';
 import { rebuildRedis } from './jobs/rebuild.ts';
+import { ModeCoordinator } from './resilience/coordinator.ts';
+import { syncSoldSeats } from './modules/catalog/load-concert.ts';
 import { WriteBehindWorker } from './jobs/write-behind.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
@@ -30,6 +32,7 @@ export interface AppContext {
   admin: AdminService;
   writeBehind: WriteBehindWorker;
   ticker: AdmissionTicker;
+  coordinator: ModeCoordinator;
   liveConcerts: (now: number) => Promise<number[]>;
   /** Starts the background jobs (admission ticker, write-behind worker). */
   startJobs(): void;
@@ -73,13 +76,34 @@ export function createContext(config: Config, deps: { db: Db; redis: RedisClient
 
   const writeBehind = new WriteBehindWorker(db, redis, log, metrics, {
     consumer: instanceId, concerts: liveConcerts, claimIdleMs: opts.writeBehindClaimIdleMs,
+    // Outside Redis mode the streams are drained once, by the rebuild, before Redis is reloaded.
+    active: () => mode.useRedis(),
   });
   const ticker = new AdmissionTicker(queue, log, metrics, { tickMs: config.admissionTickMs, concerts: liveConcerts });
 
+  const rebuild = async () => {
+    // Another rebuild (an instance that was taken over) may still hold the lock: wait for it.
+    for (let attempt = 0; attempt < 100; attempt++) {
+      const report = await rebuildRedis(db, redis, log, await catalog.liveConcertIds(clock()), clock());
+      if (report) return report;
+      await Bun.sleep(300);
+    }
+    throw new Error('the rebuild lock stayed busy');
+  };
+  const coordinator = new ModeCoordinator(db, redis, mode, log, {
+    instanceId,
+    probeTimeoutMs: Math.min(config.redisTimeoutMs, 500),
+    drain: () => writeBehind.drainOnce(),
+    rebuild,
+    catchUp: async () => {
+      for (const id of await catalog.liveConcertIds(clock())) await syncSoldSeats(db, redis, id);
+    },
+  });
+
   const admin = new AdminService({
     db, redis, log, metrics, mode, queue, writeBehind, liveConcerts,
-    breakerState: () => 'closed',
-    rebuild: async () => rebuildRedis(db, redis, log, await catalog.liveConcertIds(clock()), clock()),
+    breakerState: () => coordinator.breakerState(),
+    rebuild: () => coordinator.rebuildNow(),
   });
 
   mode.on('change', ({ from, to, reason }) => {
@@ -88,12 +112,14 @@ export function createContext(config: Config, deps: { db: Db; redis: RedisClient
   });
 
   return {
-    config, db, redis, log, metrics, mode, clock, instanceId, tokens, catalog, queue, admin, writeBehind, ticker, liveConcerts,
+    config, db, redis, log, metrics, mode, clock, instanceId, tokens, catalog, queue, admin, writeBehind, ticker, coordinator, liveConcerts,
     startJobs() {
+      coordinator.start();
       ticker.start();
       writeBehind.start();
     },
     stopJobs() {
+      coordinator.stop();
       ticker.stop();
       writeBehind.stop();
     },

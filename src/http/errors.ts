@@ -2,20 +2,16 @@ import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { AppError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import { isRedisFailure, isSqlFailure } from '../resilience/failures.ts';
 import type { AppEnv } from './env.ts';
 
 export function errorBody(code: string, message: string, details?: unknown) {
   return details === undefined ? { error: { code, message } } : { error: { code, message, details } };
 }
 
-/** Is this a Redis or SQL connection failure rather than a bug? */
+/** Is this a Redis or SQL outage rather than a bug? */
 export function isBackendUnavailable(err: unknown): boolean {
-  const e = err as { name?: string; code?: string; message?: string };
-  const msg = e?.message ?? '';
-  return e?.name === 'BrokenCircuitError' || e?.name === 'TaskCancelledError' || e?.name === 'MaxRetriesPerRequestError' ||
-    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', '57P01', '57P03', '08006', '08001', 'SQLITE_BUSY'].includes(e?.code ?? '') ||
-    /Connection is closed|Stream isn't writeable|connect ECONNREFUSED|Command timed out|Socket timeout|READONLY|NOREPLICAS|LOADING|CLUSTERDOWN|MASTERDOWN|TRYAGAIN|database is locked|Connection terminated/i
-      .test(msg);
+  return isRedisFailure(err) || isSqlFailure(err);
 }
 
 /** The one place where errors become HTTP answers. Unknown errors leak nothing. */

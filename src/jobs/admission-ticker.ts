@@ -34,6 +34,7 @@ export class AdmissionTicker {
 
   async tickOnce(now = Date.now()): Promise<void> {
     const tickId = Math.floor(now / this.opts.tickMs);
+    if (!this.queue.writable()) return;
     const store = this.queue.store();
     for (const concertId of await this.opts.concerts(now)) {
       const out = await store.admitTick(concertId, now, tickId);

@@ -13,6 +13,8 @@ export interface WriteBehindOptions {
   /** A pending entry idle this long belongs to a dead consumer and is claimed. */
   claimIdleMs?: number;
   concerts: (now: number) => Promise<number[]>;
+  /** The background loop runs only while this says so. */
+  active?: () => boolean;
 }
 
 type Entry = [id: string, fields: string[]];
@@ -48,7 +50,7 @@ export class WriteBehindWorker {
       if (!this.running) return;
       let applied = 0;
       try {
-        applied = await this.drainOnce();
+        if (this.opts.active?.() ?? true) applied = await this.drainOnce();
       } catch (err) {
         this.log.warn('write-behind pass failed', { err });
       }
@@ -66,33 +68,35 @@ export class WriteBehindWorker {
   async drainOnce(now = Date.now()): Promise<number> {
     let total = 0;
     for (const concertId of await this.opts.concerts(now)) {
-      if (!this.grouped.has(concertId)) {
-        await ensureStreamGroup(this.redis, concertId);
-        this.grouped.add(concertId);
-      }
-      total += await this.reclaim(concertId);
-      for (;;) {
-        const n = await this.readNew(concertId);
-        total += n;
-        if (n < this.batchSize) break;
+      try {
+        total += await this.drainConcert(concertId);
+      } catch (err) {
+        // A Redis that restarted empty has neither the stream nor the group: recreate and go on.
+        if (!String((err as Error).message).includes('NOGROUP')) throw err;
+        this.grouped.delete(concertId);
+        total += await this.drainConcert(concertId);
       }
     }
     return total;
   }
 
+  private async drainConcert(concertId: number): Promise<number> {
+    if (!this.grouped.has(concertId)) {
+      await ensureStreamGroup(this.redis, concertId);
+      this.grouped.add(concertId);
+    }
+    let total = await this.reclaim(concertId);
+    for (;;) {
+      const n = await this.readNew(concertId);
+      total += n;
+      if (n < this.batchSize) return total;
+    }
+  }
+
   private async readNew(concertId: number): Promise<number> {
     const stream = keys.stream(concertId);
-    let reply: [string, Entry[]][] | null;
-    try {
-      reply = (await this.redis.xreadgroup('GROUP', WRITE_BEHIND_GROUP, this.opts.consumer, 'COUNT', this.batchSize,
-        'STREAMS', stream, '>')) as [string, Entry[]][] | null;
-    } catch (err) {
-      if (String((err as Error).message).includes('NOGROUP')) {
-        this.grouped.delete(concertId);
-        return 0;
-      }
-      throw err;
-    }
+    const reply = (await this.redis.xreadgroup('GROUP', WRITE_BEHIND_GROUP, this.opts.consumer, 'COUNT', this.batchSize,
+      'STREAMS', stream, '>')) as [string, Entry[]][] | null;
     const entries = reply?.[0]?.[1] ?? [];
     return this.commit(concertId, entries);
   }

@@ -22,6 +22,8 @@ export function createRedis(cfg: Config['redis'], opts: RedisConnectOptions): Re
     retryStrategy: (attempt: number) => Math.min(50 * attempt, 500),
     maxRetriesPerRequest: opts.maxRetriesPerRequest ?? 2,
     socketTimeout: opts.timeoutMs,
+    // Bounds every command, so no request waits on Redis longer than this.
+    commandTimeout: opts.timeoutMs,
     connectTimeout: Math.max(opts.timeoutMs, 1000),
     enableOfflineQueue: true,
     lazyConnect: opts.lazyConnect ?? false,

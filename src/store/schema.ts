@@ -122,6 +122,15 @@ export interface IdempotencyKeysTable {
   created_at: number;
 }
 
+export interface ServiceModeTable {
+  id: number;
+  mode: 'redis' | 'sql' | 'rebuilding';
+  epoch: number;
+  owner: string | null;
+  reason: string | null;
+  updated_at: number;
+}
+
 export interface Database {
   users: UsersTable;
   ledger: LedgerTable;
@@ -134,6 +143,7 @@ export interface Database {
   queue_entries: QueueEntriesTable;
   queue_state: QueueStateTable;
   idempotency_keys: IdempotencyKeysTable;
+  service_mode: ServiceModeTable;
 }
 
 export type User = Selectable<UsersTable>;

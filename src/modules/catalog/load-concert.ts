@@ -138,3 +138,13 @@ export async function ensureStreamGroup(redis: RedisClient, concertId: number): 
     if (!String((err as Error).message).includes('BUSYGROUP')) throw err;
   }
 }
+
+/** Sold is final, so adding SQL's sold seats to Redis is always safe, even while Redis serves. */
+export async function syncSoldSeats(db: Db, redis: RedisClient, concertId: number): Promise<number> {
+  const rows = await db.selectFrom('payments').select(['schedule_id', 'seat_number']).where('concert_id', '=', concertId).execute();
+  if (rows.length === 0) return 0;
+  const p = redis.pipeline();
+  for (const r of rows) p.sadd(keys.sold(concertId, r.schedule_id), r.seat_number);
+  await p.exec();
+  return rows.length;
+}

@@ -31,6 +31,19 @@ export class QueueService {
     return this.mode.useRedis() ? this.stores.redis : this.stores.sql;
   }
 
+  /**
+   * While Redis is being rebuilt from SQL, changes to Redis-owned state (places, admissions,
+   * holds) wait: a change made in SQL after its concert was reloaded would be missing from
+   * Redis. Reads and money keep flowing from SQL; the pause lasts as long as the rebuild.
+   */
+  writable(): boolean {
+    return this.mode.current !== 'rebuilding';
+  }
+
+  assertWritable(): void {
+    if (!this.writable()) throw errors.unavailable('the cache is being rebuilt; retry in a moment', 1);
+  }
+
   /** Position is O(1): my entry number minus the last admitted entry number. */
   view(concertId: number, place: QueuePlace): PlaceView {
     if (place.status === 'active') {
@@ -55,6 +68,7 @@ export class QueueService {
   async join(principal: Principal, concertId: number, now: number) {
     const concert = await this.catalog.concert(concertId);
     if (concert.endsAt <= now) throw errors.queueClosed('the concert is over');
+    this.assertWritable();
     const useRedis = this.mode.useRedis();
     const store = this.store();
     await this.assertLive(principal, now, useRedis);
@@ -79,6 +93,7 @@ export class QueueService {
 
   async leave(principal: Principal, now: number): Promise<void> {
     const concertId = this.queueConcert(principal);
+    this.assertWritable();
     await this.store().leave(concertId, principal.userId, principal.jti, now, 'leave');
     await this.tokens.revoke([principal.jti], now);
   }

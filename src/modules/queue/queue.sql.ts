@@ -28,12 +28,22 @@ export class SqlQueueStore implements QueueStore {
 
   /** The place behind a token: the token must be live and its entry must exist. */
   private async placeOf(db: Db | Trx, concertId: number, userId: number, jti: string, now: number) {
-    const token = await db.selectFrom('tokens').select(['seq', 'user_id'])
+    const token = await db.selectFrom('tokens').select(['seq', 'user_id', 'created_at'])
       .where('jti', '=', jti).where('concert_id', '=', concertId).where('revoked_at', 'is', null).where('expires_at', '>', now)
       .executeTakeFirst();
     if (!token || token.user_id !== userId || token.seq === null) return null;
-    const entry = await db.selectFrom('queue_entries').selectAll()
-      .where('concert_id', '=', concertId).where('seq', '=', token.seq).executeTakeFirst();
+    const find = () => db.selectFrom('queue_entries').selectAll()
+      .where('concert_id', '=', concertId).where('seq', '=', token.seq!).executeTakeFirst();
+    let entry = await find();
+    if (!entry) {
+      // Joined in Redis mode, and Redis went away before the write-behind stream delivered the
+      // entry: the written-through token still proves the place.
+      await db.insertInto('queue_entries').values({
+        concert_id: concertId, seq: token.seq, user_id: userId, status: 'waiting', joined_at: token.created_at,
+        admitted_at: null, active_until: null, last_seen_at: now, updated_at: now,
+      }).onConflict((oc) => oc.columns(['concert_id', 'seq']).doNothing()).execute();
+      entry = await find();
+    }
     return { seq: token.seq, entry: entry ?? null };
   }
 
@@ -66,7 +76,11 @@ export class SqlQueueStore implements QueueStore {
         };
       }
       if (state.paused) throw errors.queueClosed();
-      const seq = state.last_seq + 1;
+      // Entry numbers given out by Redis are written through with their tokens, even when the
+      // stream that carries the entries lagged: never hand one out twice.
+      const issued = await trx.selectFrom('tokens').select((eb) => eb.fn.max<number | null>('seq').as('m'))
+        .where('concert_id', '=', concertId).executeTakeFirst();
+      const seq = Math.max(state.last_seq, Number(issued?.m ?? 0)) + 1;
       await trx.updateTable('queue_state').set({ last_seq: seq }).where('concert_id', '=', concertId).execute();
       await trx.insertInto('queue_entries').values({
         concert_id: concertId, seq, user_id: userId, status: 'waiting', joined_at: now, admitted_at: null,

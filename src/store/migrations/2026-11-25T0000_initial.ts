@@ -92,6 +92,9 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('created_at', 'bigint', (c) => c.notNull())
     .execute();
   await db.schema.createIndex('tokens_user').on('tokens').columns(['user_id', 'typ']).execute();
+  // Queue tokens are written through with their entry number: SQL mode numbers new entries
+  // after the highest one any token carries, even if the write-behind stream lagged.
+  await db.schema.createIndex('tokens_concert_seq').on('tokens').columns(['concert_id', 'seq']).execute();
 
   await db.schema.createTable('queue_entries')
     .addColumn('concert_id', 'bigint', (c) => c.notNull())
@@ -130,11 +133,22 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('created_at', 'bigint', (c) => c.notNull())
     .addPrimaryKeyConstraint('idempotency_keys_pk', ['user_id', 'scope', 'key'])
     .execute();
+  // One row: the mode every instance follows, so instances never split between Redis and SQL.
+  await db.schema.createTable('service_mode')
+    .addColumn('id', 'integer', (c) => c.primaryKey())
+    .addColumn('mode', 'text', (c) => c.notNull())
+    .addColumn('epoch', 'bigint', (c) => c.notNull())
+    .addColumn('owner', 'text')
+    .addColumn('reason', 'text')
+    .addColumn('updated_at', 'bigint', (c) => c.notNull())
+    .execute();
+  await db.insertInto('service_mode').values({ id: 1, mode: 'redis', epoch: 0, owner: null, reason: 'initial', updated_at: 0 }).execute();
+
   await db.schema.createIndex('idempotency_keys_created').on('idempotency_keys').column('created_at').execute();
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
-  for (const t of ['idempotency_keys', 'queue_state', 'queue_entries', 'tokens', 'payments', 'reservations',
+  for (const t of ['service_mode', 'idempotency_keys', 'queue_state', 'queue_entries', 'tokens', 'payments', 'reservations',
     'seats', 'schedules', 'concerts', 'ledger', 'users']) {
     await db.schema.dropTable(t).ifExists().execute();
   }

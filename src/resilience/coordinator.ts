@@ -1,0 +1,166 @@
+import {
+  circuitBreaker, CircuitState, ConsecutiveBreaker, handleWhen, TaskCancelledError, timeout, TimeoutStrategy, wrap,
+  type CircuitBreakerPolicy, type IPolicy,
+} from 'cockatiel';
+import { sql } from 'kysely';
+import type { Logger } from '../logger.ts';
+import type { RedisClient } from '../redis/connection.ts';
+import type { Db } from '../store/connect.ts';
+import { isRedisFailure } from './failures.ts';
+import type { Mode, ModeController } from './mode.ts';
+
+export interface CoordinatorOptions {
+  instanceId: string;
+  /** Longest a Redis probe may take before it counts as a failure. */
+  probeTimeoutMs: number;
+  probeEveryMs?: number;
+  /** How often the shared mode row is read. */
+  syncEveryMs?: number;
+  /** Consecutive Redis failures (requests or probes) that open the breaker. */
+  failureThreshold?: number;
+  halfOpenAfterMs?: number;
+  /** A rebuild whose owner has not finished in this time is taken over. */
+  staleRebuildMs?: number;
+  /** Moves whatever the write-behind streams still hold into SQL before a rebuild. */
+  drain: () => Promise<unknown>;
+  /** Reloads Redis from SQL. */
+  rebuild: () => Promise<unknown>;
+  /** After the switch back: re-applies changes that are safe to re-apply (sold seats). */
+  catchUp?: () => Promise<unknown>;
+}
+
+/**
+ * The mode state machine: redis → (breaker opens) → sql → (Redis answers) → rebuilding → redis.
+ *
+ * Every instance keeps a circuit breaker in front of Redis, fed by request outcomes and by a
+ * background probe. The mode itself lives in one SQL row that every instance follows, so a
+ * fleet never splits between Redis and SQL for longer than one sync interval. Only the
+ * instance whose conditional UPDATE moves the row from `sql` to `rebuilding` rebuilds.
+ */
+export class ModeCoordinator {
+  breaker!: CircuitBreakerPolicy;
+  private policy!: IPolicy;
+  private timers: ReturnType<typeof setInterval>[] = [];
+  private recovering = false;
+  private probing = false;
+
+  constructor(private readonly db: Db, private readonly redis: RedisClient, private readonly mode: ModeController,
+    private readonly log: Logger, private readonly opts: CoordinatorOptions) {
+    this.resetBreaker();
+    // Back on Redis (here or by following another instance): start with a closed breaker.
+    mode.on('change', ({ to }: { to: Mode }) => { if (to === 'redis') this.resetBreaker(); });
+  }
+
+  private resetBreaker(): void {
+    const breaker = circuitBreaker(handleWhen((err) => isRedisFailure(err) || err instanceof TaskCancelledError), {
+      halfOpenAfter: this.opts.halfOpenAfterMs ?? 1000,
+      breaker: new ConsecutiveBreaker(this.opts.failureThreshold ?? 3),
+    });
+    breaker.onBreak(() => void this.enterSql('redis circuit breaker opened'));
+    this.breaker = breaker;
+    this.policy = wrap(breaker, timeout(this.opts.probeTimeoutMs, TimeoutStrategy.Aggressive));
+  }
+
+  breakerState(): string {
+    return CircuitState[this.breaker.state]?.toLowerCase() ?? 'unknown';
+  }
+
+  start(): void {
+    const probeEvery = this.opts.probeEveryMs ?? 250;
+    const syncEvery = this.opts.syncEveryMs ?? 250;
+    this.timers.push(setInterval(() => void this.probe(), probeEvery));
+    this.timers.push(setInterval(() => void this.sync().catch(() => {}), syncEvery));
+  }
+
+  stop(): void {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+  }
+
+  private async probe(): Promise<void> {
+    if (this.probing) return;
+    this.probing = true;
+    try {
+      if (this.mode.current === 'redis') {
+        await this.policy.execute(() => this.redis.ping()).catch(() => {});
+      } else if (this.mode.current === 'sql' && !this.recovering) {
+        const alive = await Promise.race([
+          this.redis.ping().then(() => true, () => false),
+          Bun.sleep(this.opts.probeTimeoutMs).then(() => false),
+        ]);
+        if (alive) await this.recover();
+      }
+    } finally {
+      this.probing = false;
+    }
+  }
+
+  /** A rebuild by hand takes the same safe path: SQL mode, drain, rebuild, back to Redis. */
+  async rebuildNow(): Promise<boolean> {
+    if (this.mode.current === 'redis') await this.enterSql('rebuild requested');
+    return this.recover();
+  }
+
+  /** Redis failed here: move every instance to SQL. */
+  async enterSql(reason: string): Promise<void> {
+    if (this.mode.current === 'sql') return;
+    this.mode.set('sql', reason);
+    try {
+      await this.db.updateTable('service_mode')
+        .set({ mode: 'sql', epoch: sql`epoch + 1`, owner: this.opts.instanceId, reason, updated_at: Date.now() })
+        .where('id', '=', 1).where('mode', '=', 'redis').execute();
+    } catch (err) {
+      this.log.error('could not record sql mode', { err });
+    }
+  }
+
+  /** Follows the shared mode row; takes over a rebuild whose owner went silent. */
+  async sync(): Promise<void> {
+    const row = await this.db.selectFrom('service_mode').selectAll().where('id', '=', 1).executeTakeFirst();
+    if (!row) return;
+    const now = Date.now();
+    if (row.mode === 'rebuilding' && row.owner !== this.opts.instanceId && now - row.updated_at > (this.opts.staleRebuildMs ?? 60_000)) {
+      await this.db.updateTable('service_mode').set({ mode: 'sql', reason: 'stale rebuild taken over', updated_at: now })
+        .where('id', '=', 1).where('mode', '=', 'rebuilding').where('epoch', '=', row.epoch).execute();
+      return;
+    }
+    if (this.recovering) return;
+    if (row.mode !== this.mode.current) this.mode.set(row.mode as Mode, row.reason ?? 'shared mode');
+  }
+
+  /** Redis answers again: whoever wins the row rebuilds, then everyone returns to Redis. */
+  async recover(): Promise<boolean> {
+    if (this.recovering) return false;
+    this.recovering = true;
+    const me = this.opts.instanceId;
+    try {
+      const started = Date.now();
+      const won = await this.db.updateTable('service_mode')
+        .set({ mode: 'rebuilding', epoch: sql`epoch + 1`, owner: me, reason: 'redis answers again', updated_at: started })
+        .where('id', '=', 1).where('mode', '=', 'sql').executeTakeFirst();
+      if (Number(won.numUpdatedRows) === 0) return false;
+      this.mode.set('rebuilding', 'redis answers again');
+      try {
+        await this.opts.drain();
+        await this.opts.rebuild();
+      } catch (err) {
+        this.log.error('rebuild failed; staying on sql', { err });
+        await this.db.updateTable('service_mode').set({ mode: 'sql', reason: 'rebuild failed', updated_at: Date.now() })
+          .where('id', '=', 1).where('owner', '=', me).execute();
+        this.mode.set('sql', 'rebuild failed');
+        return false;
+      }
+      await this.db.updateTable('service_mode').set({ mode: 'redis', reason: 'rebuilt', updated_at: Date.now() })
+        .where('id', '=', 1).where('owner', '=', me).where('mode', '=', 'rebuilding').execute();
+      this.mode.set('redis', `rebuilt in ${Date.now() - started} ms`);
+      if (this.opts.catchUp) {
+        // Instances still on SQL for up to one sync interval may have sold seats meanwhile.
+        setTimeout(() => void this.opts.catchUp!().catch((err) => this.log.warn('catch-up failed', { err })),
+          2 * (this.opts.syncEveryMs ?? 250));
+      }
+      return true;
+    } finally {
+      this.recovering = false;
+    }
+  }
+}
