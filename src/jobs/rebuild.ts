@@ -8,6 +8,7 @@ import type { Db } from '../store/connect.ts';
 export interface RebuildReport { concerts: number; seats: number; holds: number; waiting: number; active: number; ms: number }
 
 const LOCK_MS = 60_000;
+const REBUILD_CONCURRENCY = 4;
 
 /**
  * Reloads Redis from SQL for every live concert, under a Redis lock so one instance does it.
@@ -21,10 +22,14 @@ export async function rebuildRedis(db: Db, redis: RedisClient, log: Logger, conc
   const started = performance.now();
   try {
     const reports: LoadReport[] = [];
-    for (const id of concerts) {
-      const r = await loadConcert(db, redis, id, now);
-      if (r) reports.push(r);
-    }
+    // A few concerts at a time: SQL reads of one overlap Redis writes of another.
+    const queue = [...concerts];
+    await Promise.all(Array.from({ length: Math.min(REBUILD_CONCURRENCY, queue.length) }, async () => {
+      for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
+        const r = await loadConcert(db, redis, id, now);
+        if (r) reports.push(r);
+      }
+    }));
     await redis.del(keys.concertList);
     await redis.incr(keys.rebuildEpoch);
     const report: RebuildReport = {

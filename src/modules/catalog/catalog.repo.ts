@@ -59,14 +59,24 @@ export function findSchedules(db: Db, concertId: number): Promise<Schedule[]> {
   return db.selectFrom('schedules').selectAll().where('concert_id', '=', concertId).orderBy('id').execute();
 }
 
-/** Seat states as SQL knows them: sold from payments, live holds from the seat rows. */
+/** Seat states as SQL knows them: sold from the seat rows' status, live holds from their hold columns. */
 export async function seatStates(db: Db, scheduleId: number, now: number) {
+  return seatStatesWhere(db, 'schedule_id', scheduleId, now);
+}
+
+/** The same for every schedule of a concert, in one query (the rebuild's bulk read). */
+export async function concertSeatStates(db: Db, concertId: number, now: number) {
+  return seatStatesWhere(db, 'concert_id', concertId, now);
+}
+
+async function seatStatesWhere(db: Db, column: 'schedule_id' | 'concert_id', id: number, now: number) {
   return db.selectFrom('seats')
-    .select(['seat_number', 'price', 'status', 'hold_reservation_id', 'hold_user_id', 'hold_expires_at'])
-    .where('schedule_id', '=', scheduleId)
-    .orderBy('seat_number')
+    .select(['schedule_id', 'seat_number', 'price', 'status', 'hold_reservation_id', 'hold_user_id', 'hold_expires_at'])
+    .where(column, '=', id)
+    .orderBy('schedule_id').orderBy('seat_number')
     .execute()
     .then((rows) => rows.map((r) => ({
+      scheduleId: r.schedule_id,
       seatNumber: r.seat_number,
       price: r.price,
       status: r.status === 'sold' ? 'sold' as const

@@ -1,11 +1,11 @@
 import type { RedisClient } from '../../redis/connection.ts';
 import { keys, WRITE_BEHIND_GROUP } from '../../redis/keys.ts';
 import type { Db } from '../../store/connect.ts';
-import { findConcert, findSchedules, seatStates } from './catalog.repo.ts';
+import { concertSeatStates, findConcert, findSchedules } from './catalog.repo.ts';
 
 /** Catalog and queue keys outlive the concert's last show by a day, then Redis drops them. */
 const RETAIN_AFTER_END_MS = 86_400_000;
-const PIPELINE_CHUNK = 2000;
+const PIPELINE_CHUNK = 10_000;
 
 export interface LoadReport { concertId: number; seats: number; holds: number; waiting: number; active: number }
 
@@ -40,8 +40,9 @@ export async function loadConcert(db: Db, redis: RedisClient, concertId: number,
 
   let seatCount = 0;
   let holdCount = 0;
+  const allSeats = await concertSeatStates(db, c, now);
   for (const s of schedules) {
-    const seats = await seatStates(db, s.id, now);
+    const seats = allSeats.filter((x) => x.scheduleId === s.id);
     const seatsKey = keys.seats(c, s.id);
     const soldKey = keys.sold(c, s.id);
     const holdsKey = keys.holds(c, s.id);
