@@ -26,6 +26,7 @@ export interface Config {
   admissionTickMs: number;
   /** How long a Redis call may take before it counts as a failure. */
   redisTimeoutMs: number;
+  rateLimit: { perSecond: number; burst: number; trustProxy: boolean };
 }
 
 export class ConfigError extends Error {
@@ -111,5 +112,10 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel,
     admissionTickMs: int(env, 'ADMISSION_TICK_MS', 1000, 50, 60_000),
     redisTimeoutMs: int(env, 'REDIS_TIMEOUT_MS', 1500, 50, 60_000),
+    rateLimit: {
+      perSecond: int(env, 'RATE_LIMIT_PER_SECOND', 20, 0, 1_000_000),
+      burst: int(env, 'RATE_LIMIT_BURST', 40, 1, 1_000_000),
+      trustProxy: env.TRUST_PROXY === '1' || env.TRUST_PROXY === 'true',
+    },
   };
 }

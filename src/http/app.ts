@@ -3,6 +3,7 @@ import type { AppContext } from '../context.ts';
 import type { AppEnv } from './env.ts';
 import { errorBody, onError } from './errors.ts';
 import { observe } from './middleware/observe.ts';
+import { rateLimit } from './middleware/rate-limit.ts';
 import { redisBreaker } from './middleware/redis-breaker.ts';
 import { requestId } from './middleware/request-id.ts';
 import { adminRouter } from './routes/admin.ts';
@@ -16,6 +17,7 @@ export function createApp(ctx: AppContext, opts: { logRequests?: boolean } = {})
   const app = new Hono<AppEnv>();
   app.use('*', requestId());
   app.use('*', observe({ metrics: ctx.metrics, log: ctx.log, logRequests: opts.logRequests ?? false }));
+  app.use('/v1/*', rateLimit(ctx.config.rateLimit));
   app.use('/v1/*', redisBreaker({ mode: ctx.mode, coordinator: ctx.coordinator }));
   app.onError(onError(ctx.log));
   app.notFound((c) => c.json(errorBody('NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`), 404));
