@@ -1,17 +1,24 @@
 import { hostname } from 'node:os';
 import type { Config } from './config.ts';
 import { AdmissionTicker } from './jobs/admission-ticker.ts';
+import { HoldSweeper } from './jobs/hold-sweeper.ts';
 import { rebuildRedis } from './jobs/rebuild.ts';
 import { ModeCoordinator } from './resilience/coordinator.ts';
+import { watchMasterChanges } from './resilience/failover-watch.ts';
 import { syncSoldSeats } from './modules/catalog/load-concert.ts';
 import { WriteBehindWorker } from './jobs/write-behind.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { AdminService } from './modules/admin/admin.service.ts';
 import { CatalogService } from './modules/catalog/catalog.service.ts';
+import { BalanceService } from './modules/payments/balance.service.ts';
+import { PaymentService } from './modules/payments/payments.service.ts';
 import { QueueService } from './modules/queue/queue.service.ts';
 import { RedisQueueStore } from './modules/queue/queue.redis.ts';
 import { SqlQueueStore } from './modules/queue/queue.sql.ts';
+import { RedisHoldStore } from './modules/reservations/holds.redis.ts';
+import { SqlHoldStore } from './modules/reservations/holds.sql.ts';
+import { ReservationService } from './modules/reservations/reservations.service.ts';
 import { TokenService } from './modules/tokens/tokens.service.ts';
 import type { RedisClient } from './redis/connection.ts';
 import { ModeController } from './resilience/mode.ts';
@@ -30,11 +37,15 @@ export interface AppContext {
   catalog: CatalogService;
   queue: QueueService;
   admin: AdminService;
+  reservations: ReservationService;
+  balance: BalanceService;
+  payments: PaymentService;
   writeBehind: WriteBehindWorker;
   ticker: AdmissionTicker;
+  sweeper: HoldSweeper;
   coordinator: ModeCoordinator;
   liveConcerts: (now: number) => Promise<number[]>;
-  /** Starts the background jobs (admission ticker, write-behind worker). */
+  /** Starts the background jobs (admission ticker, write-behind worker, hold sweeper). */
   startJobs(): void;
   stopJobs(): void;
 }
@@ -58,10 +69,13 @@ export function createContext(config: Config, deps: { db: Db; redis: RedisClient
   const tokens = new TokenService(db, redis, config);
   const catalog = new CatalogService(db, redis, config);
 
-  // The set of live concerts changes only when one is created or ends; read it at most once a second.
+  // The set of live concerts changes only when one is created (the catalog then forgets this
+  // memo) or ends; read it at most once a second.
   let live: { at: number; ids: Promise<number[]> } | null = null;
+  catalog.onCreated(() => { live = null; });
   const liveConcerts = (now: number) => {
-    if (!live || now - live.at > 1000) {
+    // A clock that reads earlier than the cached entry (stepped back) must not pin a stale list.
+    if (!live || now - live.at > 1000 || now < live.at) {
       const ids = catalog.liveConcertIds(now);
       live = { at: now, ids };
       ids.catch(() => { live = null; });
@@ -69,10 +83,23 @@ export function createContext(config: Config, deps: { db: Db; redis: RedisClient
     return live.ids;
   };
 
+  // Redis-mode polls never reach SQL: on moving to SQL mode every waiting user's grace restarts.
+  let sqlSince = 0;
+  mode.on('change', ({ to }: { to: string }) => { if (to === 'sql') sqlSince = clock(); });
+  const sqlQueue = new SqlQueueStore(db, config, () => sqlSince);
   const queue = new QueueService({
     redis: new RedisQueueStore(redis, config, (id) => catalog.ensureLoaded(id, clock())),
-    sql: new SqlQueueStore(db, config),
+    sql: sqlQueue,
   }, mode, tokens, catalog, config);
+
+  const sqlHolds = new SqlHoldStore(db, sqlQueue);
+  const reservations = new ReservationService({
+    redis: new RedisHoldStore(redis, async (id) => (await catalog.concert(id)).endsAt, (rid, now) => sqlHolds.find(0, rid, now)),
+    sql: sqlHolds,
+  }, mode, queue, config);
+  const balance = new BalanceService(db, queue);
+  const payments = new PaymentService(db, reservations, queue, log);
+  const sweeper = new HoldSweeper(db, log, { clock });
 
   const writeBehind = new WriteBehindWorker(db, redis, log, metrics, {
     consumer: instanceId, concerts: liveConcerts, claimIdleMs: opts.writeBehindClaimIdleMs,
@@ -100,8 +127,13 @@ export function createContext(config: Config, deps: { db: Db; redis: RedisClient
     },
   });
 
+  watchMasterChanges(redis, (from, to) => {
+    log.warn('redis master changed; reconciling redis from sql', { from, to });
+    if (mode.useRedis()) void coordinator.rebuildNow().catch((err) => log.error('rebuild after failover failed', { err }));
+  });
+
   const admin = new AdminService({
-    db, redis, log, metrics, mode, queue, writeBehind, liveConcerts,
+    db, redis, log, metrics, mode, queue, writeBehind, liveConcerts, clock,
     breakerState: () => coordinator.breakerState(),
     rebuild: () => coordinator.rebuildNow(),
   });
@@ -112,16 +144,19 @@ export function createContext(config: Config, deps: { db: Db; redis: RedisClient
   });
 
   return {
-    config, db, redis, log, metrics, mode, clock, instanceId, tokens, catalog, queue, admin, writeBehind, ticker, coordinator, liveConcerts,
+    config, db, redis, log, metrics, mode, clock, instanceId, tokens, catalog, queue, admin, reservations, balance, payments,
+    writeBehind, ticker, sweeper, coordinator, liveConcerts,
     startJobs() {
       coordinator.start();
       ticker.start();
       writeBehind.start();
+      sweeper.start();
     },
     stopJobs() {
       coordinator.stop();
       ticker.stop();
       writeBehind.stop();
+      sweeper.stop();
     },
   };
 }

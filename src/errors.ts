@@ -17,7 +17,7 @@ export const errors = {
   notAdmitted: (message = 'your place in the queue has not been admitted yet') => new AppError(403, 'NOT_ADMITTED', message),
   forbidden: (message = 'not allowed') => new AppError(403, 'FORBIDDEN', message),
   notFound: (what: string) => new AppError(404, 'NOT_FOUND', `${what} not found`),
-  seatUnavailable: () => new AppError(409, 'SEAT_UNAVAILABLE', 'the seat is held by someone else or sold'),
+  seatUnavailable: (message = 'the seat is held by someone else or sold') => new AppError(409, 'SEAT_UNAVAILABLE', message),
   holdExpired: () => new AppError(409, 'HOLD_EXPIRED', 'the hold has expired or was released'),
   alreadyPaid: () => new AppError(409, 'ALREADY_PAID', 'this reservation is already paid'),
   holdLimit: (max: number) => new AppError(409, 'HOLD_LIMIT_REACHED', `you already hold ${max} seats`),

@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { IDEMPOTENCY_KEY } from '../modules/payments/idempotency.ts';
+import { RESERVATION_ID } from '../modules/reservations/reservation-id.ts';
 
 export const id = z.string().regex(/^[1-9]\d{0,14}$/, 'must be a positive whole number').transform(Number);
 
@@ -22,3 +24,21 @@ export const queueConfigBody = z.object({
   activeTtlSeconds: z.number().int().min(1).max(86_400).optional(),
   paused: z.boolean().optional(),
 }).strict().refine((b) => Object.keys(b).length > 0, { message: 'give at least one of maxActive, admitPerSecond, activeTtlSeconds, paused' });
+
+const reservationId = z.string().regex(RESERVATION_ID, 'must be a reservation id (<concertId>-<uuid>)');
+
+export const reservationParam = z.object({ id: reservationId });
+
+export const holdBody = z.object({
+  scheduleId: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+  seatNumber: z.number().int().min(1).max(1_000_000),
+}).strict();
+
+export const chargeBody = z.object({ amount: z.number().int().min(1).max(10_000_000) }).strict();
+
+export const paymentBody = z.object({ reservationId }).strict();
+
+/** Money endpoints: an optional Idempotency-Key of 1 to 200 printable ASCII characters. */
+export const idempotencyHeader = z.object({
+  'idempotency-key': z.string().regex(IDEMPOTENCY_KEY, 'must be 1 to 200 printable ASCII characters').optional(),
+});

@@ -15,6 +15,7 @@ export enum ScriptCode {
   AlreadyPaid = 10,
   NoQueue = 11,
   TickTaken = 12,
+  ShowStarted = 13,
 }
 
 /** Turns a script's failure code into the domain error the client sees. */
@@ -30,6 +31,7 @@ export function scriptError(code: number, ctx: { maxHolds?: number; what?: strin
     case ScriptCode.HoldExpired: return errors.holdExpired();
     case ScriptCode.Forbidden: return errors.forbidden('this reservation belongs to someone else');
     case ScriptCode.AlreadyPaid: return errors.alreadyPaid();
+    case ScriptCode.ShowStarted: return errors.seatUnavailable('this show has already started');
     default: return new AppError(503, 'UNAVAILABLE', `unexpected script code ${code}`, undefined, 1);
   }
 }

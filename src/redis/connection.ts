@@ -44,6 +44,7 @@ export function createRedis(cfg: Config['redis'], opts: RedisConnectOptions): Re
       sentinelRetryStrategy: () => 100,
       failoverDetector: true,
     });
+    reconnectAfterDetectorRace(client);
   } else {
     client = new Redis(cfg.url, common);
   }
@@ -51,6 +52,36 @@ export function createRedis(cfg: Config['redis'], opts: RedisConnectOptions): Re
   client.on('error', () => {});
   registerScripts(client);
   return client;
+}
+
+/**
+ * ioredis 6.0.0 race, seen in the freeze drill: the failover detector of the previous
+ * connection disconnects the connector while a reconnect is resolving the master through a
+ * sentinel; connect() then fails with "Connection is closed." and the client ends for good
+ * (status 'end'), so the service would stay in SQL mode until restarted. Only disconnect() or
+ * quit() may end this client: any other end is followed by a fresh connect().
+ */
+function reconnectAfterDetectorRace(client: Redis): void {
+  let closing = false;
+  const disconnect = client.disconnect.bind(client);
+  client.disconnect = (reconnect = false) => {
+    if (!reconnect) closing = true;
+    disconnect(reconnect);
+  };
+  const quit = client.quit.bind(client);
+  client.quit = ((...args: Parameters<Redis['quit']>) => {
+    closing = true;
+    return quit(...args);
+  }) as Redis['quit'];
+  let attempt = 0;
+  client.on('ready', () => { attempt = 0; });
+  client.on('end', () => {
+    if (closing) return;
+    attempt++;
+    setTimeout(() => {
+      if (!closing && client.status === 'end') client.connect().catch(() => {});
+    }, Math.min(100 * attempt, 1000));
+  });
 }
 
 /** Role and master address, for /admin/status. */

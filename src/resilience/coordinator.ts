@@ -4,7 +4,7 @@ import {
 } from 'cockatiel';
 import { sql } from 'kysely';
 import type { Logger } from '../logger.ts';
-import type { RedisClient } from '../redis/connection.ts';
+import { describeRedis, type RedisClient } from '../redis/connection.ts';
 import type { Db } from '../store/connect.ts';
 import { isRedisFailure } from './failures.ts';
 import type { Mode, ModeController } from './mode.ts';
@@ -84,8 +84,9 @@ export class ModeCoordinator {
       if (this.mode.current === 'redis') {
         await this.policy.execute(() => this.redis.ping()).catch(() => {});
       } else if (this.mode.current === 'sql' && !this.recovering) {
+        // A node that answers but is (still) a replica cannot take the rebuild's writes.
         const alive = await Promise.race([
-          this.redis.ping().then(() => true, () => false),
+          describeRedis(this.redis).then((r) => r.role === 'master' || r.role === 'cluster', () => false),
           Bun.sleep(this.opts.probeTimeoutMs).then(() => false),
         ]);
         if (alive) await this.recover();

@@ -28,7 +28,14 @@ export class CatalogService {
   private readonly concerts = new Map<number, ConcertInfo>();
   private readonly scheduleIds = new Map<number, number[]>();
 
+  private readonly createdListeners: (() => void)[] = [];
+
   constructor(private readonly db: Db, private readonly redis: RedisClient, private readonly config: Config) {}
+
+  /** Jobs that walk the live concerts learn of a new one at once. */
+  onCreated(listener: () => void): void {
+    this.createdListeners.push(listener);
+  }
 
   async create(input: { title: string; schedules: NewScheduleInput[] }, now: number, useRedis: boolean) {
     const created = await insertConcert(this.db, input, {
@@ -36,6 +43,7 @@ export class CatalogService {
       admitPerSecond: this.config.defaultAdmitPerSecond,
       activeTtlSeconds: this.config.defaultActiveTtlSeconds,
     }, now);
+    for (const l of this.createdListeners) l();
     if (useRedis) {
       await loadConcert(this.db, this.redis, created.concert.id, now);
       await this.redis.del(keys.concertList);

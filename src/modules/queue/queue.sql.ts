@@ -1,7 +1,7 @@
 import type { Config } from '../../config.ts';
 import { errors } from '../../errors.ts';
 import { isPostgres, type Db } from '../../store/connect.ts';
-import type { Transaction } from 'kysely';
+import { sql, type Transaction } from 'kysely';
 import type { Database, QueueEntry } from '../../store/schema.ts';
 import type { AdmitOutcome, JoinOutcome, QueueConfig, QueueCounts, QueuePlace, QueueStore } from './types.ts';
 
@@ -14,7 +14,11 @@ type Trx = Transaction<Database>;
  */
 export class SqlQueueStore implements QueueStore {
   private readonly pg: boolean;
-  constructor(private readonly db: Db, private readonly config: Config) {
+  /**
+   * `sqlSince`: when this instance moved to SQL mode, on the service clock. Polls made in Redis
+   * mode never reach SQL, so a waiting user's heartbeat grace counts from no earlier than that.
+   */
+  constructor(private readonly db: Db, private readonly config: Config, private readonly sqlSince: () => number = () => 0) {
     this.pg = isPostgres(db);
   }
 
@@ -47,10 +51,40 @@ export class SqlQueueStore implements QueueStore {
     return { seq: token.seq, entry: entry ?? null };
   }
 
+  /**
+   * Once per concert after moving to SQL mode, before admitting anyone: places whose join the
+   * write-behind stream had not yet delivered when Redis went away exist only as their
+   * written-through tokens. Without their entries admission would pass them over.
+   */
+  private readonly recoveredSince = new Map<number, number>();
+  private async recoverEntriesFromTokens(trx: Trx, concertId: number, now: number): Promise<void> {
+    const since = this.sqlSince();
+    if (this.recoveredSince.get(concertId) === since) return;
+    await trx.insertInto('queue_entries')
+      .columns(['concert_id', 'seq', 'user_id', 'status', 'joined_at', 'admitted_at', 'active_until', 'last_seen_at', 'updated_at'])
+      .expression((eb) => eb.selectFrom('tokens as t')
+        .select((s) => [
+          't.concert_id', 't.seq', 't.user_id', sql<string>`'waiting'`.as('status'), 't.created_at',
+          sql<null>`NULL`.as('admitted_at'), sql<null>`NULL`.as('active_until'), sql<number>`${now}`.as('last_seen_at'),
+          sql<number>`${now}`.as('updated_at'),
+        ].map((x) => x as never))
+        .where('t.typ', '=', 'queue').where('t.concert_id', '=', concertId)
+        .where('t.revoked_at', 'is', null).where('t.expires_at', '>', now).where('t.seq', 'is not', null)
+        .where((w) => w.not(w.exists(w.selectFrom('queue_entries as e').select('e.seq')
+          .where('e.concert_id', '=', concertId).whereRef('e.seq', '=', 't.seq')))))
+      .onConflict((oc) => oc.columns(['concert_id', 'seq']).doNothing())
+      .execute();
+    this.recoveredSince.set(concertId, since);
+  }
+
   private isLive(entry: QueueEntry | null, now: number): boolean {
     if (!entry) return false;
     if (entry.status === 'active') return (entry.active_until ?? 0) > now;
-    return entry.status === 'waiting' && now - entry.last_seen_at <= this.config.queueGraceSeconds * 1000;
+    return entry.status === 'waiting' && now - this.lastSeen(entry.last_seen_at) <= this.config.queueGraceSeconds * 1000;
+  }
+
+  private lastSeen(lastSeenAt: number): number {
+    return Math.max(lastSeenAt, this.sqlSince());
   }
 
   async join(concertId: number, userId: number, jti: string, now: number): Promise<JoinOutcome> {
@@ -127,6 +161,9 @@ export class SqlQueueStore implements QueueStore {
     const place = await this.placeOf(this.db, concertId, userId, jti, now);
     if (!place) throw errors.unauthenticated('token revoked or unknown');
     const e = place.entry;
+    // A place that has ended (left, expired, lapsed, done) kills its token, as in Redis mode
+    // where the ending removes the token's record.
+    if (e && e.status !== 'waiting' && e.status !== 'active') throw errors.unauthenticated('token revoked or unknown');
     const active = !!e && e.status === 'active' && (e.active_until ?? 0) > now;
     return { active, seq: place.seq, activeUntil: active ? e!.active_until! : 0 };
   }
@@ -136,6 +173,7 @@ export class SqlQueueStore implements QueueStore {
       const state = await this.lockState(trx, concertId);
       if (state.last_tick >= tickId) return null;
       await trx.updateTable('queue_state').set({ last_tick: tickId }).where('concert_id', '=', concertId).execute();
+      await this.recoverEntriesFromTokens(trx, concertId, now);
       const expired = await trx.updateTable('queue_entries').set({ status: 'expired', updated_at: now })
         .where('concert_id', '=', concertId).where('status', '=', 'active').where('active_until', '<=', now)
         .executeTakeFirst();
@@ -144,7 +182,13 @@ export class SqlQueueStore implements QueueStore {
       if (state.paused) {
         return { admitted: 0, skipped: 0, expired: Number(expired.numUpdatedRows), active: activeCount, waiting: waitingCount };
       }
-      const perTick = Math.max(1, Math.floor(state.admit_per_second * this.config.admissionTickMs / 1000));
+      // By tick k, ⌊k × admitPerSecond × tickMs / 1000⌋ users fall due. A tick admits those due
+      // since the last tick taken, at most one tick's budget rounded up: a fractional rate (0.25
+      // or 2.5 a tick) keeps its pace with no stored credit, as the Lua script's credit does.
+      const rate = BigInt(state.admit_per_second) * BigInt(this.config.admissionTickMs);
+      const due = (tick: number) => (BigInt(tick) * rate) / 1000n;
+      const cap = Math.max(1, Math.ceil(state.admit_per_second * this.config.admissionTickMs / 1000));
+      const perTick = Math.min(cap, Number(due(tickId) - due(state.last_tick)));
       const budget = Math.min(perTick, state.max_active - activeCount);
       let admitted = 0;
       let skipped = 0;
@@ -158,7 +202,7 @@ export class SqlQueueStore implements QueueStore {
         const admit: number[] = [];
         const lapse: number[] = [];
         for (const e of batch) {
-          (now - e.last_seen_at <= graceMs ? admit : lapse).push(e.seq);
+          (now - this.lastSeen(e.last_seen_at) <= graceMs ? admit : lapse).push(e.seq);
           lastAdmitted = Math.max(lastAdmitted, e.seq);
         }
         if (admit.length) {

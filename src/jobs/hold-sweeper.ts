@@ -1,0 +1,41 @@
+import type { Logger } from '../logger.ts';
+import { IDEMPOTENCY_TTL_MS } from '../modules/payments/idempotency.ts';
+import { purgeKeys } from '../modules/payments/idempotency.repo.ts';
+import { expireHolds } from '../modules/reservations/reservations.repo.ts';
+import type { Db } from '../store/connect.ts';
+
+/**
+ * Reconciliation only: holds are correct without it (their keys and SQL rows carry the expiry,
+ * and every reader compares with now). It marks SQL reservations whose hold lapsed as
+ * `expired`, frees their seat rows, and drops Idempotency-Keys older than a day.
+ */
+export class HoldSweeper {
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private running = false;
+
+  constructor(private readonly db: Db, private readonly log: Logger,
+    private readonly opts: { intervalMs?: number; clock: () => number }) {}
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    const loop = async () => {
+      if (!this.running) return;
+      await this.sweepOnce().catch((err) => this.log.warn('hold sweep failed', { err }));
+      if (this.running) this.timer = setTimeout(loop, this.opts.intervalMs ?? 30_000);
+    };
+    this.timer = setTimeout(loop, 0);
+  }
+
+  stop(): void {
+    this.running = false;
+    if (this.timer) clearTimeout(this.timer);
+  }
+
+  async sweepOnce(now = this.opts.clock()): Promise<{ reservations: number; seats: number; idempotencyKeys: number }> {
+    const expired = await expireHolds(this.db, now);
+    const idempotencyKeys = await purgeKeys(this.db, now - IDEMPOTENCY_TTL_MS);
+    if (expired.reservations || expired.seats) this.log.debug('expired holds swept', { ...expired });
+    return { ...expired, idempotencyKeys };
+  }
+}

@@ -1,0 +1,70 @@
+import { errors } from '../../errors.ts';
+import type { Db } from '../../store/connect.ts';
+import type { QueueStore } from '../queue/types.ts';
+import {
+  countLiveHolds, findReservation, findSeat, insertReservation, lockReservation, lockUser, markReleased,
+  scheduleExists, takeSeat, toHold,
+} from './reservations.repo.ts';
+import type { Hold, HoldRequest, HoldStore, ReservationRecord } from './types.ts';
+import { visibleStatus } from './types.ts';
+
+/**
+ * Holds in SQL alone, for when Redis is out: the seat row carries the hold (a conditional
+ * UPDATE takes it) and a `reservations` row records it. Same answers as the Lua scripts.
+ */
+export class SqlHoldStore implements HoldStore {
+  constructor(private readonly db: Db, private readonly queue: QueueStore) {}
+
+  async hold(req: HoldRequest, now: number): Promise<Hold> {
+    const place = await this.queue.check(req.concertId, req.userId, req.jti, now);
+    if (!place.active) throw errors.notAdmitted();
+    return this.db.transaction().execute(async (trx) => {
+      const seat = await findSeat(trx, req.concertId, req.scheduleId, req.seatNumber);
+      if (!seat) {
+        throw errors.notFound((await scheduleExists(trx, req.concertId, req.scheduleId)) ? 'seat' : 'schedule');
+      }
+      if (seat.date <= now) throw errors.seatUnavailable('this show has already started');
+      if (seat.status === 'sold' || (seat.hold_expires_at !== null && seat.hold_expires_at > now)) throw errors.seatUnavailable();
+      await lockUser(trx, req.userId, now);
+      if ((await countLiveHolds(trx, req.concertId, req.userId, now)) >= req.maxHolds) throw errors.holdLimit(req.maxHolds);
+      const hold: Hold = {
+        reservationId: req.reservationId, userId: req.userId, concertId: req.concertId, scheduleId: req.scheduleId,
+        seatNumber: req.seatNumber, price: seat.price, expiresAt: now + req.ttlMs,
+      };
+      // The read above only shapes the error; this conditional UPDATE decides the race.
+      if (!(await takeSeat(trx, hold, now))) throw errors.seatUnavailable();
+      await insertReservation(trx, hold, now);
+      return hold;
+    });
+  }
+
+  async find(_concertId: number, reservationId: string, now: number): Promise<ReservationRecord | null> {
+    const row = await findReservation(this.db, reservationId);
+    if (!row) return null;
+    return { ...toHold(row), status: visibleStatus(row.status, row.expires_at, now) };
+  }
+
+  async release(_concertId: number, reservationId: string, userId: number, now: number): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      const row = await lockReservation(trx, reservationId);
+      if (!row) throw errors.notFound('reservation');
+      if (row.user_id !== userId) throw errors.forbidden('this reservation belongs to someone else');
+      if (row.status === 'paid') throw errors.alreadyPaid();
+      if (row.status !== 'held' || row.expires_at <= now) throw errors.holdExpired();
+      await markReleased(trx, reservationId, now);
+    });
+  }
+
+  async payable(_concertId: number, reservationId: string, userId: number, now: number): Promise<Hold> {
+    const row = await findReservation(this.db, reservationId);
+    if (!row) throw errors.notFound('reservation');
+    if (row.user_id !== userId) throw errors.forbidden('this reservation belongs to someone else');
+    if (row.status === 'paid') throw errors.alreadyPaid();
+    if (row.status !== 'held' || row.expires_at <= now) throw errors.holdExpired();
+    return toHold(row);
+  }
+
+  async settle(): Promise<void> {
+    // The payment's own transaction already wrote everything SQL mode needs.
+  }
+}

@@ -1,0 +1,107 @@
+import type { Transaction } from 'kysely';
+import { isPostgres, type Db } from '../../store/connect.ts';
+import type { Database, Reservation } from '../../store/schema.ts';
+import type { Hold } from './types.ts';
+
+type Conn = Db | Transaction<Database>;
+
+export function toHold(r: Reservation): Hold {
+  return {
+    reservationId: r.id, userId: r.user_id, concertId: r.concert_id, scheduleId: r.schedule_id,
+    seatNumber: r.seat_number, price: r.price, expiresAt: r.expires_at,
+  };
+}
+
+export function findReservation(db: Conn, id: string): Promise<Reservation | undefined> {
+  return db.selectFrom('reservations').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+/** The reservation row, locked until the transaction ends (PostgreSQL; SQLite serialises writers). */
+export function lockReservation(trx: Transaction<Database>, id: string): Promise<Reservation | undefined> {
+  let q = trx.selectFrom('reservations').selectAll().where('id', '=', id);
+  if (isPostgres(trx)) q = q.forUpdate();
+  return q.executeTakeFirst();
+}
+
+/** Writes a hold the write-behind stream has not delivered yet; an existing row is left alone. */
+export async function upsertHeldReservation(db: Conn, h: Hold, now: number): Promise<void> {
+  await db.insertInto('reservations').values({
+    id: h.reservationId, user_id: h.userId, concert_id: h.concertId, schedule_id: h.scheduleId,
+    seat_number: h.seatNumber, price: h.price, status: 'held', expires_at: h.expiresAt,
+    created_at: now, updated_at: now,
+  }).onConflict((oc) => oc.column('id').doNothing()).execute();
+}
+
+/** Serialises one user's holds (PostgreSQL), so the per-user limit holds under concurrency. */
+export async function lockUser(trx: Transaction<Database>, userId: number, now: number): Promise<void> {
+  await trx.insertInto('users').values({ id: userId, balance: 0, created_at: now })
+    .onConflict((oc) => oc.column('id').doNothing()).execute();
+  if (isPostgres(trx)) await trx.selectFrom('users').select('id').where('id', '=', userId).forUpdate().execute();
+}
+
+export async function countLiveHolds(db: Conn, concertId: number, userId: number, now: number): Promise<number> {
+  const r = await db.selectFrom('reservations').select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('user_id', '=', userId).where('concert_id', '=', concertId)
+    .where('status', '=', 'held').where('expires_at', '>', now)
+    .executeTakeFirst();
+  return Number(r?.n ?? 0);
+}
+
+/** The seat with its schedule's date, when the seat belongs to that concert's schedule. */
+export function findSeat(db: Conn, concertId: number, scheduleId: number, seatNumber: number) {
+  return db.selectFrom('seats as t').innerJoin('schedules as s', 's.id', 't.schedule_id')
+    .select(['t.price', 't.status', 't.hold_expires_at', 's.date'])
+    .where('t.concert_id', '=', concertId).where('t.schedule_id', '=', scheduleId).where('t.seat_number', '=', seatNumber)
+    .executeTakeFirst();
+}
+
+export async function scheduleExists(db: Conn, concertId: number, scheduleId: number): Promise<boolean> {
+  const r = await db.selectFrom('schedules').select('id').where('id', '=', scheduleId).where('concert_id', '=', concertId)
+    .executeTakeFirst();
+  return r !== undefined;
+}
+
+/** The conditional UPDATE that takes a seat: only one of any number of racing callers matches. */
+export async function takeSeat(db: Conn, h: Hold, now: number): Promise<boolean> {
+  const r = await db.updateTable('seats')
+    .set({ status: 'held', hold_reservation_id: h.reservationId, hold_user_id: h.userId, hold_expires_at: h.expiresAt })
+    .where('schedule_id', '=', h.scheduleId).where('seat_number', '=', h.seatNumber)
+    .where('status', '!=', 'sold')
+    .where((eb) => eb.or([eb('hold_expires_at', 'is', null), eb('hold_expires_at', '<=', now)]))
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows) === 1;
+}
+
+export async function insertReservation(db: Conn, h: Hold, now: number): Promise<void> {
+  await db.insertInto('reservations').values({
+    id: h.reservationId, user_id: h.userId, concert_id: h.concertId, schedule_id: h.scheduleId,
+    seat_number: h.seatNumber, price: h.price, status: 'held', expires_at: h.expiresAt,
+    created_at: now, updated_at: now,
+  }).execute();
+}
+
+export async function markReleased(db: Conn, id: string, now: number): Promise<void> {
+  await db.updateTable('reservations').set({ status: 'released', updated_at: now })
+    .where('id', '=', id).where('status', '=', 'held').execute();
+  await freeSeatOf(db, id);
+}
+
+/** Clears a reservation's hold from its seat row, unless the seat is sold. */
+export async function freeSeatOf(db: Conn, id: string): Promise<void> {
+  await db.updateTable('seats')
+    .set({ status: 'available', hold_reservation_id: null, hold_user_id: null, hold_expires_at: null })
+    .where('hold_reservation_id', '=', id).where('status', '!=', 'sold').execute();
+}
+
+/** Reconciliation: holds past their time become `expired`, and their seats free. */
+export async function expireHolds(db: Db, now: number): Promise<{ reservations: number; seats: number }> {
+  return db.transaction().execute(async (trx) => {
+    const r = await trx.updateTable('reservations').set({ status: 'expired', updated_at: now })
+      .where('status', '=', 'held').where('expires_at', '<=', now).executeTakeFirst();
+    const s = await trx.updateTable('seats')
+      .set({ status: 'available', hold_reservation_id: null, hold_user_id: null, hold_expires_at: null })
+      .where('status', '!=', 'sold').where('hold_expires_at', 'is not', null).where('hold_expires_at', '<=', now)
+      .executeTakeFirst();
+    return { reservations: Number(r.numUpdatedRows), seats: Number(s.numUpdatedRows) };
+  });
+}

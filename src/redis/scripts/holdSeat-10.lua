@@ -1,0 +1,64 @@
+--[[
+  Holds one seat for an admitted user. The queue token, the seat and the user's hold count are
+  checked and the seat is taken in this one call, so exactly one of many racing users wins.
+  A hold is live while its key exists and its expiry (the holds zset score) is after now.
+
+  KEYS[1] queue token hash (user -> "jti:seq")   KEYS[2] active zset (user -> active-until ms)
+  KEYS[3] schedule hash   KEYS[4] seats hash (seat -> price)   KEYS[5] sold set
+  KEYS[6] holds zset (seat -> expires ms)   KEYS[7] the seat's hold string ("rid|userId")
+  KEYS[8] the user's holds zset (rid -> expires ms)   KEYS[9] reservation hash
+  KEYS[10] write-behind stream
+  ARGV[1] userId   ARGV[2] jti   ARGV[3] now (ms)   ARGV[4] schedule id   ARGV[5] seat number
+  ARGV[6] reservation id   ARGV[7] hold ttl (ms)   ARGV[8] most live holds per user
+  ARGV[9] keep the catalog keys until (ms)   ARGV[10] keep the reservation record this long after expiry (ms)
+
+  Returns {0, price, expiresAt} once held, otherwise {code, what}
+  Codes: 1 unknown or replaced token, 2 not admitted, 5 not found (what: schedule | seat),
+         6 seat sold or held, 7 hold limit reached, 13 the show has started
+]]
+local rcall = redis.call
+local tokenKey, activeKey, scheduleKey, seatsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local soldKey, holdsKey, holdKey, userHoldsKey = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local reservationKey, streamKey = KEYS[9], KEYS[10]
+local user, jti, now, scheduleId, seat = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local rid, ttl, maxHolds = ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8])
+local catalogUntil, recordRetain = tonumber(ARGV[9]), tonumber(ARGV[10])
+
+local token = rcall('HGET', tokenKey, user)
+if not token then return {1} end
+local sep = string.find(token, ':', 1, true)
+if string.sub(token, 1, sep - 1) ~= jti then return {1} end
+local activeUntil = tonumber(rcall('ZSCORE', activeKey, user))
+if not activeUntil or activeUntil <= now then return {2} end
+
+local schedule = rcall('HMGET', scheduleKey, 'date', 'capacity')
+if not schedule[2] then return {5, 'schedule'} end
+local price = rcall('HGET', seatsKey, seat)
+if not price then
+  -- A sold-out schedule's seat keys leave Redis: every seat in range is then sold.
+  local n = tonumber(seat)
+  if rcall('EXISTS', seatsKey) == 0 and n >= 1 and n <= tonumber(schedule[2]) then return {6} end
+  return {5, 'seat'}
+end
+if tonumber(schedule[1]) <= now then return {13} end
+if rcall('SISMEMBER', soldKey, seat) == 1 then return {6} end
+if rcall('EXISTS', holdKey) == 1 then
+  local heldUntil = tonumber(rcall('ZSCORE', holdsKey, seat))
+  if heldUntil and heldUntil > now then return {6} end
+end
+rcall('ZREMRANGEBYSCORE', userHoldsKey, '-inf', now)
+if rcall('ZCARD', userHoldsKey) >= maxHolds then return {7} end
+
+local expiresAt = now + ttl
+rcall('SET', holdKey, rid .. '|' .. user, 'PXAT', expiresAt)
+rcall('ZREMRANGEBYSCORE', holdsKey, '-inf', now)
+rcall('ZADD', holdsKey, expiresAt, seat)
+-- An empty zset does not survive a reload, so the first hold gives it the catalog's lifetime.
+if rcall('PTTL', holdsKey) == -1 then rcall('PEXPIREAT', holdsKey, catalogUntil) end
+rcall('ZADD', userHoldsKey, expiresAt, rid)
+rcall('PEXPIREAT', userHoldsKey, expiresAt)
+rcall('HSET', reservationKey, 'u', user, 'sc', scheduleId, 'n', seat, 'p', price, 'x', expiresAt, 'st', 'held')
+rcall('PEXPIREAT', reservationKey, expiresAt + recordRetain)
+rcall('XADD', streamKey, '*', 'e', 'hold', 'r', rid, 'u', user, 'sc', scheduleId, 'n', seat, 'p', price,
+  'x', expiresAt, 't', now)
+return {0, tonumber(price), expiresAt}

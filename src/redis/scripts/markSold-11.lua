@@ -1,0 +1,44 @@
+--[[
+  Mirrors a sale that SQL has already committed: the seat is sold, its hold is gone, and the
+  buyer's active slot frees at once for the next user in line. SQL stays the arbiter; this
+  only keeps the fast gate in front of it in step.
+
+  KEYS[1] sold set   KEYS[2] the seat's hold string   KEYS[3] holds zset   KEYS[4] the buyer's holds zset
+  KEYS[5] reservation hash   KEYS[6] seats hash   KEYS[7] schedule hash   KEYS[8] active zset
+  KEYS[9] queue token hash   KEYS[10] seen hash   KEYS[11] write-behind stream
+  ARGV[1] seat number   ARGV[2] reservation id   ARGV[3] userId   ARGV[4] now (ms)
+  ARGV[5] entry number of the queue token that paid   ARGV[6] keep the catalog keys until (ms)
+
+  Returns {0, soldOut (1 when the schedule has no seat left)}
+]]
+local rcall = redis.call
+local soldKey, holdKey, holdsKey, userHoldsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local reservationKey, seatsKey, scheduleKey, activeKey = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local tokenKey, seenKey, streamKey = KEYS[9], KEYS[10], KEYS[11]
+local seat, rid, user, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local seq, catalogUntil = tonumber(ARGV[5]), tonumber(ARGV[6])
+
+rcall('SADD', soldKey, seat)
+if rcall('PTTL', soldKey) == -1 then rcall('PEXPIREAT', soldKey, catalogUntil) end
+-- Sold for good: any hold still on the seat is moot.
+rcall('DEL', holdKey)
+rcall('ZREM', holdsKey, seat)
+rcall('ZREM', userHoldsKey, rid)
+if rcall('EXISTS', reservationKey) == 1 then rcall('HSET', reservationKey, 'st', 'paid') end
+
+-- Only the place that paid is ended; a newer place of the same user is left alone.
+local token = rcall('HGET', tokenKey, user)
+if token and tonumber(string.sub(token, string.find(token, ':', 1, true) + 1)) == seq then
+  rcall('ZREM', activeKey, user)
+  rcall('HDEL', tokenKey, user)
+  rcall('HDEL', seenKey, user)
+  rcall('XADD', streamKey, '*', 'e', 'done', 'u', user, 's', seq, 't', now)
+end
+
+-- A sold-out schedule needs no seat keys: the seat map is then served from SQL.
+local capacity = tonumber(rcall('HGET', scheduleKey, 'capacity'))
+if capacity and rcall('SCARD', soldKey) >= capacity then
+  rcall('DEL', seatsKey, holdsKey)
+  return {0, 1}
+end
+return {0, 0}
