@@ -39,7 +39,7 @@ test('join, admission, seat map, hold and payment work on a three-master cluster
   for (let i = 0; i < 4; i++) concerts.push(await createConcert(app, [{ seats: 5, price: 1000 }], `Cluster ${i}`));
   // The concerts' keys live on more than one master.
   const cluster = ctx.redis as Cluster;
-  const slots = (await cluster.cluster('SLOTS')) as [number, number, [string, number]][];
+  const slots = (await cluster.cluster('SLOTS')) as unknown as [number, number, [string, number]][];
   const owners = new Set(await Promise.all(concerts.map(async (c) => {
     const slot = Number(await cluster.cluster('KEYSLOT', keys.queueMeta(c.id)));
     const range = slots.find(([from, to]) => slot >= from && slot <= to)!;
