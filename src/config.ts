@@ -46,6 +46,14 @@ function int(env: Env, name: string, fallback: number, min: number, max: number)
   return n;
 }
 
+function bool(env: Env, name: string, fallback: boolean): boolean {
+  const raw = (env[name] ?? '').trim().toLowerCase();
+  if (raw === '') return fallback;
+  if (raw === '1' || raw === 'true') return true;
+  if (raw === '0' || raw === 'false') return false;
+  throw new ConfigError(name, `must be true, false, 1 or 0, got "${env[name]}"`);
+}
+
 function hostPorts(env: Env, name: string): HostPort[] {
   const list = (env[name] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   if (list.length === 0) throw new ConfigError(name, 'must list at least one host:port');
@@ -115,7 +123,7 @@ export function loadConfig(env: Env = process.env): Config {
     rateLimit: {
       perSecond: int(env, 'RATE_LIMIT_PER_SECOND', 20, 0, 1_000_000),
       burst: int(env, 'RATE_LIMIT_BURST', 40, 1, 1_000_000),
-      trustProxy: env.TRUST_PROXY === '1' || env.TRUST_PROXY === 'true',
+      trustProxy: bool(env, 'TRUST_PROXY', false),
     },
   };
 }

@@ -30,6 +30,7 @@ export async function rebuildRedis(db: Db, redis: RedisClient, log: Logger, conc
         if (r) reports.push(r);
       }
     }));
+    const revokedTokens = await purgeRevokedUserTokens(db, redis, now);
     await redis.del(keys.concertList);
     await redis.incr(keys.rebuildEpoch);
     const report: RebuildReport = {
@@ -40,11 +41,29 @@ export async function rebuildRedis(db: Db, redis: RedisClient, log: Logger, conc
       active: reports.reduce((a, r) => a + r.active, 0),
       ms: Math.round(performance.now() - started),
     };
-    log.info('redis rebuilt from sql', { ...report });
+    log.info('redis rebuilt from sql', { ...report, revokedTokens });
     return report;
   } finally {
     // Release only our own lock.
     await redis.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0", 1,
       keys.rebuildLock, owner).catch(() => {});
   }
+}
+
+/**
+ * A user token revoked while Redis was not in use (joining in SQL mode revokes it in SQL only)
+ * still has its Redis record, which would make it valid again once Redis serves: remove the
+ * records of every revoked user token that has not expired yet.
+ */
+async function purgeRevokedUserTokens(db: Db, redis: RedisClient, now: number): Promise<number> {
+  const rows = await db.selectFrom('tokens').select('jti')
+    .where('typ', '=', 'user').where('revoked_at', 'is not', null).where('expires_at', '>', now).execute();
+  for (let i = 0; i < rows.length; i += 1000) {
+    const jtis = rows.slice(i, i + 1000).map((r) => r.jti);
+    // All user-token keys share the {tok} tag: one slot, so one multi-key DEL also on Cluster.
+    const res = await redis.pipeline().del(...jtis.map((j) => keys.userToken(j))).zrem(keys.liveUserTokens, ...jtis).exec();
+    const failed = res?.find(([err]) => err);
+    if (failed) throw failed[0];
+  }
+  return rows.length;
 }

@@ -6,7 +6,7 @@ import type { QueueEntryStatus } from '../store/schema.ts';
 export type StreamEvent = Record<string, string>;
 
 const statusOf: Record<string, QueueEntryStatus> = {
-  join: 'waiting', admit: 'active', lapse: 'expired', expire: 'expired', leave: 'left', done: 'done',
+  join: 'waiting', admit: 'active', skip: 'expired', lapse: 'expired', expire: 'expired', leave: 'left', done: 'done',
 };
 const rank: Record<QueueEntryStatus, number> = { waiting: 0, active: 1, left: 2, expired: 2, done: 2 };
 
@@ -48,7 +48,9 @@ export async function applyEvents(db: Db, concertId: number, events: StreamEvent
         row.active_until = Number(ev.x);
         maxAdmitted = Math.max(maxAdmitted, seq);
       }
-      if (ev.e === 'lapse') maxAdmitted = Math.max(maxAdmitted, seq);
+      // Admission passed over a lapsed entry ('skip'): the line has moved past it. A 'lapse'
+      // (a poll or rejoin found the heartbeat gone) can be anywhere in the line and moves nothing.
+      if (ev.e === 'skip') maxAdmitted = Math.max(maxAdmitted, seq);
       entries.set(seq, row);
     } else if (ev.e === 'hold') {
       holds.set(ev.r!, ev);
@@ -59,23 +61,39 @@ export async function applyEvents(db: Db, concertId: number, events: StreamEvent
 
   await db.transaction().execute(async (trx) => {
     const rows = [...entries.values()];
-    for (let i = 0; i < rows.length; i += 500) {
-      await trx.insertInto('queue_entries').values(rows.slice(i, i + 500))
-        .onConflict((oc) => oc.columns(['concert_id', 'seq']).doUpdateSet({
-          status: sql`CASE WHEN ${rankOf('excluded.status')} >= ${rankOf('queue_entries.status')} THEN excluded.status ELSE queue_entries.status END`,
-          admitted_at: sql`COALESCE(excluded.admitted_at, queue_entries.admitted_at)`,
-          active_until: sql`COALESCE(excluded.active_until, queue_entries.active_until)`,
-          updated_at: sql`excluded.updated_at`,
-        }))
-        .execute();
-    }
-    if (maxSeq > 0) {
+    if (rows.length > 0) {
+      // The state row first: its lock orders batches of one concert applied at the same time
+      // (a reclaimed batch may still be in flight at its first reader), so that the admissions
+      // counted below as new are new.
       await trx.updateTable('queue_state')
         .set({
           last_seq: sql`CASE WHEN last_seq < ${maxSeq} THEN ${maxSeq} ELSE last_seq END`,
           last_admitted_seq: sql`CASE WHEN last_admitted_seq < ${maxAdmitted} THEN ${maxAdmitted} ELSE last_admitted_seq END`,
         })
         .where('concert_id', '=', concertId).execute();
+      const admits = rows.filter((r) => r.admitted_at !== null).map((r) => r.seq);
+      let known = 0;
+      for (let i = 0; i < admits.length; i += 500) {
+        const r = await trx.selectFrom('queue_entries').select((eb) => eb.fn.countAll<number>().as('n'))
+          .where('concert_id', '=', concertId).where('seq', 'in', admits.slice(i, i + 500)).where('admitted_at', 'is not', null)
+          .executeTakeFirst();
+        known += Number(r?.n ?? 0);
+      }
+      for (let i = 0; i < rows.length; i += 500) {
+        await trx.insertInto('queue_entries').values(rows.slice(i, i + 500))
+          .onConflict((oc) => oc.columns(['concert_id', 'seq']).doUpdateSet({
+            status: sql`CASE WHEN ${rankOf('excluded.status')} >= ${rankOf('queue_entries.status')} THEN excluded.status ELSE queue_entries.status END`,
+            admitted_at: sql`COALESCE(excluded.admitted_at, queue_entries.admitted_at)`,
+            active_until: sql`COALESCE(excluded.active_until, queue_entries.active_until)`,
+            updated_at: sql`excluded.updated_at`,
+          }))
+          .execute();
+      }
+      // admitted_total counts entries admitted once, so a redelivered admission adds nothing.
+      if (admits.length > known) {
+        await trx.updateTable('queue_state').set({ admitted_total: sql`admitted_total + ${admits.length - known}` })
+          .where('concert_id', '=', concertId).execute();
+      }
     }
     for (const h of holds.values()) {
       const hold = {

@@ -14,6 +14,8 @@ export interface AdminDeps {
   breakerState: () => string;
   rebuild: () => Promise<unknown>;
   liveConcerts: (now: number) => Promise<number[]>;
+  /** The service's clock (the one requests use); defaults to the wall clock. */
+  clock?: () => number;
 }
 
 export class AdminService {
@@ -79,8 +81,9 @@ export class AdminService {
 
   async refreshGauges(): Promise<void> {
     for (const m of ['redis', 'sql', 'rebuilding']) this.d.metrics.mode.set({ mode: m }, this.d.mode.current === m ? 1 : 0);
-    const now = Date.now();
-    if (this.d.mode.useRedis()) await this.d.writeBehind.status(now);
+    const now = (this.d.clock ?? Date.now)();
+    // The write-behind lag is measured against stream ids, which are Redis (wall clock) time.
+    if (this.d.mode.useRedis()) await this.d.writeBehind.status();
     for (const id of await this.d.liveConcerts(now)) {
       const c = await this.d.queue.store().counts(id, now);
       this.d.metrics.waiting.set({ concert: String(id) }, c.waiting);

@@ -23,7 +23,8 @@ export class RedisQueueStore implements QueueStore {
   }
 
   async join(concertId: number, userId: number, jti: string, now: number): Promise<JoinOutcome> {
-    const call = () => runScript(this.redis, 'joinQueue', this.queueKeys(concertId), [userId, jti, now]);
+    const call = () => runScript(this.redis, 'joinQueue', this.queueKeys(concertId),
+      [userId, jti, now, this.config.queueGraceSeconds * 1000]);
     let r = await call();
     if (r[0] === ScriptCode.NoQueue) {
       await this.loadQueue(concertId);

@@ -8,6 +8,7 @@
   ARGV[1] now (ms)   ARGV[2] tick id (monotonic)   ARGV[3] grace (ms)   ARGV[4] tick length (ms)
   ARGV[5] most waiting entries examined in one tick
 
+  Stream events: 'expire' (slot freed at its time), 'admit', 'skip' (passed over, heartbeat lapsed)
   Returns {code, admitted, skipped, expired, activeCount, waitingCount}
   Codes: 0 ok, 11 queue not loaded, 12 tick already taken by another caller
 ]]
@@ -37,7 +38,9 @@ local waitingCount = rcall('ZCARD', waitKey)
 if m[2] == '1' then return {0, 0, 0, #expired, activeCount, waitingCount} end
 
 local perTick = tonumber(m[4]) * tickMs / 1000
-local credit = math.min((tonumber(m[7]) or 0) + perTick, math.max(perTick, 1))
+-- Credit carries the fraction of a budget such as 0.25 or 2.5 to the next tick; the cap (one
+-- tick's budget rounded up) keeps an idle queue from saving up a burst.
+local credit = math.min((tonumber(m[7]) or 0) + perTick, math.max(math.ceil(perTick), 1))
 local budget = math.min(math.floor(credit), tonumber(m[3]) - activeCount)
 local activeTtlMs = tonumber(m[5]) * 1000
 local lastAdmitted = tonumber(m[8]) or 0
@@ -59,10 +62,17 @@ while admitted < budget and scanned < maxScan do
       admitted = admitted + 1
     else
       rcall('HDEL', tokenKey, user)
-      rcall('XADD', streamKey, '*', 'e', 'lapse', 'u', user, 's', seq, 't', now)
+      -- 'skip', not 'lapse': the line has passed this entry, so SQL moves its last admitted entry.
+      rcall('XADD', streamKey, '*', 'e', 'skip', 'u', user, 's', seq, 't', now)
       skipped = skipped + 1
     end
   end
+end
+
+-- An active zset created by this tick takes the meta hash's lifetime, as joinQueue's keys do.
+if admitted > 0 and rcall('PTTL', activeKey) == -1 then
+  local untilMs = rcall('PEXPIRETIME', metaKey)
+  if untilMs > 0 then rcall('PEXPIREAT', activeKey, untilMs) end
 end
 
 if budget > 0 then credit = credit - admitted end

@@ -1,10 +1,12 @@
 --[[
-  Puts a user in a concert's waiting line, or hands back the place the user already has.
+  Puts a user in a concert's waiting line, or hands back the place the user already has while
+  it is live (active, or waiting within the heartbeat grace); a place that is no longer live is
+  ended first, so the user takes a new one at the back.
 
   KEYS[1] queue meta hash      KEYS[2] waiting zset (user -> entry number)
   KEYS[3] active zset (user -> active-until ms)   KEYS[4] seen hash (user -> last poll ms)
   KEYS[5] queue token hash (user -> "jti:seq")    KEYS[6] write-behind stream
-  ARGV[1] userId   ARGV[2] jti of the new queue token   ARGV[3] now (ms)
+  ARGV[1] userId   ARGV[2] jti of the new queue token   ARGV[3] now (ms)   ARGV[4] grace (ms)
 
   Returns {code, seq, status (0 waiting | 1 active), lastAdmitted, activeUntil, replacedJti,
            rate (admissions/s x1000), admitPerSecond, fresh (1 when a new place was taken)}
@@ -13,7 +15,7 @@
 local rcall = redis.call
 local metaKey, waitKey, activeKey, seenKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local tokenKey, streamKey = KEYS[5], KEYS[6]
-local user, jti, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local user, jti, now, grace = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 
 local meta = rcall('HMGET', metaKey, 'paused', 'lastAdmitted', 'rate', 'admitPerSecond')
 if not meta[4] then return {11} end
@@ -27,17 +29,26 @@ if existing then
   local oldJti = string.sub(existing, 1, sep - 1)
   local seq = tonumber(string.sub(existing, sep + 1))
   local activeUntil = tonumber(rcall('ZSCORE', activeKey, user))
-  local status = -1
   if activeUntil and activeUntil > now then
-    status = 1
-  elseif rcall('ZSCORE', waitKey, user) then
-    status = 0
-    activeUntil = 0
-    rcall('HSET', seenKey, user, now)
-  end
-  if status >= 0 then
     rcall('HSET', tokenKey, user, jti .. ':' .. seq)
-    return {0, seq, status, lastAdmitted, activeUntil, oldJti, rate, admitPerSecond, 0}
+    return {0, seq, 1, lastAdmitted, activeUntil, oldJti, rate, admitPerSecond, 0}
+  end
+  if activeUntil then
+    -- The active time is up but no tick has freed the slot yet: free it here, or the next tick
+    -- would take the new place's token record for the old slot's and delete it.
+    rcall('ZREM', activeKey, user)
+    rcall('XADD', streamKey, '*', 'e', 'expire', 'u', user, 's', seq, 't', now)
+  elseif rcall('ZSCORE', waitKey, user) then
+    local seen = tonumber(rcall('HGET', seenKey, user))
+    if seen and now - seen <= grace then
+      rcall('HSET', seenKey, user, now)
+      rcall('HSET', tokenKey, user, jti .. ':' .. seq)
+      return {0, seq, 0, lastAdmitted, 0, oldJti, rate, admitPerSecond, 0}
+    end
+    -- The heartbeat lapsed: that place is lost (as a poll would have found); take a new one.
+    rcall('ZREM', waitKey, user)
+    rcall('HDEL', seenKey, user)
+    rcall('XADD', streamKey, '*', 'e', 'lapse', 'u', user, 's', seq, 't', now)
   end
 end
 
@@ -48,6 +59,14 @@ rcall('ZADD', waitKey, seq, user)
 rcall('HSET', seenKey, user, now)
 rcall('HSET', tokenKey, user, jti .. ':' .. seq)
 rcall('XADD', streamKey, '*', 'e', 'join', 'u', user, 's', seq, 't', now)
+-- Keys created after the concert was loaded take the meta hash's lifetime (the concert's end
+-- plus a day), as the loaded ones did; otherwise they would outlive the concert for ever.
+local untilMs = rcall('PEXPIRETIME', metaKey)
+if untilMs > 0 then
+  for _, key in ipairs({waitKey, seenKey, tokenKey, streamKey}) do
+    if rcall('PTTL', key) == -1 then rcall('PEXPIREAT', key, untilMs) end
+  end
+end
 local replaced = ''
 if existing then replaced = string.sub(existing, 1, string.find(existing, ':', 1, true) - 1) end
 return {0, seq, 0, lastAdmitted, 0, replaced, rate, admitPerSecond, 1}

@@ -30,7 +30,11 @@ if activeUntil and activeUntil > now then
   return {0, 1, seq, lastAdmitted, activeUntil, rate, admitPerSecond}
 end
 
-if rcall('ZSCORE', waitKey, user) then
+if activeUntil then
+  -- Time is up and no tick has freed the slot yet: free it now, with the entry it belonged to.
+  rcall('ZREM', activeKey, user)
+  rcall('XADD', streamKey, '*', 'e', 'expire', 'u', user, 's', seq, 't', now)
+elseif rcall('ZSCORE', waitKey, user) then
   local seen = tonumber(rcall('HGET', seenKey, user))
   if seen and now - seen <= grace then
     rcall('HSET', seenKey, user, now)

@@ -1,0 +1,426 @@
+/**
+ * Each Lua script against a real redis-server, called the way the service calls it
+ * (runScript + keys.ts). Every test owns a concert id, so its keys are its own.
+ */
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { createRedis, type RedisClient } from '../src/redis/connection.ts';
+import { keys } from '../src/redis/keys.ts';
+import { scripts, runScript } from '../src/redis/scripts.ts';
+import { ScriptCode } from '../src/redis/codes.ts';
+import { startRedis, type RedisProc } from '../sentinel/topology.ts';
+
+let server: RedisProc;
+let redis: RedisClient;
+beforeAll(async () => {
+  server = await startRedis();
+  redis = createRedis({ mode: 'standalone', url: server.url }, { timeoutMs: 2000 });
+});
+afterAll(async () => {
+  redis?.disconnect();
+  await server?.stop();
+});
+
+let nextConcert = 1;
+const GRACE = 10_000;
+const T0 = 1_800_000_000_000;
+
+interface Meta { maxActive?: number; admitPerSecond?: number; activeTtl?: number; paused?: 0 | 1 }
+
+/** A concert whose queue is loaded, as loadConcert leaves it. */
+async function concert(meta: Meta = {}): Promise<number> {
+  const c = nextConcert++;
+  await redis.hset(keys.queueMeta(c), {
+    lastSeq: 0, lastAdmitted: 0, admittedTotal: 0, lastTick: 0, rate: 0, credit: 0,
+    maxActive: 1000, admitPerSecond: 100, activeTtl: 600, paused: 0, ...meta,
+  });
+  return c;
+}
+
+const queueKeys = (c: number) => [keys.queueMeta(c), keys.waiting(c), keys.active(c), keys.seen(c), keys.queueTokens(c), keys.stream(c)];
+const joinQueue = (c: number, user: number, jti: string, now: number, grace = GRACE) =>
+  runScript(redis, 'joinQueue', queueKeys(c), [user, jti, now, grace]);
+const pollQueue = (c: number, user: number, jti: string, now: number, grace = GRACE) =>
+  runScript(redis, 'pollQueue', queueKeys(c), [user, jti, now, grace]);
+const leaveQueue = (c: number, user: number, jti: string, now: number, event = 'leave') =>
+  runScript(redis, 'leaveQueue', queueKeys(c), [user, jti, now, event]);
+const checkToken = (c: number, user: number, jti: string, now: number) =>
+  runScript(redis, 'checkQueueToken', [keys.queueTokens(c), keys.active(c)], [user, jti, now]);
+const admitNext = (c: number, now: number, tick: number, o: { grace?: number; tickMs?: number; maxScan?: number } = {}) =>
+  runScript(redis, 'admitNext', queueKeys(c), [now, tick, o.grace ?? GRACE, o.tickMs ?? 1000, o.maxScan ?? 5000]);
+
+async function events(c: number): Promise<Record<string, string>[]> {
+  const entries = await redis.xrange(keys.stream(c), '-', '+');
+  return entries.map(([, f]) => {
+    const ev: Record<string, string> = {};
+    for (let i = 0; i < f.length; i += 2) ev[f[i]!] = f[i + 1]!;
+    return ev;
+  });
+}
+const eventNames = async (c: number) => (await events(c)).map((e) => `${e.e}:${e.u}:${e.s}`);
+const activeUsers = async (c: number) => (await redis.zrange(keys.active(c), '0', '-1')).map(Number);
+const waitingUsers = async (c: number) => (await redis.zrange(keys.waiting(c), '0', '-1')).map(Number);
+
+/** Users 1..n join at T0 + i ms; user u's jti is `j<u>`. */
+async function joinAll(c: number, n: number, at = T0) {
+  for (let u = 1; u <= n; u++) expect((await joinQueue(c, u, `j${u}`, at + u))[0]).toBe(ScriptCode.Ok);
+}
+
+describe('joinQueue', () => {
+  test('a new user gets the next entry number, a heartbeat, a token record and a join event', async () => {
+    const c = await concert({ admitPerSecond: 7 });
+    expect(await joinQueue(c, 42, 'a', T0)).toEqual([0, 1, 0, 0, 0, '', 0, 7, 1]);
+    expect(await joinQueue(c, 43, 'b', T0 + 1)).toEqual([0, 2, 0, 0, 0, '', 0, 7, 1]);
+    expect(await redis.zrange(keys.waiting(c), '0', '-1', 'WITHSCORES')).toEqual(['42', '1', '43', '2']);
+    expect(await redis.hgetall(keys.seen(c))).toEqual({ 42: String(T0), 43: String(T0 + 1) });
+    expect(await redis.hgetall(keys.queueTokens(c))).toEqual({ 42: 'a:1', 43: 'b:2' });
+    expect(await redis.hget(keys.queueMeta(c), 'lastSeq')).toBe('2');
+    expect(await events(c)).toEqual([
+      { e: 'join', u: '42', s: '1', t: String(T0) },
+      { e: 'join', u: '43', s: '2', t: String(T0 + 1) },
+    ]);
+  });
+
+  test('rejoining keeps the place, returns the replaced jti and refreshes the heartbeat', async () => {
+    const c = await concert();
+    await joinAll(c, 2);
+    const again = await joinQueue(c, 1, 'j1b', T0 + 500);
+    expect(again).toEqual([0, 1, 0, 0, 0, 'j1', 0, 100, 0]);
+    expect(await redis.hget(keys.queueTokens(c), '1')).toBe('j1b:1');
+    expect(await redis.hget(keys.seen(c), '1')).toBe(String(T0 + 500));
+    expect(await redis.hget(keys.queueMeta(c), 'lastSeq')).toBe('2');
+    expect(await eventNames(c)).toEqual(['join:1:1', 'join:2:2']);
+  });
+
+  test('rejoining while active keeps the active slot', async () => {
+    const c = await concert({ activeTtl: 60 });
+    await joinAll(c, 1);
+    await admitNext(c, T0 + 10, 1);
+    const r = await joinQueue(c, 1, 'j1b', T0 + 20);
+    expect(r.slice(0, 6)).toEqual([0, 1, 1, 1, T0 + 10 + 60_000, 'j1']);
+    expect(r[8]).toBe(0);
+  });
+
+  test('a paused queue refuses newcomers (code 4) but hands existing users their place', async () => {
+    const c = await concert();
+    await joinAll(c, 1);
+    await redis.hset(keys.queueMeta(c), 'paused', 1);
+    expect(await joinQueue(c, 2, 'j2', T0 + 10)).toEqual([ScriptCode.QueueClosed]);
+    expect((await joinQueue(c, 1, 'j1b', T0 + 10)).slice(0, 3)).toEqual([0, 1, 0]);
+    expect(await waitingUsers(c)).toEqual([1]);
+  });
+
+  test('a queue that is not loaded answers code 11 and writes nothing', async () => {
+    const c = nextConcert++;
+    expect(await joinQueue(c, 1, 'x', T0)).toEqual([ScriptCode.NoQueue]);
+    expect(await redis.exists(keys.waiting(c), keys.queueTokens(c), keys.stream(c))).toBe(0);
+  });
+
+  test('after the active time is up, joining again takes a new place that admission does not mistake for the old one', async () => {
+    const c = await concert({ activeTtl: 1 });
+    await joinAll(c, 1);
+    await admitNext(c, T0 + 10, 1);
+    const later = T0 + 5000;
+    const r = await joinQueue(c, 1, 'j1b', later);
+    expect(r).toEqual([0, 2, 0, 1, 0, 'j1', expect.any(Number), 100, 1]);
+    expect(await redis.hget(keys.queueTokens(c), '1')).toBe('j1b:2');
+    // The next tick must admit the new place, not expire it as the old active slot.
+    const tick = await admitNext(c, later + 10, 2);
+    expect(tick[1]).toBe(1);
+    expect(await checkToken(c, 1, 'j1b', later + 20)).toEqual([0, 2, later + 10 + 1000]);
+    expect(await eventNames(c)).toEqual(['join:1:1', 'admit:1:1', 'expire:1:1', 'join:1:2', 'admit:1:2']);
+  });
+
+  test('a waiting user whose heartbeat lapsed gets a new place at the back, not the old one', async () => {
+    const c = await concert();
+    await joinAll(c, 2);
+    await pollQueue(c, 2, 'j2', T0 + GRACE / 2);
+    const late = T0 + GRACE + 100;
+    const r = await joinQueue(c, 1, 'j1b', late);
+    expect(r.slice(0, 3)).toEqual([0, 3, 0]);
+    expect(r[8]).toBe(1);
+    expect(await waitingUsers(c)).toEqual([2, 1]);
+    expect(await redis.zscore(keys.waiting(c), '1')).toBe('3');
+    expect(await eventNames(c)).toEqual(['join:1:1', 'join:2:2', 'lapse:1:1', 'join:1:3']);
+  });
+});
+
+describe('pollQueue', () => {
+  test('an unknown or replaced jti answers code 1 and changes nothing', async () => {
+    const c = await concert();
+    await joinAll(c, 1);
+    expect(await pollQueue(c, 9, 'j9', T0 + 10)).toEqual([ScriptCode.UnknownToken]);
+    await joinQueue(c, 1, 'j1b', T0 + 10);
+    expect(await pollQueue(c, 1, 'j1', T0 + 20)).toEqual([ScriptCode.UnknownToken]);
+    expect(await redis.hget(keys.seen(c), '1')).toBe(String(T0 + 10));
+    expect(await waitingUsers(c)).toEqual([1]);
+  });
+
+  test('a waiting user inside the grace period is told the place and the heartbeat moves', async () => {
+    const c = await concert({ admitPerSecond: 3 });
+    await joinAll(c, 3);
+    expect(await pollQueue(c, 3, 'j3', T0 + 5000)).toEqual([0, 0, 3, 0, 0, 0, 3]);
+    expect(await redis.hget(keys.seen(c), '3')).toBe(String(T0 + 5000));
+    // The refreshed heartbeat carries the user past the first grace period.
+    expect((await pollQueue(c, 3, 'j3', T0 + 5000 + GRACE))[0]).toBe(0);
+  });
+
+  test('a lapsed heartbeat loses the place: code 3, removed, token gone, lapse event', async () => {
+    const c = await concert();
+    await joinAll(c, 2);
+    expect(await pollQueue(c, 1, 'j1', T0 + 1 + GRACE + 1)).toEqual([ScriptCode.PlaceLost]);
+    expect(await waitingUsers(c)).toEqual([2]);
+    expect(await redis.hexists(keys.seen(c), '1')).toBe(0);
+    expect(await redis.hexists(keys.queueTokens(c), '1')).toBe(0);
+    expect(await eventNames(c)).toEqual(['join:1:1', 'join:2:2', 'lapse:1:1']);
+    expect(await pollQueue(c, 1, 'j1', T0 + GRACE + 5)).toEqual([ScriptCode.UnknownToken]);
+  });
+
+  test('an admitted user is told active and until when', async () => {
+    const c = await concert({ activeTtl: 30 });
+    await joinAll(c, 2);
+    await admitNext(c, T0 + 100, 1);
+    expect(await pollQueue(c, 1, 'j1', T0 + 200)).toEqual([0, 1, 1, 2, T0 + 100 + 30_000, expect.any(Number), 100]);
+  });
+
+  test('an admitted user whose time is up loses the slot with an expire event for the right entry', async () => {
+    const c = await concert({ activeTtl: 1 });
+    await joinAll(c, 1);
+    await admitNext(c, T0 + 100, 1);
+    expect(await pollQueue(c, 1, 'j1', T0 + 1200)).toEqual([ScriptCode.PlaceLost]);
+    expect(await activeUsers(c)).toEqual([]);
+    expect(await redis.hexists(keys.queueTokens(c), '1')).toBe(0);
+    expect(await eventNames(c)).toEqual(['join:1:1', 'admit:1:1', 'expire:1:1']);
+  });
+});
+
+describe('admitNext', () => {
+  test('admits in entry order, records the last admitted entry and writes admit events', async () => {
+    const c = await concert({ admitPerSecond: 3, activeTtl: 60 });
+    await joinAll(c, 5);
+    const now = T0 + 100;
+    expect(await admitNext(c, now, 1)).toEqual([0, 3, 0, 0, 3, 2]);
+    expect(await activeUsers(c)).toEqual([1, 2, 3]);
+    expect(await waitingUsers(c)).toEqual([4, 5]);
+    expect(await redis.zscore(keys.active(c), '2')).toBe(String(now + 60_000));
+    expect(await redis.hmget(keys.queueMeta(c), 'lastAdmitted', 'admittedTotal', 'lastTick')).toEqual(['3', '3', '1']);
+    const admits = (await events(c)).filter((e) => e.e === 'admit');
+    expect(admits).toEqual([1, 2, 3].map((u) => ({ e: 'admit', u: String(u), s: String(u), t: String(now), x: String(now + 60_000) })));
+    expect(await admitNext(c, now + 1000, 2)).toEqual([0, 2, 0, 0, 5, 0]);
+    expect(await activeUsers(c)).toEqual([1, 2, 3, 4, 5]);
+  });
+
+  test('the budget of a tick is admitPerSecond × tick length', async () => {
+    const c = await concert({ admitPerSecond: 8 });
+    await joinAll(c, 10);
+    expect((await admitNext(c, T0 + 100, 1, { tickMs: 250 }))[1]).toBe(2);
+    expect((await admitNext(c, T0 + 350, 2, { tickMs: 250 }))[1]).toBe(2);
+    expect(await activeUsers(c)).toEqual([1, 2, 3, 4]);
+  });
+
+  test('never more than maxActive are active', async () => {
+    const c = await concert({ maxActive: 3, admitPerSecond: 100 });
+    await joinAll(c, 6);
+    expect(await admitNext(c, T0 + 100, 1)).toEqual([0, 3, 0, 0, 3, 3]);
+    expect(await admitNext(c, T0 + 1100, 2)).toEqual([0, 0, 0, 0, 3, 3]);
+    // Lowering maxActive below the active count admits nothing and evicts nobody.
+    await redis.hset(keys.queueMeta(c), 'maxActive', 1);
+    expect(await admitNext(c, T0 + 2100, 3)).toEqual([0, 0, 0, 0, 3, 3]);
+  });
+
+  test('lapsed users are skipped, lose their token and do not use the budget', async () => {
+    const c = await concert({ admitPerSecond: 2 });
+    await joinAll(c, 4);
+    // Users 1, 2 and 4 keep polling; 3 does not.
+    for (const u of [1, 2, 4]) await pollQueue(c, u, `j${u}`, T0 + GRACE / 2);
+    const now = T0 + GRACE + 10;
+    expect(await admitNext(c, now, 1)).toEqual([0, 2, 0, 0, 2, 2]);
+    expect(await admitNext(c, now + 1000, 2)).toEqual([0, 1, 1, 0, 3, 0]);
+    expect(await activeUsers(c)).toEqual([1, 2, 4]);
+    expect(await redis.hexists(keys.queueTokens(c), '3')).toBe(0);
+    expect(await checkToken(c, 3, 'j3', now + 1000)).toEqual([ScriptCode.UnknownToken]);
+    const skipped = (await events(c)).filter((e) => e.u === '3').map((e) => e.e);
+    expect(skipped).toEqual(['join', 'skip']);
+    expect(await redis.hget(keys.queueMeta(c), 'lastAdmitted')).toBe('4');
+  });
+
+  test('a tick examines at most maxScan waiting users', async () => {
+    const c = await concert({ admitPerSecond: 10 });
+    await joinAll(c, 5);
+    const r = await admitNext(c, T0 + GRACE + 100, 1, { maxScan: 2 });
+    expect(r).toEqual([0, 0, 2, 0, 0, 3]);
+    expect(await waitingUsers(c)).toEqual([3, 4, 5]);
+  });
+
+  test('active users whose time is up are freed, their token record deleted, and an expire event written', async () => {
+    const c = await concert({ maxActive: 1, activeTtl: 1 });
+    await joinAll(c, 2);
+    await admitNext(c, T0 + 100, 1);
+    expect(await admitNext(c, T0 + 600, 2)).toEqual([0, 0, 0, 0, 1, 1]);
+    expect(await admitNext(c, T0 + 1100, 3)).toEqual([0, 1, 0, 1, 1, 0]);
+    expect(await activeUsers(c)).toEqual([2]);
+    expect(await redis.hexists(keys.queueTokens(c), '1')).toBe(0);
+    expect(await eventNames(c)).toEqual(['join:1:1', 'join:2:2', 'admit:1:1', 'expire:1:1', 'admit:2:2']);
+  });
+
+  test('one caller per tick id: the same or an older tick answers code 12 and does nothing', async () => {
+    const c = await concert({ admitPerSecond: 1 });
+    await joinAll(c, 3);
+    expect((await admitNext(c, T0 + 100, 5))[1]).toBe(1);
+    expect(await admitNext(c, T0 + 100, 5)).toEqual([ScriptCode.TickTaken]);
+    expect(await admitNext(c, T0 + 200, 4)).toEqual([ScriptCode.TickTaken]);
+    expect(await activeUsers(c)).toEqual([1]);
+  });
+
+  test('a paused queue admits nothing but still frees expired slots', async () => {
+    const c = await concert({ activeTtl: 1 });
+    await joinAll(c, 1);
+    await admitNext(c, T0 + 100, 1);
+    await joinQueue(c, 2, 'j2', T0 + 200);
+    await redis.hset(keys.queueMeta(c), 'paused', 1);
+    expect(await admitNext(c, T0 + 1200, 2)).toEqual([0, 0, 0, 1, 0, 1]);
+    expect(await waitingUsers(c)).toEqual([2]);
+  });
+
+  test('a queue that is not loaded answers code 11', async () => {
+    expect(await admitNext(nextConcert++, T0, 1)).toEqual([ScriptCode.NoQueue]);
+  });
+
+  test('fractional budgets accumulate credit: 0.25 a tick admits one every fourth tick', async () => {
+    const c = await concert({ admitPerSecond: 1 });
+    await joinAll(c, 5);
+    const admitted: number[] = [];
+    for (let tick = 1; tick <= 12; tick++) admitted.push(Number((await admitNext(c, T0 + tick * 250, tick, { tickMs: 250 }))[1]));
+    expect(admitted).toEqual([0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1]);
+  });
+
+  test('fractional budgets above one keep the fraction: 2.5 a tick admits 5 every two ticks', async () => {
+    const c = await concert({ admitPerSecond: 5 });
+    await joinAll(c, 20);
+    const admitted: number[] = [];
+    for (let tick = 1; tick <= 6; tick++) admitted.push(Number((await admitNext(c, T0 + tick * 500, tick, { tickMs: 500 }))[1]));
+    expect(admitted.reduce((a, b) => a + b, 0)).toBe(15);
+    expect(Math.max(...admitted)).toBeLessThanOrEqual(3);
+  });
+
+  test('credit does not pile up while nobody waits', async () => {
+    const c = await concert({ admitPerSecond: 2 });
+    for (let tick = 1; tick <= 10; tick++) await admitNext(c, T0 + tick * 1000, tick);
+    await joinAll(c, 10, T0 + 10_500);
+    expect((await admitNext(c, T0 + 11_000, 11))[1]).toBe(2);
+  });
+});
+
+describe('leaveQueue', () => {
+  test('an active user leaving frees the slot at once for the next tick', async () => {
+    const c = await concert({ maxActive: 1 });
+    await joinAll(c, 2);
+    await admitNext(c, T0 + 100, 1);
+    expect(await leaveQueue(c, 1, 'j1', T0 + 200)).toEqual([0, 1]);
+    expect(await activeUsers(c)).toEqual([]);
+    expect(await redis.hexists(keys.queueTokens(c), '1')).toBe(0);
+    expect((await admitNext(c, T0 + 300, 2))[1]).toBe(1);
+    expect(await activeUsers(c)).toEqual([2]);
+  });
+
+  test('a waiting user leaving is removed from the line with the event the caller names', async () => {
+    const c = await concert();
+    await joinAll(c, 2);
+    expect(await leaveQueue(c, 2, 'j2', T0 + 200, 'done')).toEqual([0, 2]);
+    expect(await waitingUsers(c)).toEqual([1]);
+    expect(await redis.hexists(keys.seen(c), '2')).toBe(0);
+    expect(await eventNames(c)).toEqual(['join:1:1', 'join:2:2', 'done:2:2']);
+  });
+
+  test('an unknown or replaced jti answers code 1 and leaves the place alone', async () => {
+    const c = await concert();
+    await joinAll(c, 1);
+    await joinQueue(c, 1, 'j1b', T0 + 10);
+    expect(await leaveQueue(c, 1, 'j1', T0 + 20)).toEqual([ScriptCode.UnknownToken]);
+    expect(await leaveQueue(c, 2, 'j2', T0 + 20)).toEqual([ScriptCode.UnknownToken]);
+    expect(await waitingUsers(c)).toEqual([1]);
+  });
+});
+
+describe('checkQueueToken', () => {
+  test('unknown, replaced, waiting, active and expired tokens', async () => {
+    const c = await concert({ maxActive: 1, activeTtl: 1 });
+    await joinAll(c, 2);
+    expect(await checkToken(c, 3, 'x', T0)).toEqual([ScriptCode.UnknownToken]);
+    expect(await checkToken(c, 1, 'j2', T0)).toEqual([ScriptCode.UnknownToken]);
+    expect(await checkToken(c, 2, 'j2', T0 + 10)).toEqual([ScriptCode.NotAdmitted, 2, 0]);
+    await admitNext(c, T0 + 100, 1);
+    expect(await checkToken(c, 1, 'j1', T0 + 200)).toEqual([0, 1, T0 + 1100]);
+    expect(await checkToken(c, 1, 'j1', T0 + 1100)).toEqual([ScriptCode.NotAdmitted, 1, 0]);
+    await joinQueue(c, 2, 'j2b', T0 + 300);
+    expect(await checkToken(c, 2, 'j2', T0 + 300)).toEqual([ScriptCode.UnknownToken]);
+  });
+});
+
+describe('issueToken', () => {
+  const issue = (jti: string, now: number, ttl: number, limit: number) =>
+    runScript(redis, 'issueToken', [keys.userToken(jti), keys.liveUserTokens], [7, jti, now, ttl, limit]);
+
+  test('stores tokens up to the limit; past it the token is SQL only; expired tokens do not count', async () => {
+    await redis.del(keys.liveUserTokens);
+    expect(await issue('t1', T0, 60_000, 2)).toEqual([0, 1, 1]);
+    expect(await issue('t2', T0 + 10, 60_000, 2)).toEqual([0, 1, 2]);
+    expect(await issue('t3', T0 + 20, 60_000, 2)).toEqual([0, 0, 2]);
+    expect(await redis.exists(keys.userToken('t3'))).toBe(0);
+    expect(await redis.get(keys.userToken('t1'))).toBe('7');
+    const pttl = await redis.pttl(keys.userToken('t1'));
+    expect(pttl).toBeGreaterThan(50_000);
+    expect(pttl).toBeLessThanOrEqual(60_000);
+    // t1 has expired by then: its place in the count is free again.
+    expect(await issue('t4', T0 + 60_001, 60_000, 2)).toEqual([0, 1, 2]);
+    expect(await redis.zrange(keys.liveUserTokens, '0', '-1')).toEqual(['t2', 't4']);
+  });
+
+  test('a limit of 0 keeps every token out of Redis', async () => {
+    await redis.del(keys.liveUserTokens);
+    expect(await issue('z1', T0, 1000, 0)).toEqual([0, 0, 0]);
+    expect(await redis.exists(keys.userToken('z1'))).toBe(0);
+  });
+});
+
+describe('key lifetimes', () => {
+  test('queue keys made after the concert was loaded expire with its meta hash', async () => {
+    const c = await concert({ maxActive: 2 });
+    const until = Date.now() + 3_600_000;
+    await redis.pexpireat(keys.queueMeta(c), until);
+    await joinAll(c, 3);
+    await admitNext(c, T0 + 100, 1, { grace: Number.MAX_SAFE_INTEGER });
+    for (const k of [keys.waiting(c), keys.active(c), keys.seen(c), keys.queueTokens(c), keys.stream(c)]) {
+      expect([k, await redis.pexpiretime(k)]).toEqual([k, until]);
+    }
+  });
+
+  test('a queue whose meta hash has no expiry gives none to the others', async () => {
+    const c = await concert();
+    await joinAll(c, 1);
+    expect(await redis.pttl(keys.waiting(c))).toBe(-1);
+  });
+});
+
+describe('script SHAs', () => {
+  /** An edit to a script is a conscious change: update its pin here in the same commit. */
+  const PINNED: Record<string, string> = {
+    admitNext: '3e36ea4424fd95ce9a62713e94c03e80320f2391',
+    checkQueueToken: 'dc09b8df9b5a0bed0641a0231f1957d650cd0eb8',
+    holdSeat: '770f5ab1f70100e2547bb4b94000fc48e9f1e026',
+    issueToken: 'a2b47d3d2cb9d4ddf2acf062eca40b3b9c517ba5',
+    joinQueue: 'a99c665f6a686347a0a1475eab2e2cfbcbf08847',
+    leaveQueue: '5d5e2575352511a5a06d34562200326467641519',
+    markSold: 'e1df6744686d543e1b008284adce0600b6d68f9f',
+    pollQueue: '504daf881f86e20e694fb12746c4ae12aa5aaf6b',
+    releaseHold: '85fc721aff98e105c7b4651eb1b61f18477448a1',
+  };
+
+  test('every script is pinned and every pin has its script', () => {
+    const actual = Object.fromEntries(scripts.map((s) => [s.name, s.sha1]));
+    expect(actual).toEqual(PINNED);
+  });
+
+  test('Redis computes the same SHA for each script', async () => {
+    for (const s of scripts) expect(String(await redis.script('LOAD', s.lua))).toBe(s.sha1);
+  });
+});
