@@ -5,7 +5,7 @@ import { HoldSweeper } from './jobs/hold-sweeper.ts';
 import { rebuildRedis } from './jobs/rebuild.ts';
 import { ModeCoordinator } from './resilience/coordinator.ts';
 import { watchMasterChanges } from './resilience/failover-watch.ts';
-import { syncSoldSeats } from './modules/catalog/load-concert.ts';
+import { restorePlacesSince, syncSoldSeats } from './modules/catalog/load-concert.ts';
 import { WriteBehindWorker } from './jobs/write-behind.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
@@ -122,8 +122,11 @@ export function createContext(config: Config, deps: { db: Db; redis: RedisClient
     probeTimeoutMs: Math.min(config.redisTimeoutMs, 500),
     drain: () => writeBehind.drainOnce(),
     rebuild,
-    catchUp: async () => {
-      for (const id of await catalog.liveConcertIds(clock())) await syncSoldSeats(db, redis, id);
+    catchUp: async (since: number) => {
+      for (const id of await catalog.liveConcertIds(clock())) {
+        await syncSoldSeats(db, redis, id);
+        await restorePlacesSince(db, redis, id, since - 5000, clock());
+      }
     },
   });
 

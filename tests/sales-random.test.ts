@@ -124,6 +124,9 @@ describeEach('randomized sales', { env: SALES_ENV }, (h) => {
     expect(seen.pay?.['201'] ?? 0).toBeGreaterThan(0);
 
     // --- invariants ---
+    // The observer is admitted first: admission moves the test clock, and every state below is
+    // read at one instant.
+    const [observer] = await admit(h, c.id, 1);
     await h.svc.ctx.writeBehind.drainOnce(h.clock.now());
     const db = h.svc.database.db;
     const now = h.clock.now();
@@ -141,7 +144,6 @@ describeEach('randomized sales', { env: SALES_ENV }, (h) => {
     const paidTotal = -Number(totals.find((t) => t.kind === 'payment')?.total ?? 0);
     expect(paidTotal).toBe(payments.reduce((a, p) => a + p.amount, 0));
 
-    const [observer] = await admit(h, c.id, 1);
     const listed = (await call(h.app, 'GET', `/v1/concerts/${c.id}/schedules`, { token: observer!.token })).body.schedules;
     for (const s of schedules) {
       const sqlSeats = await sqlSeatStates(h.svc, s, now);

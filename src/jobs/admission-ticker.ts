@@ -33,7 +33,8 @@ export class AdmissionTicker {
   }
 
   async tickOnce(now = Date.now()): Promise<void> {
-    const tickId = Math.floor(now / this.opts.tickMs);
+    // The tick's start in ms: monotonic even when ADMISSION_TICK_MS changes between runs.
+    const tickId = Math.floor(now / this.opts.tickMs) * this.opts.tickMs;
     if (!this.queue.writable()) return;
     const store = this.queue.store();
     for (const concertId of await this.opts.concerts(now)) {

@@ -25,8 +25,13 @@ export interface CoordinatorOptions {
   drain: () => Promise<unknown>;
   /** Reloads Redis from SQL. */
   rebuild: () => Promise<unknown>;
-  /** After the switch back: re-applies changes that are safe to re-apply (sold seats). */
-  catchUp?: () => Promise<unknown>;
+  /**
+   * After the switch back: re-applies what SQL-mode requests still in flight during the
+   * rebuild may have written (sold seats, new places); gets the rebuild's start time.
+   */
+  catchUp?: (since: number) => Promise<unknown>;
+  /** How long a SQL-mode request may still be running after the fleet saw `rebuilding`. */
+  settleMs?: number;
 }
 
 /**
@@ -141,6 +146,9 @@ export class ModeCoordinator {
         .where('id', '=', 1).where('mode', '=', 'sql').executeTakeFirst();
       if (Number(won.numUpdatedRows) === 0) return false;
       this.mode.set('rebuilding', 'redis answers again');
+      // Let every instance see `rebuilding` and finish the SQL-mode changes it had under way,
+      // so that the rebuild reads them.
+      await Bun.sleep(this.opts.settleMs ?? 2 * (this.opts.syncEveryMs ?? 250) + 250);
       try {
         await this.opts.drain();
         await this.opts.rebuild();
@@ -156,7 +164,7 @@ export class ModeCoordinator {
       this.mode.set('redis', `rebuilt in ${Date.now() - started} ms`);
       if (this.opts.catchUp) {
         // Instances still on SQL for up to one sync interval may have sold seats meanwhile.
-        setTimeout(() => void this.opts.catchUp!().catch((err) => this.log.warn('catch-up failed', { err })),
+        setTimeout(() => void this.opts.catchUp!(started).catch((err) => this.log.warn('catch-up failed', { err })),
           2 * (this.opts.syncEveryMs ?? 250));
       }
       return true;

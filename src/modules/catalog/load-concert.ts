@@ -149,3 +149,29 @@ export async function syncSoldSeats(db: Db, redis: RedisClient, concertId: numbe
   await p.exec();
   return rows.length;
 }
+
+/**
+ * Places taken in SQL mode by a request that was still running when the rebuild read its
+ * concert: their written-through tokens prove them. Adds each to Redis unless Redis already
+ * knows the user (whose state there is then newer).
+ */
+export async function restorePlacesSince(db: Db, redis: RedisClient, concertId: number, since: number, now: number): Promise<number> {
+  const rows = await db.selectFrom('tokens as t')
+    .leftJoin('queue_entries as e', (j) => j.onRef('e.concert_id', '=', 't.concert_id').onRef('e.seq', '=', 't.seq'))
+    .select(['t.jti', 't.user_id', 't.seq', 'e.status'])
+    .where('t.typ', '=', 'queue').where('t.concert_id', '=', concertId)
+    .where('t.created_at', '>=', since).where('t.revoked_at', 'is', null).where('t.expires_at', '>', now)
+    .execute();
+  let restored = 0;
+  for (const r of rows) {
+    if (r.seq === null || (r.status !== null && r.status !== 'waiting')) continue;
+    if (await redis.hexists(keys.queueTokens(concertId), String(r.user_id))) continue;
+    await redis.multi()
+      .hsetnx(keys.queueTokens(concertId), String(r.user_id), `${r.jti}:${r.seq}`)
+      .zadd(keys.waiting(concertId), 'NX', r.seq, r.user_id)
+      .hsetnx(keys.seen(concertId), String(r.user_id), now)
+      .exec();
+    restored++;
+  }
+  return restored;
+}

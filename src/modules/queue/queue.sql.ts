@@ -182,11 +182,12 @@ export class SqlQueueStore implements QueueStore {
       if (state.paused) {
         return { admitted: 0, skipped: 0, expired: Number(expired.numUpdatedRows), active: activeCount, waiting: waitingCount };
       }
-      // By tick k, ⌊k × admitPerSecond × tickMs / 1000⌋ users fall due. A tick admits those due
-      // since the last tick taken, at most one tick's budget rounded up: a fractional rate (0.25
-      // or 2.5 a tick) keeps its pace with no stored credit, as the Lua script's credit does.
-      const rate = BigInt(state.admit_per_second) * BigInt(this.config.admissionTickMs);
-      const due = (tick: number) => (BigInt(tick) * rate) / 1000n;
+      // Tick ids are tick start times in ms: by time t, ⌊t × admitPerSecond / 1000⌋ users fall
+      // due. A tick admits those due since the last tick taken, at most one tick's budget
+      // rounded up: a fractional rate (0.25 or 2.5 a tick) keeps its pace with no stored
+      // credit, as the Lua script's credit does.
+      const rate = BigInt(state.admit_per_second);
+      const due = (tickStartMs: number) => (BigInt(tickStartMs) * rate) / 1000n;
       const cap = Math.max(1, Math.ceil(state.admit_per_second * this.config.admissionTickMs / 1000));
       const perTick = Math.min(cap, Number(due(tickId) - due(state.last_tick)));
       const budget = Math.min(perTick, state.max_active - activeCount);

@@ -50,7 +50,7 @@ export interface QueueStore {
   leave(concertId: number, userId: number, jti: string, now: number, reason: 'leave' | 'done'): Promise<void>;
   /** Throws UNAUTHENTICATED for an unknown token; reports whether the holder is admitted. */
   check(concertId: number, userId: number, jti: string, now: number): Promise<{ active: boolean; seq: number; activeUntil: number }>;
-  /** One admission step; null when another instance already took this tick. */
+  /** One admission step for the tick starting at `tickId` (ms); null when another instance already took it. */
   admitTick(concertId: number, now: number, tickId: number): Promise<AdmitOutcome | null>;
   counts(concertId: number, now: number): Promise<QueueCounts>;
   applyConfig(concertId: number, config: QueueConfig): Promise<void>;
