@@ -4,21 +4,11 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { ScriptCode } from '../src/redis/codes.ts';
-import { createRedis, type RedisClient } from '../src/redis/connection.ts';
 import { keys } from '../src/redis/keys.ts';
 import { runScript } from '../src/redis/scripts.ts';
-import { startRedis, type RedisProc } from '../sentinel/topology.ts';
+import { useScratchRedis } from './helpers/redis.ts';
 
-let server: RedisProc;
-let redis: RedisClient;
-beforeAll(async () => {
-  server = await startRedis();
-  redis = createRedis({ mode: 'standalone', url: server.url }, { timeoutMs: 2000 });
-});
-afterAll(async () => {
-  redis?.disconnect();
-  await server?.stop();
-});
+const scratch = useScratchRedis();
 
 const T0 = Date.now() + 3_600_000;
 const TTL = 60_000;
@@ -31,14 +21,14 @@ let nextConcert = 500;
 async function concert(opts: { seats?: number; price?: number; date?: number } = {}) {
   const c = nextConcert++;
   const seats = opts.seats ?? 5;
-  await redis.hset(keys.schedule(c, S), { id: S, date: opts.date ?? T0 + 86_400_000, capacity: seats, price: opts.price ?? 900 });
-  await redis.hset(keys.seats(c, S), Object.fromEntries(Array.from({ length: seats }, (_, i) => [i + 1, opts.price ?? 900])));
+  await scratch.redis.hset(keys.schedule(c, S), { id: S, date: opts.date ?? T0 + 86_400_000, capacity: seats, price: opts.price ?? 900 });
+  await scratch.redis.hset(keys.seats(c, S), Object.fromEntries(Array.from({ length: seats }, (_, i) => [i + 1, opts.price ?? 900])));
   await admitUser(c, 1, 'j1', 3);
   return c;
 }
 async function admitUser(c: number, user: number, jti: string, seq: number, activeUntil = T0 + 600_000) {
-  await redis.hset(keys.queueTokens(c), user, `${jti}:${seq}`);
-  await redis.zadd(keys.active(c), activeUntil, user);
+  await scratch.redis.hset(keys.queueTokens(c), user, `${jti}:${seq}`);
+  await scratch.redis.zadd(keys.active(c), activeUntil, user);
 }
 
 const holdSeat = (c: number, o: { user?: number; jti?: string; now?: number; seat?: number; rid?: string; max?: number; schedule?: number } = {}) => {
@@ -46,23 +36,23 @@ const holdSeat = (c: number, o: { user?: number; jti?: string; now?: number; sea
   const s = o.schedule ?? S;
   const seat = o.seat ?? 1;
   const rid = o.rid ?? `${c}-r${Math.random().toString(36).slice(2)}`;
-  return runScript(redis, 'holdSeat', [
+  return runScript(scratch.redis, 'holdSeat', [
     keys.queueTokens(c), keys.active(c), keys.schedule(c, s), keys.seats(c, s), keys.sold(c, s), keys.holds(c, s),
     keys.hold(c, s, seat), keys.userHolds(c, user), keys.reservation(c, rid), keys.stream(c),
   ], [user, o.jti ?? 'j1', o.now ?? T0, s, seat, rid, TTL, o.max ?? 4, CATALOG_UNTIL, RETAIN]);
 };
 const releaseHold = (c: number, rid: string, o: { user?: number; owner?: number; seat?: number; now?: number } = {}) =>
-  runScript(redis, 'releaseHold', [
+  runScript(scratch.redis, 'releaseHold', [
     keys.reservation(c, rid), keys.hold(c, S, o.seat ?? 1), keys.holds(c, S), keys.userHolds(c, o.owner ?? o.user ?? 1), keys.stream(c),
   ], [o.user ?? 1, rid, o.now ?? T0]);
 const markSold = (c: number, rid: string, o: { user?: number; seat?: number; seq?: number; now?: number } = {}) =>
-  runScript(redis, 'markSold', [
+  runScript(scratch.redis, 'markSold', [
     keys.sold(c, S), keys.hold(c, S, o.seat ?? 1), keys.holds(c, S), keys.userHolds(c, o.user ?? 1), keys.reservation(c, rid),
     keys.seats(c, S), keys.schedule(c, S), keys.active(c), keys.queueTokens(c), keys.seen(c), keys.stream(c),
   ], [o.seat ?? 1, rid, o.user ?? 1, o.now ?? T0, o.seq ?? 3, CATALOG_UNTIL]);
 
 async function events(c: number): Promise<Record<string, string>[]> {
-  return (await redis.xrange(keys.stream(c), '-', '+')).map(([, f]) => {
+  return (await scratch.redis.xrange(keys.stream(c), '-', '+')).map(([, f]) => {
     const ev: Record<string, string> = {};
     for (let i = 0; i < f.length; i += 2) ev[f[i]!] = f[i + 1]!;
     return ev;
@@ -73,13 +63,13 @@ describe('holdSeat', () => {
   test('takes the seat: hold key with its expiry, holds zsets, reservation record, one stream entry', async () => {
     const c = await concert({ price: 1234 });
     expect(await holdSeat(c, { seat: 2, rid: `${c}-a` })).toEqual([0, 1234, T0 + TTL]);
-    expect(await redis.get(keys.hold(c, S, 2))).toBe(`${c}-a|1`);
-    expect(await redis.pexpiretime(keys.hold(c, S, 2))).toBe(T0 + TTL);
-    expect(await redis.zscore(keys.holds(c, S), 2)).toBe(String(T0 + TTL));
-    expect(await redis.pexpiretime(keys.holds(c, S))).toBe(CATALOG_UNTIL);
-    expect(await redis.zscore(keys.userHolds(c, 1), `${c}-a`)).toBe(String(T0 + TTL));
-    expect(await redis.hgetall(keys.reservation(c, `${c}-a`))).toEqual({ u: '1', sc: String(S), n: '2', p: '1234', x: String(T0 + TTL), st: 'held' });
-    expect(await redis.pexpiretime(keys.reservation(c, `${c}-a`))).toBe(T0 + TTL + RETAIN);
+    expect(await scratch.redis.get(keys.hold(c, S, 2))).toBe(`${c}-a|1`);
+    expect(await scratch.redis.pexpiretime(keys.hold(c, S, 2))).toBe(T0 + TTL);
+    expect(await scratch.redis.zscore(keys.holds(c, S), 2)).toBe(String(T0 + TTL));
+    expect(await scratch.redis.pexpiretime(keys.holds(c, S))).toBe(CATALOG_UNTIL);
+    expect(await scratch.redis.zscore(keys.userHolds(c, 1), `${c}-a`)).toBe(String(T0 + TTL));
+    expect(await scratch.redis.hgetall(keys.reservation(c, `${c}-a`))).toEqual({ u: '1', sc: String(S), n: '2', p: '1234', x: String(T0 + TTL), st: 'held' });
+    expect(await scratch.redis.pexpiretime(keys.reservation(c, `${c}-a`))).toBe(T0 + TTL + RETAIN);
     expect(await events(c)).toEqual([
       { e: 'hold', r: `${c}-a`, u: '1', sc: String(S), n: '2', p: '1234', x: String(T0 + TTL), t: String(T0) },
     ]);
@@ -91,9 +81,9 @@ describe('holdSeat', () => {
     expect((await holdSeat(c, { jti: 'old' }))[0]).toBe(ScriptCode.UnknownToken);
     await admitUser(c, 2, 'j2', 4, T0);
     expect((await holdSeat(c, { user: 2, jti: 'j2' }))[0]).toBe(ScriptCode.NotAdmitted);
-    await redis.hset(keys.queueTokens(c), 3, 'j3:5');
+    await scratch.redis.hset(keys.queueTokens(c), 3, 'j3:5');
     expect((await holdSeat(c, { user: 3, jti: 'j3' }))[0]).toBe(ScriptCode.NotAdmitted);
-    expect(await redis.xlen(keys.stream(c))).toBe(0);
+    expect(await scratch.redis.xlen(keys.stream(c))).toBe(0);
   });
 
   test('unknown schedule or seat is NotFound, saying which', async () => {
@@ -104,16 +94,16 @@ describe('holdSeat', () => {
 
   test('sold, or held until after now, is SeatUnavailable; a lapsed hold or a vanished hold key is not', async () => {
     const c = await concert();
-    await redis.sadd(keys.sold(c, S), 1);
+    await scratch.redis.sadd(keys.sold(c, S), 1);
     expect((await holdSeat(c, { seat: 1 }))[0]).toBe(ScriptCode.SeatUnavailable);
     expect((await holdSeat(c, { seat: 2, rid: 'first' }))[0]).toBe(ScriptCode.Ok);
     await admitUser(c, 2, 'j2', 4);
     expect((await holdSeat(c, { seat: 2, user: 2, jti: 'j2', now: T0 + TTL - 1 }))[0]).toBe(ScriptCode.SeatUnavailable);
     expect((await holdSeat(c, { seat: 2, user: 2, jti: 'j2', now: T0 + TTL, rid: 'second' }))[0]).toBe(ScriptCode.Ok);
-    expect(await redis.get(keys.hold(c, S, 2))).toBe('second|2');
+    expect(await scratch.redis.get(keys.hold(c, S, 2))).toBe('second|2');
     // The hold key is the truth: without it the seat is free whatever the zset says.
     expect((await holdSeat(c, { seat: 3, rid: 'third' }))[0]).toBe(ScriptCode.Ok);
-    await redis.del(keys.hold(c, S, 3));
+    await scratch.redis.del(keys.hold(c, S, 3));
     expect((await holdSeat(c, { seat: 3, user: 2, jti: 'j2' }))[0]).toBe(ScriptCode.Ok);
   });
 
@@ -123,14 +113,14 @@ describe('holdSeat', () => {
     expect((await holdSeat(c, { seat: 2, max: 2, now: T0 + 10 }))[0]).toBe(ScriptCode.Ok);
     expect((await holdSeat(c, { seat: 3, max: 2, now: T0 + 20 }))[0]).toBe(ScriptCode.HoldLimit);
     expect((await holdSeat(c, { seat: 3, max: 2, now: T0 + TTL }))[0]).toBe(ScriptCode.Ok);
-    expect(await redis.zcard(keys.userHolds(c, 1))).toBe(2);
+    expect(await scratch.redis.zcard(keys.userHolds(c, 1))).toBe(2);
   });
 
   test('a started show takes no holds; a sold-out schedule without seat keys refuses seats in range', async () => {
     const past = await concert({ date: T0 - 1 });
     expect((await holdSeat(past))[0]).toBe(ScriptCode.ShowStarted);
     const c = await concert({ seats: 2 });
-    await redis.del(keys.seats(c, S));
+    await scratch.redis.del(keys.seats(c, S));
     expect((await holdSeat(c, { seat: 2 }))[0]).toBe(ScriptCode.SeatUnavailable);
     expect(await holdSeat(c, { seat: 3 })).toEqual([ScriptCode.NotFound, 'seat']);
   });
@@ -141,10 +131,10 @@ describe('releaseHold', () => {
     const c = await concert();
     await holdSeat(c, { rid: 'r1', seat: 1 });
     expect(await releaseHold(c, 'r1', { now: T0 + 5 })).toEqual([ScriptCode.Ok]);
-    expect(await redis.exists(keys.hold(c, S, 1))).toBe(0);
-    expect(await redis.zscore(keys.holds(c, S), 1)).toBeNull();
-    expect(await redis.zscore(keys.userHolds(c, 1), 'r1')).toBeNull();
-    expect(await redis.hget(keys.reservation(c, 'r1'), 'st')).toBe('released');
+    expect(await scratch.redis.exists(keys.hold(c, S, 1))).toBe(0);
+    expect(await scratch.redis.zscore(keys.holds(c, S), 1)).toBeNull();
+    expect(await scratch.redis.zscore(keys.userHolds(c, 1), 'r1')).toBeNull();
+    expect(await scratch.redis.hget(keys.reservation(c, 'r1'), 'st')).toBe('released');
     expect((await events(c))[1]).toEqual({ e: 'release', r: 'r1', u: '1', sc: String(S), n: '1', p: '900', x: String(T0 + TTL), t: String(T0 + 5) });
     expect(await releaseHold(c, 'r1')).toEqual([ScriptCode.HoldExpired]);
   });
@@ -155,12 +145,12 @@ describe('releaseHold', () => {
     await holdSeat(c, { rid: 'r1' });
     expect(await releaseHold(c, 'r1', { user: 2, owner: 1 })).toEqual([ScriptCode.Forbidden]);
     expect(await releaseHold(c, 'r1', { now: T0 + TTL })).toEqual([ScriptCode.HoldExpired]);
-    await redis.set(keys.hold(c, S, 1), 'other|2');
+    await scratch.redis.set(keys.hold(c, S, 1), 'other|2');
     expect(await releaseHold(c, 'r1')).toEqual([ScriptCode.HoldExpired]);
-    expect(await redis.get(keys.hold(c, S, 1))).toBe('other|2');
-    await redis.hset(keys.reservation(c, 'r1'), 'st', 'paid');
+    expect(await scratch.redis.get(keys.hold(c, S, 1))).toBe('other|2');
+    await scratch.redis.hset(keys.reservation(c, 'r1'), 'st', 'paid');
     expect(await releaseHold(c, 'r1')).toEqual([ScriptCode.AlreadyPaid]);
-    expect(await redis.xlen(keys.stream(c))).toBe(1);
+    expect(await scratch.redis.xlen(keys.stream(c))).toBe(1);
   });
 });
 
@@ -168,21 +158,21 @@ describe('markSold', () => {
   test('sold for good: hold gone, record paid, the buyer\'s place ended and its slot free', async () => {
     const c = await concert();
     await holdSeat(c, { rid: 'r1', seat: 4 });
-    await redis.hset(keys.seen(c), 1, T0);
+    await scratch.redis.hset(keys.seen(c), 1, T0);
     expect(await markSold(c, 'r1', { seat: 4, seq: 3, now: T0 + 9 })).toEqual([ScriptCode.Ok, 0]);
-    expect(await redis.smembers(keys.sold(c, S))).toEqual(['4']);
-    expect(await redis.pexpiretime(keys.sold(c, S))).toBe(CATALOG_UNTIL);
-    expect(await redis.exists(keys.hold(c, S, 4))).toBe(0);
-    expect(await redis.zscore(keys.holds(c, S), 4)).toBeNull();
-    expect(await redis.zcard(keys.userHolds(c, 1))).toBe(0);
-    expect(await redis.hget(keys.reservation(c, 'r1'), 'st')).toBe('paid');
-    expect(await redis.zscore(keys.active(c), 1)).toBeNull();
-    expect(await redis.hexists(keys.queueTokens(c), '1')).toBe(0);
-    expect(await redis.hexists(keys.seen(c), '1')).toBe(0);
+    expect(await scratch.redis.smembers(keys.sold(c, S))).toEqual(['4']);
+    expect(await scratch.redis.pexpiretime(keys.sold(c, S))).toBe(CATALOG_UNTIL);
+    expect(await scratch.redis.exists(keys.hold(c, S, 4))).toBe(0);
+    expect(await scratch.redis.zscore(keys.holds(c, S), 4)).toBeNull();
+    expect(await scratch.redis.zcard(keys.userHolds(c, 1))).toBe(0);
+    expect(await scratch.redis.hget(keys.reservation(c, 'r1'), 'st')).toBe('paid');
+    expect(await scratch.redis.zscore(keys.active(c), 1)).toBeNull();
+    expect(await scratch.redis.hexists(keys.queueTokens(c), '1')).toBe(0);
+    expect(await scratch.redis.hexists(keys.seen(c), '1')).toBe(0);
     expect((await events(c))[1]).toEqual({ e: 'done', u: '1', s: '3', t: String(T0 + 9) });
     // Mirroring the same sale again changes nothing more.
     expect(await markSold(c, 'r1', { seat: 4, seq: 3 })).toEqual([ScriptCode.Ok, 0]);
-    expect(await redis.xlen(keys.stream(c))).toBe(2);
+    expect(await scratch.redis.xlen(keys.stream(c))).toBe(2);
   });
 
   test('a newer place of the same user is left alone', async () => {
@@ -190,8 +180,8 @@ describe('markSold', () => {
     await holdSeat(c, { rid: 'r1' });
     await admitUser(c, 1, 'j9', 8);
     await markSold(c, 'r1', { seq: 3 });
-    expect(await redis.hget(keys.queueTokens(c), '1')).toBe('j9:8');
-    expect(await redis.zscore(keys.active(c), 1)).not.toBeNull();
+    expect(await scratch.redis.hget(keys.queueTokens(c), '1')).toBe('j9:8');
+    expect(await scratch.redis.zscore(keys.active(c), 1)).not.toBeNull();
     expect((await events(c)).map((e) => e.e)).toEqual(['hold']);
   });
 
@@ -201,8 +191,8 @@ describe('markSold', () => {
     await holdSeat(c, { rid: 'r2', seat: 2 });
     expect(await markSold(c, 'r1', { seat: 1 })).toEqual([ScriptCode.Ok, 0]);
     expect(await markSold(c, 'r2', { seat: 2 })).toEqual([ScriptCode.Ok, 1]);
-    expect(await redis.exists(keys.seats(c, S), keys.holds(c, S))).toBe(0);
-    expect(await redis.scard(keys.sold(c, S))).toBe(2);
-    expect(await redis.hget(keys.schedule(c, S), 'capacity')).toBe('2');
+    expect(await scratch.redis.exists(keys.seats(c, S), keys.holds(c, S))).toBe(0);
+    expect(await scratch.redis.scard(keys.sold(c, S))).toBe(2);
+    expect(await scratch.redis.hget(keys.schedule(c, S), 'capacity')).toBe('2');
   });
 });

@@ -3,22 +3,12 @@
  * (runScript + keys.ts). Every test owns a concert id, so its keys are its own.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { createRedis, type RedisClient } from '../src/redis/connection.ts';
 import { keys } from '../src/redis/keys.ts';
 import { scripts, runScript } from '../src/redis/scripts.ts';
 import { ScriptCode } from '../src/redis/codes.ts';
-import { startRedis, type RedisProc } from '../sentinel/topology.ts';
+import { useScratchRedis } from './helpers/redis.ts';
 
-let server: RedisProc;
-let redis: RedisClient;
-beforeAll(async () => {
-  server = await startRedis();
-  redis = createRedis({ mode: 'standalone', url: server.url }, { timeoutMs: 2000 });
-});
-afterAll(async () => {
-  redis?.disconnect();
-  await server?.stop();
-});
+const scratch = useScratchRedis();
 
 let nextConcert = 1;
 const GRACE = 10_000;
@@ -29,7 +19,7 @@ interface Meta { maxActive?: number; admitPerSecond?: number; activeTtl?: number
 /** A concert whose queue is loaded, as loadConcert leaves it. */
 async function concert(meta: Meta = {}): Promise<number> {
   const c = nextConcert++;
-  await redis.hset(keys.queueMeta(c), {
+  await scratch.redis.hset(keys.queueMeta(c), {
     lastSeq: 0, lastAdmitted: 0, admittedTotal: 0, lastTick: 0, rate: 0, credit: 0,
     maxActive: 1000, admitPerSecond: 100, activeTtl: 600, paused: 0, ...meta,
   });
@@ -38,18 +28,18 @@ async function concert(meta: Meta = {}): Promise<number> {
 
 const queueKeys = (c: number) => [keys.queueMeta(c), keys.waiting(c), keys.active(c), keys.seen(c), keys.queueTokens(c), keys.stream(c)];
 const joinQueue = (c: number, user: number, jti: string, now: number, grace = GRACE) =>
-  runScript(redis, 'joinQueue', queueKeys(c), [user, jti, now, grace]);
+  runScript(scratch.redis, 'joinQueue', queueKeys(c), [user, jti, now, grace]);
 const pollQueue = (c: number, user: number, jti: string, now: number, grace = GRACE) =>
-  runScript(redis, 'pollQueue', queueKeys(c), [user, jti, now, grace]);
+  runScript(scratch.redis, 'pollQueue', queueKeys(c), [user, jti, now, grace]);
 const leaveQueue = (c: number, user: number, jti: string, now: number, event = 'leave') =>
-  runScript(redis, 'leaveQueue', queueKeys(c), [user, jti, now, event]);
+  runScript(scratch.redis, 'leaveQueue', queueKeys(c), [user, jti, now, event]);
 const checkToken = (c: number, user: number, jti: string, now: number) =>
-  runScript(redis, 'checkQueueToken', [keys.queueTokens(c), keys.active(c)], [user, jti, now]);
+  runScript(scratch.redis, 'checkQueueToken', [keys.queueTokens(c), keys.active(c)], [user, jti, now]);
 const admitNext = (c: number, now: number, tick: number, o: { grace?: number; tickMs?: number; maxScan?: number } = {}) =>
-  runScript(redis, 'admitNext', queueKeys(c), [now, tick, o.grace ?? GRACE, o.tickMs ?? 1000, o.maxScan ?? 5000]);
+  runScript(scratch.redis, 'admitNext', queueKeys(c), [now, tick, o.grace ?? GRACE, o.tickMs ?? 1000, o.maxScan ?? 5000]);
 
 async function events(c: number): Promise<Record<string, string>[]> {
-  const entries = await redis.xrange(keys.stream(c), '-', '+');
+  const entries = await scratch.redis.xrange(keys.stream(c), '-', '+');
   return entries.map(([, f]) => {
     const ev: Record<string, string> = {};
     for (let i = 0; i < f.length; i += 2) ev[f[i]!] = f[i + 1]!;
@@ -57,8 +47,8 @@ async function events(c: number): Promise<Record<string, string>[]> {
   });
 }
 const eventNames = async (c: number) => (await events(c)).map((e) => `${e.e}:${e.u}:${e.s}`);
-const activeUsers = async (c: number) => (await redis.zrange(keys.active(c), '0', '-1')).map(Number);
-const waitingUsers = async (c: number) => (await redis.zrange(keys.waiting(c), '0', '-1')).map(Number);
+const activeUsers = async (c: number) => (await scratch.redis.zrange(keys.active(c), '0', '-1')).map(Number);
+const waitingUsers = async (c: number) => (await scratch.redis.zrange(keys.waiting(c), '0', '-1')).map(Number);
 
 /** Users 1..n join at T0 + i ms; user u's jti is `j<u>`. */
 async function joinAll(c: number, n: number, at = T0) {
@@ -70,10 +60,10 @@ describe('joinQueue', () => {
     const c = await concert({ admitPerSecond: 7 });
     expect(await joinQueue(c, 42, 'a', T0)).toEqual([0, 1, 0, 0, 0, '', 0, 7, 1]);
     expect(await joinQueue(c, 43, 'b', T0 + 1)).toEqual([0, 2, 0, 0, 0, '', 0, 7, 1]);
-    expect(await redis.zrange(keys.waiting(c), '0', '-1', 'WITHSCORES')).toEqual(['42', '1', '43', '2']);
-    expect(await redis.hgetall(keys.seen(c))).toEqual({ 42: String(T0), 43: String(T0 + 1) });
-    expect(await redis.hgetall(keys.queueTokens(c))).toEqual({ 42: 'a:1', 43: 'b:2' });
-    expect(await redis.hget(keys.queueMeta(c), 'lastSeq')).toBe('2');
+    expect(await scratch.redis.zrange(keys.waiting(c), '0', '-1', 'WITHSCORES')).toEqual(['42', '1', '43', '2']);
+    expect(await scratch.redis.hgetall(keys.seen(c))).toEqual({ 42: String(T0), 43: String(T0 + 1) });
+    expect(await scratch.redis.hgetall(keys.queueTokens(c))).toEqual({ 42: 'a:1', 43: 'b:2' });
+    expect(await scratch.redis.hget(keys.queueMeta(c), 'lastSeq')).toBe('2');
     expect(await events(c)).toEqual([
       { e: 'join', u: '42', s: '1', t: String(T0) },
       { e: 'join', u: '43', s: '2', t: String(T0 + 1) },
@@ -85,9 +75,9 @@ describe('joinQueue', () => {
     await joinAll(c, 2);
     const again = await joinQueue(c, 1, 'j1b', T0 + 500);
     expect(again).toEqual([0, 1, 0, 0, 0, 'j1', 0, 100, 0]);
-    expect(await redis.hget(keys.queueTokens(c), '1')).toBe('j1b:1');
-    expect(await redis.hget(keys.seen(c), '1')).toBe(String(T0 + 500));
-    expect(await redis.hget(keys.queueMeta(c), 'lastSeq')).toBe('2');
+    expect(await scratch.redis.hget(keys.queueTokens(c), '1')).toBe('j1b:1');
+    expect(await scratch.redis.hget(keys.seen(c), '1')).toBe(String(T0 + 500));
+    expect(await scratch.redis.hget(keys.queueMeta(c), 'lastSeq')).toBe('2');
     expect(await eventNames(c)).toEqual(['join:1:1', 'join:2:2']);
   });
 
@@ -103,7 +93,7 @@ describe('joinQueue', () => {
   test('a paused queue refuses newcomers (code 4) but hands existing users their place', async () => {
     const c = await concert();
     await joinAll(c, 1);
-    await redis.hset(keys.queueMeta(c), 'paused', 1);
+    await scratch.redis.hset(keys.queueMeta(c), 'paused', 1);
     expect(await joinQueue(c, 2, 'j2', T0 + 10)).toEqual([ScriptCode.QueueClosed]);
     expect((await joinQueue(c, 1, 'j1b', T0 + 10)).slice(0, 3)).toEqual([0, 1, 0]);
     expect(await waitingUsers(c)).toEqual([1]);
@@ -112,7 +102,7 @@ describe('joinQueue', () => {
   test('a queue that is not loaded answers code 11 and writes nothing', async () => {
     const c = nextConcert++;
     expect(await joinQueue(c, 1, 'x', T0)).toEqual([ScriptCode.NoQueue]);
-    expect(await redis.exists(keys.waiting(c), keys.queueTokens(c), keys.stream(c))).toBe(0);
+    expect(await scratch.redis.exists(keys.waiting(c), keys.queueTokens(c), keys.stream(c))).toBe(0);
   });
 
   test('after the active time is up, joining again takes a new place that admission does not mistake for the old one', async () => {
@@ -122,7 +112,7 @@ describe('joinQueue', () => {
     const later = T0 + 5000;
     const r = await joinQueue(c, 1, 'j1b', later);
     expect(r).toEqual([0, 2, 0, 1, 0, 'j1', expect.any(Number), 100, 1]);
-    expect(await redis.hget(keys.queueTokens(c), '1')).toBe('j1b:2');
+    expect(await scratch.redis.hget(keys.queueTokens(c), '1')).toBe('j1b:2');
     // The next tick must admit the new place, not expire it as the old active slot.
     const tick = await admitNext(c, later + 10, 2);
     expect(tick[1]).toBe(1);
@@ -139,7 +129,7 @@ describe('joinQueue', () => {
     expect(r.slice(0, 3)).toEqual([0, 3, 0]);
     expect(r[8]).toBe(1);
     expect(await waitingUsers(c)).toEqual([2, 1]);
-    expect(await redis.zscore(keys.waiting(c), '1')).toBe('3');
+    expect(await scratch.redis.zscore(keys.waiting(c), '1')).toBe('3');
     expect(await eventNames(c)).toEqual(['join:1:1', 'join:2:2', 'lapse:1:1', 'join:1:3']);
   });
 });
@@ -151,7 +141,7 @@ describe('pollQueue', () => {
     expect(await pollQueue(c, 9, 'j9', T0 + 10)).toEqual([ScriptCode.UnknownToken]);
     await joinQueue(c, 1, 'j1b', T0 + 10);
     expect(await pollQueue(c, 1, 'j1', T0 + 20)).toEqual([ScriptCode.UnknownToken]);
-    expect(await redis.hget(keys.seen(c), '1')).toBe(String(T0 + 10));
+    expect(await scratch.redis.hget(keys.seen(c), '1')).toBe(String(T0 + 10));
     expect(await waitingUsers(c)).toEqual([1]);
   });
 
@@ -159,7 +149,7 @@ describe('pollQueue', () => {
     const c = await concert({ admitPerSecond: 3 });
     await joinAll(c, 3);
     expect(await pollQueue(c, 3, 'j3', T0 + 5000)).toEqual([0, 0, 3, 0, 0, 0, 3]);
-    expect(await redis.hget(keys.seen(c), '3')).toBe(String(T0 + 5000));
+    expect(await scratch.redis.hget(keys.seen(c), '3')).toBe(String(T0 + 5000));
     // The refreshed heartbeat carries the user past the first grace period.
     expect((await pollQueue(c, 3, 'j3', T0 + 5000 + GRACE))[0]).toBe(0);
   });
@@ -169,8 +159,8 @@ describe('pollQueue', () => {
     await joinAll(c, 2);
     expect(await pollQueue(c, 1, 'j1', T0 + 1 + GRACE + 1)).toEqual([ScriptCode.PlaceLost]);
     expect(await waitingUsers(c)).toEqual([2]);
-    expect(await redis.hexists(keys.seen(c), '1')).toBe(0);
-    expect(await redis.hexists(keys.queueTokens(c), '1')).toBe(0);
+    expect(await scratch.redis.hexists(keys.seen(c), '1')).toBe(0);
+    expect(await scratch.redis.hexists(keys.queueTokens(c), '1')).toBe(0);
     expect(await eventNames(c)).toEqual(['join:1:1', 'join:2:2', 'lapse:1:1']);
     expect(await pollQueue(c, 1, 'j1', T0 + GRACE + 5)).toEqual([ScriptCode.UnknownToken]);
   });
@@ -188,7 +178,7 @@ describe('pollQueue', () => {
     await admitNext(c, T0 + 100, 1);
     expect(await pollQueue(c, 1, 'j1', T0 + 1200)).toEqual([ScriptCode.PlaceLost]);
     expect(await activeUsers(c)).toEqual([]);
-    expect(await redis.hexists(keys.queueTokens(c), '1')).toBe(0);
+    expect(await scratch.redis.hexists(keys.queueTokens(c), '1')).toBe(0);
     expect(await eventNames(c)).toEqual(['join:1:1', 'admit:1:1', 'expire:1:1']);
   });
 });
@@ -201,8 +191,8 @@ describe('admitNext', () => {
     expect(await admitNext(c, now, 1)).toEqual([0, 3, 0, 0, 3, 2]);
     expect(await activeUsers(c)).toEqual([1, 2, 3]);
     expect(await waitingUsers(c)).toEqual([4, 5]);
-    expect(await redis.zscore(keys.active(c), '2')).toBe(String(now + 60_000));
-    expect(await redis.hmget(keys.queueMeta(c), 'lastAdmitted', 'admittedTotal', 'lastTick')).toEqual(['3', '3', '1']);
+    expect(await scratch.redis.zscore(keys.active(c), '2')).toBe(String(now + 60_000));
+    expect(await scratch.redis.hmget(keys.queueMeta(c), 'lastAdmitted', 'admittedTotal', 'lastTick')).toEqual(['3', '3', '1']);
     const admits = (await events(c)).filter((e) => e.e === 'admit');
     expect(admits).toEqual([1, 2, 3].map((u) => ({ e: 'admit', u: String(u), s: String(u), t: String(now), x: String(now + 60_000) })));
     expect(await admitNext(c, now + 1000, 2)).toEqual([0, 2, 0, 0, 5, 0]);
@@ -223,7 +213,7 @@ describe('admitNext', () => {
     expect(await admitNext(c, T0 + 100, 1)).toEqual([0, 3, 0, 0, 3, 3]);
     expect(await admitNext(c, T0 + 1100, 2)).toEqual([0, 0, 0, 0, 3, 3]);
     // Lowering maxActive below the active count admits nothing and evicts nobody.
-    await redis.hset(keys.queueMeta(c), 'maxActive', 1);
+    await scratch.redis.hset(keys.queueMeta(c), 'maxActive', 1);
     expect(await admitNext(c, T0 + 2100, 3)).toEqual([0, 0, 0, 0, 3, 3]);
   });
 
@@ -236,11 +226,11 @@ describe('admitNext', () => {
     expect(await admitNext(c, now, 1)).toEqual([0, 2, 0, 0, 2, 2]);
     expect(await admitNext(c, now + 1000, 2)).toEqual([0, 1, 1, 0, 3, 0]);
     expect(await activeUsers(c)).toEqual([1, 2, 4]);
-    expect(await redis.hexists(keys.queueTokens(c), '3')).toBe(0);
+    expect(await scratch.redis.hexists(keys.queueTokens(c), '3')).toBe(0);
     expect(await checkToken(c, 3, 'j3', now + 1000)).toEqual([ScriptCode.UnknownToken]);
     const skipped = (await events(c)).filter((e) => e.u === '3').map((e) => e.e);
     expect(skipped).toEqual(['join', 'skip']);
-    expect(await redis.hget(keys.queueMeta(c), 'lastAdmitted')).toBe('4');
+    expect(await scratch.redis.hget(keys.queueMeta(c), 'lastAdmitted')).toBe('4');
   });
 
   test('a tick examines at most maxScan waiting users', async () => {
@@ -258,7 +248,7 @@ describe('admitNext', () => {
     expect(await admitNext(c, T0 + 600, 2)).toEqual([0, 0, 0, 0, 1, 1]);
     expect(await admitNext(c, T0 + 1100, 3)).toEqual([0, 1, 0, 1, 1, 0]);
     expect(await activeUsers(c)).toEqual([2]);
-    expect(await redis.hexists(keys.queueTokens(c), '1')).toBe(0);
+    expect(await scratch.redis.hexists(keys.queueTokens(c), '1')).toBe(0);
     expect(await eventNames(c)).toEqual(['join:1:1', 'join:2:2', 'admit:1:1', 'expire:1:1', 'admit:2:2']);
   });
 
@@ -276,7 +266,7 @@ describe('admitNext', () => {
     await joinAll(c, 1);
     await admitNext(c, T0 + 100, 1);
     await joinQueue(c, 2, 'j2', T0 + 200);
-    await redis.hset(keys.queueMeta(c), 'paused', 1);
+    await scratch.redis.hset(keys.queueMeta(c), 'paused', 1);
     expect(await admitNext(c, T0 + 1200, 2)).toEqual([0, 0, 0, 1, 0, 1]);
     expect(await waitingUsers(c)).toEqual([2]);
   });
@@ -317,7 +307,7 @@ describe('leaveQueue', () => {
     await admitNext(c, T0 + 100, 1);
     expect(await leaveQueue(c, 1, 'j1', T0 + 200)).toEqual([0, 1]);
     expect(await activeUsers(c)).toEqual([]);
-    expect(await redis.hexists(keys.queueTokens(c), '1')).toBe(0);
+    expect(await scratch.redis.hexists(keys.queueTokens(c), '1')).toBe(0);
     expect((await admitNext(c, T0 + 300, 2))[1]).toBe(1);
     expect(await activeUsers(c)).toEqual([2]);
   });
@@ -327,7 +317,7 @@ describe('leaveQueue', () => {
     await joinAll(c, 2);
     expect(await leaveQueue(c, 2, 'j2', T0 + 200, 'done')).toEqual([0, 2]);
     expect(await waitingUsers(c)).toEqual([1]);
-    expect(await redis.hexists(keys.seen(c), '2')).toBe(0);
+    expect(await scratch.redis.hexists(keys.seen(c), '2')).toBe(0);
     expect(await eventNames(c)).toEqual(['join:1:1', 'join:2:2', 'done:2:2']);
   });
 
@@ -358,27 +348,27 @@ describe('checkQueueToken', () => {
 
 describe('issueToken', () => {
   const issue = (jti: string, now: number, ttl: number, limit: number) =>
-    runScript(redis, 'issueToken', [keys.userToken(jti), keys.liveUserTokens], [7, jti, now, ttl, limit]);
+    runScript(scratch.redis, 'issueToken', [keys.userToken(jti), keys.liveUserTokens], [7, jti, now, ttl, limit]);
 
   test('stores tokens up to the limit; past it the token is SQL only; expired tokens do not count', async () => {
-    await redis.del(keys.liveUserTokens);
+    await scratch.redis.del(keys.liveUserTokens);
     expect(await issue('t1', T0, 60_000, 2)).toEqual([0, 1, 1]);
     expect(await issue('t2', T0 + 10, 60_000, 2)).toEqual([0, 1, 2]);
     expect(await issue('t3', T0 + 20, 60_000, 2)).toEqual([0, 0, 2]);
-    expect(await redis.exists(keys.userToken('t3'))).toBe(0);
-    expect(await redis.get(keys.userToken('t1'))).toBe('7');
-    const pttl = await redis.pttl(keys.userToken('t1'));
+    expect(await scratch.redis.exists(keys.userToken('t3'))).toBe(0);
+    expect(await scratch.redis.get(keys.userToken('t1'))).toBe('7');
+    const pttl = await scratch.redis.pttl(keys.userToken('t1'));
     expect(pttl).toBeGreaterThan(50_000);
     expect(pttl).toBeLessThanOrEqual(60_000);
     // t1 has expired by then: its place in the count is free again.
     expect(await issue('t4', T0 + 60_001, 60_000, 2)).toEqual([0, 1, 2]);
-    expect(await redis.zrange(keys.liveUserTokens, '0', '-1')).toEqual(['t2', 't4']);
+    expect(await scratch.redis.zrange(keys.liveUserTokens, '0', '-1')).toEqual(['t2', 't4']);
   });
 
   test('a limit of 0 keeps every token out of Redis', async () => {
-    await redis.del(keys.liveUserTokens);
+    await scratch.redis.del(keys.liveUserTokens);
     expect(await issue('z1', T0, 1000, 0)).toEqual([0, 0, 0]);
-    expect(await redis.exists(keys.userToken('z1'))).toBe(0);
+    expect(await scratch.redis.exists(keys.userToken('z1'))).toBe(0);
   });
 });
 
@@ -386,18 +376,18 @@ describe('key lifetimes', () => {
   test('queue keys made after the concert was loaded expire with its meta hash', async () => {
     const c = await concert({ maxActive: 2 });
     const until = Date.now() + 3_600_000;
-    await redis.pexpireat(keys.queueMeta(c), until);
+    await scratch.redis.pexpireat(keys.queueMeta(c), until);
     await joinAll(c, 3);
     await admitNext(c, T0 + 100, 1, { grace: Number.MAX_SAFE_INTEGER });
     for (const k of [keys.waiting(c), keys.active(c), keys.seen(c), keys.queueTokens(c), keys.stream(c)]) {
-      expect([k, await redis.pexpiretime(k)]).toEqual([k, until]);
+      expect([k, await scratch.redis.pexpiretime(k)]).toEqual([k, until]);
     }
   });
 
   test('a queue whose meta hash has no expiry gives none to the others', async () => {
     const c = await concert();
     await joinAll(c, 1);
-    expect(await redis.pttl(keys.waiting(c))).toBe(-1);
+    expect(await scratch.redis.pttl(keys.waiting(c))).toBe(-1);
   });
 });
 
@@ -421,6 +411,6 @@ describe('script SHAs', () => {
   });
 
   test('Redis computes the same SHA for each script', async () => {
-    for (const s of scripts) expect(String(await redis.script('LOAD', s.lua))).toBe(s.sha1);
+    for (const s of scripts) expect(String(await scratch.redis.script('LOAD', s.lua))).toBe(s.sha1);
   });
 });
