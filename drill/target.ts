@@ -15,7 +15,7 @@ import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'no
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  askSentinelForMaster, LOOPBACK, parseInfo, sendCommand, startSentinelTopology, type HostPort, type Topology,
+  askSentinelForMaster, isAlive, LOOPBACK, parseInfo, sendCommand, startSentinelTopology, type HostPort, type Topology,
 } from '../sentinel/topology.ts';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -139,14 +139,6 @@ export async function ownTopology(opts: { downAfterMs?: number } = {}): Promise<
 
 // ---------------------------------------------------------------------------------------------
 
-function isAlive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
 
 /** A node of a running local topology, found and restarted through what it says of itself. */
 async function localNode(port: number): Promise<NodeHandle> {

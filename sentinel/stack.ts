@@ -12,7 +12,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { askSentinelForMaster, LOOPBACK, portInUse, sendCommand, startSentinelTopology } from './topology.ts';
+import { askSentinelForMaster, isAlive, LOOPBACK, portInUse, sendCommand, startSentinelTopology } from './topology.ts';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const STACK_DIR = join(REPO_ROOT, '.stack');
@@ -92,15 +92,6 @@ function cmdlineOf(pid: number): string | undefined {
   }
 }
 
-/** True if the pid is alive and not a zombie. */
-function isAlive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
 
 /** True if the pid is still the process the PID file was written for, not a recycled pid. */
 function isOurs(entry: PidEntry): boolean {

@@ -643,3 +643,12 @@ export async function startSentinelTopology(opts: TopologyOptions = {}): Promise
   };
 }
 
+/** True if the pid is alive and not a zombie. */
+export function isAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
