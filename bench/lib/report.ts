@@ -1,0 +1,151 @@
+/** Aggregation of runs into one row per (scenario, target), goals, and the markdown report. */
+import type { LoadResult } from './load.ts';
+import type { JourneyResult } from './scenarios.ts';
+import { TARGET_LABEL, type TargetName } from './servers.ts';
+
+export interface RunRecord extends LoadResult {
+  scenario: string;
+  target: TargetName;
+  round: number;
+  startedAt: string;
+  loadAvg: [number, number, number] | null;
+  cpu: { server: number | null; redis: number | null; db: number | null };
+  serverCpuSeconds: number | null;
+  journey?: Pick<JourneyResult, 'journeys' | 'journeysPerS' | 'steps' | 'failures'>;
+}
+
+export interface Row {
+  scenario: string;
+  target: TargetName;
+  rounds: number;
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  errors: number;
+  requests: number;
+  serverCpu: number | null;
+  redisCpu: number | null;
+  dbCpu: number | null;
+  cpuUsPerRequest: number | null;
+  exhausted: boolean;
+  journeysPerS?: number;
+}
+
+const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
+const median = (xs: number[]) => {
+  if (!xs.length) return 0;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+const meanOrNull = (xs: (number | null)[]) => {
+  const v = xs.filter((x): x is number => x !== null);
+  return v.length ? mean(v) : null;
+};
+
+export function aggregate(runs: RunRecord[]): Row[] {
+  const groups = new Map<string, RunRecord[]>();
+  for (const r of runs) {
+    const k = `${r.scenario}\u0000${r.target}`;
+    groups.set(k, [...(groups.get(k) ?? []), r]);
+  }
+  const rows: Row[] = [];
+  for (const rs of groups.values()) {
+    const first = rs[0]!;
+    const requests = rs.reduce((a, r) => a + r.requests, 0);
+    const cpuSec = rs.every((r) => r.serverCpuSeconds !== null) ? rs.reduce((a, r) => a + r.serverCpuSeconds!, 0) : null;
+    rows.push({
+      scenario: first.scenario, target: first.target, rounds: rs.length,
+      rps: mean(rs.map((r) => r.rps)),
+      p50Ms: median(rs.map((r) => r.p50Ms)),
+      p99Ms: median(rs.map((r) => r.p99Ms)),
+      errors: rs.reduce((a, r) => a + r.errors, 0),
+      requests,
+      serverCpu: meanOrNull(rs.map((r) => r.cpu.server)),
+      redisCpu: meanOrNull(rs.map((r) => r.cpu.redis)),
+      dbCpu: meanOrNull(rs.map((r) => r.cpu.db)),
+      cpuUsPerRequest: cpuSec !== null && requests > 0 ? (cpuSec / requests) * 1e6 : null,
+      exhausted: rs.some((r) => r.exhausted),
+      journeysPerS: first.journey ? mean(rs.map((r) => r.journey!.journeysPerS)) : undefined,
+    });
+  }
+  return rows;
+}
+
+export interface Goal { goal: string; value: string; met: boolean | null; note?: string }
+
+export function goals(rows: Row[]): Goal[] {
+  const get = (s: string, t: TargetName) => rows.find((r) => r.scenario === s && r.target === t);
+  const out: Goal[] = [];
+  const ratio = (goal: string, a: Row | undefined, b: Row | undefined, min: number) => {
+    if (!a || !b || b.rps === 0) {
+      out.push({ goal, value: 'not measured', met: null });
+      return;
+    }
+    const x = a.rps / b.rps;
+    out.push({ goal, value: `${x.toFixed(2)} (${fmt(a.rps)} / ${fmt(b.rps)} req/s)`, met: x >= min });
+  };
+  ratio('poll, redis mode ≥ 0.7 × MGET ceiling', get('poll', 'redis'), get('poll', 'mget'), 0.7);
+  ratio('poll, redis mode ≥ 10 × SQL mode on PostgreSQL', get('poll', 'redis'), get('poll', 'sql-pg'), 10);
+  ratio('contended holds, redis mode ≥ 10 × SQL mode on PostgreSQL', get('hold-contended', 'redis'), get('hold-contended', 'sql-pg'), 10);
+  const errs = rows.reduce((a, r) => a + r.errors, 0);
+  out.push({ goal: 'no errors', value: `${errs} errors in ${rows.reduce((a, r) => a + r.requests, 0)} requests`, met: errs === 0 });
+  return out;
+}
+
+export function fmt(n: number | null | undefined, digits = 0): string {
+  if (n === null || n === undefined || Number.isNaN(n)) return '–';
+  return n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+const pct = (x: number | null) => (x === null ? '–' : `${Math.round(x * 100)} %`);
+
+export function markdown(meta: Record<string, unknown>, rows: Row[], runs: RunRecord[], notes: string[]): string {
+  const lines: string[] = [];
+  lines.push(`# Benchmark ${meta.finishedAt}`, '');
+  lines.push(`Machine: ${meta.cpus} cores, load average before ${meta.loadBefore} / after ${meta.loadAfter}. ` +
+    `Client: ${meta.client}, ${meta.connections} connections, ${meta.warmupS} s warm-up then ${meta.durationS} s × ${meta.rounds} rounds per target, targets interleaved. ` +
+    `Bun ${meta.bun}, ${meta.redisVersion}, ${meta.pgVersion}.`, '');
+  lines.push('CPU columns are shares of one core over the run (100 % = one core busy), from /proc/<pid>/stat: the server process, ' +
+    'its redis-server, and the PostgreSQL backends serving its database. "CPU/req" is server CPU time per request.', '');
+  lines.push('| scenario | target | req/s | p50 ms | p99 ms | errors | server CPU | CPU/req µs | Redis CPU | PG CPU |');
+  lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const r of rows) {
+    const rps = r.journeysPerS !== undefined ? `${fmt(r.rps)} (${fmt(r.journeysPerS, 1)} journeys/s)` : fmt(r.rps);
+    lines.push(`| ${r.scenario} | ${r.target} | ${rps}${r.exhausted ? ' †' : ''} | ${fmt(r.p50Ms, 2)} | ${fmt(r.p99Ms, 2)} | ${r.errors} | ` +
+      `${pct(r.serverCpu)} | ${fmt(r.cpuUsPerRequest)} | ${pct(r.redisCpu)} | ${pct(r.dbCpu)} |`);
+  }
+  lines.push('');
+  if (rows.some((r) => r.exhausted)) lines.push('† the run used up its prepared requests before the time was over; the rate is over the time it ran.', '');
+  const journeys = runs.filter((r) => r.journey);
+  if (journeys.length) {
+    lines.push('Journey latency is per whole journey (including the wait for admission); per step p50/p99 ms:', '');
+    lines.push('| target | round | journeys | token | join | poll | hold | charge | pay | failures |');
+    lines.push('|---|---:|---:|---|---|---|---|---|---|---|');
+    for (const r of journeys) {
+      const s = r.journey!.steps;
+      const cell = (k: string) => (s[k] ? `${fmt(s[k]!.p50Ms, 1)} / ${fmt(s[k]!.p99Ms, 1)}` : '–');
+      const f = Object.entries(r.journey!.failures).map(([k, v]) => `${k} ×${v}`).join('; ') || '–';
+      lines.push(`| ${r.target} | ${r.round} | ${r.journey!.journeys} | ${cell('token')} | ${cell('join')} | ${cell('poll')} | ${cell('hold')} | ${cell('charge')} | ${cell('pay')} | ${f} |`);
+    }
+    lines.push('');
+  }
+  lines.push('| goal | measured | met |', '|---|---|---|');
+  for (const g of goals(rows)) lines.push(`| ${g.goal} | ${g.value} | ${g.met === null ? '–' : g.met ? 'yes' : '**no**'} |`);
+  lines.push('');
+  const errorRuns = runs.filter((r) => r.errors > 0);
+  if (errorRuns.length) {
+    lines.push('Errors by run (status: count):', '');
+    for (const r of errorRuns) lines.push(`- ${r.scenario} / ${r.target} round ${r.round}: ${JSON.stringify(r.statuses)}, socket errors ${r.socketErrors}${r.journey ? `, ${JSON.stringify(r.journey.failures)}` : ''}`);
+    lines.push('');
+  }
+  if (notes.length) {
+    lines.push('Notes:', '');
+    for (const n of notes) lines.push(`- ${n}`);
+    lines.push('');
+  }
+  lines.push('Targets:', '');
+  for (const t of new Set(rows.map((r) => r.target))) lines.push(`- \`${t}\`: ${TARGET_LABEL[t]}`);
+  lines.push('');
+  return lines.join('\n');
+}

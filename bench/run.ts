@@ -1,0 +1,214 @@
+/**
+ * `npm run bench [-- options]`: load scenarios through the HTTP API against several targets,
+ * each a separate server process, interleaved round by round. Writes bench/results/bench-*.{md,json}.
+ *
+ *   --duration 10             seconds per run
+ *   --rounds 2                runs per (scenario, target); targets take turns within each round
+ *   --scenarios poll,join,hold,hold-contended,journey   (also --scenario; `--scenario scale` runs bench/scale.ts)
+ *   --targets redis,sql-sqlite,sql-pg,mget   (also redis-sqlite: redis mode with SQLite behind)
+ *   --connections 50          concurrent keep-alive connections (journey: virtual users = 4 × this)
+ *   --client auto|wrk|autocannon|bun        auto prefers wrk, then autocannon, then the built-in Bun client
+ *   --threads 1               wrk threads
+ *   --warmup 10               seconds of the same load per (scenario, target) before its first measured run, so the
+ *                             JIT has compiled the path (a cold service runs a poll at half its warm rate)
+ *   --cpu-prof                run service targets under `bun --cpu-prof --cpu-prof-md` (profiles in bench/results/profiles)
+ *   --out bench/results
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Api, UserIds } from './lib/api.ts';
+import { pickClient, runLoad } from './lib/load.ts';
+import { cpuCount, CpuMeter, loadAverage } from './lib/proc.ts';
+import { aggregate, markdown, type RunRecord } from './lib/report.ts';
+import { ALL_SCENARIOS, SCENARIOS, type ScenarioName, type ScenarioState } from './lib/scenarios.ts';
+import {
+  ALL_TARGETS, assertMode, closeAdmin, DEFAULT_TARGETS, REPO_ROOT, startTarget, waitWriteBehindIdle,
+  type Target, type TargetName,
+} from './lib/servers.ts';
+
+export interface Args { [k: string]: string | boolean }
+
+export function parseArgs(argv: string[]): Args {
+  const out: Args = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!a.startsWith('--')) continue;
+    const eq = a.indexOf('=');
+    if (eq > 0) out[a.slice(2, eq)] = a.slice(eq + 1);
+    else if (argv[i + 1] !== undefined && !argv[i + 1]!.startsWith('--')) out[a.slice(2)] = argv[++i]!;
+    else out[a.slice(2)] = true;
+  }
+  return out;
+}
+
+const log = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+
+function versionOf(cmd: string, args: string[]): string {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8' }).trim().split('\n')[0]!;
+  } catch {
+    return `${cmd} ?`;
+  }
+}
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2));
+  const scenarioArg = String(args.scenarios ?? args.scenario ?? ALL_SCENARIOS.join(','));
+  if (scenarioArg.split(',').includes('scale')) {
+    const { main: scale } = await import('./scale.ts');
+    await scale(process.argv.slice(2));
+    return;
+  }
+  const scenarios = scenarioArg.split(',').map((s) => s.trim()) as ScenarioName[];
+  for (const s of scenarios) if (!SCENARIOS[s]) throw new Error(`unknown scenario ${s} (known: ${ALL_SCENARIOS.join(', ')}, scale)`);
+  const targetNames = String(args.targets ?? DEFAULT_TARGETS.join(',')).split(',').map((s) => s.trim()) as TargetName[];
+  for (const t of targetNames) if (!ALL_TARGETS.includes(t)) throw new Error(`unknown target ${t} (known: ${ALL_TARGETS.join(', ')})`);
+  const durationS = Number(args.duration ?? 10);
+  const rounds = Number(args.rounds ?? 2);
+  const connections = Number(args.connections ?? 50);
+  const threads = Number(args.threads ?? 1);
+  const warmupS = Number(args.warmup ?? 10);
+  const client = await pickClient(String(args.client ?? 'auto') as 'auto');
+  const outDir = resolve(REPO_ROOT, String(args.out ?? 'bench/results'));
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
+  const logDir = join('/tmp', `bench-logs-${stamp}`);
+  const cpuProfileDir = args['cpu-prof'] ? join(outDir, 'profiles') : undefined;
+  mkdirSync(outDir, { recursive: true });
+
+  const loadBefore = loadAverage();
+  log(`load average ${loadBefore?.join(' ')} on ${cpuCount()} cores; client ${client}; logs in ${logDir}`);
+  if (loadBefore && loadBefore[0] > 0.5 * cpuCount()) log('WARNING: the machine is busy; numbers will be low and noisy (re-run when quiet)');
+
+  const targets: Target[] = [];
+  const stopAll = async () => {
+    for (const t of targets.splice(0)) await t.stop().catch((err) => log(`stop ${t.name}: ${err}`));
+    await closeAdmin();
+  };
+  process.on('SIGINT', () => void stopAll().then(() => process.exit(130)));
+
+  const runs: RunRecord[] = [];
+  const notes: string[] = [];
+  let holdsReady = false;
+  const users = new Map<Target, UserIds>();
+  const lastRate = new Map<string, number>();
+  try {
+    for (const name of targetNames) {
+      log(`starting ${name}`);
+      targets.push(await startTarget(name, { logDir, cpuProfileDir }));
+    }
+    const service = targets.find((t) => t.kind === 'service');
+    holdsReady = service ? (await new Api(service.base).call('POST', '/v1/reservations', { body: {} })).status !== 404 : false;
+    for (const t of targets) users.set(t, new UserIds());
+
+    for (const sname of scenarios) {
+      try {
+        await runScenario(sname);
+      } catch (err) {
+        // One scenario failing (a target died, set-up refused) must not lose the others' results.
+        notes.push(`${sname} stopped: ${(err as Error).message.split('\n')[0]}`);
+        log(`${sname}: FAILED: ${(err as Error).stack ?? err}`);
+      }
+    }
+  } finally {
+    await stopAll();
+  }
+
+  async function runScenario(sname: ScenarioName) {
+    {
+      const scenario = SCENARIOS[sname];
+      if ((sname === 'hold' || sname === 'hold-contended' || sname === 'journey') && !holdsReady) {
+        notes.push(`${sname} skipped: POST /v1/reservations is not served yet`);
+        log(`${sname}: skipped, POST /v1/reservations answers 404`);
+        return;
+      }
+      const applicable = targets.filter((t) => scenario.applies(t));
+      const states = new Map<Target, ScenarioState>();
+      for (const t of applicable) {
+        const perRun = (scenario.guess[t.name] ?? 3000) * durationS;
+        log(`${sname}: preparing ${t.name}`);
+        const t0 = Date.now();
+        states.set(t, await scenario.prepare(t, { users: users.get(t)!, totalRequests: Math.ceil(perRun * rounds * 1.5), log }));
+        log(`${sname}: ${t.name} prepared in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      }
+      if (warmupS > 0) {
+        for (const t of applicable) {
+          const state = states.get(t)!;
+          const rate = scenario.guess[t.name] ?? 3000;
+          const reqs = scenario.cycle || state.run ? await state.requests(0) : await state.requests(Math.ceil(rate * warmupS * 1.3) + connections);
+          log(`${sname}: warming up ${t.name} for ${warmupS} s`);
+          const r = state.run
+            ? await state.run(warmupS, connections * 4)
+            : await runLoad(client, { base: t.base, requests: reqs, cycle: scenario.cycle, connections, durationS: warmupS, ok: scenario.ok, threads });
+          if (r.errors) notes.push(`${sname}/${t.name} warm-up: ${r.errors} errors ${JSON.stringify(r.statuses)}`);
+          // A warm-up starts cold: the warm rate is higher, so size the next pool generously.
+          lastRate.set(`${sname}/${t.name}`, Math.max(r.rps * 1.5, 50));
+        }
+      }
+      for (let round = 1; round <= rounds; round++) {
+        // Interleave: each round starts with a different target.
+        const order = applicable.map((_, i) => applicable[(i + round - 1) % applicable.length]!);
+        for (const t of order) {
+          const key = `${sname}/${t.name}`;
+          const state = states.get(t)!;
+          const rate = lastRate.get(key) ?? scenario.guess[t.name] ?? 3000;
+          const reqs = scenario.cycle || state.run ? await state.requests(0) : await state.requests(Math.ceil(rate * durationS * 1.3) + connections);
+          if (!state.run && reqs.length === 0) {
+            notes.push(`${key} round ${round}: no requests left to send; run skipped`);
+            continue;
+          }
+          const pending = await waitWriteBehindIdle(t);
+          if (pending) notes.push(`${key} round ${round}: write-behind still had ${pending} entries when the run started`);
+          await assertMode(t);
+          await Bun.sleep(300);
+          const meters = {
+            server: new CpuMeter(() => [t.pid]),
+            redis: t.mode === 'redis' ? new CpuMeter(() => [t.redis.pid]) : null,
+            db: t.db === 'postgres' ? new CpuMeter(() => t.dbPids()) : null,
+          };
+          const loadAvg = loadAverage();
+          const startedAt = new Date().toISOString();
+          for (const m of Object.values(meters)) await m?.start();
+          const result = state.run
+            ? await state.run(durationS, connections * 4)
+            : await runLoad(client, { base: t.base, requests: reqs, cycle: scenario.cycle, connections, durationS, ok: scenario.ok, threads });
+          const server = await meters.server.stop();
+          const redis = await meters.redis?.stop();
+          const db = await meters.db?.stop();
+          await assertMode(t);
+          const { journeys, journeysPerS, steps, failures, ...load } = result as typeof result & Partial<NonNullable<RunRecord['journey']>>;
+          const rec: RunRecord = {
+            ...load, scenario: sname, target: t.name, round, startedAt, loadAvg,
+            cpu: { server: server?.cores ?? null, redis: redis?.cores ?? null, db: db?.cores ?? null },
+            serverCpuSeconds: server?.seconds ?? null,
+            journey: journeys !== undefined ? { journeys, journeysPerS: journeysPerS!, steps: steps!, failures: failures! } : undefined,
+          };
+          runs.push(rec);
+          lastRate.set(key, Math.max(result.rps, 50));
+          log(`${key} round ${round}: ${result.rps.toFixed(0)} req/s, p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms, ` +
+            `errors ${result.errors}, server CPU ${((server?.cores ?? 0) * 100).toFixed(0)} %${result.exhausted ? ' (pool used up)' : ''}` +
+            `${journeysPerS !== undefined ? `, ${journeysPerS.toFixed(1)} journeys/s` : ''}`);
+        }
+      }
+    }
+  }
+
+  const rows = aggregate(runs);
+  const meta = {
+    finishedAt: new Date().toISOString(), cpus: cpuCount(), loadBefore: loadBefore?.join(' '), loadAfter: loadAverage()?.join(' '),
+    client, connections, durationS, rounds, threads, warmupS, bun: Bun.version,
+    redisVersion: versionOf('redis-server', ['--version']).split(' ').slice(0, 3).join(' '),
+    pgVersion: versionOf('psql', ['--version']),
+    targets: targetNames, scenarios,
+  };
+  const md = markdown(meta, rows, runs, notes);
+  const base = join(outDir, `bench-${stamp}`);
+  writeFileSync(`${base}.json`, `${JSON.stringify({ meta, rows, runs, notes }, null, 2)}\n`);
+  writeFileSync(`${base}.md`, md);
+  process.stdout.write(`${md}\nwritten: ${base}.md and .json\n`);
+}
+
+if (import.meta.main) {
+  await main();
+  process.exit(0);
+}
