@@ -95,16 +95,16 @@ export async function applyEvents(db: Db, concertId: number, events: StreamEvent
           .where('concert_id', '=', concertId).execute();
       }
     }
-    for (const h of holds.values()) {
-      const hold = {
-        id: h.r!, user_id: Number(h.u), concert_id: concertId, schedule_id: Number(h.sc), seat_number: Number(h.n),
-        price: Number(h.p), expires_at: Number(h.x), t: Number(h.t),
-      };
-      await trx.insertInto('reservations').values({
-        id: hold.id, user_id: hold.user_id, concert_id: concertId, schedule_id: hold.schedule_id,
-        seat_number: hold.seat_number, price: hold.price, status: 'held', expires_at: hold.expires_at,
-        created_at: hold.t, updated_at: now,
-      }).onConflict((oc) => oc.column('id').doNothing()).execute();
+    const holdRows = [...holds.values()].map((h) => ({
+      id: h.r!, user_id: Number(h.u), concert_id: concertId, schedule_id: Number(h.sc), seat_number: Number(h.n),
+      price: Number(h.p), status: 'held' as const, expires_at: Number(h.x), created_at: Number(h.t), updated_at: now,
+    }));
+    // One statement per 500 reservations; the seat mirror below stays one conditional UPDATE each.
+    for (let i = 0; i < holdRows.length; i += 500) {
+      await trx.insertInto('reservations').values(holdRows.slice(i, i + 500))
+        .onConflict((oc) => oc.column('id').doNothing()).execute();
+    }
+    for (const hold of holdRows) {
       // Mirror the live hold on the seat row, so SQL mode knows the seat is taken. A newer hold
       // on the same seat (a later stream entry) wins; a sold seat is never touched.
       await trx.updateTable('seats')

@@ -50,7 +50,7 @@ export class WriteBehindWorker {
       if (!this.running) return;
       let applied = 0;
       try {
-        if (this.opts.active?.() ?? true) applied = await this.drainOnce();
+        if (this.opts.active?.() ?? true) applied = await this.drainOnce(Date.now(), { reclaim: this.reclaimDue() });
       } catch (err) {
         this.log.warn('write-behind pass failed', { err });
       }
@@ -64,28 +64,37 @@ export class WriteBehindWorker {
     if (this.timer) clearTimeout(this.timer);
   }
 
+  /** Entries of a dead consumer become claimable after claimIdleMs; looking twice as often suffices. */
+  private lastReclaim = 0;
+  private reclaimDue(): boolean {
+    const now = Date.now();
+    if (now - this.lastReclaim < this.claimIdleMs / 2) return false;
+    this.lastReclaim = now;
+    return true;
+  }
+
   /** One pass over every live concert: reclaim a dead consumer's entries, then read new ones. */
-  async drainOnce(now = Date.now()): Promise<number> {
+  async drainOnce(now = Date.now(), opts: { reclaim?: boolean } = {}): Promise<number> {
     let total = 0;
     for (const concertId of await this.opts.concerts(now)) {
       try {
-        total += await this.drainConcert(concertId);
+        total += await this.drainConcert(concertId, opts.reclaim ?? true);
       } catch (err) {
         // A Redis that restarted empty has neither the stream nor the group: recreate and go on.
         if (!String((err as Error).message).includes('NOGROUP')) throw err;
         this.grouped.delete(concertId);
-        total += await this.drainConcert(concertId);
+        total += await this.drainConcert(concertId, opts.reclaim ?? true);
       }
     }
     return total;
   }
 
-  private async drainConcert(concertId: number): Promise<number> {
+  private async drainConcert(concertId: number, reclaim: boolean): Promise<number> {
     if (!this.grouped.has(concertId)) {
       await ensureStreamGroup(this.redis, concertId);
       this.grouped.add(concertId);
     }
-    let total = await this.reclaim(concertId);
+    let total = reclaim ? await this.reclaim(concertId) : 0;
     for (;;) {
       const n = await this.readNew(concertId);
       total += n;
