@@ -26,21 +26,8 @@ import {
   ALL_TARGETS, assertMode, closeAdmin, DEFAULT_TARGETS, REPO_ROOT, startTarget, waitWriteBehindIdle,
   type Target, type TargetName,
 } from './lib/servers.ts';
+import { parseArgs } from './lib/args.ts';
 
-export interface Args { [k: string]: string | boolean }
-
-export function parseArgs(argv: string[]): Args {
-  const out: Args = {};
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (!a.startsWith('--')) continue;
-    const eq = a.indexOf('=');
-    if (eq > 0) out[a.slice(2, eq)] = a.slice(eq + 1);
-    else if (argv[i + 1] !== undefined && !argv[i + 1]!.startsWith('--')) out[a.slice(2)] = argv[++i]!;
-    else out[a.slice(2)] = true;
-  }
-  return out;
-}
 
 const log = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 

@@ -24,21 +24,10 @@ import { percentile, pickClient, runLoad, type LoadResult } from './lib/load.ts'
 import { cpuCount, CpuMeter, loadAverage } from './lib/proc.ts';
 import { fmt } from './lib/report.ts';
 import { BENCH_JWT_SECRET, closeAdmin, createScratchDb, REPO_ROOT, serviceEnv, spawnBun, stopProcess, type SpawnedServer } from './lib/servers.ts';
+import { parseArgs } from './lib/args.ts';
 
 const log = (msg: string) => process.stderr.write(`[scale ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 
-function parse(argv: string[]): Record<string, string | boolean> {
-  const out: Record<string, string | boolean> = {};
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (!a.startsWith('--')) continue;
-    const eq = a.indexOf('=');
-    if (eq > 0) out[a.slice(2, eq)] = a.slice(eq + 1);
-    else if (argv[i + 1] !== undefined && !argv[i + 1]!.startsWith('--')) out[a.slice(2)] = argv[++i]!;
-    else out[a.slice(2)] = true;
-  }
-  return out;
-}
 
 /** A queue token id of a real one's shape (36 characters), derived from the user's index. */
 const jtiOf = (i: number) => `00000000-0000-4000-8000-${i.toString(16).padStart(12, '0')}`;
@@ -77,7 +66,7 @@ export interface Checkpoint {
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const args = parse(argv);
+  const args = parseArgs(argv);
   const users = Number(args.users ?? 1_000_000);
   const checkpoints = String(args.checkpoints ?? '10000,100000,1000000').split(',').map(Number).filter((n) => n > 0 && n <= users);
   if (!checkpoints.includes(users)) checkpoints.push(users);
