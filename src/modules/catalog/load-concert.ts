@@ -96,7 +96,11 @@ export async function loadConcert(db: Db, redis: RedisClient, concertId: number,
   await add((p) => p.del(...qKeys));
   let waiting = 0;
   let active = 0;
-  let maxSeq = state?.last_seq ?? 0;
+  // Entry numbers handed out so far: every written-through queue token counts, revoked ones
+  // too (a paid user's entry may not have reached queue_entries), so none is handed out twice.
+  const issued = await db.selectFrom('tokens').select((eb) => eb.fn.max<number | null>('seq').as('m'))
+    .where('concert_id', '=', c).executeTakeFirst();
+  let maxSeq = Math.max(state?.last_seq ?? 0, Number(issued?.m ?? 0));
   let lastAdmitted = state?.last_admitted_seq ?? 0;
   for (const e of entries) {
     const token = tokenBySeq.get(e.seq);
