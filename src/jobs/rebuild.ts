@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../logger.ts';
-import { loadConcert, type LoadReport } from '../modules/catalog/load-concert.ts';
+import { reloadConcert, type LoadReport } from '../modules/catalog/load-concert.ts';
 import type { RedisClient } from '../redis/connection.ts';
 import { keys } from '../redis/keys.ts';
 import type { Db } from '../store/connect.ts';
@@ -26,7 +26,7 @@ export async function rebuildRedis(db: Db, redis: RedisClient, log: Logger, conc
     const queue = [...concerts];
     await Promise.all(Array.from({ length: Math.min(REBUILD_CONCURRENCY, queue.length) }, async () => {
       for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
-        const r = await loadConcert(db, redis, id, now);
+        const r = await reloadConcert(db, redis, id, now);
         if (r) reports.push(r);
       }
     }));

@@ -9,6 +9,8 @@ export const keys = {
   // catalog (cache of SQL)
   concertList: 'catalog:concerts',
   concert: (c: number) => `${tag(c)}:concert`,
+  /** Held while one loader writes the concert from SQL; no second loader may wipe its work. */
+  loadLock: (c: number) => `${tag(c)}:loading`,
   scheduleIds: (c: number) => `${tag(c)}:schedules`,
   schedule: (c: number, s: number) => `${tag(c)}:sched:${s}`,
   seats: (c: number, s: number) => `${tag(c)}:seats:${s}`,

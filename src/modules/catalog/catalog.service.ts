@@ -4,7 +4,7 @@ import type { RedisClient } from '../../redis/connection.ts';
 import { keys } from '../../redis/keys.ts';
 import type { Db } from '../../store/connect.ts';
 import { findConcert, findSchedules, insertConcert, listConcerts, seatStates, type NewScheduleInput } from './catalog.repo.ts';
-import { loadConcert } from './load-concert.ts';
+import { loadConcertIfMissing, reloadConcert } from './load-concert.ts';
 
 export interface ConcertView { id: number; title: string; startsAt: string; endsAt: string }
 export interface ScheduleView {
@@ -29,6 +29,7 @@ export class CatalogService {
   private readonly scheduleIds = new Map<number, number[]>();
 
   private readonly createdListeners: (() => void)[] = [];
+  private readonly loading = new Map<number, Promise<boolean>>();
 
   constructor(private readonly db: Db, private readonly redis: RedisClient, private readonly config: Config) {}
 
@@ -45,7 +46,7 @@ export class CatalogService {
     }, now);
     for (const l of this.createdListeners) l();
     if (useRedis) {
-      await loadConcert(this.db, this.redis, created.concert.id, now);
+      await reloadConcert(this.db, this.redis, created.concert.id, now);
       await this.redis.del(keys.concertList);
     }
     return created;
@@ -79,9 +80,13 @@ export class CatalogService {
 
   /** Makes sure Redis holds the concert; loads it from SQL when Redis lost or never had it. */
   async ensureLoaded(id: number, now: number): Promise<void> {
-    if (await this.redis.exists(keys.concert(id))) return;
-    const report = await loadConcert(this.db, this.redis, id, now);
-    if (!report) throw errors.notFound('concert');
+    // Requests that miss at once share one load (the load lock serialises instances).
+    let loading = this.loading.get(id);
+    if (!loading) {
+      loading = loadConcertIfMissing(this.db, this.redis, id, now).finally(() => this.loading.delete(id));
+      this.loading.set(id, loading);
+    }
+    if (!(await loading)) throw errors.notFound('concert');
   }
 
   private async scheduleIdsOf(concertId: number): Promise<number[]> {

@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+import { errors } from '../../errors.ts';
 import type { RedisClient } from '../../redis/connection.ts';
 import { keys, WRITE_BEHIND_GROUP } from '../../redis/keys.ts';
 import type { Db } from '../../store/connect.ts';
@@ -9,8 +11,59 @@ const PIPELINE_CHUNK = 10_000;
 
 export interface LoadReport { concertId: number; seats: number; holds: number; waiting: number; active: number }
 
+/** Longer than any load takes; a loader that died mid-way frees the concert after this. */
+const LOAD_LOCK_MS = 30_000;
+const LOAD_WAIT_MS = 5_000;
+const RELEASE_OWN_LOCK = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+
 /**
- * Writes one concert's state from SQL into Redis: catalog, seat states, live holds with their
+ * Loads a concert that Redis does not have, once. A load starts by deleting the queue keys it is
+ * about to rewrite, so two loaders of one concert must never overlap: the second would wipe
+ * places taken after the first one finished (every place acknowledged in between would be
+ * lost). Loaders therefore take the concert's load lock and look again once they hold it;
+ * whoever finds the concert loaded leaves it alone. Returns false for an unknown concert.
+ */
+export async function loadConcertIfMissing(db: Db, redis: RedisClient, concertId: number, now: number): Promise<boolean> {
+  const deadline = Date.now() + LOAD_WAIT_MS;
+  for (;;) {
+    if (await redis.exists(keys.concert(concertId))) return true;
+    const report = await withLoadLock(redis, concertId, async () => {
+      if (await redis.exists(keys.concert(concertId))) return 'loaded' as const;
+      return (await loadConcert(db, redis, concertId, now)) ? 'loaded' as const : 'unknown' as const;
+    });
+    if (report === 'loaded') return true;
+    if (report === 'unknown') return false;
+    // Another loader is at work: its result is what we want.
+    if (Date.now() > deadline) throw errors.unavailable('the concert is being loaded; retry in a moment', 1);
+    await Bun.sleep(20);
+  }
+}
+
+/** Runs `fn` holding the concert's load lock; null (without running it) when another holds it. */
+export async function withLoadLock<T>(redis: RedisClient, concertId: number, fn: () => Promise<T>): Promise<T | null> {
+  const owner = randomUUID();
+  const lock = keys.loadLock(concertId);
+  if ((await redis.set(lock, owner, 'PX', LOAD_LOCK_MS, 'NX')) !== 'OK') return null;
+  try {
+    return await fn();
+  } finally {
+    await redis.eval(RELEASE_OWN_LOCK, 1, lock, owner).catch(() => {});
+  }
+}
+
+/** A forced reload (the rebuild, a new concert): waits for a loader already at work, then loads. */
+export async function reloadConcert(db: Db, redis: RedisClient, concertId: number, now: number): Promise<LoadReport | null> {
+  const deadline = Date.now() + LOAD_LOCK_MS;
+  for (;;) {
+    const done = await withLoadLock(redis, concertId, async () => ({ report: await loadConcert(db, redis, concertId, now) }));
+    if (done) return done.report;
+    if (Date.now() > deadline) throw new Error(`the load lock of concert ${concertId} stayed busy`);
+    await Bun.sleep(20);
+  }
+}
+
+/**
+ * Writes one concert's state from SQL into Redis (callers hold the concert's load lock): catalog, seat states, live holds with their
  * remaining time, the queue's counters and config, waiting users in entry order and active
  * users with their remaining time. Used on a cache miss and by the rebuild job. Idempotent.
  */
