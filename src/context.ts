@@ -120,7 +120,7 @@ export function createContext(config: Config, deps: { db: Db; redis: RedisClient
   const coordinator = new ModeCoordinator(db, redis, mode, log, {
     instanceId,
     probeTimeoutMs: Math.min(config.redisTimeoutMs, 500),
-    drain: () => writeBehind.drainOnce(),
+    drain: () => writeBehind.drainOnce(Date.now(), { everything: true }),
     rebuild,
     catchUp: async (since: number) => {
       for (const id of await catalog.liveConcertIds(clock())) {

@@ -40,7 +40,7 @@ export class WriteBehindWorker {
   constructor(private readonly db: Db, private readonly redis: RedisClient, private readonly log: Logger,
     private readonly metrics: Metrics, private readonly opts: WriteBehindOptions) {
     this.batchSize = opts.batchSize ?? 1000;
-    this.claimIdleMs = opts.claimIdleMs ?? 30_000;
+    this.claimIdleMs = opts.claimIdleMs ?? 5_000;
   }
 
   start(): void {
@@ -73,28 +73,36 @@ export class WriteBehindWorker {
     return true;
   }
 
-  /** One pass over every live concert: reclaim a dead consumer's entries, then read new ones. */
-  async drainOnce(now = Date.now(), opts: { reclaim?: boolean } = {}): Promise<number> {
+  /**
+   * One pass over every live concert: reclaim a dead consumer's entries, then read new ones.
+   * `everything`: also take entries that another consumer was given but has not acknowledged,
+   * however recently. The rebuild drains this way: a read that timed out on a frozen or dying
+   * Redis may still have been carried out there, leaving entries delivered to nobody alive; a
+   * rebuild that skipped them would reload Redis from a SQL that misses acknowledged changes.
+   * Applying an entry twice is harmless (applyEvents is idempotent).
+   */
+  async drainOnce(now = Date.now(), opts: { reclaim?: boolean; everything?: boolean } = {}): Promise<number> {
     let total = 0;
+    const reclaimIdleMs = opts.everything ? 0 : opts.reclaim ?? true ? this.claimIdleMs : null;
     for (const concertId of await this.opts.concerts(now)) {
       try {
-        total += await this.drainConcert(concertId, opts.reclaim ?? true);
+        total += await this.drainConcert(concertId, reclaimIdleMs);
       } catch (err) {
         // A Redis that restarted empty has neither the stream nor the group: recreate and go on.
         if (!String((err as Error).message).includes('NOGROUP')) throw err;
         this.grouped.delete(concertId);
-        total += await this.drainConcert(concertId, opts.reclaim ?? true);
+        total += await this.drainConcert(concertId, reclaimIdleMs);
       }
     }
     return total;
   }
 
-  private async drainConcert(concertId: number, reclaim: boolean): Promise<number> {
+  private async drainConcert(concertId: number, reclaimIdleMs: number | null): Promise<number> {
     if (!this.grouped.has(concertId)) {
       await ensureStreamGroup(this.redis, concertId);
       this.grouped.add(concertId);
     }
-    let total = reclaim ? await this.reclaim(concertId) : 0;
+    let total = reclaimIdleMs === null ? 0 : await this.reclaim(concertId, reclaimIdleMs);
     for (;;) {
       const n = await this.readNew(concertId);
       total += n;
@@ -110,12 +118,12 @@ export class WriteBehindWorker {
     return this.commit(concertId, entries);
   }
 
-  private async reclaim(concertId: number): Promise<number> {
+  private async reclaim(concertId: number, minIdleMs: number): Promise<number> {
     let cursor = '0-0';
     let total = 0;
     do {
       const reply = (await this.redis.xautoclaim(keys.stream(concertId), WRITE_BEHIND_GROUP, this.opts.consumer,
-        this.claimIdleMs, cursor, 'COUNT', this.batchSize)) as [string, (Entry | null)[], string[]?];
+        minIdleMs, cursor, 'COUNT', this.batchSize)) as [string, (Entry | null)[], string[]?];
       cursor = reply[0];
       const entries = reply[1].filter((e): e is Entry => e !== null);
       if (entries.length) this.log.info('write-behind reclaimed pending entries', { concertId, count: entries.length });
