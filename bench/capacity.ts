@@ -16,6 +16,7 @@ import { loadConfig } from '../src/config.ts';
 import { insertConcert } from '../src/modules/catalog/catalog.repo.ts';
 import { loadConcert } from '../src/modules/catalog/load-concert.ts';
 import { RedisQueueStore } from '../src/modules/queue/queue.redis.ts';
+import { recordGrantedHold } from '../src/modules/reservations/reservations.repo.ts';
 import { RedisHoldStore } from '../src/modules/reservations/holds.redis.ts';
 import { newReservationId } from '../src/modules/reservations/reservation-id.ts';
 import { JwtCodec } from '../src/modules/tokens/jwt.ts';
@@ -222,7 +223,12 @@ async function main() {
     entities.push({ name: 'active user', bytes: activeBytes, how: 'active zset member + queue token hash field (admitNext drops the seen field)' });
 
     // ---- holds: holdSeat through RedisHoldStore, one per admitted user, distinct seats
-    const holds = new RedisHoldStore(r, async () => now + 60 * day, async () => null);
+    // Holds are written through to SQL as in the service; only their Redis bytes are measured.
+    const holds = new RedisHoldStore(r, async () => now + 60 * day, {
+      find: async () => null,
+      recordGranted: (hold, at) => recordGrantedHold(db!, hold, at),
+      release: async () => {},
+    });
     const seatsOfConcert = Math.max(1, counts.schedules) * Math.max(1, counts.seats);
     const nHolds = Math.min(sample.active, seatsOfConcert);
     log(`holds: ${nHolds} in concert ${activeConcert}`);

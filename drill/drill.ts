@@ -192,7 +192,7 @@ export async function runDrill(opts: DrillOptions): Promise<DrillReport> {
     cleanups.push(() => redis.disconnect());
     await withDeadline('first redis ping', 10_000, redis.ping());
 
-    const ctx = createContext(config, { db, redis }, { log: createLogger('silent') });
+    const ctx = createContext(config, { db, redis }, { log: createLogger(process.env.DRILL_LOG_LEVEL as 'error' ?? 'silent') });
     const app = createApp(ctx);
     ctx.startJobs();
     cleanups.push(() => ctx.stopJobs());

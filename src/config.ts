@@ -26,6 +26,14 @@ export interface Config {
   admissionTickMs: number;
   /** How long a Redis call may take before it counts as a failure. */
   redisTimeoutMs: number;
+  /**
+   * Replicas that must have a place, an admission or a sale's mirror before it is acknowledged
+   * (`WAIT`), so that a failover does not take it back. 0 turns it off.
+   */
+  redisWaitReplicas: number;
+  redisWaitTimeoutMs: number;
+  /** Most write-behind entries a concert may have waiting for SQL; past it, joins and holds answer 503. */
+  writeBehindMaxBacklog: number;
   rateLimit: { perSecond: number; burst: number; trustProxy: boolean };
 }
 
@@ -120,6 +128,10 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel,
     admissionTickMs: int(env, 'ADMISSION_TICK_MS', 1000, 50, 60_000),
     redisTimeoutMs: int(env, 'REDIS_TIMEOUT_MS', 1500, 50, 60_000),
+    // Sentinel deployments have replicas to wait for; a standalone or cluster Redis has none by default.
+    redisWaitReplicas: int(env, 'REDIS_WAIT_REPLICAS', redis.mode === 'sentinel' ? 1 : 0, 0, 100),
+    redisWaitTimeoutMs: int(env, 'REDIS_WAIT_TIMEOUT_MS', 250, 1, 60_000),
+    writeBehindMaxBacklog: int(env, 'WRITE_BEHIND_MAX_BACKLOG', 200_000, 1, 100_000_000),
     rateLimit: {
       perSecond: int(env, 'RATE_LIMIT_PER_SECOND', 20, 0, 1_000_000),
       burst: int(env, 'RATE_LIMIT_BURST', 40, 1, 1_000_000),

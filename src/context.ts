@@ -18,6 +18,7 @@ import { RedisQueueStore } from './modules/queue/queue.redis.ts';
 import { SqlQueueStore } from './modules/queue/queue.sql.ts';
 import { RedisHoldStore } from './modules/reservations/holds.redis.ts';
 import { SqlHoldStore } from './modules/reservations/holds.sql.ts';
+import { recordGrantedHold } from './modules/reservations/reservations.repo.ts';
 import { ReservationService } from './modules/reservations/reservations.service.ts';
 import { TokenService } from './modules/tokens/tokens.service.ts';
 import type { RedisClient } from './redis/connection.ts';
@@ -83,6 +84,13 @@ export function createContext(config: Config, deps: { db: Db; redis: RedisClient
     return live.ids;
   };
 
+  const writeBehind = new WriteBehindWorker(db, redis, log, metrics, {
+    consumer: instanceId, concerts: liveConcerts, claimIdleMs: opts.writeBehindClaimIdleMs,
+    // Outside Redis mode the streams are drained once, by the rebuild, before Redis is reloaded.
+    active: () => mode.useRedis(),
+    maxBacklog: config.writeBehindMaxBacklog,
+  });
+
   // Redis-mode polls never reach SQL: on moving to SQL mode every waiting user's grace restarts.
   let sqlSince = 0;
   mode.on('change', ({ to }: { to: string }) => { if (to === 'sql') sqlSince = clock(); });
@@ -90,22 +98,23 @@ export function createContext(config: Config, deps: { db: Db; redis: RedisClient
   const queue = new QueueService({
     redis: new RedisQueueStore(redis, config, (id) => catalog.ensureLoaded(id, clock())),
     sql: sqlQueue,
-  }, mode, tokens, catalog, config);
+  }, mode, tokens, catalog, config, (concertId) => writeBehind.overloaded(concertId));
 
   const sqlHolds = new SqlHoldStore(db, sqlQueue);
   const reservations = new ReservationService({
-    redis: new RedisHoldStore(redis, async (id) => (await catalog.concert(id)).endsAt, (rid, now) => sqlHolds.find(0, rid, now)),
+    redis: new RedisHoldStore(redis, async (id) => (await catalog.concert(id)).endsAt, {
+      find: (rid, now) => sqlHolds.find(0, rid, now),
+      recordGranted: (hold, now) => recordGrantedHold(db, hold, now),
+      release: (rid, userId, now, inRedis) => sqlHolds.releaseWith(rid, userId, now, inRedis),
+    }, { replicas: config.redisWaitReplicas, timeoutMs: config.redisWaitTimeoutMs }),
     sql: sqlHolds,
   }, mode, queue, config);
   const balance = new BalanceService(db, queue);
-  const payments = new PaymentService(db, reservations, queue, log);
+  // Set once the coordinator exists (it needs the write-behind, which needs nothing of this).
+  let onMirrorLost = (_reason: string) => {};
+  const payments = new PaymentService(db, reservations, queue, log, (reason) => onMirrorLost(reason));
   const sweeper = new HoldSweeper(db, log, { clock });
 
-  const writeBehind = new WriteBehindWorker(db, redis, log, metrics, {
-    consumer: instanceId, concerts: liveConcerts, claimIdleMs: opts.writeBehindClaimIdleMs,
-    // Outside Redis mode the streams are drained once, by the rebuild, before Redis is reloaded.
-    active: () => mode.useRedis(),
-  });
   const ticker = new AdmissionTicker(queue, log, metrics, { tickMs: config.admissionTickMs, concerts: liveConcerts });
 
   const rebuild = async () => {
@@ -129,6 +138,8 @@ export function createContext(config: Config, deps: { db: Db; redis: RedisClient
       }
     },
   });
+
+  onMirrorLost = (reason) => void coordinator.enterSql(reason);
 
   watchMasterChanges(redis, (from, to) => {
     log.warn('redis master changed; reconciling redis from sql', { from, to });

@@ -38,6 +38,8 @@ export class AdmissionTicker {
     if (!this.queue.writable()) return;
     const store = this.queue.store();
     for (const concertId of await this.opts.concerts(now)) {
+      // Admissions are stream entries too: none while the concert's record is too far behind.
+      if (this.queue.recordBehind(concertId)) continue;
       const out = await store.admitTick(concertId, now, tickId);
       if (!out) continue;
       const label = String(concertId);

@@ -99,19 +99,26 @@ export async function applyEvents(db: Db, concertId: number, events: StreamEvent
       id: h.r!, user_id: Number(h.u), concert_id: concertId, schedule_id: Number(h.sc), seat_number: Number(h.n),
       price: Number(h.p), status: 'held' as const, expires_at: Number(h.x), created_at: Number(h.t), updated_at: now,
     }));
-    // One statement per 500 reservations; the seat mirror below stays one conditional UPDATE each.
+    // One statement per 500 reservations. Holds made in Redis mode are written through before
+    // they are acknowledged, so their rows usually exist already: only a row inserted here (a
+    // hold whose write-through did not finish) still needs its seat mirrored, which keeps this
+    // batch off the seat rows that payments and holds lock.
+    const inserted = new Set<string>();
     for (let i = 0; i < holdRows.length; i += 500) {
-      await trx.insertInto('reservations').values(holdRows.slice(i, i + 500))
-        .onConflict((oc) => oc.column('id').doNothing()).execute();
+      const rows = await trx.insertInto('reservations').values(holdRows.slice(i, i + 500))
+        .onConflict((oc) => oc.column('id').doNothing()).returning('id').execute();
+      for (const r of rows) inserted.add(r.id);
     }
     for (const hold of holdRows) {
-      // Mirror the live hold on the seat row, so SQL mode knows the seat is taken. A newer hold
-      // on the same seat (a later stream entry) wins; a sold seat is never touched.
+      if (!inserted.has(hold.id)) continue;
+      // Mirror the hold on the seat row, so SQL mode knows the seat is taken. Only a seat whose
+      // previous hold had ended when this one was granted: a hold that SQL refused (and Redis
+      // then gave back) must not displace the one SQL keeps. A sold seat is never touched.
       await trx.updateTable('seats')
         .set({ status: 'held', hold_reservation_id: hold.id, hold_user_id: hold.user_id, hold_expires_at: hold.expires_at })
         .where('schedule_id', '=', hold.schedule_id).where('seat_number', '=', hold.seat_number)
         .where('status', '!=', 'sold')
-        .where((eb) => eb.or([eb('hold_expires_at', 'is', null), eb('hold_expires_at', '<=', hold.expires_at)]))
+        .where((eb) => eb.or([eb('hold_expires_at', 'is', null), eb('hold_expires_at', '<=', hold.created_at)]))
         .execute();
     }
     for (const r of releases) {

@@ -15,6 +15,8 @@ export interface WriteBehindOptions {
   concerts: (now: number) => Promise<number[]>;
   /** The background loop runs only while this says so. */
   active?: () => boolean;
+  /** Entries a concert may have waiting for SQL before joins and holds are refused. */
+  maxBacklog?: number;
 }
 
 type Entry = [id: string, fields: string[]];
@@ -49,11 +51,14 @@ export class WriteBehindWorker {
     const loop = async () => {
       if (!this.running) return;
       let applied = 0;
+      const active = this.opts.active?.() ?? true;
       try {
-        if (this.opts.active?.() ?? true) applied = await this.drainOnce(Date.now(), { reclaim: this.reclaimDue() });
+        if (active) applied = await this.drainOnce(Date.now(), { reclaim: this.reclaimDue() });
       } catch (err) {
         this.log.warn('write-behind pass failed', { err });
       }
+      // Measured after every pass, also (above all) when SQL refused it.
+      if (active) await this.measureBacklog().catch(() => {});
       if (this.running) this.timer = setTimeout(loop, applied > 0 ? 0 : (this.opts.intervalMs ?? 100));
     };
     this.timer = setTimeout(loop, 0);
@@ -62,6 +67,32 @@ export class WriteBehindWorker {
   stop(): void {
     this.running = false;
     if (this.timer) clearTimeout(this.timer);
+  }
+
+  private readonly backlogs = new Map<number, number>();
+
+  /**
+   * The streams have no cap of their own, and nothing is ever trimmed unapplied: while SQL is
+   * down or slow they grow. Past `maxBacklog` entries a concert refuses new joins and holds
+   * (503 with Retry-After) and admits nobody, until the worker has caught up.
+   */
+  overloaded(concertId: number): boolean {
+    return (this.backlogs.get(concertId) ?? 0) >= (this.opts.maxBacklog ?? Infinity);
+  }
+
+  backlog(concertId: number): number {
+    return this.backlogs.get(concertId) ?? 0;
+  }
+
+  async measureBacklog(now = Date.now()): Promise<void> {
+    const concerts = await this.opts.concerts(now);
+    const p = this.redis.pipeline();
+    for (const c of concerts) p.xlen(keys.stream(c));
+    const res = (await p.exec()) ?? [];
+    concerts.forEach((c, i) => {
+      const [err, len] = res[i] ?? [];
+      if (!err) this.backlogs.set(c, Number(len));
+    });
   }
 
   /** Entries of a dead consumer become claimable after claimIdleMs; looking twice as often suffices. */

@@ -7,10 +7,13 @@ export function isRedisFailure(err: unknown): boolean {
     .test(e.message ?? '');
 }
 
-/** A SQL call that failed because the database is unreachable or busy. */
+/**
+ * A SQL call that failed because the database is unreachable or busy, or a transaction lost a
+ * deadlock or serialization race: nothing was changed, and the same request may be retried.
+ */
 export function isSqlFailure(err: unknown): boolean {
   if (!err || typeof err !== 'object') return false;
   const e = err as { code?: string; message?: string };
-  return ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P03', '08006', '08001', '08003', 'SQLITE_BUSY'].includes(e.code ?? '') ||
+  return ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P03', '08006', '08001', '08003', '40P01', '40001', '55P03', 'SQLITE_BUSY'].includes(e.code ?? '') ||
     /Connection terminated|database is locked|timeout exceeded when trying to connect/i.test(e.message ?? '');
 }

@@ -106,7 +106,11 @@ export async function loadConcert(db: Db, redis: RedisClient, concertId: number,
       for (const seat of seats.slice(i, i + 500)) fields[seat.seatNumber] = seat.price;
       await add((p) => p.hset(seatsKey, fields));
     }
-    for (let i = 0; i < sold.length; i += 500) await add((p) => p.sadd(soldKey, ...sold.slice(i, i + 500)));
+    for (let i = 0; i < sold.length; i += 500) {
+      const chunk = sold.slice(i, i + 500);
+      // A sold seat has no hold: drop any hold key a lost sale mirror left behind.
+      await add((p) => p.sadd(soldKey, ...chunk).del(...chunk.map((n) => keys.hold(c, s.id, n))));
+    }
     for (const seat of seats) {
       if (!seat.hold) continue;
       const { reservationId, userId, expiresAt } = seat.hold;

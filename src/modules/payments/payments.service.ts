@@ -36,6 +36,8 @@ export class PaymentService {
     private readonly reservations: ReservationService,
     private readonly queue: QueueService,
     private readonly log: Logger,
+    /** A committed sale Redis did not take: Redis must be brought up to date before it serves again. */
+    private readonly onMirrorLost: (reason: string) => void = () => {},
   ) {}
 
   async pay(principal: Principal, reservationId: string, idempotencyKey: string | undefined, now: number): Promise<Answer<PaymentView>> {
@@ -68,9 +70,12 @@ export class PaymentService {
       throw err;
     }
     if (!outcome.replayed) {
-      // SQL has committed the sale; the Redis mirror is best effort (SQL refuses a second sale anyway).
+      // SQL has committed the sale and refuses a second one whatever Redis says; but a Redis that
+      // missed it would show the seat held or free. Then the fleet serves from SQL until the
+      // rebuild has reloaded Redis, sold seats included.
       await this.reservations.saleMirror().settle(hold, { jti: principal.jti, seq: principal.seq ?? 0 }, now).catch((err) => {
-        this.log.error('sale committed but not mirrored to the hold store', { reservationId, err });
+        this.log.error('sale committed but not mirrored to redis; serving from sql until redis is rebuilt', { reservationId, err });
+        this.onMirrorLost('a sale could not be mirrored to redis');
       });
     }
     return outcome.answer;

@@ -3,6 +3,7 @@ import { errors } from '../../errors.ts';
 import { ScriptCode, scriptError } from '../../redis/codes.ts';
 import type { RedisClient } from '../../redis/connection.ts';
 import { keys } from '../../redis/keys.ts';
+import { awaitReplicas } from '../../redis/replication.ts';
 import { runScript } from '../../redis/scripts.ts';
 import type { AdmitOutcome, JoinOutcome, QueueConfig, QueueCounts, QueuePlace, QueueStore } from './types.ts';
 
@@ -31,6 +32,7 @@ export class RedisQueueStore implements QueueStore {
       r = await call();
     }
     if (r[0] !== ScriptCode.Ok) throw scriptError(Number(r[0]));
+    await this.replicated();
     return {
       seq: Number(r[1]),
       status: r[2] === 1 ? 'active' : 'waiting',
@@ -41,6 +43,10 @@ export class RedisQueueStore implements QueueStore {
       admitPerSecond: Number(r[7]),
       fresh: r[8] === 1,
     };
+  }
+
+  private replicated(): Promise<void> {
+    return awaitReplicas(this.redis, this.config.redisWaitReplicas, this.config.redisWaitTimeoutMs);
   }
 
   async poll(concertId: number, userId: number, jti: string, now: number): Promise<QueuePlace> {
@@ -78,6 +84,7 @@ export class RedisQueueStore implements QueueStore {
       r = await call();
     }
     if (r[0] === ScriptCode.TickTaken || r[0] === ScriptCode.NoQueue) return null;
+    if (Number(r[1]) > 0) await this.replicated();
     return { admitted: Number(r[1]), skipped: Number(r[2]), expired: Number(r[3]), active: Number(r[4]), waiting: Number(r[5]) };
   }
 

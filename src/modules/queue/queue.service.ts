@@ -25,6 +25,8 @@ export class QueueService {
     private readonly tokens: TokenService,
     private readonly catalog: CatalogService,
     private readonly config: Config,
+    /** True while the concert's write-behind backlog is at its bound (see WriteBehindWorker.overloaded). */
+    readonly backlogFull: (concertId: number) => boolean = () => false,
   ) {}
 
   store(): QueueStore {
@@ -42,6 +44,19 @@ export class QueueService {
 
   assertWritable(): void {
     if (!this.writable()) throw errors.unavailable('the cache is being rebuilt; retry in a moment', 1);
+  }
+
+  /** Redis mode only: the concert's write-behind stream is at its bound. */
+  recordBehind(concertId: number): boolean {
+    return this.mode.useRedis() && this.backlogFull(concertId);
+  }
+
+  /** New places and holds of a concert: refused while the cache is rebuilt or its record is too far behind. */
+  assertAccepting(concertId: number): void {
+    this.assertWritable();
+    if (this.recordBehind(concertId)) {
+      throw errors.unavailable('changes are waiting to be recorded in the database; retry in a moment', 2);
+    }
   }
 
   /** Position is O(1): my entry number minus the last admitted entry number. */
@@ -68,7 +83,7 @@ export class QueueService {
   async join(principal: Principal, concertId: number, now: number) {
     const concert = await this.catalog.concert(concertId);
     if (concert.endsAt <= now) throw errors.queueClosed('the concert is over');
-    this.assertWritable();
+    this.assertAccepting(concertId);
     const useRedis = this.mode.useRedis();
     const store = this.store();
     await this.assertLive(principal, now, useRedis);

@@ -2,6 +2,7 @@ import { errors } from '../../errors.ts';
 import { ScriptCode, scriptError } from '../../redis/codes.ts';
 import type { RedisClient } from '../../redis/connection.ts';
 import { keys } from '../../redis/keys.ts';
+import { awaitReplicas } from '../../redis/replication.ts';
 import { runScript } from '../../redis/scripts.ts';
 import type { ReservationStatus } from '../../store/schema.ts';
 import type { Hold, HoldRequest, HoldStore, QueuePlaceRef, ReservationRecord } from './types.ts';
@@ -15,8 +16,19 @@ const CATALOG_RETAIN_MS = 86_400_000;
 /** Lifetime facts the scripts need to give new keys the catalog's expiry. */
 export type ConcertEnd = (concertId: number) => Promise<number>;
 
-/** Fallback for reservations Redis no longer (or never) had: SQL's record. */
-export type SqlRecord = (reservationId: string, now: number) => Promise<ReservationRecord | null>;
+/**
+ * SQL's side of holds in Redis mode. Holds and releases are written through: SQL has every
+ * acknowledged hold, so neither a failover that loses Redis writes nor a switch to SQL mode
+ * can hand an acknowledged seat to someone else, and SQL's record of a reservation is the
+ * truth that reads return (Redis only ever says `paid` sooner).
+ */
+export interface HoldRecords {
+  find(reservationId: string, now: number): Promise<ReservationRecord | null>;
+  /** False when SQL refuses the hold (the seat is sold or live-held by another reservation there). */
+  recordGranted(hold: Hold, now: number): Promise<boolean>;
+  /** Marks a live hold released in SQL under the reservation's lock, then runs `inRedis` before committing. */
+  release(reservationId: string, userId: number, now: number, inRedis: () => Promise<void>): Promise<void>;
+}
 
 /**
  * Holds in Redis: one Lua call takes a seat (token, seat, limit, hold, stream entry), one
@@ -26,7 +38,8 @@ export class RedisHoldStore implements HoldStore {
   constructor(
     private readonly redis: RedisClient,
     private readonly concertEnd: ConcertEnd,
-    private readonly sqlRecord: SqlRecord,
+    private readonly sql: HoldRecords,
+    private readonly replication: { replicas: number; timeoutMs: number } = { replicas: 0, timeoutMs: 0 },
   ) {}
 
   async hold(req: HoldRequest, now: number): Promise<Hold> {
@@ -41,10 +54,37 @@ export class RedisHoldStore implements HoldStore {
       catalogUntil, RECORD_RETAIN_MS,
     ]);
     if (r[0] !== ScriptCode.Ok) throw scriptError(Number(r[0]), { maxHolds: req.maxHolds, what: String(r[1] ?? 'seat') });
-    return {
+    const hold: Hold = {
       reservationId: req.reservationId, userId: req.userId, concertId: c, scheduleId: req.scheduleId,
       seatNumber: req.seatNumber, price: Number(r[1]), expiresAt: Number(r[2]),
     };
+    let recorded: boolean;
+    try {
+      recorded = await this.sql.recordGranted(hold, now);
+    } catch (err) {
+      await this.undo(hold, now);
+      throw err;
+    }
+    if (!recorded) {
+      // Redis did not know the seat was taken (it lost a sale's mirror or a hold in a failover).
+      await this.undo(hold, now);
+      throw errors.seatUnavailable();
+    }
+    return hold;
+  }
+
+  /** Gives back a hold that was never acknowledged; if this fails too, its TTL ends it. */
+  private async undo(hold: Hold, now: number): Promise<void> {
+    await this.releaseInRedis(hold.concertId, hold.reservationId, hold.userId, hold.scheduleId, hold.seatNumber, now).catch(() => {});
+  }
+
+  private async releaseInRedis(concertId: number, reservationId: string, userId: number, scheduleId: number, seat: number,
+    now: number): Promise<number> {
+    const r = await runScript(this.redis, 'releaseHold', [
+      keys.reservation(concertId, reservationId), keys.hold(concertId, scheduleId, seat), keys.holds(concertId, scheduleId),
+      keys.userHolds(concertId, userId), keys.stream(concertId),
+    ], [userId, reservationId, now]);
+    return Number(r[0]);
   }
 
   /** The reservation hash, with the hold key's say on whether a `held` one is still live. */
@@ -62,41 +102,45 @@ export class RedisHoldStore implements HoldStore {
     return rec;
   }
 
+  /**
+   * Redis answers only when it says `paid` (final, and it may know a sale a moment before a
+   * replica of SQL would); otherwise SQL, which has every acknowledged hold, release and sale.
+   * A sale whose Redis mirror was lost in a failover so never reads `held` or `expired`.
+   */
   async find(concertId: number, reservationId: string, now: number): Promise<ReservationRecord | null> {
-    return (await this.record(concertId, reservationId, now)) ?? this.sqlRecord(reservationId, now);
+    const st = await this.redis.hget(keys.reservation(concertId, reservationId), 'st');
+    if (st === 'paid') return this.record(concertId, reservationId, now);
+    return this.sql.find(reservationId, now);
   }
 
+  /**
+   * SQL first, under the reservation's lock (which a payment takes too), then Redis before the
+   * commit: a release and a payment of one hold can never both succeed.
+   */
   async release(concertId: number, reservationId: string, userId: number, now: number): Promise<void> {
-    const h = await this.redis.hmget(keys.reservation(concertId, reservationId), 'u', 'sc', 'n');
-    if (!h[0]) return this.refuseFromSql(reservationId, userId, now);
-    const [owner, scheduleId, seat] = h.map(Number) as [number, number, number];
-    const r = await runScript(this.redis, 'releaseHold', [
-      keys.reservation(concertId, reservationId), keys.hold(concertId, scheduleId, seat), keys.holds(concertId, scheduleId),
-      keys.userHolds(concertId, owner), keys.stream(concertId),
-    ], [userId, reservationId, now]);
-    if (r[0] !== ScriptCode.Ok) throw scriptError(Number(r[0]), { what: 'reservation' });
+    await this.sql.release(reservationId, userId, now, async () => {
+      const h = await this.redis.hmget(keys.reservation(concertId, reservationId), 'u', 'sc', 'n');
+      // Redis lost the hold (a failover): SQL's release is the whole release.
+      if (!h[0]) return;
+      const [owner, scheduleId, seat] = h.map(Number) as [number, number, number];
+      const code = await this.releaseInRedis(concertId, reservationId, owner, scheduleId, seat, now);
+      // Already gone from Redis (expired there a moment early, or released by a lost retry): SQL decided.
+      if (code === ScriptCode.Ok || code === ScriptCode.HoldExpired) return;
+      throw scriptError(code, { what: 'reservation' });
+    });
   }
 
+  /** The fast check before a payment; the payment's transaction checks SQL again under the row lock. */
   async payable(concertId: number, reservationId: string, userId: number, now: number): Promise<Hold> {
-    const rec = await this.record(concertId, reservationId, now);
-    if (!rec) return this.refuseFromSql(reservationId, userId, now);
+    let rec = await this.record(concertId, reservationId, now);
+    // Not live in Redis: SQL, which every acknowledged hold reached, decides.
+    if (!rec || rec.status !== 'held') rec = await this.sql.find(reservationId, now);
+    if (!rec) throw errors.notFound('reservation');
     if (rec.userId !== userId) throw errors.forbidden('this reservation belongs to someone else');
     if (rec.status === 'paid') throw errors.alreadyPaid();
     if (rec.status !== 'held') throw errors.holdExpired();
     const { status: _, ...hold } = rec;
     return hold;
-  }
-
-  /**
-   * Redis has no record (its hash expired, or Redis lost it): SQL tells who owns it and whether
-   * it was paid; any hold it had is no longer live, since Redis is the authority on holds.
-   */
-  private async refuseFromSql(reservationId: string, userId: number, now: number): Promise<never> {
-    const rec = await this.sqlRecord(reservationId, now);
-    if (!rec) throw errors.notFound('reservation');
-    if (rec.userId !== userId) throw errors.forbidden('this reservation belongs to someone else');
-    if (rec.status === 'paid') throw errors.alreadyPaid();
-    throw errors.holdExpired();
   }
 
   async settle(hold: Hold, place: QueuePlaceRef, now: number): Promise<void> {
@@ -107,5 +151,6 @@ export class RedisHoldStore implements HoldStore {
       keys.userHolds(c, hold.userId), keys.reservation(c, hold.reservationId), keys.seats(c, hold.scheduleId),
       keys.schedule(c, hold.scheduleId), keys.active(c), keys.queueTokens(c), keys.seen(c), keys.stream(c),
     ], [hold.seatNumber, hold.reservationId, hold.userId, now, place.seq, catalogUntil]);
+    await awaitReplicas(this.redis, this.replication.replicas, this.replication.timeoutMs);
   }
 }

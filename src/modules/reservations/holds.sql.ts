@@ -45,6 +45,11 @@ export class SqlHoldStore implements HoldStore {
   }
 
   async release(_concertId: number, reservationId: string, userId: number, now: number): Promise<void> {
+    await this.releaseWith(reservationId, userId, now);
+  }
+
+  /** Releases under the reservation's lock; `beforeCommit` (Redis mode: the Redis release) runs last inside it. */
+  async releaseWith(reservationId: string, userId: number, now: number, beforeCommit?: () => Promise<void>): Promise<void> {
     await this.db.transaction().execute(async (trx) => {
       const row = await lockReservation(trx, reservationId);
       if (!row) throw errors.notFound('reservation');
@@ -52,6 +57,7 @@ export class SqlHoldStore implements HoldStore {
       if (row.status === 'paid') throw errors.alreadyPaid();
       if (row.status !== 'held' || row.expires_at <= now) throw errors.holdExpired();
       await markReleased(trx, reservationId, now);
+      await beforeCommit?.();
     });
   }
 

@@ -72,6 +72,35 @@ export async function takeSeat(db: Conn, h: Hold, now: number): Promise<boolean>
   return Number(r.numUpdatedRows) === 1;
 }
 
+/**
+ * Records a hold that Redis granted before it is acknowledged (Redis mode writes holds
+ * through): the reservation row, and the seat row marked held by it unless the seat is sold or
+ * live-held by another reservation, which SQL then refuses. False when refused.
+ */
+export async function recordGrantedHold(db: Db, h: Hold, now: number): Promise<boolean> {
+  const refused = new Error('seat refused');
+  try {
+    await db.transaction().execute(async (trx) => {
+      // Reservation row first, then the seat: the order every other writer (payments, the
+      // write-behind) takes them in, so that concurrent transactions cannot deadlock.
+      await upsertHeldReservation(trx, h, now);
+      const taken = await trx.updateTable('seats')
+        .set({ status: 'held', hold_reservation_id: h.reservationId, hold_user_id: h.userId, hold_expires_at: h.expiresAt })
+        .where('schedule_id', '=', h.scheduleId).where('seat_number', '=', h.seatNumber)
+        .where('status', '!=', 'sold')
+        .where((eb) => eb.or([
+          eb('hold_expires_at', 'is', null), eb('hold_expires_at', '<=', now), eb('hold_reservation_id', '=', h.reservationId),
+        ]))
+        .executeTakeFirst();
+      if (Number(taken.numUpdatedRows) !== 1) throw refused;
+    });
+    return true;
+  } catch (err) {
+    if (err === refused) return false;
+    throw err;
+  }
+}
+
 export async function insertReservation(db: Conn, h: Hold, now: number): Promise<void> {
   await db.insertInto('reservations').values({
     id: h.reservationId, user_id: h.userId, concert_id: h.concertId, schedule_id: h.scheduleId,

@@ -47,8 +47,8 @@ export class ReservationService {
   /** The queue token names the concert; the store checks it is current and admitted in the same step. */
   async hold(principal: Principal, scheduleId: number, seatNumber: number, now: number): Promise<Hold> {
     if (principal.typ !== 'queue') throw errors.notAdmitted('an admitted queue token is required');
-    this.queue.assertWritable();
     const concertId = principal.concertId!;
+    this.queue.assertAccepting(concertId);
     return this.store().hold({
       concertId, scheduleId, seatNumber, userId: principal.userId, jti: principal.jti,
       reservationId: newReservationId(concertId), ttlMs: this.config.holdTtlSeconds * 1000,
