@@ -16,6 +16,7 @@ import { createRedis } from '../src/redis/connection.ts';
 import { openDatabase, sqlKind } from '../src/store/connect.ts';
 import { migrateToLatest } from '../src/store/migrate.ts';
 import { sendCommand, type HostPort } from '../sentinel/topology.ts';
+import { mulberry32 } from '../chaos/prng.ts';
 import { DrillClient, ok, retryable, WRITE_OPS, type Outcome } from './client.ts';
 import { localTopology, ownTopology, roleOf, type DrillTarget } from './target.ts';
 import { Traffic, type HoldRecord, type PlaceRecord } from './traffic.ts';
@@ -44,6 +45,8 @@ export interface DrillOptions {
   measureRejoin?: boolean;
   /** Progress lines (stderr in the CLI). */
   log?: (line: string) => void;
+  /** Seed of the traffic's random choices (printed in the report); default a fresh one. */
+  seed?: number;
 }
 
 export interface Transition { atMs: number; from: string; to: string; reason: string }
@@ -192,7 +195,7 @@ export async function runDrill(opts: DrillOptions): Promise<DrillReport> {
     cleanups.push(() => redis.disconnect());
     await withDeadline('first redis ping', 10_000, redis.ping());
 
-    const ctx = createContext(config, { db, redis }, { log: createLogger(process.env.DRILL_LOG_LEVEL as 'error' ?? 'silent') });
+    const ctx = createContext(config, { db, redis }, { log: createLogger(drillLogLevel()) });
     const app = createApp(ctx);
     ctx.startJobs();
     cleanups.push(() => ctx.stopJobs());
@@ -233,8 +236,11 @@ export async function runDrill(opts: DrillOptions): Promise<DrillReport> {
     })();
     cleanups.push(async () => { watching = false; await watcher; });
 
+    const seed = opts.seed ?? Date.now() % 1_000_000;
+    log(`traffic seed ${seed}`);
+    const random = mulberry32(seed);
     const traffic = new Traffic(api, {
-      runId, users: opts.users, firstUserId: 1 + Math.floor(Math.random() * 1e9), concertId, schedules,
+      runId, users: opts.users, firstUserId: 1 + Math.floor(random() * 1e9), concertId, schedules, random,
       pollEveryMs: 300, patienceMs: 15_000, leaveRatio: 0.05, releaseRatio: 0.1, payRetryMs: 20_000,
     });
     const trafficStart = Date.now();
@@ -502,4 +508,10 @@ export async function runDrill(opts: DrillOptions): Promise<DrillReport> {
       }
     }
   }
+}
+
+/** The in-process service logs nothing unless DRILL_LOG_LEVEL asks (error, warn, ...). */
+function drillLogLevel(): 'silent' | 'error' | 'warn' | 'info' | 'debug' {
+  const level = process.env.DRILL_LOG_LEVEL;
+  return level === 'error' || level === 'warn' || level === 'info' || level === 'debug' ? level : 'silent';
 }

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { call, createConcert, eventually, join, userToken } from './helpers/http.ts';
 import { keys } from '../src/redis/keys.ts';
 import { startService, type TestService } from './helpers/service.ts';
+import { seeded } from './helpers/random.ts';
 import { SQL_TARGETS } from './helpers/sql.ts';
 
 /**
@@ -27,6 +28,7 @@ for (const target of SQL_TARGETS) {
 
       test('falls back to SQL, keeps every place, rebuilds and returns', async () => {
         const { app, ctx } = svc;
+        const { random } = seeded('RESILIENCE_SEED', `redis ${failure} (${target})`);
         const concert = await createConcert(app, [{ seats: 50, price: 1000 }]);
         const places = new Map<number, { token: string; seq: number }>();
         let nextUser = 1;
@@ -53,12 +55,12 @@ for (const target of SQL_TARGETS) {
         // An admitted user holds a random seat and pays for it: holds and sales under traffic too.
         const buyOne = async () => {
           const candidates = [...places.entries()].slice(0, 20);
-          const [user, p] = candidates[Math.floor(Math.random() * candidates.length)]!;
+          const [user, p] = candidates[Math.floor(random() * candidates.length)]!;
           if (!charged.has(user)) {
             const c = await call(app, 'POST', '/v1/me/balance/charge', { token: p.token, body: { amount: 5000 } });
             if (c.status === 200) charged.add(user);
           }
-          const seat = 1 + Math.floor(Math.random() * 50);
+          const seat = 1 + Math.floor(random() * 50);
           const h = await call(app, 'POST', '/v1/reservations', { token: p.token, body: { scheduleId, seatNumber: seat } });
           sales[`hold ${h.status}`] = (sales[`hold ${h.status}`] ?? 0) + 1;
           if (h.status !== 201) return;

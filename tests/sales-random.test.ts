@@ -5,6 +5,7 @@
  * on every seat. Redis mode and SQL mode, on SQLite and PostgreSQL.
  */
 import { expect, test } from 'bun:test';
+import { mulberry32 } from './helpers/random.ts';
 import { describeEach, newConcert } from './helpers/harness.ts';
 import { call, type Reply } from './helpers/http.ts';
 import {
@@ -17,16 +18,6 @@ const SEATS_PER_SCHEDULE = 25;
 const PRICES = [30_000, 50_000];
 const RUN_MS = Number(process.env.SALES_RANDOM_MS ?? 2500);
 const WORKERS = 24;
-
-/** Small seeded PRNG, so a failing run can be replayed with SALES_RANDOM_SEED. */
-function mulberry32(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** What each call may answer; anything else (a 500 above all) fails the run. */
 const ALLOWED: Record<string, string[]> = {

@@ -26,6 +26,11 @@ export function createRedis(cfg: Config['redis'], opts: RedisConnectOptions): Re
     commandTimeout: opts.timeoutMs,
     connectTimeout: Math.max(opts.timeoutMs, 1000),
     enableOfflineQueue: true,
+    // A command whose connection closed before it answered has already been answered to its
+    // caller as a failure (or will be): replaying it on the next connection, possibly a newly
+    // promoted master, would carry out a join, hold or admission nobody is waiting for, with
+    // the time and tick it was sent with.
+    autoResendUnfulfilledCommands: false,
     lazyConnect: opts.lazyConnect ?? false,
   };
   let client: RedisClient;
