@@ -32,6 +32,8 @@ export interface Config {
    */
   redisWaitReplicas: number;
   redisWaitTimeoutMs: number;
+  /** Longest a SQL statement (lock waits included) or a wait for a pooled connection may take (PostgreSQL). */
+  sqlTimeoutMs: number;
   /** Most write-behind entries a concert may have waiting for SQL; past it, joins and holds answer 503. */
   writeBehindMaxBacklog: number;
   rateLimit: { perSecond: number; burst: number; trustProxy: boolean };
@@ -131,6 +133,7 @@ export function loadConfig(env: Env = process.env): Config {
     // Sentinel deployments have replicas to wait for; a standalone or cluster Redis has none by default.
     redisWaitReplicas: int(env, 'REDIS_WAIT_REPLICAS', redis.mode === 'sentinel' ? 1 : 0, 0, 100),
     redisWaitTimeoutMs: int(env, 'REDIS_WAIT_TIMEOUT_MS', 250, 1, 60_000),
+    sqlTimeoutMs: int(env, 'SQL_TIMEOUT_MS', 5000, 100, 600_000),
     writeBehindMaxBacklog: int(env, 'WRITE_BEHIND_MAX_BACKLOG', 200_000, 1, 100_000_000),
     rateLimit: {
       perSecond: int(env, 'RATE_LIMIT_PER_SECOND', 20, 0, 1_000_000),

@@ -24,7 +24,7 @@ async function main() {
     log.warn('JWT_SECRET is not set: a random secret was generated; tokens will not survive a restart or work across instances');
   }
 
-  const db = openDatabase(config.databaseUrl);
+  const db = openDatabase(config.databaseUrl, { timeoutMs: config.sqlTimeoutMs });
   try {
     await migrateToLatest(db);
   } catch (err) {

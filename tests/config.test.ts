@@ -35,6 +35,7 @@ const BAD: Record<string, string[]> = {
   REDIS_WAIT_REPLICAS: ['-1', '101', 'one'],
   REDIS_WAIT_TIMEOUT_MS: ['0', '60001'],
   WRITE_BEHIND_MAX_BACKLOG: ['0', '1.5'],
+  SQL_TIMEOUT_MS: ['99', 'soon'],
   RATE_LIMIT_PER_SECOND: ['-1', 'x'],
   RATE_LIMIT_BURST: ['0', 'x'],
   TRUST_PROXY: ['yes', 'maybe', '2'],

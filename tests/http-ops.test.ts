@@ -26,14 +26,19 @@ describeEach('operations', {}, (h) => {
     expect(r.body).toMatchObject({ status: 'ready', mode: h.mode, sql: true });
   });
 
-  test('GET /readyz → 503 when SQL does not answer', async () => {
+  test('GET /readyz without SQL: ready in Redis mode (polls go on), 503 in SQL mode', async () => {
     const config = loadConfig({ JWT_SECRET, LOG_LEVEL: 'silent', REDIS_URL: h.svc.redisProc.url, DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none' });
     const db = openDatabase(config.databaseUrl, { poolSize: 1 });
     try {
-      const app = createApp(createContext(config, { db, redis: h.svc.redis }));
+      const ctx = createContext(config, { db, redis: h.svc.redis });
+      const app = createApp(ctx);
+      const inRedisMode = await call(app, 'GET', '/readyz');
+      expect(inRedisMode.status).toBe(200);
+      expect(inRedisMode.body).toMatchObject({ status: 'ready', mode: 'redis', sql: false, redis: true });
+      ctx.mode.set('sql', 'test');
       const r = await call(app, 'GET', '/readyz');
       expect(r.status).toBe(503);
-      expect(r.body).toMatchObject({ status: 'unavailable', sql: false });
+      expect(r.body).toMatchObject({ status: 'unavailable', mode: 'sql', sql: false, redis: false });
       expect((await call(app, 'GET', '/healthz')).status).toBe(200);
     } finally {
       await db.destroy();

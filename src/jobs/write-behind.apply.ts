@@ -81,12 +81,14 @@ export async function applyEvents(db: Db, concertId: number, events: StreamEvent
       }
       for (let i = 0; i < rows.length; i += 500) {
         await trx.insertInto('queue_entries').values(rows.slice(i, i + 500))
+          // An entry number belongs to the user who claimed it: an event of another user for
+          // the same number (a Redis place refused at the switch to SQL mode) changes nothing.
           .onConflict((oc) => oc.columns(['concert_id', 'seq']).doUpdateSet({
             status: sql`CASE WHEN ${rankOf('excluded.status')} >= ${rankOf('queue_entries.status')} THEN excluded.status ELSE queue_entries.status END`,
             admitted_at: sql`COALESCE(excluded.admitted_at, queue_entries.admitted_at)`,
             active_until: sql`COALESCE(excluded.active_until, queue_entries.active_until)`,
             updated_at: sql`excluded.updated_at`,
-          }))
+          }).where(sql.ref('queue_entries.user_id'), '=', sql.ref('excluded.user_id')))
           .execute();
       }
       // admitted_total counts entries admitted once, so a redelivered admission adds nothing.

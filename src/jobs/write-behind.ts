@@ -133,7 +133,9 @@ export class WriteBehindWorker {
       await ensureStreamGroup(this.redis, concertId);
       this.grouped.add(concertId);
     }
-    let total = reclaimIdleMs === null ? 0 : await this.reclaim(concertId, reclaimIdleMs);
+    // Our own entries first: those a failed commit (SQL down, a deadlock) left pending for us.
+    let total = await this.retryOwn(concertId);
+    total += reclaimIdleMs === null ? 0 : await this.reclaim(concertId, reclaimIdleMs);
     for (;;) {
       const n = await this.readNew(concertId);
       total += n;
@@ -147,6 +149,18 @@ export class WriteBehindWorker {
       'STREAMS', stream, '>')) as [string, Entry[]][] | null;
     const entries = reply?.[0]?.[1] ?? [];
     return this.commit(concertId, entries);
+  }
+
+  private async retryOwn(concertId: number): Promise<number> {
+    let total = 0;
+    for (;;) {
+      // ID 0: this consumer's delivered but unacknowledged entries, oldest first.
+      const reply = (await this.redis.xreadgroup('GROUP', WRITE_BEHIND_GROUP, this.opts.consumer, 'COUNT', this.batchSize,
+        'STREAMS', keys.stream(concertId), '0')) as [string, Entry[]][] | null;
+      const entries = (reply?.[0]?.[1] ?? []).filter(([, fields]) => fields !== null);
+      total += await this.commit(concertId, entries);
+      if (entries.length < this.batchSize) return total;
+    }
   }
 
   private async reclaim(concertId: number, minIdleMs: number): Promise<number> {

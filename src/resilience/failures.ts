@@ -14,6 +14,6 @@ export function isRedisFailure(err: unknown): boolean {
 export function isSqlFailure(err: unknown): boolean {
   if (!err || typeof err !== 'object') return false;
   const e = err as { code?: string; message?: string };
-  return ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P03', '08006', '08001', '08003', '40P01', '40001', '55P03', 'SQLITE_BUSY'].includes(e.code ?? '') ||
-    /Connection terminated|database is locked|timeout exceeded when trying to connect/i.test(e.message ?? '');
+  return ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P03', '08006', '08001', '08003', '40P01', '40001', '55P03', '57014', 'SQLITE_BUSY'].includes(e.code ?? '') ||
+    /Connection terminated|database is locked|timeout exceeded when trying to connect|Client has encountered a connection error|the database system is (starting up|shutting down)/i.test(e.message ?? '');
 }

@@ -15,11 +15,22 @@ export function sqlKind(databaseUrl: string): SqlKind {
   return databaseUrl.startsWith('postgres://') || databaseUrl.startsWith('postgresql://') ? 'postgres' : 'sqlite';
 }
 
-export function openDatabase(databaseUrl: string, opts: { poolSize?: number } = {}): Db {
+/** Longest a SQL statement (a lock wait included) or a wait for a pooled connection may take. */
+export const DEFAULT_SQL_TIMEOUT_MS = 5_000;
+
+export function openDatabase(databaseUrl: string, opts: { poolSize?: number; timeoutMs?: number } = {}): Db {
   if (sqlKind(databaseUrl) === 'postgres') {
-    const pool = new pg.Pool({ connectionString: databaseUrl, max: opts.poolSize ?? 20 });
-    // An idle client that loses its server must not crash the process.
+    const timeoutMs = opts.timeoutMs ?? DEFAULT_SQL_TIMEOUT_MS;
+    // A database that is down, or a lock held for seconds, must turn into a 503 the client can
+    // retry, not a request (and a pooled connection) that waits for ever.
+    const pool = new pg.Pool({
+      connectionString: databaseUrl, max: opts.poolSize ?? 20,
+      connectionTimeoutMillis: timeoutMs, statement_timeout: timeoutMs,
+    });
+    // A client that loses its server must not crash the process: idle ones report to the pool,
+    // checked-out ones to themselves (their query fails, and the request answers 503).
     pool.on('error', () => {});
+    pool.on('connect', (client) => { client.on('error', () => {}); });
     return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   }
   const path = databaseUrl.slice('sqlite:'.length);

@@ -7,14 +7,18 @@ export function opsRouter(ctx: AppContext) {
   return new Hono<AppEnv>()
     .get('/healthz', (c) => c.json({ status: 'ok' }))
     .get('/readyz', async (c) => {
-      let sqlOk = false;
-      try {
-        await sql`select 1`.execute(ctx.db);
-        sqlOk = true;
-      } catch { /* reported below */ }
-      // Redis mode needs Redis; the SQL fallback modes need only SQL.
-      const ready = sqlOk;
-      return c.json({ status: ready ? 'ready' : 'unavailable', mode: ctx.mode.current, sql: sqlOk }, ready ? 200 : 503);
+      // Bounded: a load balancer must get an answer even from a hung database.
+      const sqlOk = await Promise.race([
+        sql`select 1`.execute(ctx.db).then(() => true, () => false),
+        Bun.sleep(1000).then(() => false),
+      ]);
+      const redisOk = ctx.mode.useRedis() && ctx.coordinator.breakerState() !== 'open';
+      // Ready when this instance serves the waiting room as well as any other could: in Redis
+      // mode polls need only Redis (joins, holds and money answer 503 while SQL is away, and the
+      // heartbeats must go on); in the SQL modes everything needs SQL.
+      const ready = redisOk || sqlOk;
+      return c.json({ status: ready ? 'ready' : 'unavailable', mode: ctx.mode.current, sql: sqlOk, redis: redisOk },
+        ready ? 200 : 503);
     })
     .get('/metrics', async (c) => {
       await ctx.admin.refreshGauges().catch(() => {});

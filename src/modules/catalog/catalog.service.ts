@@ -92,6 +92,13 @@ export class CatalogService {
   private async scheduleIdsOf(concertId: number): Promise<number[]> {
     const known = this.scheduleIds.get(concertId);
     if (known) return known;
+    // A loaded concert has its schedule ids in Redis too: seat maps keep working while SQL is away.
+    const cached = await this.redis.smembers(keys.scheduleIds(concertId)).catch(() => [] as string[]);
+    if (cached.length > 0) {
+      const ids = cached.map(Number).sort((a, b) => a - b);
+      this.scheduleIds.set(concertId, ids);
+      return ids;
+    }
     const ids = (await findSchedules(this.db, concertId)).map((s) => s.id);
     this.scheduleIds.set(concertId, ids);
     return ids;

@@ -96,7 +96,14 @@ export class QueueService {
     const { token, expiresAt } = this.tokens.signQueueToken(principal.userId, jti, concertId, outcome.seq, now);
     const replaced = [principal.jti];
     if (outcome.replacedJti && outcome.replacedJti !== principal.jti) replaced.push(outcome.replacedJti);
-    await this.tokens.recordQueueToken({ userId: principal.userId, jti, concertId, seq: outcome.seq, expiresAt }, replaced, now, useRedis);
+    try {
+      await this.tokens.recordQueueToken({ userId: principal.userId, jti, concertId, seq: outcome.seq, expiresAt }, replaced, now, useRedis);
+    } catch (err) {
+      // Not acknowledged: a fresh place must not outlive the refusal, or the retry would be
+      // handed the same (refused) entry number again.
+      if (outcome.fresh) await store.leave(concertId, principal.userId, jti, now, 'leave').catch(() => {});
+      throw err;
+    }
     return { created: outcome.fresh, token, expiresAt, place: this.view(concertId, outcome) };
   }
 
@@ -109,8 +116,12 @@ export class QueueService {
   async leave(principal: Principal, now: number): Promise<void> {
     const concertId = this.queueConcert(principal);
     this.assertWritable();
-    await this.store().leave(concertId, principal.userId, principal.jti, now, 'leave');
-    await this.tokens.revoke([principal.jti], now);
+    const store = this.store();
+    // Redis mode: the token's SQL record first, so that a failure leaves the place untouched
+    // for the retry (which finds it still live in Redis and completes the leave). SQL mode
+    // ends the place and revokes the token in one transaction.
+    if (store === this.stores.redis) await this.tokens.revoke([principal.jti], now);
+    await store.leave(concertId, principal.userId, principal.jti, now, 'leave');
   }
 
   /** Active-only endpoints: a queue token of this concert whose holder has been admitted. */

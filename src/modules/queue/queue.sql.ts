@@ -1,8 +1,9 @@
 import type { Config } from '../../config.ts';
 import { errors } from '../../errors.ts';
-import { isPostgres, type Db } from '../../store/connect.ts';
+import { isPostgres, isUniqueViolation, type Db } from '../../store/connect.ts';
 import { sql, type Transaction } from 'kysely';
 import type { Database, QueueEntry } from '../../store/schema.ts';
+import { highestSeq } from './entries.repo.ts';
 import type { AdmitOutcome, JoinOutcome, QueueConfig, QueueCounts, QueuePlace, QueueStore } from './types.ts';
 
 type Trx = Transaction<Database>;
@@ -37,7 +38,7 @@ export class SqlQueueStore implements QueueStore {
       .executeTakeFirst();
     if (!token || token.user_id !== userId || token.seq === null) return null;
     const find = () => db.selectFrom('queue_entries').selectAll()
-      .where('concert_id', '=', concertId).where('seq', '=', token.seq!).executeTakeFirst();
+      .where('concert_id', '=', concertId).where('seq', '=', token.seq!).where('user_id', '=', userId).executeTakeFirst();
     let entry = await find();
     if (!entry) {
       // Joined in Redis mode, and Redis went away before the write-behind stream delivered the
@@ -110,16 +111,18 @@ export class SqlQueueStore implements QueueStore {
         };
       }
       if (state.paused) throw errors.queueClosed();
-      // Entry numbers given out by Redis are written through with their tokens, even when the
-      // stream that carries the entries lagged: never hand one out twice.
-      const issued = await trx.selectFrom('tokens').select((eb) => eb.fn.max<number | null>('seq').as('m'))
-        .where('concert_id', '=', concertId).executeTakeFirst();
-      const seq = Math.max(state.last_seq, Number(issued?.m ?? 0)) + 1;
+      // Entry numbers given out by Redis are claimed with their tokens, even when the stream
+      // that carries the entries lagged: never hand one out twice (see claimEntry).
+      const seq = (await highestSeq(trx, concertId, state.last_seq)) + 1;
       await trx.updateTable('queue_state').set({ last_seq: seq }).where('concert_id', '=', concertId).execute();
+      // A Redis-mode join claiming this very number at this moment makes the insert fail: 503, retry.
       await trx.insertInto('queue_entries').values({
         concert_id: concertId, seq, user_id: userId, status: 'waiting', joined_at: now, admitted_at: null,
         active_until: null, last_seen_at: now, updated_at: now,
-      }).execute();
+      }).execute().catch((err) => {
+        if (isUniqueViolation(err)) throw errors.unavailable('that place in line was taken at this instant; join again', 1);
+        throw err;
+      });
       return { ...base, seq, status: 'waiting' as const, activeUntil: 0, replacedJti: current?.jti ?? null, fresh: true };
     });
   }

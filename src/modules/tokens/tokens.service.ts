@@ -6,6 +6,7 @@ import { keys } from '../../redis/keys.ts';
 import { runScript } from '../../redis/scripts.ts';
 import type { Db } from '../../store/connect.ts';
 import { JwtCodec, type TokenClaims } from './jwt.ts';
+import { claimEntry } from '../queue/entries.repo.ts';
 import { ensureUser, insertToken, isTokenLive, revokeTokens } from './tokens.repo.ts';
 
 export interface Principal {
@@ -71,10 +72,17 @@ export class TokenService {
     if (!(await isTokenLive(this.db, p.jti, now))) throw errors.unauthenticated('token revoked or unknown');
   }
 
-  /** Records a queue token and revokes the tokens it replaces, in SQL and in Redis. */
+  /**
+   * Records a queue token and revokes the tokens it replaces, in SQL and in Redis. The token's
+   * entry number is claimed in the same transaction: a number SQL mode has already given to
+   * someone else refuses the join (503) before anything is acknowledged.
+   */
   async recordQueueToken(p: { userId: number; jti: string; concertId: number; seq: number; expiresAt: number }, replaced: string[],
     now: number, useRedis: boolean): Promise<void> {
     await this.db.transaction().execute(async (trx) => {
+      if (!(await claimEntry(trx, { concertId: p.concertId, seq: p.seq, userId: p.userId, now }))) {
+        throw errors.unavailable('that place in line was taken while the service switched stores; join again', 1);
+      }
       await insertToken(trx, { jti: p.jti, userId: p.userId, typ: 'queue', concertId: p.concertId, seq: p.seq, expiresAt: p.expiresAt, now });
       await revokeTokens(trx, replaced, now);
     });

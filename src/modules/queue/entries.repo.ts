@@ -1,0 +1,32 @@
+import type { Transaction } from 'kysely';
+import type { Db } from '../../store/connect.ts';
+import type { Database } from '../../store/schema.ts';
+
+type Conn = Db | Transaction<Database>;
+
+/**
+ * Claims entry number `seq` of a concert for `userId`, in the transaction that records the
+ * place's queue token: inserts the waiting entry unless the row exists, and tells whether the
+ * row is this user's. Entry numbers come from Redis in Redis mode and from SQL in SQL mode;
+ * around a switch both may hand out the same number (a Redis join whose token was still being
+ * written when SQL mode began). Whoever claims the row first keeps the number; the other place
+ * is refused before it is acknowledged, so no two fans ever share one.
+ */
+export async function claimEntry(db: Conn, e: { concertId: number; seq: number; userId: number; now: number }): Promise<boolean> {
+  await db.insertInto('queue_entries').values({
+    concert_id: e.concertId, seq: e.seq, user_id: e.userId, status: 'waiting', joined_at: e.now,
+    admitted_at: null, active_until: null, last_seen_at: e.now, updated_at: e.now,
+  }).onConflict((oc) => oc.columns(['concert_id', 'seq']).doNothing()).execute();
+  const row = await db.selectFrom('queue_entries').select('user_id')
+    .where('concert_id', '=', e.concertId).where('seq', '=', e.seq).executeTakeFirst();
+  return row?.user_id === e.userId;
+}
+
+/** The highest entry number of a concert that any table knows of (entries, tokens, counters). */
+export async function highestSeq(db: Conn, concertId: number, counter: number): Promise<number> {
+  const [issued, entered] = await Promise.all([
+    db.selectFrom('tokens').select((eb) => eb.fn.max<number | null>('seq').as('m')).where('concert_id', '=', concertId).executeTakeFirst(),
+    db.selectFrom('queue_entries').select((eb) => eb.fn.max<number | null>('seq').as('m')).where('concert_id', '=', concertId).executeTakeFirst(),
+  ]);
+  return Math.max(counter, Number(issued?.m ?? 0), Number(entered?.m ?? 0));
+}

@@ -1,0 +1,153 @@
+/**
+ * PostgreSQL down or slow while Redis is up, against a private PostgreSQL cluster of the test's
+ * own (initdb on a free port) that it can stop and start. What keeps working: polls and seat
+ * maps (Redis). What answers 503 with Retry-After, never a 500 and never a hang: tokens, joins,
+ * holds, money (all need SQL before they are acknowledged). The write-behind keeps every entry
+ * in the stream (the backlog grows, bounded by WRITE_BEHIND_MAX_BACKLOG) and drains it all once
+ * SQL is back. A lock held for seconds turns into 503 after SQL_TIMEOUT_MS, not a stuck request.
+ */
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { findPgBin, startPgCluster, type PgCluster } from '../chaos/cluster.ts';
+import { freePort } from '../sentinel/topology.ts';
+import { sql } from 'kysely';
+import { isSqlFailure } from '../src/resilience/failures.ts';
+import { openDatabase } from '../src/store/connect.ts';
+import { migrateToLatest } from '../src/store/migrate.ts';
+import { newUserId, TestClock } from './helpers/harness.ts';
+import { call, createConcert, eventually, join, userToken } from './helpers/http.ts';
+import { startService, type TestService } from './helpers/service.ts';
+
+const pgBin = findPgBin();
+if (!pgBin) console.log('skip: initdb not found, the PostgreSQL outage test needs a private cluster');
+
+describe.skipIf(!pgBin)('PostgreSQL down or slow, Redis up', () => {
+  let cluster: PgCluster;
+  let svc: TestService;
+  const clock = new TestClock();
+  const tick = () => { clock.advance(svc.config.admissionTickMs); return svc.ctx.ticker.tickOnce(clock.now()); };
+
+  beforeAll(async () => {
+    cluster = await startPgCluster(await freePort());
+    const db = openDatabase(cluster.url, { poolSize: 5, timeoutMs: 1000 });
+    await migrateToLatest(db);
+    svc = await startService({ clock: clock.now, database: { url: cluster.url, db, drop: async () => { await db.destroy(); } } });
+  }, 60_000);
+  afterAll(async () => {
+    await svc?.stop();
+    await svc?.database.drop();
+    await cluster?.destroy();
+  });
+
+  test('down: polls and seat maps work, writes answer 503 with Retry-After, nothing is lost, all drains after', async () => {
+    const c = await createConcert(svc.app, [{ seats: 10, price: 1000 }]);
+    clock.advance(1001);
+    const fan = await join(svc.app, c.id, await userToken(svc.app, newUserId()));
+    expect(fan.status).toBe(201);
+    await tick();
+    const waiting = await join(svc.app, c.id, await userToken(svc.app, newUserId()));
+    expect(waiting.status).toBe(201);
+    const laterToken = await userToken(svc.app, newUserId());
+    await svc.ctx.writeBehind.drainOnce(clock.now());
+
+    await cluster.crash();
+    const answers: Record<string, number> = {};
+    const note = (what: string, r: { status: number; headers: Headers; body: any }) => {
+      const key = `${what} ${r.status}${r.status >= 500 ? ` ${r.body?.error?.code} retry-after=${r.headers.get('Retry-After')}` : ''}`;
+      answers[key] = (answers[key] ?? 0) + 1;
+    };
+    const started = performance.now();
+    note('poll', await call(svc.app, 'GET', '/v1/queue/me', { token: fan.body.token }));
+    note('poll', await call(svc.app, 'GET', '/v1/queue/me', { token: waiting.body.token }));
+    note('seats', await call(svc.app, 'GET', `/v1/concerts/${c.id}/schedules/${c.schedules[0]!.id}/seats`, { token: fan.body.token }));
+    note('token', await call(svc.app, 'POST', '/v1/tokens', { body: { userId: newUserId() } }));
+    note('join', await join(svc.app, c.id, laterToken));
+    note('hold', await call(svc.app, 'POST', '/v1/reservations', { token: fan.body.token, body: { scheduleId: c.schedules[0]!.id, seatNumber: 1 } }));
+    note('charge', await call(svc.app, 'POST', '/v1/me/balance/charge', { token: fan.body.token, body: { amount: 1000 } }));
+    const ready = await call(svc.app, 'GET', '/readyz');
+    const elapsed = performance.now() - started;
+    expect(answers).toEqual({
+      'poll 200': 2, 'seats 200': 1,
+      'token 503 UNAVAILABLE retry-after=2': 1, 'join 503 UNAVAILABLE retry-after=2': 1,
+      'hold 503 UNAVAILABLE retry-after=2': 1, 'charge 503 UNAVAILABLE retry-after=2': 1,
+    });
+    expect(ready.status).toBe(200);
+    expect(ready.body).toMatchObject({ mode: 'redis', sql: false, redis: true });
+    expect(elapsed).toBeLessThan(8000); // refusals, not hangs (each bounded by the 1 s SQL timeout)
+
+    // Admissions go on in Redis; their entries wait in the stream.
+    await tick();
+    expect((await call(svc.app, 'GET', '/v1/queue/me', { token: waiting.body.token })).body.status).toBe('active');
+    await expect(svc.ctx.writeBehind.drainOnce(clock.now())).rejects.toBeDefined();
+    await svc.ctx.writeBehind.measureBacklog(clock.now());
+    const backlog = svc.ctx.writeBehind.backlog(c.id);
+    expect(backlog).toBeGreaterThan(0);
+
+    await cluster.start();
+    await svc.ctx.writeBehind.drainOnce(clock.now());
+    await svc.ctx.writeBehind.measureBacklog(clock.now());
+    expect(svc.ctx.writeBehind.backlog(c.id)).toBe(0);
+    const rows = await svc.database.db.selectFrom('queue_entries').select(['seq', 'status']).where('concert_id', '=', c.id).orderBy('seq').execute();
+    // Entry 3: the refused join took it in Redis and gave it back (never acknowledged).
+    expect(rows).toEqual([{ seq: 1, status: 'active' }, { seq: 2, status: 'active' }, { seq: 3, status: 'left' }]);
+    const rejoined = await join(svc.app, c.id, laterToken);
+    expect(rejoined.status).toBe(201);
+    expect((await call(svc.app, 'GET', '/v1/queue/me', { token: rejoined.body.token })).status).toBe(200);
+    const held = await call(svc.app, 'POST', '/v1/reservations', { token: fan.body.token, body: { scheduleId: c.schedules[0]!.id, seatNumber: 1 } });
+    expect(held.status).toBe(201);
+  }, 60_000);
+
+  test('slow: a lock held for seconds makes the blocked request answer 503 after SQL_TIMEOUT_MS; polls are untouched', async () => {
+    const c = await createConcert(svc.app, [{ seats: 10, price: 1000 }]);
+    clock.advance(1001);
+    const userId = newUserId();
+    const fan = await join(svc.app, c.id, await userToken(svc.app, userId));
+    await tick();
+    // Another session holds the user's row for longer than the SQL timeout.
+    const locker = openDatabase(cluster.url, { poolSize: 1, timeoutMs: 60_000 });
+    let release!: () => void;
+    const released = new Promise<void>((r) => { release = r; });
+    let locked!: () => void;
+    const isLocked = new Promise<void>((r) => { locked = r; });
+    const holding = locker.transaction().execute(async (trx) => {
+      await trx.selectFrom('users').select('id').where('id', '=', userId).forUpdate().execute();
+      locked();
+      await released;
+    });
+    try {
+      await isLocked;
+      const t0 = performance.now();
+      const charge = await call(svc.app, 'POST', '/v1/me/balance/charge', { token: fan.body.token, body: { amount: 1000 } });
+      const waited = performance.now() - t0;
+      expect([charge.status, charge.body.error?.code, charge.headers.get('Retry-After')]).toEqual([503, 'UNAVAILABLE', '2']);
+      expect(waited).toBeGreaterThanOrEqual(900);
+      expect(waited).toBeLessThan(5000);
+      expect((await call(svc.app, 'GET', '/v1/queue/me', { token: fan.body.token })).status).toBe(200);
+    } finally {
+      release();
+      await holding;
+      await locker.destroy();
+    }
+    const after = await call(svc.app, 'POST', '/v1/me/balance/charge', { token: fan.body.token, body: { amount: 1000 } });
+    expect([after.status, after.body.balance]).toEqual([200, 1000]);
+  }, 60_000);
+
+  test('a crash under a running query fails that query (a 503 for its request) and nothing else: the process lives on', async () => {
+    const db = svc.database.db;
+    const running = sql`select pg_sleep(3)`.execute(db).then(() => null, (err: unknown) => err);
+    // Wait until the query is running on the server (its connection is checked out).
+    const watcher = openDatabase(cluster.url, { poolSize: 1 });
+    try {
+      await eventually(async () => {
+        const r = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity where query like 'select pg_sleep%'`.execute(watcher);
+        return r.rows[0]!.n > 0;
+      }, 5000, 20);
+    } finally {
+      await watcher.destroy();
+    }
+    await cluster.crash();
+    const err = await running;
+    expect(isSqlFailure(err)).toBe(true);
+    await cluster.start();
+    expect((await sql<{ one: number }>`select 1 as one`.execute(db)).rows[0]!.one).toBe(1);
+  }, 60_000);
+});
