@@ -44,7 +44,7 @@ export async function applyEvents(db: Db, concertId: number, events: StreamEvent
       };
       if (rank[status] >= rank[row.status]) row.status = status;
       if (ev.e === 'admit') {
-        row.admitted_at = t;
+        row.admitted_at = row.admitted_at === null ? t : Math.min(row.admitted_at, t);
         row.active_until = Number(ev.x);
         maxAdmitted = Math.max(maxAdmitted, seq);
       }
@@ -85,7 +85,10 @@ export async function applyEvents(db: Db, concertId: number, events: StreamEvent
           // the same number (a Redis place refused at the switch to SQL mode) changes nothing.
           .onConflict((oc) => oc.columns(['concert_id', 'seq']).doUpdateSet({
             status: sql`CASE WHEN ${rankOf('excluded.status')} >= ${rankOf('queue_entries.status')} THEN excluded.status ELSE queue_entries.status END`,
-            admitted_at: sql`COALESCE(excluded.admitted_at, queue_entries.admitted_at)`,
+            // The first admission counts: a place admitted twice (two masters for a moment
+            // during a failover, or a redelivered entry) was let in at the earlier time.
+            admitted_at: sql`CASE WHEN queue_entries.admitted_at IS NULL OR excluded.admitted_at < queue_entries.admitted_at
+              THEN excluded.admitted_at ELSE queue_entries.admitted_at END`,
             active_until: sql`COALESCE(excluded.active_until, queue_entries.active_until)`,
             updated_at: sql`excluded.updated_at`,
           }).where(sql.ref('queue_entries.user_id'), '=', sql.ref('excluded.user_id')))
