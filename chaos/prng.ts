@@ -25,12 +25,16 @@ export function mulberry32(seed: number): Random {
 
 /** FNV-1a over the seed and a label: independent-looking seeds for named streams. */
 export function deriveSeed(seed: number, label: string): number {
-  let h = 0x811c9dc5 ^ (seed >>> 0);
+  let h = 0x811c9dc5;
   const text = `${seed}:${label}`;
   for (let i = 0; i < text.length; i++) {
     h ^= text.charCodeAt(i);
     h = Math.imul(h, 0x01000193) >>> 0;
   }
+  // FNV's multiply only carries upwards: finish with an avalanche so low bits mix too.
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b) >>> 0;
+  h ^= h >>> 13;
   return h >>> 0;
 }
 
