@@ -120,7 +120,8 @@ export function createContext(config: Config, deps: { db: Db; redis: RedisClient
   const rebuild = async () => {
     // Another rebuild (an instance that was taken over) may still hold the lock: wait for it.
     for (let attempt = 0; attempt < 100; attempt++) {
-      const report = await rebuildRedis(db, redis, log, await catalog.liveConcertIds(clock()), clock());
+      const report = await rebuildRedis(db, redis, log, await catalog.liveConcertIds(clock()), clock(),
+        (id) => writeBehind.drainConcertFully(id));
       if (report) return report;
       await Bun.sleep(300);
     }

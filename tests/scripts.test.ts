@@ -105,6 +105,20 @@ describe('joinQueue', () => {
     expect(await scratch.redis.exists(keys.waiting(c), keys.queueTokens(c), keys.stream(c))).toBe(0);
   });
 
+  test('while the rebuild reloads the concert (loadingUntil ahead) joins and admissions answer code 14 and write nothing', async () => {
+    const c = await concert();
+    await joinAll(c, 2);
+    await scratch.redis.hset(keys.queueMeta(c), 'loadingUntil', T0 + 1000);
+    const before = await scratch.redis.xlen(keys.stream(c));
+    expect(await joinQueue(c, 3, 'j3', T0 + 10)).toEqual([ScriptCode.Reloading]);
+    expect(await admitNext(c, T0 + 20, 1)).toEqual([ScriptCode.Reloading]);
+    expect(await waitingUsers(c)).toEqual([1, 2]);
+    expect(await scratch.redis.xlen(keys.stream(c))).toBe(before);
+    // The deadline passes (a loader that died holds nothing off for longer).
+    expect((await joinQueue(c, 3, 'j3', T0 + 1000))[0]).toBe(ScriptCode.Ok);
+    expect((await admitNext(c, T0 + 1000, 2))[1]).toBe(3);
+  });
+
   test('after the active time is up, joining again takes a new place that admission does not mistake for the old one', async () => {
     const c = await concert({ activeTtl: 1 });
     await joinAll(c, 1);
@@ -394,11 +408,11 @@ describe('key lifetimes', () => {
 describe('script SHAs', () => {
   /** An edit to a script is a conscious change: update its pin here in the same commit. */
   const PINNED: Record<string, string> = {
-    admitNext: '3e36ea4424fd95ce9a62713e94c03e80320f2391',
+    admitNext: '10bede1c125e413601df119c052466863dff1117',
     checkQueueToken: 'dc09b8df9b5a0bed0641a0231f1957d650cd0eb8',
     holdSeat: '770f5ab1f70100e2547bb4b94000fc48e9f1e026',
     issueToken: 'a2b47d3d2cb9d4ddf2acf062eca40b3b9c517ba5',
-    joinQueue: 'a99c665f6a686347a0a1475eab2e2cfbcbf08847',
+    joinQueue: '3ffafe0507ad995ee144fc6b842f28430799b533',
     leaveQueue: '5d5e2575352511a5a06d34562200326467641519',
     markSold: 'e1df6744686d543e1b008284adce0600b6d68f9f',
     pollQueue: '504daf881f86e20e694fb12746c4ae12aa5aaf6b',

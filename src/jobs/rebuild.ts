@@ -12,10 +12,13 @@ const REBUILD_CONCURRENCY = 4;
 
 /**
  * Reloads Redis from SQL for every live concert, under a Redis lock so one instance does it.
+ * Each concert's stream is drained again under its load lock, with its joins and admissions
+ * held off, so that an instance that has not yet left Redis mode cannot slip a change in
+ * between the drain and the reload.
  * Returns null when another instance holds the lock; callers wait for its epoch to advance.
  */
-export async function rebuildRedis(db: Db, redis: RedisClient, log: Logger, concerts: number[], now = Date.now()):
-  Promise<RebuildReport | null> {
+export async function rebuildRedis(db: Db, redis: RedisClient, log: Logger, concerts: number[], now = Date.now(),
+  drainConcert?: (concertId: number) => Promise<unknown>): Promise<RebuildReport | null> {
   const owner = randomUUID();
   const got = await redis.set(keys.rebuildLock, owner, 'PX', LOCK_MS, 'NX');
   if (got !== 'OK') return null;
@@ -26,7 +29,7 @@ export async function rebuildRedis(db: Db, redis: RedisClient, log: Logger, conc
     const queue = [...concerts];
     await Promise.all(Array.from({ length: Math.min(REBUILD_CONCURRENCY, queue.length) }, async () => {
       for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
-        const r = await reloadConcert(db, redis, id, now);
+        const r = await reloadConcert(db, redis, id, now, drainConcert ? () => drainConcert(id) : undefined);
         if (r) reports.push(r);
       }
     }));

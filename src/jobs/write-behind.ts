@@ -128,6 +128,17 @@ export class WriteBehindWorker {
     return total;
   }
 
+  /** One concert, everything pending included (the rebuild, under the concert's load lock). */
+  async drainConcertFully(concertId: number): Promise<number> {
+    try {
+      return await this.drainConcert(concertId, 0);
+    } catch (err) {
+      if (!String((err as Error).message).includes('NOGROUP')) throw err;
+      this.grouped.delete(concertId);
+      return this.drainConcert(concertId, 0);
+    }
+  }
+
   private async drainConcert(concertId: number, reclaimIdleMs: number | null): Promise<number> {
     if (!this.grouped.has(concertId)) {
       await ensureStreamGroup(this.redis, concertId);

@@ -16,6 +16,7 @@ export enum ScriptCode {
   NoQueue = 11,
   TickTaken = 12,
   ShowStarted = 13,
+  Reloading = 14,
 }
 
 /** Turns a script's failure code into the domain error the client sees. */
@@ -32,6 +33,7 @@ export function scriptError(code: number, ctx: { maxHolds?: number; what?: strin
     case ScriptCode.Forbidden: return errors.forbidden('this reservation belongs to someone else');
     case ScriptCode.AlreadyPaid: return errors.alreadyPaid();
     case ScriptCode.ShowStarted: return errors.seatUnavailable('this show has already started');
+    case ScriptCode.Reloading: return errors.unavailable('the waiting room is being reloaded; retry in a moment', 1);
     default: return new AppError(503, 'UNAVAILABLE', `unexpected script code ${code}`, undefined, 1);
   }
 }

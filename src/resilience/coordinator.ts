@@ -107,9 +107,13 @@ export class ModeCoordinator {
     return this.recover();
   }
 
-  /** Redis failed here: move every instance to SQL. */
+  /**
+   * Redis failed here: move every instance to SQL. Only from `redis`: an instance that is
+   * rebuilding already serves from SQL, and the rebuild (with its catch-up of sold seats) is
+   * what brings Redis up to date.
+   */
   async enterSql(reason: string): Promise<void> {
-    if (this.mode.current === 'sql') return;
+    if (this.mode.current !== 'redis') return;
     this.mode.set('sql', reason);
     try {
       await this.db.updateTable('service_mode')

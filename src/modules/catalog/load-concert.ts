@@ -51,11 +51,24 @@ export async function withLoadLock<T>(redis: RedisClient, concertId: number, fn:
   }
 }
 
-/** A forced reload (the rebuild, a new concert): waits for a loader already at work, then loads. */
-export async function reloadConcert(db: Db, redis: RedisClient, concertId: number, now: number): Promise<LoadReport | null> {
+/**
+ * A forced reload (the rebuild, a new concert): waits for a loader already at work, then loads.
+ * `beforeLoad` runs under the lock once joins and admissions of the concert are held off
+ * (`loadingUntil` in the meta hash, which the load itself clears): the rebuild drains the
+ * concert's stream there, so nothing Redis acknowledged after the drain is overwritten.
+ */
+export async function reloadConcert(db: Db, redis: RedisClient, concertId: number, now: number,
+  beforeLoad?: () => Promise<unknown>): Promise<LoadReport | null> {
   const deadline = Date.now() + LOAD_LOCK_MS;
   for (;;) {
-    const done = await withLoadLock(redis, concertId, async () => ({ report: await loadConcert(db, redis, concertId, now) }));
+    const done = await withLoadLock(redis, concertId, async () => {
+      if (beforeLoad) {
+        // A deadline, not a flag: a loader that dies here holds nothing off for longer.
+        if (await redis.exists(keys.queueMeta(concertId))) await redis.hset(keys.queueMeta(concertId), 'loadingUntil', Date.now() + LOAD_LOCK_MS);
+        await beforeLoad();
+      }
+      return { report: await loadConcert(db, redis, concertId, now) };
+    });
     if (done) return done.report;
     if (Date.now() > deadline) throw new Error(`the load lock of concert ${concertId} stayed busy`);
     await Bun.sleep(20);
@@ -99,7 +112,9 @@ export async function loadConcert(db: Db, redis: RedisClient, concertId: number,
     const seatsKey = keys.seats(c, s.id);
     const soldKey = keys.sold(c, s.id);
     const holdsKey = keys.holds(c, s.id);
-    await add((p) => p.del(seatsKey, soldKey, holdsKey));
+    // The sold set is only ever added to: sold is final, and a sale mirrored by a payment that
+    // committed after this load read SQL must not be wiped by the load.
+    await add((p) => p.del(seatsKey, holdsKey));
     const sold = seats.filter((x) => x.status === 'sold').map((x) => x.seatNumber);
     for (let i = 0; i < seats.length; i += 500) {
       const fields: Record<string, number> = {};
@@ -179,7 +194,7 @@ export async function loadConcert(db: Db, redis: RedisClient, concertId: number,
   await add((p) => p.hset(keys.queueMeta(c), {
     lastSeq: maxSeq, lastAdmitted, admittedTotal: Math.max(Number(admittedRow?.n ?? 0), state?.admitted_total ?? 0),
     maxActive: state?.max_active ?? 1000, admitPerSecond: state?.admit_per_second ?? 100,
-    activeTtl: state?.active_ttl_seconds ?? 600, paused: state?.paused ?? 0, lastTick: 0, rate: 0, credit: 0,
+    activeTtl: state?.active_ttl_seconds ?? 600, paused: state?.paused ?? 0, lastTick: 0, rate: 0, credit: 0, loadingUntil: 0,
   }));
   for (const k of [...qKeys, keys.queueMeta(c)]) await add((p) => p.pexpireat(k, expireAt));
   await add((p) => p.del(keys.scheduleIds(c)));

@@ -14,6 +14,9 @@ import { idempotentRequest, priorAnswer, runIdempotent, type Answer } from './id
 import { debit } from './ledger.repo.ts';
 import { duplicateSaleOf, endQueuePlace, recordSale, seatStatus } from './payments.repo.ts';
 
+/** How long a payment outside Redis mode waits for its (optional) Redis mirror. */
+const MIRROR_OUTSIDE_REDIS_MODE_MS = 250;
+
 export interface PaymentView {
   paymentId: string;
   reservationId: string;
@@ -73,10 +76,18 @@ export class PaymentService {
       // SQL has committed the sale and refuses a second one whatever Redis says; but a Redis that
       // missed it would show the seat held or free. Then the fleet serves from SQL until the
       // rebuild has reloaded Redis, sold seats included.
-      await this.reservations.saleMirror().settle(hold, { jti: principal.jti, seq: principal.seq ?? 0 }, now).catch((err) => {
-        this.log.error('sale committed but not mirrored to redis; serving from sql until redis is rebuilt', { reservationId, err });
-        this.onMirrorLost('a sale could not be mirrored to redis');
-      });
+      const mirror = this.reservations.saleMirror();
+      const settled = mirror.store.settle(hold, { jti: principal.jti, seq: principal.seq ?? 0 }, now);
+      if (mirror.required) {
+        await settled.catch((err) => {
+          this.log.error('sale committed but not mirrored to redis; serving from sql until redis is rebuilt', { reservationId, err });
+          this.onMirrorLost('a sale could not be mirrored to redis');
+        });
+      } else {
+        // Outside Redis mode Redis may be gone: try, briefly, and leave the rest to the rebuild
+        // and its catch-up, which load every sale from SQL.
+        await Promise.race([settled.catch(() => {}), Bun.sleep(MIRROR_OUTSIDE_REDIS_MODE_MS)]);
+      }
     }
     return outcome.answer;
   }

@@ -83,7 +83,7 @@ export class RedisQueueStore implements QueueStore {
       await this.loadQueue(concertId);
       r = await call();
     }
-    if (r[0] === ScriptCode.TickTaken || r[0] === ScriptCode.NoQueue) return null;
+    if (r[0] === ScriptCode.TickTaken || r[0] === ScriptCode.NoQueue || r[0] === ScriptCode.Reloading) return null;
     if (Number(r[1]) > 0) await this.replicated();
     return { admitted: Number(r[1]), skipped: Number(r[2]), expired: Number(r[3]), active: Number(r[4]), waiting: Number(r[5]) };
   }

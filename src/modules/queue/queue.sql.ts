@@ -3,6 +3,7 @@ import { errors } from '../../errors.ts';
 import { isPostgres, isUniqueViolation, type Db } from '../../store/connect.ts';
 import { sql, type Transaction } from 'kysely';
 import type { Database, QueueEntry } from '../../store/schema.ts';
+import { assertSqlMode } from '../../resilience/sql-fence.ts';
 import { highestSeq } from './entries.repo.ts';
 import type { AdmitOutcome, JoinOutcome, QueueConfig, QueueCounts, QueuePlace, QueueStore } from './types.ts';
 
@@ -90,6 +91,7 @@ export class SqlQueueStore implements QueueStore {
 
   async join(concertId: number, userId: number, jti: string, now: number): Promise<JoinOutcome> {
     return this.db.transaction().execute(async (trx) => {
+      await assertSqlMode(trx);
       const state = await this.lockState(trx, concertId);
       const current = await trx.selectFrom('tokens as t')
         .innerJoin('queue_entries as e', (j) => j.onRef('e.concert_id', '=', 't.concert_id').onRef('e.seq', '=', 't.seq'))
@@ -146,6 +148,7 @@ export class SqlQueueStore implements QueueStore {
 
   private async endPlace(concertId: number, seq: number, jti: string, now: number, status: 'expired' | 'left' | 'done' | null) {
     await this.db.transaction().execute(async (trx) => {
+      await assertSqlMode(trx);
       if (status) {
         await trx.updateTable('queue_entries').set({ status, updated_at: now })
           .where('concert_id', '=', concertId).where('seq', '=', seq).where('status', 'in', ['waiting', 'active']).execute();
@@ -173,6 +176,7 @@ export class SqlQueueStore implements QueueStore {
 
   async admitTick(concertId: number, now: number, tickId: number): Promise<AdmitOutcome | null> {
     return this.db.transaction().execute(async (trx) => {
+      await assertSqlMode(trx);
       const state = await this.lockState(trx, concertId);
       if (state.last_tick >= tickId) return null;
       await trx.updateTable('queue_state').set({ last_tick: tickId }).where('concert_id', '=', concertId).execute();

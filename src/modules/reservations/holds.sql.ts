@@ -1,4 +1,5 @@
 import { errors } from '../../errors.ts';
+import { assertSqlMode } from '../../resilience/sql-fence.ts';
 import type { Db } from '../../store/connect.ts';
 import type { QueueStore } from '../queue/types.ts';
 import {
@@ -19,6 +20,7 @@ export class SqlHoldStore implements HoldStore {
     const place = await this.queue.check(req.concertId, req.userId, req.jti, now);
     if (!place.active) throw errors.notAdmitted();
     return this.db.transaction().execute(async (trx) => {
+      await assertSqlMode(trx);
       const seat = await findSeat(trx, req.concertId, req.scheduleId, req.seatNumber);
       if (!seat) {
         throw errors.notFound((await scheduleExists(trx, req.concertId, req.scheduleId)) ? 'seat' : 'schedule');
@@ -45,12 +47,16 @@ export class SqlHoldStore implements HoldStore {
   }
 
   async release(_concertId: number, reservationId: string, userId: number, now: number): Promise<void> {
-    await this.releaseWith(reservationId, userId, now);
+    await this.releaseWith(reservationId, userId, now, undefined, true);
   }
 
-  /** Releases under the reservation's lock; `beforeCommit` (Redis mode: the Redis release) runs last inside it. */
-  async releaseWith(reservationId: string, userId: number, now: number, beforeCommit?: () => Promise<void>): Promise<void> {
+  /**
+   * Releases under the reservation's lock; `beforeCommit` (Redis mode: the Redis release) runs
+   * last inside it. `sqlMode`: a SQL-mode release, fenced by the mode row (see assertSqlMode).
+   */
+  async releaseWith(reservationId: string, userId: number, now: number, beforeCommit?: () => Promise<void>, sqlMode = false): Promise<void> {
     await this.db.transaction().execute(async (trx) => {
+      if (sqlMode) await assertSqlMode(trx);
       const row = await lockReservation(trx, reservationId);
       if (!row) throw errors.notFound('reservation');
       if (row.user_id !== userId) throw errors.forbidden('this reservation belongs to someone else');

@@ -37,11 +37,12 @@ export class ReservationService {
   }
 
   /**
-   * Where a committed sale is mirrored: Redis whenever it answers, also while it is being
-   * rebuilt (sold is final, so marking it is always safe); nowhere extra in SQL mode.
+   * Where a committed sale is mirrored: Redis, in every mode (sold is final, so marking it is
+   * always safe, and a Redis that another instance has just rebuilt must learn of sales made by
+   * an instance still in SQL mode). `required`: only in Redis mode must the mirror succeed.
    */
-  saleMirror(): HoldStore {
-    return this.mode.current === 'sql' ? this.stores.sql : this.stores.redis;
+  saleMirror(): { store: HoldStore; required: boolean } {
+    return { store: this.stores.redis, required: this.mode.useRedis() };
   }
 
   /** The queue token names the concert; the store checks it is current and admitted in the same step. */

@@ -6,6 +6,7 @@ import { keys } from '../../redis/keys.ts';
 import { runScript } from '../../redis/scripts.ts';
 import type { Db } from '../../store/connect.ts';
 import { JwtCodec, type TokenClaims } from './jwt.ts';
+import { assertSqlMode } from '../../resilience/sql-fence.ts';
 import { claimEntry } from '../queue/entries.repo.ts';
 import { ensureUser, insertToken, isTokenLive, revokeTokens } from './tokens.repo.ts';
 
@@ -80,6 +81,8 @@ export class TokenService {
   async recordQueueToken(p: { userId: number; jti: string; concertId: number; seq: number; expiresAt: number }, replaced: string[],
     now: number, useRedis: boolean): Promise<void> {
     await this.db.transaction().execute(async (trx) => {
+      // A SQL-mode place is recorded only while the fleet is in SQL mode (see assertSqlMode).
+      if (!useRedis) await assertSqlMode(trx);
       if (!(await claimEntry(trx, { concertId: p.concertId, seq: p.seq, userId: p.userId, now }))) {
         throw errors.unavailable('that place in line was taken while the service switched stores; join again', 1);
       }

@@ -10,7 +10,7 @@
 
   Stream events: 'expire' (slot freed at its time), 'admit', 'skip' (passed over, heartbeat lapsed)
   Returns {code, admitted, skipped, expired, activeCount, waitingCount}
-  Codes: 0 ok, 11 queue not loaded, 12 tick already taken by another caller
+  Codes: 0 ok, 11 queue not loaded, 12 tick already taken by another caller, 14 being reloaded
 ]]
 local rcall = redis.call
 local metaKey, waitKey, activeKey, seenKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -18,8 +18,11 @@ local tokenKey, streamKey = KEYS[5], KEYS[6]
 local now, tick, grace = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local tickMs, maxScan = tonumber(ARGV[4]), tonumber(ARGV[5])
 
-local m = rcall('HMGET', metaKey, 'lastTick', 'paused', 'maxActive', 'admitPerSecond', 'activeTtl', 'rate', 'credit', 'lastAdmitted')
+local m = rcall('HMGET', metaKey, 'lastTick', 'paused', 'maxActive', 'admitPerSecond', 'activeTtl', 'rate', 'credit', 'lastAdmitted',
+  'loadingUntil')
 if not m[3] then return {11} end
+-- The rebuild is reloading this concert from SQL: an admission now could be overwritten.
+if now < (tonumber(m[9]) or 0) then return {14} end
 if (tonumber(m[1]) or 0) >= tick then return {12} end
 rcall('HSET', metaKey, 'lastTick', tick)
 

@@ -10,15 +10,17 @@
 
   Returns {code, seq, status (0 waiting | 1 active), lastAdmitted, activeUntil, replacedJti,
            rate (admissions/s x1000), admitPerSecond, fresh (1 when a new place was taken)}
-  Codes: 0 ok, 4 queue closed (paused), 11 queue not loaded
+  Codes: 0 ok, 4 queue closed (paused), 11 queue not loaded, 14 being reloaded (retry)
 ]]
 local rcall = redis.call
 local metaKey, waitKey, activeKey, seenKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local tokenKey, streamKey = KEYS[5], KEYS[6]
 local user, jti, now, grace = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 
-local meta = rcall('HMGET', metaKey, 'paused', 'lastAdmitted', 'rate', 'admitPerSecond')
+local meta = rcall('HMGET', metaKey, 'paused', 'lastAdmitted', 'rate', 'admitPerSecond', 'loadingUntil')
 if not meta[4] then return {11} end
+-- The rebuild is reloading this concert from SQL: a place taken now could be overwritten.
+if now < (tonumber(meta[5]) or 0) then return {14} end
 local lastAdmitted = tonumber(meta[2]) or 0
 local rate = tonumber(meta[3]) or 0
 local admitPerSecond = tonumber(meta[4])
