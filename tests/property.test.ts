@@ -11,6 +11,7 @@ import type { TokenClaims } from '../src/modules/tokens/jwt.ts';
 import { newUserId } from './helpers/harness.ts';
 import { createConcert, eventually, join, userToken } from './helpers/http.ts';
 import { ADMIN_KEY, startService, type TestService } from './helpers/service.ts';
+import { fcRun } from './helpers/random.ts';
 
 let svc: TestService;
 let concertId: number;
@@ -156,7 +157,7 @@ describe('any input, never a 500', () => {
       await fc.assert(fc.asyncProperty(
         fc.oneof(segment, known), fc.oneof(segment, known), headers, body,
         async (s, t, h, b) => expectSane(await send(method, path(s, t), h, b), `${method} ${path(s, t)}`),
-      ), { numRuns: RUNS });
+      ), fcRun(`${method} ${name}`, RUNS));
     }, 30_000);
   }
 
@@ -167,7 +168,7 @@ describe('any input, never a 500', () => {
       fc.constantFrom('', '/v1', '/admin', '/v1/concerts', '/v1/queue'),
       headers, body,
       async (m, p, prefix, h, b) => expectSane(await send(m, `${prefix}${p}`, h, b), `${m} ${prefix}${p}`),
-    ), { numRuns: RUNS });
+    ), fcRun('any method on any path', RUNS));
   }, 30_000);
 
   test('the service still works afterwards', async () => {

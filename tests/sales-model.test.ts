@@ -11,6 +11,7 @@ import { call, createConcert, type Reply } from './helpers/http.ts';
 import { admit, charge, errorCode, expectLedgerMatchesBalances, hold, pay, readmit, SALES_ENV, type Buyer } from './helpers/sales.ts';
 import { startService } from './helpers/service.ts';
 import { SQL_TARGETS } from './helpers/sql.ts';
+import { fcRun } from './helpers/random.ts';
 
 const USERS = 3;
 const SEATS = 4;
@@ -191,7 +192,7 @@ for (const sql of SQL_TARGETS) {
           const buyers = await admit(h, c.id, USERS, Array.from({ length: USERS }, () => newUserId()));
           const model: Model = { res: [], balance: Array(USERS).fill(0), now: h.clock.now };
           await fc.asyncModelRun(() => ({ model, real: { h, concertId: c.id, scheduleId: c.schedules[0]!.id, buyers } }), cmds);
-        }), { numRuns: NUM_RUNS });
+        }), fcRun(`sales model [${sql}, ${mode}]`, NUM_RUNS));
         await expectLedgerMatchesBalances(h.svc);
       }, 180_000);
     });
