@@ -11,17 +11,20 @@ import { call } from './helpers/http.ts';
 import { admit, errorCode, fund, hold, pay, SALES_ENV } from './helpers/sales.ts';
 
 describeEach('a paid reservation', { env: SALES_ENV, modes: ['redis'] }, (h) => {
-  async function paidSeat() {
+  async function heldSeat(seat: number) {
     const c = await newConcert(h, [{ seats: 5, price: 10_000 }]);
     const scheduleId = c.schedules[0]!.id;
     const [buyer] = await admit(h, c.id, 1);
     await fund(h.app, buyer!, 10_000);
-    const held = await hold(h.app, buyer!, scheduleId, 3);
+    const held = await hold(h.app, buyer!, scheduleId, seat);
     expect(held.status).toBe(201);
-    const rid = held.body.reservationId as string;
-    const paid = await pay(h.app, buyer!, rid);
-    expect(paid.status).toBe(201);
-    return { c, scheduleId, buyer: buyer!, rid, expiresAt: Date.parse(held.body.expiresAt) };
+    return { c, scheduleId, buyer: buyer!, rid: held.body.reservationId as string, expiresAt: Date.parse(held.body.expiresAt) };
+  }
+
+  async function paidSeat() {
+    const seat = await heldSeat(3);
+    expect((await pay(h.app, seat.buyer, seat.rid)).status).toBe(201);
+    return seat;
   }
 
   test('reads paid and cannot be released when a failover lost the sale\'s mirror in Redis', async () => {
@@ -50,15 +53,10 @@ describeEach('a paid reservation', { env: SALES_ENV, modes: ['redis'] }, (h) => 
   });
 
   test('a sale Redis refused to mirror puts the fleet on SQL until Redis is rebuilt', async () => {
-    const c = await newConcert(h, [{ seats: 5, price: 10_000 }]);
-    const scheduleId = c.schedules[0]!.id;
-    const [buyer] = await admit(h, c.id, 1);
-    await fund(h.app, buyer!, 10_000);
-    const held = await hold(h.app, buyer!, scheduleId, 2);
-    expect(held.status).toBe(201);
-    // The sold set is not a set: markSold fails after SQL has committed the sale.
-    await h.svc.redis.set(keys.sold(c.id, scheduleId), 'not a set');
-    const paid = await pay(h.app, buyer!, held.body.reservationId);
+    const { c, scheduleId, buyer, rid } = await heldSeat(2);
+    // The buyer's holds index is not a sorted set: markSold fails after SQL has committed the sale.
+    await h.svc.redis.set(keys.userHolds(c.id, buyer.userId), 'not a sorted set');
+    const paid = await pay(h.app, buyer, rid);
     expect(paid.status).toBe(201);
     expect(h.svc.ctx.mode.current).toBe('sql');
     const [observer] = await admit(h, c.id, 1);
