@@ -11,6 +11,17 @@ export class AppError extends Error {
   }
 }
 
+/**
+ * Redis does not know this queue token (code 1). Usually it was replaced or its place ended;
+ * but Redis may also have lost the place (a failover, a master's last writes), while SQL, which
+ * recorded it before it was acknowledged, still has it: the queue service looks there first.
+ */
+export class UnknownQueueTokenError extends AppError {
+  constructor() {
+    super(401, 'UNAUTHENTICATED', 'token revoked or unknown');
+  }
+}
+
 export const errors = {
   validation: (message: string, details?: unknown) => new AppError(400, 'VALIDATION_FAILED', message, details),
   unauthenticated: (message = 'a valid token is required') => new AppError(401, 'UNAUTHENTICATED', message),

@@ -6,7 +6,8 @@
  */
 import { expect, test } from 'bun:test';
 import { applyEvents } from '../src/jobs/write-behind.apply.ts';
-import { describeEach, newConcert } from './helpers/harness.ts';
+import { describeEach, newConcert, newUserId } from './helpers/harness.ts';
+import { call, join, userToken } from './helpers/http.ts';
 
 describeEach('the SQL record of admissions', { modes: ['redis'] }, (h) => {
   test('keeps the earliest admission of a place, whichever order the entries arrive in', async () => {
@@ -23,5 +24,25 @@ describeEach('the SQL record of admissions', { modes: ['redis'] }, (h) => {
     expect(rows).toEqual([{ seq: 1, admitted_at: t + 100 }, { seq: 2, admitted_at: t + 150 }]);
     const state = await db.selectFrom('queue_state').select('admitted_total').where('concert_id', '=', c.id).executeTakeFirstOrThrow();
     expect(state.admitted_total).toBe(2);
+  });
+});
+
+describeEach('SQL-mode admission', { modes: ['sql'] }, (h) => {
+  test('passes over an entry without a live token (a join that was never acknowledged) instead of admitting it', async () => {
+    const c = await newConcert(h);
+    const db = h.svc.database.db;
+    const now = h.clock.now();
+    // The write-behind recorded a join whose token was never written (its answer was a 503).
+    await db.insertInto('queue_entries').values({
+      concert_id: c.id, seq: 1, user_id: 777_001, status: 'waiting', joined_at: now, admitted_at: null,
+      active_until: null, last_seen_at: now, updated_at: now,
+    }).execute();
+    await db.updateTable('queue_state').set({ last_seq: 1 }).where('concert_id', '=', c.id).execute();
+    const fan = await join(h.app, c.id, await userToken(h.app, newUserId()));
+    expect(fan.status).toBe(201);
+    await h.tick();
+    const rows = await db.selectFrom('queue_entries').select(['seq', 'status']).where('concert_id', '=', c.id).orderBy('seq').execute();
+    expect(rows).toEqual([{ seq: 1, status: 'expired' }, { seq: 2, status: 'active' }]);
+    expect((await call(h.app, 'GET', '/v1/queue/me', { token: fan.body.token })).body.status).toBe('active');
   });
 });

@@ -128,6 +128,18 @@ export class WriteBehindWorker {
     return total;
   }
 
+  private readonly sharedDrains = new Map<number, Promise<number>>();
+
+  /** drainConcertFully, shared by every caller that asks while one is under way (requests that recover places). */
+  drainConcertShared(concertId: number): Promise<number> {
+    let d = this.sharedDrains.get(concertId);
+    if (!d) {
+      d = this.drainConcertFully(concertId).finally(() => this.sharedDrains.delete(concertId));
+      this.sharedDrains.set(concertId, d);
+    }
+    return d;
+  }
+
   /** One concert, everything pending included (the rebuild, under the concert's load lock). */
   async drainConcertFully(concertId: number): Promise<number> {
     try {

@@ -1,4 +1,4 @@
-import { AppError, errors } from '../errors.ts';
+import { AppError, errors, UnknownQueueTokenError } from '../errors.ts';
 
 /** Numeric codes returned by the Lua scripts (first element of every reply). */
 export enum ScriptCode {
@@ -22,7 +22,7 @@ export enum ScriptCode {
 /** Turns a script's failure code into the domain error the client sees. */
 export function scriptError(code: number, ctx: { maxHolds?: number; what?: string } = {}): AppError {
   switch (code as ScriptCode) {
-    case ScriptCode.UnknownToken: return errors.unauthenticated('token revoked or unknown');
+    case ScriptCode.UnknownToken: return new UnknownQueueTokenError();
     case ScriptCode.NotAdmitted: return errors.notAdmitted();
     case ScriptCode.PlaceLost: return errors.unauthenticated('your place in the queue was lost (left, expired or not polled within the grace period)');
     case ScriptCode.QueueClosed: return errors.queueClosed();

@@ -32,7 +32,14 @@ export class RedisQueueStore implements QueueStore {
       r = await call();
     }
     if (r[0] !== ScriptCode.Ok) throw scriptError(Number(r[0]));
-    await this.replicated();
+    try {
+      await this.replicated();
+    } catch (err) {
+      // Not acknowledged: a fresh place must not stay behind for nobody (its retry would be
+      // handed the same place, and SQL would learn of an entry without a token).
+      if (r[8] === 1) await this.leave(concertId, userId, jti, now, 'leave').catch(() => {});
+      throw err;
+    }
     return {
       seq: Number(r[1]),
       status: r[2] === 1 ? 'active' : 'waiting',
@@ -71,7 +78,7 @@ export class RedisQueueStore implements QueueStore {
   async check(concertId: number, userId: number, jti: string, now: number) {
     const r = await runScript(this.redis, 'checkQueueToken', [keys.queueTokens(concertId), keys.active(concertId)],
       [userId, jti, now]);
-    if (r[0] === ScriptCode.UnknownToken) throw errors.unauthenticated('token revoked or unknown');
+    if (r[0] === ScriptCode.UnknownToken) throw scriptError(ScriptCode.UnknownToken);
     return { active: r[0] === ScriptCode.Ok, seq: Number(r[1]), activeUntil: Number(r[2]) };
   }
 

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../../config.ts';
-import { errors } from '../../errors.ts';
+import { errors, UnknownQueueTokenError } from '../../errors.ts';
 import type { ModeController } from '../../resilience/mode.ts';
 import type { CatalogService } from '../catalog/catalog.service.ts';
 import type { Principal, TokenService } from '../tokens/tokens.service.ts';
@@ -27,7 +27,27 @@ export class QueueService {
     private readonly config: Config,
     /** True while the concert's write-behind backlog is at its bound (see WriteBehindWorker.overloaded). */
     readonly backlogFull: (concertId: number) => boolean = () => false,
+    /** Brings back a place Redis lost but SQL has (see restoreLostPlace); true when it is back. */
+    private readonly restorePlace: (p: { concertId: number; userId: number; jti: string; seq: number }, now: number) => Promise<boolean>
+      = async () => false,
   ) {}
+
+  /**
+   * Runs a Redis-mode step that checks a queue token; when Redis does not know the token, asks
+   * whether Redis lost the place (SQL has it live) and, once it is back, runs the step again.
+   * A token that was replaced or whose place ended stays unknown: 401 as before.
+   */
+  async withPlace<T>(principal: Principal, now: number, step: () => Promise<T>): Promise<T> {
+    try {
+      return await step();
+    } catch (err) {
+      if (!(err instanceof UnknownQueueTokenError) || principal.typ !== 'queue' || !this.mode.useRedis()) throw err;
+      const back = await this.restorePlace(
+        { concertId: principal.concertId!, userId: principal.userId, jti: principal.jti, seq: principal.seq ?? 0 }, now);
+      if (!back) throw err;
+      return step();
+    }
+  }
 
   store(): QueueStore {
     return this.mode.useRedis() ? this.stores.redis : this.stores.sql;
@@ -109,7 +129,8 @@ export class QueueService {
 
   async poll(principal: Principal, now: number): Promise<PlaceView> {
     const concertId = this.queueConcert(principal);
-    const place = await this.store().poll(concertId, principal.userId, principal.jti, now);
+    const store = this.store();
+    const place = await this.withPlace(principal, now, () => store.poll(concertId, principal.userId, principal.jti, now));
     return this.view(concertId, place);
   }
 
@@ -128,7 +149,8 @@ export class QueueService {
   async requireActive(principal: Principal, concertId: number, now: number): Promise<{ activeUntil: number }> {
     if (principal.typ !== 'queue') throw errors.notAdmitted('an admitted queue token is required');
     if (principal.concertId !== concertId) throw errors.notAdmitted('this queue token belongs to another concert');
-    const r = await this.store().check(concertId, principal.userId, principal.jti, now);
+    const store = this.store();
+    const r = await this.withPlace(principal, now, () => store.check(concertId, principal.userId, principal.jti, now));
     if (!r.active) throw errors.notAdmitted();
     return { activeUntil: r.activeUntil };
   }
@@ -136,7 +158,8 @@ export class QueueService {
   /** Any live token: user tokens by their record, queue tokens by their place. */
   async assertLive(principal: Principal, now: number, useRedis = this.mode.useRedis()): Promise<void> {
     if (principal.typ === 'user') return this.tokens.assertUserTokenLive(principal, now, useRedis);
-    await this.store().check(principal.concertId!, principal.userId, principal.jti, now);
+    const store = this.store();
+    await this.withPlace(principal, now, () => store.check(principal.concertId!, principal.userId, principal.jti, now));
   }
 
   private queueConcert(principal: Principal): number {

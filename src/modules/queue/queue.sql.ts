@@ -203,14 +203,20 @@ export class SqlQueueStore implements QueueStore {
       let lastAdmitted = state.last_admitted_seq;
       const graceMs = this.config.queueGraceSeconds * 1000;
       while (admitted < budget) {
-        const batch = await trx.selectFrom('queue_entries').select(['seq', 'last_seen_at'])
-          .where('concert_id', '=', concertId).where('status', '=', 'waiting')
-          .orderBy('seq').limit(budget - admitted).execute();
+        // An entry is a place only with a live queue token of its user: an entry the stream
+        // recorded for a join that was never acknowledged (its token was never written) has
+        // none, and is passed over like a lapsed one, as the rebuild leaves it out of Redis.
+        const batch = await trx.selectFrom('queue_entries as e').select(['e.seq', 'e.last_seen_at'])
+          .select((eb) => eb.exists(eb.selectFrom('tokens as t').select('t.jti')
+            .whereRef('t.concert_id', '=', 'e.concert_id').whereRef('t.seq', '=', 'e.seq').whereRef('t.user_id', '=', 'e.user_id')
+            .where('t.revoked_at', 'is', null).where('t.expires_at', '>', now)).as('live'))
+          .where('e.concert_id', '=', concertId).where('e.status', '=', 'waiting')
+          .orderBy('e.seq').limit(budget - admitted).execute();
         if (batch.length === 0) break;
         const admit: number[] = [];
         const lapse: number[] = [];
         for (const e of batch) {
-          (now - this.lastSeen(e.last_seen_at) <= graceMs ? admit : lapse).push(e.seq);
+          (Boolean(e.live) && now - this.lastSeen(e.last_seen_at) <= graceMs ? admit : lapse).push(e.seq);
           lastAdmitted = Math.max(lastAdmitted, e.seq);
         }
         if (admit.length) {

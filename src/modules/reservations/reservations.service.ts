@@ -50,11 +50,12 @@ export class ReservationService {
     if (principal.typ !== 'queue') throw errors.notAdmitted('an admitted queue token is required');
     const concertId = principal.concertId!;
     this.queue.assertAccepting(concertId);
-    return this.store().hold({
+    const store = this.store();
+    return this.queue.withPlace(principal, now, () => store.hold({
       concertId, scheduleId, seatNumber, userId: principal.userId, jti: principal.jti,
       reservationId: newReservationId(concertId), ttlMs: this.config.holdTtlSeconds * 1000,
       maxHolds: this.config.maxHoldsPerUser,
-    }, now);
+    }, now));
   }
 
   /** Own reservations only: another user's answers 403, an unknown one 404. */
