@@ -37,6 +37,8 @@ export const keys = {
   liveUserTokens: '{tok}:live',
 
   rebuildLock: 'lock:rebuild',
+  /** Written by the mode probe: Redis is back only when it takes writes. */
+  writeProbe: 'probe:write',
   rebuildEpoch: 'rebuild:epoch',
 } as const;
 

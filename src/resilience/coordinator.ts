@@ -5,6 +5,7 @@ import {
 import { sql } from 'kysely';
 import type { Logger } from '../logger.ts';
 import { describeRedis, type RedisClient } from '../redis/connection.ts';
+import { keys } from '../redis/keys.ts';
 import type { Db } from '../store/connect.ts';
 import { isRedisFailure } from './failures.ts';
 import type { Mode, ModeController } from './mode.ts';
@@ -89,9 +90,15 @@ export class ModeCoordinator {
       if (this.mode.current === 'redis') {
         await this.policy.execute(() => this.redis.ping()).catch(() => {});
       } else if (this.mode.current === 'sql' && !this.recovering) {
-        // A node that answers but is (still) a replica cannot take the rebuild's writes.
+        // A node that answers but is (still) a replica, or a master that refuses writes (no
+        // good replica yet after a failover: NOREPLICAS), cannot take the rebuild's writes; a
+        // rebuild started then fails and the fleet flaps between sql and rebuilding (503s).
         const alive = await Promise.race([
-          describeRedis(this.redis).then((r) => r.role === 'master' || r.role === 'cluster', () => false),
+          describeRedis(this.redis).then(async (r) => {
+            if (r.role !== 'master' && r.role !== 'cluster') return false;
+            await this.redis.set(keys.writeProbe, String(Date.now()), 'PX', 10_000);
+            return true;
+          }).catch(() => false),
           Bun.sleep(this.opts.probeTimeoutMs).then(() => false),
         ]);
         if (alive) await this.recover();

@@ -30,6 +30,9 @@ export async function restoreLostPlace(db: Db, redis: RedisClient, p: LostPlace)
   const tx = redis.multi().hsetnx(keys.queueTokens(c), user, record);
   if (active) tx.zadd(keys.active(c), 'NX', entry.active_until!, user);
   else tx.zadd(keys.waiting(c), 'NX', p.seq, user).hsetnx(keys.seen(c), user, p.now);
-  await tx.exec();
+  // A master that refuses writes (NOREPLICAS right after a failover) answers 503, not 401.
+  const results = (await tx.exec()) ?? [];
+  const failed = results.find(([err]) => err);
+  if (failed) throw failed[0];
   return (await redis.hget(keys.queueTokens(c), user)) === record;
 }

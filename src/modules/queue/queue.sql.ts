@@ -4,6 +4,7 @@ import { isPostgres, isUniqueViolation, type Db } from '../../store/connect.ts';
 import { sql, type Transaction } from 'kysely';
 import type { Database, QueueEntry } from '../../store/schema.ts';
 import { assertSqlMode } from '../../resilience/sql-fence.ts';
+import { insertToken } from '../tokens/tokens.repo.ts';
 import { highestSeq } from './entries.repo.ts';
 import type { AdmitOutcome, JoinOutcome, QueueConfig, QueueCounts, QueuePlace, QueueStore } from './types.ts';
 
@@ -102,11 +103,17 @@ export class SqlQueueStore implements QueueStore {
         .orderBy('t.created_at', 'desc')
         .executeTakeFirst();
       const base = { lastAdmitted: state.last_admitted_seq, observedRate: 0, admitPerSecond: state.admit_per_second };
+      // The place's token is recorded with it, in this transaction: an admission tick must never
+      // see the entry without its token (it would pass it over as a join never acknowledged).
+      const recordToken = (seq: number) => insertToken(trx, {
+        jti, userId, typ: 'queue', concertId, seq, expiresAt: now + this.config.queueTokenTtlSeconds * 1000, now,
+      });
       if (current && this.isLive(current, now)) {
         if (current.status === 'waiting') {
           await trx.updateTable('queue_entries').set({ last_seen_at: now, updated_at: now })
             .where('concert_id', '=', concertId).where('seq', '=', current.seq).execute();
         }
+        await recordToken(current.seq);
         return {
           ...base, seq: current.seq, status: current.status as 'waiting' | 'active',
           activeUntil: current.status === 'active' ? current.active_until! : 0, replacedJti: current.jti, fresh: false,
@@ -125,6 +132,7 @@ export class SqlQueueStore implements QueueStore {
         if (isUniqueViolation(err)) throw errors.unavailable('that place in line was taken at this instant; join again', 1);
         throw err;
       });
+      await recordToken(seq);
       return { ...base, seq, status: 'waiting' as const, activeUntil: 0, replacedJti: current?.jti ?? null, fresh: true };
     });
   }

@@ -12,7 +12,7 @@ export async function insertToken(db: Db, t: {
   await db.insertInto('tokens').values({
     jti: t.jti, user_id: t.userId, typ: t.typ, concert_id: t.concertId ?? null, seq: t.seq ?? null,
     expires_at: t.expiresAt, revoked_at: null, created_at: t.now,
-  }).execute();
+  }).onConflict((oc) => oc.column('jti').doNothing()).execute(); // a jti is random: only the same token conflicts
 }
 
 export async function revokeTokens(db: Db, jtis: string[], now: number): Promise<void> {
