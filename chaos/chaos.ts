@@ -75,15 +75,17 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
   const runDir = mkdtempSync(join(tmpdir(), `chaos-run-${seed}-`));
   const cleanups: (() => Promise<void>)[] = [];
   let pgCluster: PgCluster | undefined;
-  const onSigint = () => {
-    log('SIGINT: cleaning up');
+  // Ctrl-C or a plain kill: stop everything this run started (PostgreSQL, Redis, the apps).
+  const onSigint = (signal: NodeJS.Signals) => {
+    log(`${signal}: cleaning up`);
     void cleanup().finally(() => {
       rmSync(runDir, { recursive: true, force: true });
-      process.exit(130);
+      process.exit(signal === 'SIGINT' ? 130 : 143);
     });
   };
   const lastResort = () => { if (pgCluster) killPostmaster(pgCluster); };
   process.once('SIGINT', onSigint);
+  process.once('SIGTERM', onSigint);
   process.once('exit', lastResort);
   const cleanup = async () => {
     for (const fn of cleanups.splice(0).reverse()) {
@@ -306,6 +308,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
   } finally {
     await cleanup();
     process.removeListener('SIGINT', onSigint);
+    process.removeListener('SIGTERM', onSigint);
     process.removeListener('exit', lastResort);
     rmSync(runDir, { recursive: true, force: true });
   }
