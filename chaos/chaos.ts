@@ -30,6 +30,12 @@ export interface ChaosOptions {
   minutes?: number;
   faults?: FaultKind[];
   fans?: number;
+  /**
+   * The master's min-replicas-to-write (default 2: every replica). With 1, the old master of a
+   * SENTINEL FAILOVER keeps taking writes (and answering reads) with the other replica attached
+   * until the sentinels demote it, a second in which two masters serve.
+   */
+  minReplicasToWrite?: number;
   /** Where the JSON goes; default chaos/results. Null: write nothing. */
   outDir?: string | null;
   log?: (line: string) => void;
@@ -102,7 +108,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
     const adminKey = randomBytes(16).toString('hex');
     const maxActive: Record<number, number> = {};
     try {
-      topology = await startSentinelTopology({ downAfterMs: 1_000, failoverTimeoutMs: 5_000, minReplicasToWrite: 1 });
+      topology = await startSentinelTopology({ downAfterMs: 1_000, failoverTimeoutMs: 5_000, minReplicasToWrite: options.minReplicasToWrite ?? 2 });
       cleanups.push(() => topology.stopAll());
       log(`redis: nodes ${topology.nodes.map((n) => n.port).join(',')}, sentinels ${topology.sentinels.map((s) => s.port).join(',')}`);
       const [pgPort, ...appPorts] = await freePorts(1 + INSTANCES);

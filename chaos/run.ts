@@ -1,5 +1,5 @@
 /**
- * npm run chaos -- [--seed N] [--minutes M] [--faults kill,freeze,...] [--fans N] [--out DIR]
+ * npm run chaos -- [--seed N] [--minutes M] [--faults kill,freeze,...] [--fans N] [--min-replicas-to-write N] [--out DIR]
  *
  * Exit code: 0 no violation, 1 a violation, 2 the setup failed (or bad arguments).
  */
@@ -8,7 +8,7 @@ import { runChaos, SetupError, type ChaosOptions } from './chaos.ts';
 import { randomSeed } from './prng.ts';
 import { formatSummary } from './report.ts';
 
-const USAGE = `usage: npm run chaos -- [--seed N] [--minutes M] [--faults ${FAULT_KINDS.join(',')}] [--fans N] [--out DIR]`;
+const USAGE = `usage: npm run chaos -- [--seed N] [--minutes M] [--faults ${FAULT_KINDS.join(',')}] [--fans N] [--min-replicas-to-write N] [--out DIR]`;
 
 export function parseArgs(argv: string[]): ChaosOptions & { seed: number } {
   const opts: ChaosOptions & { seed: number } = { seed: randomSeed() };
@@ -43,6 +43,12 @@ export function parseArgs(argv: string[]): ChaosOptions & { seed: number } {
         const v = Number(value());
         if (!Number.isInteger(v) || v < 1 || v > 5000) throw new Error('--fans must be a whole number from 1 to 5000');
         opts.fans = v;
+        break;
+      }
+      case '--min-replicas-to-write': {
+        const v = Number(value());
+        if (!Number.isInteger(v) || v < 0 || v > 2) throw new Error('--min-replicas-to-write must be 0, 1 or 2');
+        opts.minReplicasToWrite = v;
         break;
       }
       case '--out':

@@ -112,7 +112,7 @@ function sentinelQueries(sentinels: HostPort[], masterName: string) {
 // ---------------------------------------------------------------------------------------------
 
 export async function ownTopology(opts: { downAfterMs?: number } = {}): Promise<DrillTarget> {
-  const topology: Topology = await startSentinelTopology({ downAfterMs: opts.downAfterMs ?? 1000, minReplicasToWrite: 1 });
+  const topology: Topology = await startSentinelTopology({ downAfterMs: opts.downAfterMs ?? 1000 });
   const queries = sentinelQueries(topology.sentinels, topology.masterName);
   return {
     kind: 'own',

@@ -69,6 +69,12 @@ export interface TopologyOptions {
   ports?: { master?: number; replicas?: number[]; sentinels?: number[] };
   downAfterMs?: number;
   failoverTimeoutMs?: number;
+  /**
+   * Default 2, every replica: the old master of a SENTINEL FAILOVER then refuses writes as soon
+   * as the promoted replica leaves it (with 1 it keeps serving, with the other replica attached,
+   * until the sentinels demote it: a second with two masters). The cost: while a node is down
+   * the master refuses writes and the service serves from SQL until the node is back.
+   */
   minReplicasToWrite?: number;
   dir?: string;
   detached?: boolean;
@@ -535,7 +541,7 @@ export async function startSentinelTopology(opts: TopologyOptions = {}): Promise
   const masterName = opts.masterName ?? 'mymaster';
   const downAfterMs = opts.downAfterMs ?? 1_000;
   const failoverTimeoutMs = opts.failoverTimeoutMs ?? 5_000;
-  const minReplicasToWrite = opts.minReplicasToWrite ?? 1;
+  const minReplicasToWrite = opts.minReplicasToWrite ?? 2;
   const readyTimeoutMs = opts.readyTimeoutMs ?? 20_000;
   const detached = opts.detached ?? false;
   const ownsDir = opts.dir === undefined;

@@ -2,7 +2,7 @@
  * infra/: the compose file, the Dockerfile and the sentinel entrypoint.
  *
  * - The compose file describes the architecture's topology (1 master + 2 replicas + 3
- *   sentinels, quorum 2, short down-after, min-replicas-to-write 1), PostgreSQL and the app,
+ *   sentinels, quorum 2, short down-after, min-replicas-to-write 2), PostgreSQL and the app,
  *   all on 127.0.0.1, and a compose CLI (when one is installed) accepts it.
  * - Without Docker: the compose file's own Redis commands and sentinel entrypoint run on local
  *   redis-server processes, and a switch drill runs against them with the app's REDIS_SENTINELS.
@@ -68,7 +68,7 @@ async function composeCli(): Promise<string[] | null> {
 }
 
 describe('compose file', () => {
-  test('has the topology: 1 master, 2 replicas of it, 3 sentinels (quorum 2, short down-after), min-replicas-to-write 1', () => {
+  test('has the topology: 1 master, 2 replicas of it, 3 sentinels (quorum 2, short down-after), min-replicas-to-write 2', () => {
     expect(redisNodes.length).toBe(3);
     expect(master).toBeDefined();
     const masterPort = argAfter(master![1].command, '--port');
@@ -76,7 +76,7 @@ describe('compose file', () => {
     expect(replicas.length).toBe(2);
     for (const [, s] of replicas) expect(s.command!.slice(s.command!.indexOf('--replicaof') + 1, s.command!.indexOf('--replicaof') + 3)).toEqual(['127.0.0.1', masterPort!]);
     for (const [, s] of redisNodes) {
-      expect(argAfter(s.command, '--min-replicas-to-write')).toBe('1');
+      expect(argAfter(s.command, '--min-replicas-to-write')).toBe('2');
       expect(argAfter(s.command, '--bind')).toBe('127.0.0.1');
       expect(s.environment?.REDIS_PORT).toBe(argAfter(s.command, '--port'));
     }
@@ -170,7 +170,7 @@ describe('compose topology on local redis-server processes (no Docker)', () => {
       return Object.entries(info).filter(([k, v]) => /^slave\d+$/.test(k) && v.includes('state=online')).length === 2;
     });
     const minReplicas = await sendCommand(masterPort, ['CONFIG', 'GET', 'min-replicas-to-write']);
-    expect(minReplicas).toEqual(['min-replicas-to-write', '1']);
+    expect(minReplicas).toEqual(['min-replicas-to-write', '2']);
 
     // Sentinels: the entrypoint script with each service's environment; `timeout` bounds its life.
     for (const [name, s] of sentinels) {

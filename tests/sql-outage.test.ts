@@ -13,7 +13,7 @@ import { sql } from 'kysely';
 import { isSqlFailure } from '../src/resilience/failures.ts';
 import { openDatabase } from '../src/store/connect.ts';
 import { migrateToLatest } from '../src/store/migrate.ts';
-import { newUserId, TestClock } from './helpers/harness.ts';
+import { enterMode, newUserId, TestClock } from './helpers/harness.ts';
 import { call, createConcert, eventually, join, userToken } from './helpers/http.ts';
 import { startService, type TestService } from './helpers/service.ts';
 
@@ -149,5 +149,20 @@ describe.skipIf(!pgBin)('PostgreSQL down or slow, Redis up', () => {
     expect(isSqlFailure(err)).toBe(true);
     await cluster.start();
     expect((await sql<{ one: number }>`select 1 as one`.execute(db)).rows[0]!.one).toBe(1);
+  }, 60_000);
+
+  test('SQL down while in SQL mode and Redis answering: the recovery attempt fails quietly and succeeds once SQL is back', async () => {
+    await enterMode(svc, 'sql');
+    await cluster.crash();
+    try {
+      // The probe sees Redis answer and tries to take the mode row: SQL refuses. It used to
+      // reject out of a timer and end the process (found by the fault checker, seed 202).
+      await svc.ctx.coordinator.probe();
+      expect(svc.ctx.mode.current).toBe('sql');
+    } finally {
+      await cluster.start();
+    }
+    await svc.ctx.coordinator.probe();
+    expect(svc.ctx.mode.current).toBe('redis');
   }, 60_000);
 });

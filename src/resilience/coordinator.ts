@@ -74,7 +74,8 @@ export class ModeCoordinator {
   start(): void {
     const probeEvery = this.opts.probeEveryMs ?? 250;
     const syncEvery = this.opts.syncEveryMs ?? 250;
-    this.timers.push(setInterval(() => void this.probe(), probeEvery));
+    // A probe that fails (SQL down while Redis comes back) must not end the process.
+    this.timers.push(setInterval(() => void this.probe().catch((err) => this.log.warn('mode probe failed', { err })), probeEvery));
     this.timers.push(setInterval(() => void this.sync().catch(() => {}), syncEvery));
   }
 
@@ -83,7 +84,7 @@ export class ModeCoordinator {
     this.timers = [];
   }
 
-  private async probe(): Promise<void> {
+  async probe(): Promise<void> {
     if (this.probing) return;
     this.probing = true;
     try {
@@ -101,7 +102,8 @@ export class ModeCoordinator {
           }).catch(() => false),
           Bun.sleep(this.opts.probeTimeoutMs).then(() => false),
         ]);
-        if (alive) await this.recover();
+        // SQL may be down too (both faults at once): try again at the next probe.
+        if (alive) await this.recover().catch((err) => this.log.warn('recovery attempt failed', { err }));
       }
     } finally {
       this.probing = false;
