@@ -40,6 +40,13 @@ async function main() {
 
   const ctx = createContext(config, { db, redis }, { log });
   const app = createApp(ctx, { logRequests: config.logLevel === 'debug' });
+  // Serve in the fleet's mode from the first request: an instance that starts while the others
+  // serve from SQL or rebuild Redis must not answer from a Redis that is behind.
+  try {
+    await ctx.coordinator.sync();
+  } catch (err) {
+    fail(`cannot read the service mode from the database (DATABASE_URL): ${(err as Error).message}`);
+  }
   ctx.startJobs();
   const server = Bun.serve({ port: config.port, hostname: process.env.HOST || '0.0.0.0', fetch: app.fetch });
   log.info('listening', { port: server.port, redis: config.redis.mode, database: config.databaseUrl.split(':')[0] });

@@ -1,13 +1,14 @@
-import { randomUUID } from 'node:crypto';
 import type { Logger } from '../logger.ts';
 import { reloadConcert, type LoadReport } from '../modules/catalog/load-concert.ts';
 import type { RedisClient } from '../redis/connection.ts';
 import { keys } from '../redis/keys.ts';
+import { withLease } from '../redis/lease.ts';
 import type { Db } from '../store/connect.ts';
 
 export interface RebuildReport { concerts: number; seats: number; holds: number; waiting: number; active: number; ms: number }
 
-const LOCK_MS = 60_000;
+/** A lease renewed while the rebuild runs: a rebuilder that dies frees it within this time. */
+const LOCK_MS = 10_000;
 const REBUILD_CONCURRENCY = 4;
 
 /**
@@ -19,11 +20,8 @@ const REBUILD_CONCURRENCY = 4;
  */
 export async function rebuildRedis(db: Db, redis: RedisClient, log: Logger, concerts: number[], now = Date.now(),
   drainConcert?: (concertId: number) => Promise<unknown>): Promise<RebuildReport | null> {
-  const owner = randomUUID();
-  const got = await redis.set(keys.rebuildLock, owner, 'PX', LOCK_MS, 'NX');
-  if (got !== 'OK') return null;
-  const started = performance.now();
-  try {
+  return withLease(redis, keys.rebuildLock, LOCK_MS, async () => {
+    const started = performance.now();
     const reports: LoadReport[] = [];
     // A few concerts at a time: SQL reads of one overlap Redis writes of another.
     const queue = [...concerts];
@@ -46,11 +44,7 @@ export async function rebuildRedis(db: Db, redis: RedisClient, log: Logger, conc
     };
     log.info('redis rebuilt from sql', { ...report, revokedTokens });
     return report;
-  } finally {
-    // Release only our own lock.
-    await redis.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0", 1,
-      keys.rebuildLock, owner).catch(() => {});
-  }
+  });
 }
 
 /**

@@ -10,6 +10,8 @@ import type { Db } from '../store/connect.ts';
 import { isRedisFailure } from './failures.ts';
 import type { Mode, ModeController } from './mode.ts';
 
+const REBUILD_HEARTBEAT_MS = 1_000;
+
 export interface CoordinatorOptions {
   instanceId: string;
   /** Longest a Redis probe may take before it counts as a failure. */
@@ -20,7 +22,7 @@ export interface CoordinatorOptions {
   /** Consecutive Redis failures (requests or probes) that open the breaker. */
   failureThreshold?: number;
   halfOpenAfterMs?: number;
-  /** A rebuild whose owner has not finished in this time is taken over. */
+  /** A rebuild whose owner has not shown life (its heartbeat on the mode row) for this long is taken over. */
   staleRebuildMs?: number;
   /** Moves whatever the write-behind streams still hold into SQL before a rebuild. */
   drain: () => Promise<unknown>;
@@ -138,7 +140,7 @@ export class ModeCoordinator {
     const row = await this.db.selectFrom('service_mode').selectAll().where('id', '=', 1).executeTakeFirst();
     if (!row) return;
     const now = Date.now();
-    if (row.mode === 'rebuilding' && row.owner !== this.opts.instanceId && now - row.updated_at > (this.opts.staleRebuildMs ?? 60_000)) {
+    if (row.mode === 'rebuilding' && row.owner !== this.opts.instanceId && now - row.updated_at > (this.opts.staleRebuildMs ?? 10 * REBUILD_HEARTBEAT_MS)) {
       await this.db.updateTable('service_mode').set({ mode: 'sql', reason: 'stale rebuild taken over', updated_at: now })
         .where('id', '=', 1).where('mode', '=', 'rebuilding').where('epoch', '=', row.epoch).execute();
       return;
@@ -152,6 +154,7 @@ export class ModeCoordinator {
     if (this.recovering) return false;
     this.recovering = true;
     const me = this.opts.instanceId;
+    let beat: ReturnType<typeof setInterval> | undefined;
     try {
       const started = Date.now();
       const won = await this.db.updateTable('service_mode')
@@ -159,6 +162,12 @@ export class ModeCoordinator {
         .where('id', '=', 1).where('mode', '=', 'sql').executeTakeFirst();
       if (Number(won.numUpdatedRows) === 0) return false;
       this.mode.set('rebuilding', 'redis answers again');
+      // The row says who rebuilds and since when it last showed life: an owner that dies is
+      // taken over within staleRebuildMs instead of holding the fleet in 'rebuilding'.
+      beat = setInterval(() => {
+        void this.db.updateTable('service_mode').set({ updated_at: Date.now() })
+          .where('id', '=', 1).where('owner', '=', me).where('mode', '=', 'rebuilding').execute().catch(() => {});
+      }, REBUILD_HEARTBEAT_MS);
       // Let every instance see `rebuilding` and finish the SQL-mode changes it had under way,
       // so that the rebuild reads them.
       await Bun.sleep(this.opts.settleMs ?? 2 * (this.opts.syncEveryMs ?? 250) + 250);
@@ -182,6 +191,7 @@ export class ModeCoordinator {
       }
       return true;
     } finally {
+      clearInterval(beat);
       this.recovering = false;
     }
   }

@@ -1,6 +1,6 @@
-import { randomUUID } from 'node:crypto';
 import { errors } from '../../errors.ts';
 import type { RedisClient } from '../../redis/connection.ts';
+import { withLease } from '../../redis/lease.ts';
 import { keys, WRITE_BEHIND_GROUP } from '../../redis/keys.ts';
 import type { Db } from '../../store/connect.ts';
 import { concertSeatStates, findConcert, findSchedules } from './catalog.repo.ts';
@@ -11,11 +11,9 @@ const PIPELINE_CHUNK = 10_000;
 
 export interface LoadReport { concertId: number; seats: number; holds: number; waiting: number; active: number }
 
-/** Longer than any load takes; a loader that died mid-way frees the concert after this. */
-const LOAD_LOCK_MS = 30_000;
+/** A lease renewed while the load runs: a loader that dies frees the concert within this time. */
+const LOAD_LOCK_MS = 10_000;
 const LOAD_WAIT_MS = 5_000;
-const RELEASE_OWN_LOCK = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
-
 /**
  * Loads a concert that Redis does not have, once. A load starts by deleting the queue keys it is
  * about to rewrite, so two loaders of one concert must never overlap: the second would wipe
@@ -40,15 +38,8 @@ export async function loadConcertIfMissing(db: Db, redis: RedisClient, concertId
 }
 
 /** Runs `fn` holding the concert's load lock; null (without running it) when another holds it. */
-export async function withLoadLock<T>(redis: RedisClient, concertId: number, fn: () => Promise<T>): Promise<T | null> {
-  const owner = randomUUID();
-  const lock = keys.loadLock(concertId);
-  if ((await redis.set(lock, owner, 'PX', LOAD_LOCK_MS, 'NX')) !== 'OK') return null;
-  try {
-    return await fn();
-  } finally {
-    await redis.eval(RELEASE_OWN_LOCK, 1, lock, owner).catch(() => {});
-  }
+export function withLoadLock<T>(redis: RedisClient, concertId: number, fn: () => Promise<T>): Promise<T | null> {
+  return withLease(redis, keys.loadLock(concertId), LOAD_LOCK_MS, fn);
 }
 
 /**
@@ -59,7 +50,7 @@ export async function withLoadLock<T>(redis: RedisClient, concertId: number, fn:
  */
 export async function reloadConcert(db: Db, redis: RedisClient, concertId: number, now: number,
   beforeLoad?: () => Promise<unknown>): Promise<LoadReport | null> {
-  const deadline = Date.now() + LOAD_LOCK_MS;
+  const deadline = Date.now() + 3 * LOAD_LOCK_MS;
   for (;;) {
     const done = await withLoadLock(redis, concertId, async () => {
       if (beforeLoad) {
