@@ -15,7 +15,7 @@ import { BalanceService } from './modules/payments/balance.service.ts';
 import { PaymentService } from './modules/payments/payments.service.ts';
 import { QueueService } from './modules/queue/queue.service.ts';
 import { RedisQueueStore } from './modules/queue/queue.redis.ts';
-import { restoreLostPlace } from './modules/queue/place-recovery.ts';
+import { liveInSql, restoreLostPlace } from './modules/queue/place-recovery.ts';
 import { SqlQueueStore } from './modules/queue/queue.sql.ts';
 import { RedisHoldStore } from './modules/reservations/holds.redis.ts';
 import { SqlHoldStore } from './modules/reservations/holds.sql.ts';
@@ -100,7 +100,9 @@ export function createContext(config: Config, deps: { db: Db; redis: RedisClient
     redis: new RedisQueueStore(redis, config, (id) => catalog.ensureLoaded(id, clock())),
     sql: sqlQueue,
   }, mode, tokens, catalog, config, (concertId) => writeBehind.overloaded(concertId), async (place, now) => {
-    // SQL must first learn every place Redis ended (lapses, expiries): drain, then look.
+    // Replaced, left and spent tokens are revoked in SQL at once: most unknown tokens end here.
+    if (!(await liveInSql(db, { ...place, now }))) return false;
+    // SQL must also learn every place Redis ended on its own (lapses, expiries): drain, then look again.
     await writeBehind.drainConcertShared(place.concertId);
     return restoreLostPlace(db, redis, { ...place, now });
   });

@@ -71,35 +71,10 @@ export async function applyEvents(db: Db, concertId: number, events: StreamEvent
           last_admitted_seq: sql`CASE WHEN last_admitted_seq < ${maxAdmitted} THEN ${maxAdmitted} ELSE last_admitted_seq END`,
         })
         .where('concert_id', '=', concertId).execute();
-      const admits = rows.filter((r) => r.admitted_at !== null).map((r) => r.seq);
-      let known = 0;
-      for (let i = 0; i < admits.length; i += 500) {
-        const r = await trx.selectFrom('queue_entries').select((eb) => eb.fn.countAll<number>().as('n'))
-          .where('concert_id', '=', concertId).where('seq', 'in', admits.slice(i, i + 500)).where('admitted_at', 'is not', null)
-          .executeTakeFirst();
-        known += Number(r?.n ?? 0);
-      }
-      for (let i = 0; i < rows.length; i += 500) {
-        await trx.insertInto('queue_entries').values(rows.slice(i, i + 500))
-          // An entry number belongs to the user who claimed it: an event of another user for
-          // the same number (a Redis place refused at the switch to SQL mode) changes nothing.
-          .onConflict((oc) => oc.columns(['concert_id', 'seq']).doUpdateSet({
-            status: sql`CASE WHEN ${rankOf('excluded.status')} >= ${rankOf('queue_entries.status')} THEN excluded.status ELSE queue_entries.status END`,
-            // The first admission counts: a place admitted twice (two masters for a moment
-            // during a failover, or a redelivered entry) was let in at the earlier time.
-            admitted_at: sql`CASE WHEN queue_entries.admitted_at IS NULL OR excluded.admitted_at < queue_entries.admitted_at
-              THEN excluded.admitted_at ELSE queue_entries.admitted_at END`,
-            active_until: sql`COALESCE(excluded.active_until, queue_entries.active_until)`,
-            updated_at: sql`excluded.updated_at`,
-          }).where(sql.ref('queue_entries.user_id'), '=', sql.ref('excluded.user_id')))
-          .execute();
-      }
-      // admitted_total counts entries admitted once, so a redelivered admission adds nothing.
-      if (admits.length > known) {
-        await trx.updateTable('queue_state').set({ admitted_total: sql`admitted_total + ${admits.length - known}` })
-          .where('concert_id', '=', concertId).execute();
-      }
     }
+    // Then reservations and seats, queue rows last: the order payments (reservation, seat, then
+    // the buyer's queue entry), releases and written-through holds take their locks in, so that
+    // a batch applied during a payment cannot deadlock with it (it did: PostgreSQL 40P01).
     const holdRows = [...holds.values()].map((h) => ({
       id: h.r!, user_id: Number(h.u), concert_id: concertId, schedule_id: Number(h.sc), seat_number: Number(h.n),
       price: Number(h.p), status: 'held' as const, expires_at: Number(h.x), created_at: Number(h.t), updated_at: now,
@@ -132,6 +107,36 @@ export async function applyEvents(db: Db, concertId: number, events: StreamEvent
       await trx.updateTable('seats')
         .set({ status: 'available', hold_reservation_id: null, hold_user_id: null, hold_expires_at: null })
         .where('hold_reservation_id', '=', r.r!).where('status', '!=', 'sold').execute();
+    }
+    if (rows.length > 0) {
+      const admits = rows.filter((r) => r.admitted_at !== null).map((r) => r.seq);
+      let known = 0;
+      for (let i = 0; i < admits.length; i += 500) {
+        const r = await trx.selectFrom('queue_entries').select((eb) => eb.fn.countAll<number>().as('n'))
+          .where('concert_id', '=', concertId).where('seq', 'in', admits.slice(i, i + 500)).where('admitted_at', 'is not', null)
+          .executeTakeFirst();
+        known += Number(r?.n ?? 0);
+      }
+      for (let i = 0; i < rows.length; i += 500) {
+        await trx.insertInto('queue_entries').values(rows.slice(i, i + 500))
+          // An entry number belongs to the user who claimed it: an event of another user for
+          // the same number (a Redis place refused at the switch to SQL mode) changes nothing.
+          .onConflict((oc) => oc.columns(['concert_id', 'seq']).doUpdateSet({
+            status: sql`CASE WHEN ${rankOf('excluded.status')} >= ${rankOf('queue_entries.status')} THEN excluded.status ELSE queue_entries.status END`,
+            // The first admission counts: a place admitted twice (two masters for a moment
+            // during a failover, or a redelivered entry) was let in at the earlier time.
+            admitted_at: sql`CASE WHEN queue_entries.admitted_at IS NULL OR excluded.admitted_at < queue_entries.admitted_at
+              THEN excluded.admitted_at ELSE queue_entries.admitted_at END`,
+            active_until: sql`COALESCE(excluded.active_until, queue_entries.active_until)`,
+            updated_at: sql`excluded.updated_at`,
+          }).where(sql.ref('queue_entries.user_id'), '=', sql.ref('excluded.user_id')))
+          .execute();
+      }
+      // admitted_total counts entries admitted once, so a redelivered admission adds nothing.
+      if (admits.length > known) {
+        await trx.updateTable('queue_state').set({ admitted_total: sql`admitted_total + ${admits.length - known}` })
+          .where('concert_id', '=', concertId).execute();
+      }
     }
   });
 }

@@ -14,6 +14,29 @@ export interface LostPlace { concertId: number; userId: number; jti: string; seq
  * it knows with another token (a newer place) is left alone. True when the place is back.
  */
 export async function restoreLostPlace(db: Db, redis: RedisClient, p: LostPlace): Promise<boolean> {
+  if (!(await liveInSql(db, p))) return false;
+  const c = p.concertId;
+  const user = String(p.userId);
+  const record = `${p.jti}:${p.seq}`;
+  const entry = await db.selectFrom('queue_entries').select(['status', 'active_until'])
+    .where('concert_id', '=', p.concertId).where('seq', '=', p.seq).where('user_id', '=', p.userId)
+    .executeTakeFirstOrThrow();
+  const active = entry.status === 'active' && (entry.active_until ?? 0) > p.now;
+  const tx = redis.multi().hsetnx(keys.queueTokens(c), user, record);
+  if (active) tx.zadd(keys.active(c), 'NX', entry.active_until!, user);
+  else tx.zadd(keys.waiting(c), 'NX', p.seq, user).hsetnx(keys.seen(c), user, p.now);
+  // A master that refuses writes (NOREPLICAS right after a failover) answers 503, not 401.
+  const results = (await tx.exec()) ?? [];
+  const failed = results.find(([err]) => err);
+  if (failed) throw failed[0];
+  return (await redis.hget(keys.queueTokens(c), user)) === record;
+}
+
+/**
+ * SQL's view of the place: its token live and its entry waiting or admitted. Cheap (two primary
+ * key reads), so callers ask it first and drain the stream only for places it calls live.
+ */
+export async function liveInSql(db: Db, p: LostPlace): Promise<boolean> {
   const token = await db.selectFrom('tokens').select('jti')
     .where('jti', '=', p.jti).where('typ', '=', 'queue').where('concert_id', '=', p.concertId).where('user_id', '=', p.userId)
     .where('seq', '=', p.seq).where('revoked_at', 'is', null).where('expires_at', '>', p.now)
@@ -23,16 +46,5 @@ export async function restoreLostPlace(db: Db, redis: RedisClient, p: LostPlace)
     .where('concert_id', '=', p.concertId).where('seq', '=', p.seq).where('user_id', '=', p.userId)
     .executeTakeFirst();
   const active = entry?.status === 'active' && (entry.active_until ?? 0) > p.now;
-  if (!entry || !(active || entry.status === 'waiting')) return false;
-  const c = p.concertId;
-  const user = String(p.userId);
-  const record = `${p.jti}:${p.seq}`;
-  const tx = redis.multi().hsetnx(keys.queueTokens(c), user, record);
-  if (active) tx.zadd(keys.active(c), 'NX', entry.active_until!, user);
-  else tx.zadd(keys.waiting(c), 'NX', p.seq, user).hsetnx(keys.seen(c), user, p.now);
-  // A master that refuses writes (NOREPLICAS right after a failover) answers 503, not 401.
-  const results = (await tx.exec()) ?? [];
-  const failed = results.find(([err]) => err);
-  if (failed) throw failed[0];
-  return (await redis.hget(keys.queueTokens(c), user)) === record;
+  return !!entry && (active || entry.status === 'waiting');
 }
