@@ -26,16 +26,20 @@ describeEach('a write-behind batch during a payment', { modes: ['redis'], sqlTar
     const payer = openDatabase(h.svc.database.url, { poolSize: 1 });
     let release!: () => void;
     const proceed = new Promise<void>((r) => { release = r; });
+    let inserted!: () => void;
+    const reservationInserted = new Promise<void>((r) => { inserted = r; });
     const payment = payer.transaction().execute(async (trx) => {
       await trx.insertInto('reservations').values({
         id: rid, user_id: userId, concert_id: c.id, schedule_id: c.schedules[0]!.id, seat_number: 1, price: 1000, status: 'held',
         expires_at: now + 60_000, created_at: now, updated_at: now,
       }).onConflict((oc) => oc.column('id').doNothing()).execute();
+      inserted();
       await proceed;
       // ...then the buyer's queue entry, as endQueuePlace does.
       await trx.updateTable('queue_entries').set({ updated_at: now + 1 }).where('concert_id', '=', c.id).where('seq', '=', 1).execute();
     });
     try {
+      await reservationInserted;
       // The batch touches the same reservation (a redelivered hold) and the same entry.
       const batch = applyEvents(db, c.id, [
         { e: 'join', u: String(userId), s: '1', t: String(now) },
