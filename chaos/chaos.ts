@@ -54,6 +54,7 @@ export const SERVICE_SETTINGS = {
   DEFAULT_ADMIT_PER_SECOND: '5',
   DEFAULT_ACTIVE_TTL_SECONDS: '45',
   RATE_LIMIT_PER_SECOND: '0',
+  JOIN_REPLAY_SECONDS: '120',
   LOG_LEVEL: 'warn',
 } as const;
 
@@ -261,6 +262,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
       activeTtlMs: Number(SERVICE_SETTINGS.DEFAULT_ACTIVE_TTL_SECONDS) * 1000,
       maxActive,
       readyzMaxMs: 2_000,
+      replayMs: Number(SERVICE_SETTINGS.JOIN_REPLAY_SECONDS) * 1000,
     };
     const result = check(history, sqlFacts, cfg);
     const byKind: Record<string, number> = {};

@@ -24,6 +24,7 @@ export const INVARIANTS = {
   'holds-kept': '6. a hold stays its holder\'s until paid, released or expired',
   'no-5xx': '7. no 5xx other than 503 UNAVAILABLE with Retry-After',
   'readiness': '8. /readyz answers 200 or 503 within 2 s',
+  'no-lockout': '9. a join retried with the token it was made with is answered, never 401, within the replay window',
 } as const;
 export type InvariantName = keyof typeof INVARIANTS;
 
@@ -40,6 +41,8 @@ export interface CheckConfig {
   maxActive: Record<number, number>;
   /** Longest a /readyz may take. */
   readyzMaxMs: number;
+  /** JOIN_REPLAY_SECONDS in ms: how long a join may be retried with the user token it replaced. */
+  replayMs: number;
 }
 
 export interface SqlFacts {
@@ -661,6 +664,42 @@ export function checkReadiness(samples: ReadySample[], maxMs: number, crashes: C
 }
 
 // ---------------------------------------------------------------------------------------------
+// Retries (invariant 9)
+
+/**
+ * A client whose join answer was lost (or that submitted twice) retries with the token it
+ * sent; the contract answers it with the same place for JOIN_REPLAY_SECONDS. A 401 to such a
+ * retry locks the fan out of the place the first join may have made. Excused: a retry after
+ * the window, after the token's own expiry, or late enough that the place the first join made
+ * may have lapsed or timed out (the replay then has nothing to give back).
+ */
+export function checkNoLockout(history: History, cfg: CheckConfig): Violation[] {
+  const out: Violation[] = [];
+  const joinsByToken = new Map<string, HistoryOp[]>();
+  for (const o of history.ops) {
+    if (o.op !== 'join' || !o.auth) continue;
+    (joinsByToken.get(o.auth.jti) ?? joinsByToken.set(o.auth.jti, []).get(o.auth.jti)!).push(o);
+  }
+  const placeLife = Math.min(cfg.graceMs, cfg.activeTtlMs) - cfg.graceMarginMs;
+  for (const joins of joinsByToken.values()) {
+    joins.sort((a, b) => a.invokeMs - b.invokeMs);
+    for (const j of joins) {
+      if (j.status !== 401 || j.auth!.typ !== 'user') continue;
+      const first = joins.find((o) => o.invokeMs < j.invokeMs && o.status !== 401 && (indeterminate(o) || ok2xx(o)));
+      if (!first) continue;
+      const since = j.invokeMs - first.invokeMs;
+      if (since > cfg.replayMs - cfg.clockMarginMs || since > placeLife) continue;
+      if (j.invokeMs > j.auth!.expMs - cfg.clockMarginMs) continue;
+      out.push({
+        invariant: 'no-lockout', fans: [j.fan], opIds: [first.id, j.id], group: `lockout:${j.fan}`,
+        message: `join retried ${(since / 1000).toFixed(1)} s after #${first.id} (${first.status || first.code}) with the same user token answered 401`,
+      });
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
 
 export function check(history: History, sql: SqlFacts, cfg: CheckConfig): CheckResult {
   const places = buildPlaces(history, cfg);
@@ -674,6 +713,7 @@ export function check(history: History, sql: SqlFacts, cfg: CheckConfig): CheckR
     ...checkHolds(history, cfg),
     ...checkErrors(history),
     ...checkReadiness(history.ready, cfg.readyzMaxMs, history.crashes),
+    ...checkNoLockout(history, cfg),
   ], history);
   const counts = Object.fromEntries(Object.keys(INVARIANTS).map((k) => [k, 0])) as Record<InvariantName, number>;
   for (const v of violations) counts[v.invariant]++;

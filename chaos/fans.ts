@@ -109,8 +109,9 @@ export class Fan {
     const price = Math.max(...concert.schedules.map((s) => s.price));
     if (this.balance < price * 2) await this.charge();
 
-    // Join. A join whose answer was lost may have happened and revoked the user token: then a
-    // retry answers 401 and the fan signs in again (the service should give the same place).
+    // Join. A join whose answer was lost may have happened and replaced the user token: the
+    // retry with that token is answered with the same place (JOIN_REPLAY_SECONDS; the checker's
+    // no-lockout rule). A 401 (the place it made has ended) sends the fan to sign in again.
     let joined: CallResult | undefined;
     for (let attempt = 0; attempt < 30 && !this.stop.stopped; attempt++) {
       const r = await this.call('join', 'POST', `/v1/concerts/${concert.id}/queue`, { token: this.userToken!, req: { concertId: concert.id } });

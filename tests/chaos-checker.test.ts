@@ -5,7 +5,7 @@
 import { describe, expect, test } from 'bun:test';
 import {
   check, checkActiveBound, checkAdmissionOrder, checkAdmissionOrderSql, checkErrors, checkHolds, checkMoney,
-  checkPaidStaysPaid, checkPlaces, checkReadiness, buildPlaces, type CheckConfig, type SqlFacts,
+  checkNoLockout, checkPaidStaysPaid, checkPlaces, checkReadiness, buildPlaces, type CheckConfig, type SqlFacts,
 } from '../chaos/checker.ts';
 import { emptyHistory, type History, type HistoryOp, type TokenFacts } from '../chaos/history.ts';
 import { planFaults } from '../chaos/nemesis.ts';
@@ -13,6 +13,7 @@ import { mulberry32, Rng } from '../chaos/prng.ts';
 
 const cfg: CheckConfig = {
   graceMs: 20_000, graceMarginMs: 3_000, clockMarginMs: 1_000, activeTtlMs: 45_000, maxActive: { 1: 2 }, readyzMaxMs: 2_000,
+  replayMs: 120_000,
 };
 const noSql: SqlFacts = { payments: [], users: [], queueEntries: [] };
 
@@ -211,6 +212,26 @@ describe('8. readiness', () => {
   });
 });
 
+describe('9. no lockout', () => {
+  const tok = utok(5, 1);
+  const attempt = (t: number, status: number) => op({
+    op: 'join', userId: 5, invokeMs: t, status, code: status === 0 ? 'TIMEOUT' : status === 401 ? 'UNAUTHENTICATED' : null,
+    auth: tok, req: { concertId: 1 }, ...(status === 200 || status === 201 ? { res: { token: qtok(5, 3), status: 'waiting', concertId: 1 } } : {}),
+  });
+  test('holds: a lost join replayed with 200; a 401 with nothing before it; a retry after the place could have lapsed', () => {
+    expect(checkNoLockout(historyOf(attempt(0, 0), attempt(1_000, 200)), cfg)).toEqual([]);
+    expect(checkNoLockout(historyOf(attempt(0, 401)), cfg)).toEqual([]);
+    expect(checkNoLockout(historyOf(attempt(0, 0), attempt(30_000, 401)), cfg)).toEqual([]);
+  });
+  test('breaks: a retry after a lost answer, and a double submit, answered 401', () => {
+    expect(checkNoLockout(historyOf(attempt(0, 0), attempt(1_000, 401)), cfg)).toHaveLength(1);
+    expect(checkNoLockout(historyOf(attempt(0, 503), attempt(500, 401)), cfg)).toHaveLength(1);
+    const v = checkNoLockout(historyOf(attempt(0, 201), attempt(10, 401)), cfg);
+    expect(v).toHaveLength(1);
+    expect(v[0]!.message).toContain('answered 401');
+  });
+});
+
 describe('check() and the seed', () => {
   test('a clean history has no violation; counts list every invariant', () => {
     const h = historyOf(join(1, 1, 0), poll(1, 1, 1_000, 'active'), hold(1, 1, 1_100, 'r1'), pay(1, 1, 2_000, 'r1'),
@@ -218,7 +239,7 @@ describe('check() and the seed', () => {
     const sql: SqlFacts = { payments: [{ id: 'pay-r1', reservationId: 'r1', userId: 1, scheduleId: 1, seatNumber: 7 }], users: [], queueEntries: [] };
     const r = check(h, sql, cfg);
     expect(r.violations).toEqual([]);
-    expect(Object.keys(r.counts)).toHaveLength(11);
+    expect(Object.keys(r.counts)).toHaveLength(12);
   });
   test('repeated sightings of one finding are merged', () => {
     const h = historyOf(join(1, 1, 0), hold(1, 1, 100, 'r1'), pay(1, 1, 1_000, 'r1'),
