@@ -13,10 +13,11 @@ import type { Subprocess } from 'bun';
 import { freePort, startRedis, type RedisProc } from '../sentinel/topology.ts';
 import { createRedis } from '../src/redis/connection.ts';
 import { keys } from '../src/redis/keys.ts';
+import { gracefulShutdown } from '../src/shutdown.ts';
 import { openDatabase } from '../src/store/connect.ts';
 import { newUserId } from './helpers/harness.ts';
 import { eventually, futureIso } from './helpers/http.ts';
-import { ADMIN_KEY, JWT_SECRET } from './helpers/service.ts';
+import { ADMIN_KEY, JWT_SECRET, startService } from './helpers/service.ts';
 
 const DRAIN_SECONDS = 2;
 
@@ -256,4 +257,59 @@ describe('a request in flight when the listener stops', () => {
     expect(await exitWithin(proc, 10_000)).toBe(0);
     expect(svc.output()).toContain('already shutting down');
   }, 60_000);
+});
+
+describe('gracefulShutdown, in process', () => {
+  test('/readyz 503 and Connection: close from the first signal; steps in order; the last request and the jobs finish before SQL closes', async () => {
+    const svc = await startService({ redisProc: redis });
+    const served = svc.ctx.drain.serve(svc.app.fetch);
+    const steps: string[] = [];
+    let releaseSlow!: () => void;
+    const slowGate = new Promise<void>((resolve) => { releaseSlow = resolve; });
+    // A request that is still running when the window ends (a slow body, as a client would send it).
+    const slowBody = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        await slowGate;
+        controller.enqueue(new TextEncoder().encode(JSON.stringify({ userId: newUserId() })));
+        controller.close();
+      },
+    });
+    try {
+      svc.ctx.startJobs();
+      const shutdown = gracefulShutdown({
+        drain: svc.ctx.drain,
+        drainSeconds: 0.2,
+        log: svc.ctx.log,
+        stopListening: async () => { steps.push('stop listening'); },
+        stopJobs: async () => { await svc.ctx.stopJobs(); steps.push('jobs stopped'); },
+        flush: async () => { await svc.ctx.writeBehind.drainOnce(); steps.push('flushed'); },
+        close: async () => { steps.push(`closed with ${svc.ctx.drain.requestsInFlight} in flight`); },
+      });
+      const slow = served(new Request('http://x/v1/tokens', {
+        method: 'POST', headers: { 'Content-Type': 'application/json' }, body: slowBody, duplex: 'half',
+      } as RequestInit));
+      expect(svc.ctx.drain.requestsInFlight).toBe(1);
+      expect((await served(new Request('http://x/readyz'))).status).toBe(200);
+
+      const done = shutdown('SIGTERM');
+      const again = shutdown('SIGINT');
+      const ready = await served(new Request('http://x/readyz'));
+      expect(ready.status).toBe(503);
+      expect(await ready.json()).toMatchObject({ status: 'draining' });
+      const health = await served(new Request('http://x/healthz'));
+      expect([health.status, health.headers.get('Connection')]).toEqual([200, 'close']);
+
+      await eventually(() => steps.includes('stop listening'), 5_000, 10);
+      expect(steps).toEqual(['stop listening']);
+      releaseSlow();
+      const res = await slow;
+      expect([res.status, res.headers.get('Connection')]).toEqual([201, 'close']);
+      expect(await done).toBe(0);
+      expect(await again).toBe(0);
+      expect(steps).toEqual(['stop listening', 'jobs stopped', 'flushed', 'closed with 0 in flight']);
+    } finally {
+      releaseSlow();
+      await svc.stop();
+    }
+  }, 30_000);
 });
