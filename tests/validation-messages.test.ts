@@ -58,10 +58,10 @@ describeEach('validation messages', {}, (h) => {
     });
     expect400(r, 'title: is required', [
       { field: 'title', problem: 'is required' },
-      { field: 'schedules[1].date', problem: 'must be an ISO-8601 date-time such as 2026-12-24T19:00:00Z' },
-      { field: 'schedules[1].seats', problem: 'must be a whole number ≥ 1' },
-      { field: 'schedules[1].price', problem: 'must be a whole number ≥ 0' },
-      { field: 'schedules[1].vip', problem: 'unknown field' },
+      { field: 'schedules.1.date', problem: 'must be an ISO-8601 date-time such as 2026-12-24T19:00:00Z' },
+      { field: 'schedules.1.seats', problem: 'must be a whole number ≥ 1' },
+      { field: 'schedules.1.price', problem: 'must be a whole number ≥ 0' },
+      { field: 'schedules.1.vip', problem: 'unknown field' },
     ]);
     expect400(await call(h.app, 'POST', '/admin/concerts', { admin: true, body: { title: 'x', schedules: 'all' } }),
       'schedules: must be a list of schedules');

@@ -9,10 +9,10 @@ export interface FieldProblem { field: string; problem: string }
 /** Hono's validator parses only these media types as JSON; anything else would reach the schema as {}. */
 const JSON_MEDIA_TYPE = /^application\/([\w.-]+\+)?json$/i;
 
-/** A field path as a client developer writes it: `schedules[0].seats`. */
+/** A field path as details have always named it: `schedules.0.seats`. */
 function fieldName(target: keyof ValidationTargets, path: PropertyKey[]): string {
   if (path.length === 0) return target === 'json' ? 'body' : target;
-  const name = path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i ? '.' : ''}${String(p)}`)).join('');
+  const name = path.map(String).join('.');
   // Headers arrive lowercased; name them the way the docs spell them.
   return target === 'header' ? name.replace(/(^|-)([a-z])/g, (_m, dash: string, ch: string) => dash + ch.toUpperCase()) : name;
 }
