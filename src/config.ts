@@ -37,6 +37,8 @@ export interface Config {
   /** Most write-behind entries a concert may have waiting for SQL; past it, joins and holds answer 503. */
   writeBehindMaxBacklog: number;
   rateLimit: { perSecond: number; burst: number; trustProxy: boolean };
+  /** After SIGTERM: how long the instance keeps serving (with /readyz failing) before it stops accepting. */
+  shutdownDrainSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -140,5 +142,6 @@ export function loadConfig(env: Env = process.env): Config {
       burst: int(env, 'RATE_LIMIT_BURST', 40, 1, 1_000_000),
       trustProxy: bool(env, 'TRUST_PROXY', false),
     },
+    shutdownDrainSeconds: int(env, 'SHUTDOWN_DRAIN_SECONDS', 5, 0, 3600),
   };
 }

@@ -7,6 +7,7 @@ import { ModeCoordinator } from './resilience/coordinator.ts';
 import { watchMasterChanges } from './resilience/failover-watch.ts';
 import { restorePlacesSince, syncSoldSeats } from './modules/catalog/load-concert.ts';
 import { WriteBehindWorker } from './jobs/write-behind.ts';
+import { DrainState } from './http/drain.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { AdminService } from './modules/admin/admin.service.ts';
@@ -47,9 +48,12 @@ export interface AppContext {
   sweeper: HoldSweeper;
   coordinator: ModeCoordinator;
   liveConcerts: (now: number) => Promise<number[]>;
+  /** Set from the moment the instance was told to shut down: /readyz fails, answers close their connection. */
+  drain: DrainState;
   /** Starts the background jobs (admission ticker, write-behind worker, hold sweeper). */
   startJobs(): void;
-  stopJobs(): void;
+  /** Stops them; resolves once every pass that was under way has ended (nothing of theirs still writes to SQL). */
+  stopJobs(): Promise<void>;
 }
 
 export interface ContextOptions {
@@ -168,17 +172,15 @@ export function createContext(config: Config, deps: { db: Db; redis: RedisClient
   return {
     config, db, redis, log, metrics, mode, clock, instanceId, tokens, catalog, queue, admin, reservations, balance, payments,
     writeBehind, ticker, sweeper, coordinator, liveConcerts,
+    drain: new DrainState(),
     startJobs() {
       coordinator.start();
       ticker.start();
       writeBehind.start();
       sweeper.start();
     },
-    stopJobs() {
-      coordinator.stop();
-      ticker.stop();
-      writeBehind.stop();
-      sweeper.stop();
+    async stopJobs() {
+      await Promise.all([coordinator.stop(), ticker.stop(), writeBehind.stop(), sweeper.stop()]);
     },
   };
 }

@@ -3,6 +3,7 @@ import { createContext } from './context.ts';
 import { createApp } from './http/app.ts';
 import { createLogger } from './logger.ts';
 import { createRedis } from './redis/connection.ts';
+import { gracefulShutdown } from './shutdown.ts';
 import { openDatabase } from './store/connect.ts';
 import { migrateToLatest } from './store/migrate.ts';
 
@@ -48,19 +49,25 @@ async function main() {
     fail(`cannot read the service mode from the database (DATABASE_URL): ${(err as Error).message}`);
   }
   ctx.startJobs();
-  const server = Bun.serve({ port: config.port, hostname: process.env.HOST || '0.0.0.0', fetch: app.fetch });
+  const server = Bun.serve({ port: config.port, hostname: process.env.HOST || '0.0.0.0', fetch: ctx.drain.serve(app.fetch) });
   log.info('listening', { port: server.port, redis: config.redis.mode, database: config.databaseUrl.split(':')[0] });
 
-  const shutdown = async (signal: string) => {
-    log.info('shutting down', { signal });
-    ctx.stopJobs();
-    await server.stop();
-    redis.disconnect();
-    await db.destroy();
-    process.exit(0);
-  };
-  process.on('SIGINT', () => void shutdown('SIGINT'));
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  const shutdown = gracefulShutdown({
+    drain: ctx.drain,
+    drainSeconds: config.shutdownDrainSeconds,
+    log,
+    stopListening: () => server.stop(),
+    stopJobs: () => ctx.stopJobs(),
+    // In SQL mode the streams are not written, and the rebuild drains them before Redis returns.
+    flush: async () => { if (ctx.mode.useRedis()) await ctx.writeBehind.drainOnce(Date.now()); },
+    close: async () => {
+      redis.disconnect();
+      await db.destroy();
+    },
+  });
+  const onSignal = (signal: string) => void shutdown(signal).then((code) => process.exit(code));
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
 }
 
 await main();

@@ -39,6 +39,7 @@ const BAD: Record<string, string[]> = {
   RATE_LIMIT_PER_SECOND: ['-1', 'x'],
   RATE_LIMIT_BURST: ['0', 'x'],
   TRUST_PROXY: ['yes', 'maybe', '2'],
+  SHUTDOWN_DRAIN_SECONDS: ['-1', '2.5', 'soon', '3601'],
 };
 /** Variables whose every value is acceptable. */
 const FREE_FORM = ['ADMIN_API_KEY', 'REDIS_MASTER_NAME'];
@@ -87,6 +88,8 @@ describe('loadConfig', () => {
     });
     expect(loadConfig({ DATABASE_URL: 'sqlite::memory:' }).databaseUrl).toBe('sqlite::memory:');
     expect(loadConfig({ TRUST_PROXY: '0' }).rateLimit.trustProxy).toBe(false);
+    expect(loadConfig({}).shutdownDrainSeconds).toBe(5);
+    expect(loadConfig({ SHUTDOWN_DRAIN_SECONDS: '0' }).shutdownDrainSeconds).toBe(0);
   });
 
   test('Sentinel and Cluster addresses, Cluster first when both are given', () => {

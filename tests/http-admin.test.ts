@@ -64,7 +64,7 @@ describeEach('admin', {}, (h) => {
     ['a negative price', JSON.stringify({ title: 'x', schedules: [{ date: futureIso(), seats: 1, price: -1 }] }), 'schedules.0.price'],
     ['a date that is not a date', JSON.stringify({ title: 'x', schedules: [{ date: '2026-02-30T00:00:00Z', seats: 1, price: 1 }] }), 'schedules.0.date'],
     ['a date without a zone', JSON.stringify({ title: 'x', schedules: [{ date: '2030-01-01 20:00', seats: 1, price: 1 }] }), 'schedules.0.date'],
-    ['an unknown schedule field', JSON.stringify({ title: 'x', schedules: [{ date: futureIso(), seats: 1, price: 1, vip: true }] }), 'schedules.0'],
+    ['an unknown schedule field', JSON.stringify({ title: 'x', schedules: [{ date: futureIso(), seats: 1, price: 1, vip: true }] }), 'schedules.0.vip'],
     ['seats as a string', JSON.stringify({ title: 'x', schedules: [{ date: futureIso(), seats: '10', price: 1 }] }), 'schedules.0.seats'],
   ])('POST /admin/concerts with %s → 400 naming the field, nothing created', async (_what, raw, field) => {
     const before = await concertCount(h);

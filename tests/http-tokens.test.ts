@@ -65,7 +65,7 @@ describeEach('POST /v1/tokens', {}, (h) => {
     ['a negative number', '{"userId": -4}', 'userId'],
     ['past the safe integers', '{"userId": 9007199254740993}', 'userId'],
     ['missing', '{}', 'userId'],
-    ['an array body', '[1]', 'json'],
+    ['an array body', '[1]', 'body'],
     ['an empty body', '', 'body'],
   ])('userId %s → 400 VALIDATION_FAILED naming the field', async (_what, raw, field) => {
     const before = await rowCounts(h);

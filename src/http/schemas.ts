@@ -2,39 +2,60 @@ import { z } from 'zod';
 import { IDEMPOTENCY_KEY } from '../modules/payments/idempotency.ts';
 import { RESERVATION_ID } from '../modules/reservations/reservation-id.ts';
 
-export const id = z.string().regex(/^[1-9]\d{0,14}$/, 'must be a positive whole number').transform(Number);
+/**
+ * Messages are written for the client developer who reads them: what the value must be, never
+ * what zod expected. The field name is added in front by validate.ts ("seatNumber: ...").
+ */
+
+/** A whole number in [min, max]: "must be a whole number ≥ 1" for a wrong type, a fraction or too small. */
+const wholeNumber = (min: number, max: number) => {
+  const shape = `must be a whole number ≥ ${min}`;
+  // Bounds before int(): zod's int() also refuses unsafe integers, and 2^53 should read "≤ max".
+  return z.number({ error: shape }).min(min, { error: shape })
+    .max(max, { error: `must be a whole number ≤ ${max}` }).int({ error: shape });
+};
+
+const text = (min: number, max: number) => {
+  const shape = `must be a text of ${min} to ${max} characters`;
+  return z.string({ error: shape }).trim().min(min, { error: shape }).max(max, { error: shape });
+};
+
+export const id = z.string({ error: 'must be a positive whole number' })
+  .regex(/^[1-9]\d{0,14}$/, 'must be a positive whole number').transform(Number);
 
 export const concertParam = z.object({ concertId: id });
 export const scheduleParams = z.object({ concertId: id, scheduleId: id });
 
-export const tokenBody = z.object({ userId: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER) }).strict();
+export const tokenBody = z.object({ userId: wholeNumber(1, Number.MAX_SAFE_INTEGER) }).strict();
 
 export const createConcertBody = z.object({
-  title: z.string().trim().min(1).max(200),
+  title: text(1, 200),
   schedules: z.array(z.object({
-    date: z.iso.datetime({ offset: true }),
-    seats: z.number().int().min(1).max(10_000),
-    price: z.number().int().min(0).max(100_000_000),
-  }).strict()).min(1).max(100),
+    date: z.iso.datetime({ offset: true, error: 'must be an ISO-8601 date-time such as 2026-12-24T19:00:00Z' }),
+    seats: wholeNumber(1, 10_000),
+    price: wholeNumber(0, 100_000_000),
+  }, { error: 'must be an object with date, seats and price' }).strict(), { error: 'must be a list of schedules' })
+    .min(1, { error: 'must list at least 1 schedule' }).max(100, { error: 'must list at most 100 schedules' }),
 }).strict();
 
 export const queueConfigBody = z.object({
-  maxActive: z.number().int().min(1).max(10_000_000).optional(),
-  admitPerSecond: z.number().int().min(1).max(1_000_000).optional(),
-  activeTtlSeconds: z.number().int().min(1).max(86_400).optional(),
-  paused: z.boolean().optional(),
+  maxActive: wholeNumber(1, 10_000_000).optional(),
+  admitPerSecond: wholeNumber(1, 1_000_000).optional(),
+  activeTtlSeconds: wholeNumber(1, 86_400).optional(),
+  paused: z.boolean({ error: 'must be true or false' }).optional(),
 }).strict().refine((b) => Object.keys(b).length > 0, { message: 'give at least one of maxActive, admitPerSecond, activeTtlSeconds, paused' });
 
-const reservationId = z.string().regex(RESERVATION_ID, 'must be a reservation id (<concertId>-<uuid>)');
+const RESERVATION_ID_PROBLEM = 'must be a reservation id (<concertId>-<uuid>)';
+const reservationId = z.string({ error: RESERVATION_ID_PROBLEM }).regex(RESERVATION_ID, RESERVATION_ID_PROBLEM);
 
 export const reservationParam = z.object({ id: reservationId });
 
 export const holdBody = z.object({
-  scheduleId: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
-  seatNumber: z.number().int().min(1).max(1_000_000),
+  scheduleId: wholeNumber(1, Number.MAX_SAFE_INTEGER),
+  seatNumber: wholeNumber(1, 1_000_000),
 }).strict();
 
-export const chargeBody = z.object({ amount: z.number().int().min(1).max(10_000_000) }).strict();
+export const chargeBody = z.object({ amount: wholeNumber(1, 10_000_000) }).strict();
 
 export const paymentBody = z.object({ reservationId }).strict();
 

@@ -9,6 +9,7 @@ import type { QueueService } from '../modules/queue/queue.service.ts';
 export class AdmissionTicker {
   private timer: ReturnType<typeof setTimeout> | null = null;
   private running = false;
+  private pass: Promise<void> | null = null;
 
   constructor(private readonly queue: QueueService, private readonly log: Logger, private readonly metrics: Metrics,
     private readonly opts: { tickMs: number; concerts: (now: number) => Promise<number[]> }) {}
@@ -18,7 +19,9 @@ export class AdmissionTicker {
     this.running = true;
     const loop = async () => {
       if (!this.running) return;
-      await this.tickOnce().catch((err) => this.log.warn('admission tick failed', { err }));
+      this.pass = this.tickOnce().catch((err) => this.log.warn('admission tick failed', { err }));
+      await this.pass;
+      this.pass = null;
       if (!this.running) return;
       // Align to the tick grid so instances meet on the same tick id.
       const now = Date.now();
@@ -27,9 +30,11 @@ export class AdmissionTicker {
     this.timer = setTimeout(loop, 0);
   }
 
-  stop(): void {
+  /** Stops the loop; the promise resolves when a tick that was under way has ended. */
+  stop(): Promise<void> {
     this.running = false;
     if (this.timer) clearTimeout(this.timer);
+    return this.pass ?? Promise.resolve();
   }
 
   async tickOnce(now = Date.now()): Promise<void> {

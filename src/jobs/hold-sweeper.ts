@@ -12,6 +12,7 @@ import type { Db } from '../store/connect.ts';
 export class HoldSweeper {
   private timer: ReturnType<typeof setTimeout> | null = null;
   private running = false;
+  private pass: Promise<void> | null = null;
 
   constructor(private readonly db: Db, private readonly log: Logger,
     private readonly opts: { intervalMs?: number; clock: () => number }) {}
@@ -21,15 +22,19 @@ export class HoldSweeper {
     this.running = true;
     const loop = async () => {
       if (!this.running) return;
-      await this.sweepOnce().catch((err) => this.log.warn('hold sweep failed', { err }));
+      this.pass = this.sweepOnce().then(() => {}, (err) => this.log.warn('hold sweep failed', { err }));
+      await this.pass;
+      this.pass = null;
       if (this.running) this.timer = setTimeout(loop, this.opts.intervalMs ?? 30_000);
     };
     this.timer = setTimeout(loop, 0);
   }
 
-  stop(): void {
+  /** Stops the loop; the promise resolves when a sweep that was under way has ended. */
+  stop(): Promise<void> {
     this.running = false;
     if (this.timer) clearTimeout(this.timer);
+    return this.pass ?? Promise.resolve();
   }
 
   async sweepOnce(now = this.opts.clock()): Promise<{ reservations: number; seats: number; idempotencyKeys: number }> {

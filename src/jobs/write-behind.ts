@@ -45,11 +45,13 @@ export class WriteBehindWorker {
     this.claimIdleMs = opts.claimIdleMs ?? 5_000;
   }
 
+  /** The pass under way, if any: stop() resolves once it has ended. */
+  private pass: Promise<void> | null = null;
+
   start(): void {
     if (this.running) return;
     this.running = true;
-    const loop = async () => {
-      if (!this.running) return;
+    const once = async () => {
       let applied = 0;
       const active = this.opts.active?.() ?? true;
       try {
@@ -59,14 +61,24 @@ export class WriteBehindWorker {
       }
       // Measured after every pass, also (above all) when SQL refused it.
       if (active) await this.measureBacklog().catch(() => {});
+      return applied;
+    };
+    const loop = async () => {
+      if (!this.running) return;
+      let applied = 0;
+      this.pass = once().then((n) => { applied = n; });
+      await this.pass;
+      this.pass = null;
       if (this.running) this.timer = setTimeout(loop, applied > 0 ? 0 : (this.opts.intervalMs ?? 100));
     };
     this.timer = setTimeout(loop, 0);
   }
 
-  stop(): void {
+  /** Stops the loop; the promise resolves when a pass that was under way has committed or failed. */
+  stop(): Promise<void> {
     this.running = false;
     if (this.timer) clearTimeout(this.timer);
+    return this.pass ?? Promise.resolve();
   }
 
   private readonly backlogs = new Map<number, number>();

@@ -77,13 +77,22 @@ export class ModeCoordinator {
     const probeEvery = this.opts.probeEveryMs ?? 250;
     const syncEvery = this.opts.syncEveryMs ?? 250;
     // A probe that fails (SQL down while Redis comes back) must not end the process.
-    this.timers.push(setInterval(() => void this.probe().catch((err) => this.log.warn('mode probe failed', { err })), probeEvery));
-    this.timers.push(setInterval(() => void this.sync().catch(() => {}), syncEvery));
+    this.timers.push(setInterval(() => this.track(this.probe().catch((err) => this.log.warn('mode probe failed', { err }))), probeEvery));
+    this.timers.push(setInterval(() => this.track(this.sync().catch(() => {})), syncEvery));
   }
 
-  stop(): void {
+  /** Background probes and syncs under way, so that stop() can wait for them before SQL closes. */
+  private readonly running = new Set<Promise<void>>();
+  private track(p: Promise<void>): void {
+    this.running.add(p);
+    void p.finally(() => this.running.delete(p));
+  }
+
+  /** Stops probing and syncing; resolves once those under way (a rebuild included) have ended. */
+  stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
+    return Promise.all([...this.running]).then(() => {});
   }
 
   async probe(): Promise<void> {

@@ -7,6 +7,10 @@ export function opsRouter(ctx: AppContext) {
   return new Hono<AppEnv>()
     .get('/healthz', (c) => c.json({ status: 'ok' }))
     .get('/readyz', async (c) => {
+      // Shutting down: out of rotation at once, though every request is still served.
+      if (ctx.drain.draining) {
+        return c.json({ status: 'draining', mode: ctx.mode.current }, 503);
+      }
       // Bounded: a load balancer must get an answer even from a hung database.
       const sqlOk = await Promise.race([
         sql`select 1`.execute(ctx.db).then(() => true, () => false),
