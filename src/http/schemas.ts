@@ -7,7 +7,17 @@ export const id = z.string().regex(/^[1-9]\d{0,14}$/, 'must be a positive whole 
 export const concertParam = z.object({ concertId: id });
 export const scheduleParams = z.object({ concertId: id, scheduleId: id });
 
-export const tokenBody = z.object({ userId: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER) }).strict();
+/** AUTH_MODE=open: the client names the user. */
+export const tokenBody = z.object({
+  userId: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+  idToken: z.never({ error: 'is accepted only with AUTH_MODE=jwt; this service signs in with {"userId": <number>}' }).optional(),
+}).strict();
+
+/** AUTH_MODE=jwt: the identity provider's token names the user. */
+export const idTokenBody = z.object({
+  idToken: z.string().min(1).max(8192),
+  userId: z.never({ error: 'is not accepted with AUTH_MODE=jwt; send {"idToken": "<JWT from the identity provider>"}' }).optional(),
+}).strict();
 
 export const createConcertBody = z.object({
   title: z.string().trim().min(1).max(200),
