@@ -6,10 +6,12 @@
  * every 30 s, and its outage answers 503, not 500.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import fc from 'fast-check';
 import { randomUUID } from 'node:crypto';
 import { describeEach, newUserId, TestClock, type Harness } from './helpers/harness.ts';
 import { call, createConcert, join } from './helpers/http.ts';
 import { ecKey, rsaKey, signJwt, signWith, startIdp, type SigningKey } from './helpers/idp.ts';
+import { fcRun } from './helpers/random.ts';
 import { startService, type TestService } from './helpers/service.ts';
 
 const ISS = 'https://idp.example.test';
@@ -99,6 +101,20 @@ describeEach('AUTH_MODE=jwt with AUTH_JWKS_URL', { env: JWKS_ENV }, (h) => {
   test.each(bad)('an identity token %s → 401 naming why, nothing recorded', async (_what, make, why) => {
     const before = await counts(h.svc);
     expect401(await signIn(h.app, make()), why);
+    expect(await counts(h.svc)).toEqual(before);
+  });
+
+  test('any made-up idToken → 400 or 401, never a 500 and never a user', async () => {
+    const b64 = (v: unknown) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
+    const part = fc.oneof(fc.string(), fc.json().map(b64), fc.jsonValue().map(b64),
+      fc.record({ alg: fc.constantFrom('RS256', 'ES256', 'HS256', 'none', 'PS256', 'EdDSA'), kid: fc.constantFrom('rsa-1', 'ec-1', 'x'), typ: fc.constantFrom('JWT', 'at+jwt') }, { requiredKeys: [] }).map(b64),
+      fc.record({ iss: fc.constantFrom(ISS, 'x'), aud: fc.constantFrom(AUD, 'y'), sub: fc.string(), exp: fc.oneof(fc.integer(), fc.double(), fc.string()) }, { requiredKeys: [] }).map(b64));
+    const token = fc.oneof(fc.string(), fc.tuple(part, part, fc.oneof(fc.string(), fc.base64String())).map((p) => p.join('.')));
+    const before = await counts(h.svc);
+    await fc.assert(fc.asyncProperty(token, async (idToken) => {
+      const r = await signIn(h.app, idToken);
+      expect([400, 401]).toContain(r.status);
+    }), fcRun(`identity tokens [${h.sql}, ${h.mode}]`, 150));
     expect(await counts(h.svc)).toEqual(before);
   });
 
