@@ -21,7 +21,7 @@ import type { AppEnv } from '../src/http/env.ts';
 import { onError } from '../src/http/errors.ts';
 import { bearer } from '../src/http/middleware/auth.ts';
 import { observe } from '../src/http/middleware/observe.ts';
-import { rateLimit } from '../src/http/middleware/rate-limit.ts';
+import { byVerifiedUserElseAddress, rateLimit } from '../src/http/middleware/rate-limit.ts';
 import { redisBreaker } from '../src/http/middleware/redis-breaker.ts';
 import { requestId } from '../src/http/middleware/request-id.ts';
 import { createRedis } from '../src/redis/connection.ts';
@@ -57,6 +57,7 @@ try {
   const config = loadConfig({
     REDIS_URL: redisProc.url, DATABASE_URL: scratch.url, JWT_SECRET: BENCH_JWT_SECRET, ADMIN_API_KEY: BENCH_ADMIN_KEY,
     LOG_LEVEL: 'error', QUEUE_GRACE_SECONDS: '3600', RATE_LIMIT_PER_SECOND: '1000000', RATE_LIMIT_BURST: '1000000',
+    TOKEN_RATE_LIMIT_PER_MINUTE: '0',
   });
   const db = openDatabase(config.databaseUrl);
   await migrateToLatest(db);
@@ -146,7 +147,10 @@ try {
   });
   const rid = requestId() as unknown as MiddlewareHandler<AppEnv>;
   const obs = observe({ metrics: ctx.metrics, log: ctx.log, logRequests: false }) as unknown as MiddlewareHandler<AppEnv>;
-  const rl = rateLimit(config.rateLimit);
+  const rl = rateLimit({
+    ...config.rateLimit,
+    clientOf: byVerifiedUserElseAddress({ trustProxy: false, userOf: (t) => ctx.tokens.decode(t, Date.now())?.userId ?? null }),
+  });
   const brk = redisBreaker({ mode: ctx.mode, coordinator: ctx.coordinator });
   const stacks: Stack[] = [
     { name: 'A  bare route, one MGET (the ceiling)', app: mgetApp },

@@ -185,6 +185,7 @@ export async function runDrill(opts: DrillOptions): Promise<DrillReport> {
       DATABASE_URL: databaseUrl,
       // Every drill user comes from 127.0.0.1: the per-client limit would measure itself.
       RATE_LIMIT_PER_SECOND: '0',
+      TOKEN_RATE_LIMIT_PER_MINUTE: '0',
       ADMISSION_TICK_MS: '100',
       DEFAULT_ADMIT_PER_SECOND: String(Math.max(20, Math.ceil(opts.users / 2))),
       DEFAULT_MAX_ACTIVE: String(Math.max(10, Math.ceil(opts.users / 3))),

@@ -1,4 +1,6 @@
-import { randomBytes } from 'node:crypto';
+import { createPublicKey, randomBytes, type webcrypto } from 'node:crypto';
+
+type JsonWebKey = webcrypto.JsonWebKey;
 
 export interface HostPort { host: string; port: number }
 
@@ -39,7 +41,22 @@ export interface Config {
   rateLimit: { perSecond: number; burst: number; trustProxy: boolean };
   /** After SIGTERM: how long the instance keeps serving (with /readyz failing) before it stops accepting. */
   shutdownDrainSeconds: number;
+  /** POST /v1/tokens per client address: minting a token writes SQL (and, in jwt mode, verifies a signature). */
+  tokenRateLimit: { perMinute: number; burst: number };
+  auth: AuthConfig;
+  /** Origins allowed to call /v1 from a browser (exact `scheme://host[:port]`); empty: no CORS. */
+  corsOrigins: string[];
 }
+
+/** Where identity tokens' keys come from in `jwt` mode; exactly one source. */
+export type IdentityKeySource =
+  | { kind: 'jwks'; url: string; timeoutMs: number }
+  | { kind: 'publicKey'; jwk: JsonWebKey; alg: 'RS256' | 'ES256' }
+  | { kind: 'sharedSecret'; secret: string };
+
+export type AuthConfig =
+  | { mode: 'open' }
+  | { mode: 'jwt'; keys: IdentityKeySource; issuer: string | undefined; audience: string | undefined };
 
 export class ConfigError extends Error {
   constructor(readonly variable: string, reason: string) {
@@ -95,6 +112,81 @@ function databaseUrl(env: Env): string {
   throw new ConfigError('DATABASE_URL', `must be sqlite:<path>, sqlite::memory: or postgres://..., got "${url}"`);
 }
 
+function jwksUrl(env: Env): string {
+  const raw = (env.AUTH_JWKS_URL ?? '').trim();
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new ConfigError('AUTH_JWKS_URL', `must be an https:// URL, got "${raw}"`);
+  }
+  // Keys fetched over plain HTTP could be swapped on the way: allowed only on this machine.
+  const local = ['localhost', '127.0.0.1', '[::1]'].includes(u.hostname);
+  if (u.protocol !== 'https:' && !(u.protocol === 'http:' && local)) {
+    throw new ConfigError('AUTH_JWKS_URL', `must be an https:// URL (http:// only for localhost), got "${raw}"`);
+  }
+  return u.href;
+}
+
+function publicKey(env: Env): { jwk: JsonWebKey; alg: 'RS256' | 'ES256' } {
+  // Environment files often carry a PEM on one line with literal \n.
+  const pem = (env.AUTH_PUBLIC_KEY ?? '').replace(/\\n/g, '\n').trim();
+  if (/PRIVATE KEY/.test(pem)) throw new ConfigError('AUTH_PUBLIC_KEY', 'is a private key; give the public key only');
+  let key;
+  try {
+    key = createPublicKey(pem);
+  } catch {
+    throw new ConfigError('AUTH_PUBLIC_KEY', 'must be a PEM public key (-----BEGIN PUBLIC KEY-----...)');
+  }
+  const details = key.asymmetricKeyDetails ?? {};
+  if (key.asymmetricKeyType === 'rsa' && (details.modulusLength ?? 0) >= 2048) return { jwk: key.export({ format: 'jwk' }) as JsonWebKey, alg: 'RS256' };
+  if (key.asymmetricKeyType === 'ec' && details.namedCurve === 'prime256v1') return { jwk: key.export({ format: 'jwk' }) as JsonWebKey, alg: 'ES256' };
+  throw new ConfigError('AUTH_PUBLIC_KEY', 'must be an RSA key of at least 2048 bits (RS256) or a P-256 EC key (ES256)');
+}
+
+function auth(env: Env, jwtSecret: string): AuthConfig {
+  const mode = (env.AUTH_MODE || 'open').trim();
+  if (mode !== 'open' && mode !== 'jwt') throw new ConfigError('AUTH_MODE', `must be open or jwt, got "${env.AUTH_MODE}"`);
+  const timeoutMs = int(env, 'AUTH_JWKS_TIMEOUT_MS', 3000, 100, 60_000);
+  const sources: IdentityKeySource[] = [];
+  if (env.AUTH_JWKS_URL) sources.push({ kind: 'jwks', url: jwksUrl(env), timeoutMs });
+  if (env.AUTH_PUBLIC_KEY) sources.push({ kind: 'publicKey', ...publicKey(env) });
+  if (env.AUTH_SHARED_SECRET) {
+    const secret = env.AUTH_SHARED_SECRET;
+    if (Buffer.byteLength(secret) < 32) throw new ConfigError('AUTH_SHARED_SECRET', 'must be at least 32 bytes');
+    // With the service's own secret, the service's own tokens would pass as identity tokens.
+    if (secret === jwtSecret) throw new ConfigError('AUTH_SHARED_SECRET', 'must differ from JWT_SECRET');
+    sources.push({ kind: 'sharedSecret', secret });
+  }
+  const names = { jwks: 'AUTH_JWKS_URL', publicKey: 'AUTH_PUBLIC_KEY', sharedSecret: 'AUTH_SHARED_SECRET' };
+  if (mode === 'open') {
+    // A key source without jwt mode is a forgotten AUTH_MODE, and open mode lets anyone be anyone.
+    if (sources.length > 0) {
+      throw new ConfigError('AUTH_MODE', `is open (anyone can act as any user) but ${names[sources[0]!.kind]} is set; set AUTH_MODE=jwt or unset it`);
+    }
+    return { mode: 'open' };
+  }
+  if (sources.length === 0) throw new ConfigError('AUTH_MODE', 'jwt needs one of AUTH_JWKS_URL, AUTH_PUBLIC_KEY or AUTH_SHARED_SECRET');
+  if (sources.length > 1) throw new ConfigError(names[sources[1]!.kind], `cannot be combined with ${names[sources[0]!.kind]}; set one key source`);
+  return { mode: 'jwt', keys: sources[0]!, issuer: env.AUTH_ISSUER || undefined, audience: env.AUTH_AUDIENCE || undefined };
+}
+
+function corsOrigins(env: Env): string[] {
+  const list = (env.CORS_ORIGINS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  return list.map((item) => {
+    let origin = '';
+    try {
+      const u = new URL(item);
+      if ((u.protocol === 'http:' || u.protocol === 'https:') && u.pathname === '/' && !u.search && !u.hash && !u.username) origin = u.origin;
+    } catch { /* refused below */ }
+    // A browser sends the origin without a path or trailing slash; compare against that form.
+    if (!origin || item.replace(/\/$/, '').toLowerCase() !== origin) {
+      throw new ConfigError('CORS_ORIGINS', `has "${item}", expected origins like https://tickets.example.com (no path, no *)`);
+    }
+    return origin;
+  });
+}
+
 export function loadConfig(env: Env = process.env): Config {
   let jwtSecret = env.JWT_SECRET ?? '';
   const jwtSecretGenerated = jwtSecret === '';
@@ -143,5 +235,11 @@ export function loadConfig(env: Env = process.env): Config {
       trustProxy: bool(env, 'TRUST_PROXY', false),
     },
     shutdownDrainSeconds: int(env, 'SHUTDOWN_DRAIN_SECONDS', 5, 0, 3600),
+    tokenRateLimit: {
+      perMinute: int(env, 'TOKEN_RATE_LIMIT_PER_MINUTE', 60, 0, 1_000_000),
+      burst: int(env, 'TOKEN_RATE_LIMIT_BURST', 20, 1, 1_000_000),
+    },
+    auth: auth(env, jwtSecret),
+    corsOrigins: corsOrigins(env),
   };
 }

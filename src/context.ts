@@ -23,6 +23,7 @@ import { SqlHoldStore } from './modules/reservations/holds.sql.ts';
 import { recordGrantedHold } from './modules/reservations/reservations.repo.ts';
 import { ReservationService } from './modules/reservations/reservations.service.ts';
 import { TokenService } from './modules/tokens/tokens.service.ts';
+import { IdentityService } from './modules/identity/identity.service.ts';
 import type { RedisClient } from './redis/connection.ts';
 import { ModeController } from './resilience/mode.ts';
 import type { Db } from './store/connect.ts';
@@ -37,6 +38,8 @@ export interface AppContext {
   clock: () => number;
   instanceId: string;
   tokens: TokenService;
+  /** AUTH_MODE=jwt only: identity-provider tokens to user ids. */
+  identity: IdentityService | null;
   catalog: CatalogService;
   queue: QueueService;
   admin: AdminService;
@@ -73,6 +76,7 @@ export function createContext(config: Config, deps: { db: Db; redis: RedisClient
   const { db, redis } = deps;
 
   const tokens = new TokenService(db, redis, config);
+  const identity = config.auth.mode === 'jwt' ? new IdentityService(db, config.auth, tokens.jwt, clock, log) : null;
   const catalog = new CatalogService(db, redis, config);
 
   // The set of live concerts changes only when one is created (the catalog then forgets this
@@ -170,7 +174,7 @@ export function createContext(config: Config, deps: { db: Db; redis: RedisClient
   });
 
   return {
-    config, db, redis, log, metrics, mode, clock, instanceId, tokens, catalog, queue, admin, reservations, balance, payments,
+    config, db, redis, log, metrics, mode, clock, instanceId, tokens, identity, catalog, queue, admin, reservations, balance, payments,
     writeBehind, ticker, sweeper, coordinator, liveConcerts,
     drain: new DrainState(),
     startJobs() {

@@ -24,6 +24,10 @@ async function main() {
   if (config.jwtSecretGenerated) {
     log.warn('JWT_SECRET is not set: a random secret was generated; tokens will not survive a restart or work across instances');
   }
+  if (config.auth.mode === 'open') {
+    log.warn('AUTH_MODE=open: anyone can act as any user by naming a userId; set AUTH_MODE=jwt with an identity provider for real sales');
+  }
+  if (!config.adminApiKey) log.warn('ADMIN_API_KEY is not set: admin endpoints refuse every call');
 
   const db = openDatabase(config.databaseUrl, { timeoutMs: config.sqlTimeoutMs });
   try {

@@ -4,13 +4,19 @@
  * unreachable Redis).
  */
 import { describe, expect, test } from 'bun:test';
+import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { ConfigError, loadConfig } from '../src/config.ts';
-import { freePort } from '../sentinel/topology.ts';
+import { freePort, startRedis } from '../sentinel/topology.ts';
 
 const SECRET = 'x'.repeat(32);
+const RSA_KEYS = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const RSA_PEM = RSA_KEYS.publicKey.export({ type: 'spki', format: 'pem' }).toString();
+const EC_PEM = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
+const SMALL_RSA_PEM = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
+const PRIVATE_PEM = RSA_KEYS.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
 
 /** Bad values per variable; each must stop the start with an error naming the variable. */
 const BAD: Record<string, string[]> = {
@@ -40,9 +46,19 @@ const BAD: Record<string, string[]> = {
   RATE_LIMIT_BURST: ['0', 'x'],
   TRUST_PROXY: ['yes', 'maybe', '2'],
   SHUTDOWN_DRAIN_SECONDS: ['-1', '2.5', 'soon', '3601'],
+  TOKEN_RATE_LIMIT_PER_MINUTE: ['-1', 'x', '1000001'],
+  TOKEN_RATE_LIMIT_BURST: ['0', 'x'],
+  // jwt mode without a key source; open mode with one is refused too (see below).
+  AUTH_MODE: ['oauth', 'JWT', 'jwt'],
+  AUTH_JWKS_URL: ['not a url', 'ftp://idp.example/jwks', 'http://idp.example/jwks.json'],
+  AUTH_JWKS_TIMEOUT_MS: ['0', '99', '60001', 'soon'],
+  AUTH_PUBLIC_KEY: ['not a pem', '-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----', SMALL_RSA_PEM, PRIVATE_PEM],
+  AUTH_SHARED_SECRET: ['short', 'x'.repeat(31)],
+  CORS_ORIGINS: ['*', 'tickets.example.com', 'https://tickets.example.com/app', 'ftp://x.example', 'https://a.example,https://b.example/x',
+    'https://user@a.example', 'https://a.example?x=1'],
 };
 /** Variables whose every value is acceptable. */
-const FREE_FORM = ['ADMIN_API_KEY', 'REDIS_MASTER_NAME'];
+const FREE_FORM = ['ADMIN_API_KEY', 'REDIS_MASTER_NAME', 'AUTH_ISSUER', 'AUTH_AUDIENCE'];
 
 describe('loadConfig', () => {
   test('the defaults', () => {
@@ -90,6 +106,47 @@ describe('loadConfig', () => {
     expect(loadConfig({ TRUST_PROXY: '0' }).rateLimit.trustProxy).toBe(false);
     expect(loadConfig({}).shutdownDrainSeconds).toBe(5);
     expect(loadConfig({ SHUTDOWN_DRAIN_SECONDS: '0' }).shutdownDrainSeconds).toBe(0);
+  });
+
+  test('auth: open by default; jwt with one key source, issuer and audience', () => {
+    const c = loadConfig({});
+    expect(c.auth).toEqual({ mode: 'open' });
+    expect(c.corsOrigins).toEqual([]);
+    expect(c.tokenRateLimit).toEqual({ perMinute: 60, burst: 20 });
+    expect(loadConfig({ AUTH_MODE: 'jwt', AUTH_JWKS_URL: 'https://idp.example/.well-known/jwks.json', AUTH_ISSUER: 'https://idp.example', AUTH_AUDIENCE: 'web' }).auth)
+      .toEqual({ mode: 'jwt', keys: { kind: 'jwks', url: 'https://idp.example/.well-known/jwks.json', timeoutMs: 3000 }, issuer: 'https://idp.example', audience: 'web' });
+    // Plain HTTP only on this machine.
+    expect(loadConfig({ AUTH_MODE: 'jwt', AUTH_JWKS_URL: 'http://127.0.0.1:8080/jwks', AUTH_JWKS_TIMEOUT_MS: '500' }).auth)
+      .toMatchObject({ keys: { kind: 'jwks', url: 'http://127.0.0.1:8080/jwks', timeoutMs: 500 } });
+    expect(loadConfig({ AUTH_MODE: 'jwt', AUTH_PUBLIC_KEY: RSA_PEM }).auth).toMatchObject({ keys: { kind: 'publicKey', alg: 'RS256', jwk: { kty: 'RSA' } } });
+    // A PEM on one line with literal \n, as environment files carry it.
+    expect(loadConfig({ AUTH_MODE: 'jwt', AUTH_PUBLIC_KEY: EC_PEM.replace(/\n/g, '\\n') }).auth)
+      .toMatchObject({ keys: { kind: 'publicKey', alg: 'ES256', jwk: { kty: 'EC', crv: 'P-256' } } });
+    expect(loadConfig({ AUTH_MODE: 'jwt', AUTH_SHARED_SECRET: 'y'.repeat(32) }).auth)
+      .toEqual({ mode: 'jwt', keys: { kind: 'sharedSecret', secret: 'y'.repeat(32) }, issuer: undefined, audience: undefined });
+    expect(loadConfig({ CORS_ORIGINS: ' https://Tickets.example.com , http://localhost:5173/ ' }).corsOrigins)
+      .toEqual(['https://tickets.example.com', 'http://localhost:5173']);
+    expect(loadConfig({ TOKEN_RATE_LIMIT_PER_MINUTE: '0', TOKEN_RATE_LIMIT_BURST: '5' }).tokenRateLimit).toEqual({ perMinute: 0, burst: 5 });
+  });
+
+  test.each([
+    ['jwt without a key source', { AUTH_MODE: 'jwt' }, 'AUTH_MODE'],
+    ['open mode with a key source (a forgotten AUTH_MODE=jwt)', { AUTH_JWKS_URL: 'https://idp.example/jwks' }, 'AUTH_MODE'],
+    ['open mode with a shared secret', { AUTH_SHARED_SECRET: 'y'.repeat(32) }, 'AUTH_MODE'],
+    ['two key sources', { AUTH_MODE: 'jwt', AUTH_JWKS_URL: 'https://idp.example/jwks', AUTH_SHARED_SECRET: 'y'.repeat(32) }, 'AUTH_SHARED_SECRET'],
+    ['a shared secret equal to JWT_SECRET', { AUTH_MODE: 'jwt', JWT_SECRET: SECRET, AUTH_SHARED_SECRET: SECRET }, 'AUTH_SHARED_SECRET'],
+    ['a short shared secret in jwt mode', { AUTH_MODE: 'jwt', AUTH_SHARED_SECRET: 'short' }, 'AUTH_SHARED_SECRET'],
+    ['a JWKS URL that is not a URL in jwt mode', { AUTH_MODE: 'jwt', AUTH_JWKS_URL: '::' }, 'AUTH_JWKS_URL'],
+  ])('auth: %s is refused naming the variable', (_what, env, variable) => {
+    let err: unknown;
+    try {
+      loadConfig(env);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).variable).toBe(variable);
+    expect((err as ConfigError).message).not.toContain('\n');
   });
 
   test('Sentinel and Cluster addresses, Cluster first when both are given', () => {
@@ -150,6 +207,46 @@ describe('bun src/main.ts', () => {
     expect(lines[0]).toContain('PORT');
     expect(lines[0]).toContain('abc');
   }, 20_000);
+
+  test('AUTH_MODE=jwt without a key source stops the start with one line naming AUTH_MODE', async () => {
+    const r = await start({ AUTH_MODE: 'jwt', DATABASE_URL: `sqlite:${join(tmpdir(), `cfg-${process.pid}-c.db`)}` });
+    expect(r.code).not.toBe(0);
+    const lines = r.stderr.trimEnd().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain('AUTH_MODE');
+    expect(lines[0]).toContain('AUTH_JWKS_URL');
+  }, 20_000);
+
+  test('open auth and a missing ADMIN_API_KEY are warned about at start', async () => {
+    const redis = await startRedis();
+    const dbFile = join(tmpdir(), `cfg-${process.pid}-d.db`);
+    const proc = Bun.spawn([process.execPath, 'src/main.ts'], {
+      cwd: root,
+      env: {
+        PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', JWT_SECRET: SECRET, LOG_LEVEL: 'warn',
+        PORT: String(await freePort()), HOST: '127.0.0.1', REDIS_URL: redis.url, DATABASE_URL: `sqlite:${dbFile}`,
+      },
+      stdout: 'pipe', stderr: 'pipe',
+    });
+    let out = '';
+    try {
+      const reader = proc.stdout.getReader();
+      const deadline = Date.now() + 15_000;
+      while (!(out.includes('AUTH_MODE=open') && out.includes('ADMIN_API_KEY') && out.endsWith('\n')) && Date.now() < deadline) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        out += new TextDecoder().decode(value);
+      }
+    } finally {
+      proc.kill();
+      await proc.exited;
+      await redis.stop();
+      for (const suffix of ['', '-wal', '-shm']) await Bun.file(dbFile + suffix).delete().catch(() => {});
+    }
+    const warnings = out.trim().split('\n').map((l) => JSON.parse(l)).filter((l) => l.level === 'warn').map((l) => l.msg as string);
+    expect(warnings.some((m) => m.startsWith('AUTH_MODE=open: anyone can act as any user'))).toBe(true);
+    expect(warnings.some((m) => m.startsWith('ADMIN_API_KEY is not set'))).toBe(true);
+  }, 30_000);
 
   test('an unreachable Redis stops the start within a few seconds with a clear line', async () => {
     const port = await freePort();

@@ -29,7 +29,8 @@ describeEach('POST /v1/tokens', {}, (h) => {
     const r = await call(h.app, 'POST', '/v1/tokens', { body: { userId } });
     expect(r.status).toBe(201);
     expect(r.headers.get('Content-Type')).toContain('application/json');
-    expect(Object.keys(r.body).sort()).toEqual(['expiresAt', 'token']);
+    expect(Object.keys(r.body).sort()).toEqual(['expiresAt', 'token', 'userId']);
+    expect(r.body.userId).toBe(userId);
     const claims = h.svc.ctx.tokens.jwt.verify(r.body.token, Math.floor(before / 1000))!;
     expect(claims).toMatchObject({ typ: 'user', sub: String(userId) });
     expect(claims.jti).toMatch(UUID);

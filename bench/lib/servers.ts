@@ -162,6 +162,7 @@ export function serviceEnv(redisUrl: string, databaseUrl: string, extra: Record<
     // the path (its cost is measured) but out of the way.
     RATE_LIMIT_PER_SECOND: '1000000',
     RATE_LIMIT_BURST: '1000000',
+    TOKEN_RATE_LIMIT_PER_MINUTE: '0',
     ...extra,
   };
 }

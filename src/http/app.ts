@@ -1,9 +1,12 @@
 import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { errors } from '../errors.ts';
 import type { AppContext } from '../context.ts';
 import type { AppEnv } from './env.ts';
 import { errorBody, onError } from './errors.ts';
 import { observe } from './middleware/observe.ts';
-import { rateLimit } from './middleware/rate-limit.ts';
+import { cors } from './middleware/cors.ts';
+import { byAddress, byVerifiedUserElseAddress, rateLimit } from './middleware/rate-limit.ts';
 import { redisBreaker } from './middleware/redis-breaker.ts';
 import { requestId } from './middleware/request-id.ts';
 import { adminRouter } from './routes/admin.ts';
@@ -14,12 +17,28 @@ import { joinRouter, queueMeRouter } from './routes/queue.ts';
 import { reservationsRouter } from './routes/reservations.ts';
 import { tokensRouter } from './routes/tokens.ts';
 
+const MAX_BODY_BYTES = 16 * 1024;
+
 /** Builds the whole HTTP app from its dependencies; the server and the tests both use it. */
 export function createApp(ctx: AppContext, opts: { logRequests?: boolean } = {}) {
   const app = new Hono<AppEnv>();
   app.use('*', requestId());
   app.use('*', observe({ metrics: ctx.metrics, log: ctx.log, logRequests: opts.logRequests ?? false }));
-  app.use('/v1/*', rateLimit(ctx.config.rateLimit));
+  if (ctx.config.corsOrigins.length > 0) app.use('/v1/*', cors({ origins: ctx.config.corsOrigins }));
+  const { perSecond, burst, trustProxy } = ctx.config.rateLimit;
+  app.use('/v1/*', rateLimit({
+    perSecond, burst,
+    clientOf: byVerifiedUserElseAddress({ trustProxy, userOf: (token) => ctx.tokens.decode(token, ctx.clock())?.userId ?? null }),
+  }));
+  // Minting a token costs a SQL write (and, in jwt mode, a signature check or a key fetch).
+  app.use('/v1/tokens', rateLimit({
+    perSecond: ctx.config.tokenRateLimit.perMinute / 60, burst: ctx.config.tokenRateLimit.burst, clientOf: byAddress({ trustProxy }),
+  }));
+  // Every JSON body this API takes is far smaller; chunked bodies are counted as they arrive.
+  app.use('*', bodyLimit({
+    maxSize: MAX_BODY_BYTES,
+    onError: (c) => c.json(errorBody('PAYLOAD_TOO_LARGE', `request body is larger than ${MAX_BODY_BYTES / 1024} KiB`), 413),
+  }));
   app.use('/v1/*', redisBreaker({ mode: ctx.mode, coordinator: ctx.coordinator }));
   app.onError(onError(ctx.log));
   app.notFound((c) => c.json(errorBody('NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`), 404));
@@ -32,6 +51,8 @@ export function createApp(ctx: AppContext, opts: { logRequests?: boolean } = {})
   app.route('/v1/reservations', reservationsRouter(ctx));
   app.route('/v1/me', balanceRouter(ctx));
   app.route('/v1/payments', paymentsRouter(ctx));
+  // Admin endpoints never answer a browser on another origin: refuse its preflight.
+  app.options('/admin/*', () => { throw errors.forbidden('admin endpoints do not answer cross-origin requests'); });
   app.route('/admin', adminRouter(ctx));
   return app;
 }

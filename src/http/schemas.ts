@@ -26,7 +26,18 @@ export const id = z.string({ error: 'must be a positive whole number' })
 export const concertParam = z.object({ concertId: id });
 export const scheduleParams = z.object({ concertId: id, scheduleId: id });
 
-export const tokenBody = z.object({ userId: wholeNumber(1, Number.MAX_SAFE_INTEGER) }).strict();
+/** AUTH_MODE=open: the client names the user. */
+export const tokenBody = z.object({
+  userId: wholeNumber(1, Number.MAX_SAFE_INTEGER),
+  idToken: z.never({ error: 'is accepted only with AUTH_MODE=jwt; this service signs in with {"userId": <number>}' }).optional(),
+}).strict();
+
+/** AUTH_MODE=jwt: the identity provider's token names the user. */
+export const idTokenBody = z.object({
+  idToken: z.string({ error: 'must be the identity token (a JWT string)' })
+    .min(1, { error: 'must be the identity token (a JWT string)' }).max(8192, { error: 'must be at most 8192 characters' }),
+  userId: z.never({ error: 'is not accepted with AUTH_MODE=jwt; send {"idToken": "<JWT from the identity provider>"}' }).optional(),
+}).strict();
 
 export const createConcertBody = z.object({
   title: text(1, 200),

@@ -131,6 +131,20 @@ export interface ServiceModeTable {
   updated_at: number;
 }
 
+/** AUTH_MODE=jwt: the service's own user id of an identity-provider subject. */
+export interface IdentitiesTable {
+  iss: string;
+  sub: string;
+  user_id: number;
+  created_at: number;
+}
+
+/** One row (id 1): the last user id handed to a new identity. */
+export interface UserIdCounterTable {
+  id: number;
+  last_id: number;
+}
+
 export interface Database {
   users: UsersTable;
   ledger: LedgerTable;
@@ -144,6 +158,8 @@ export interface Database {
   queue_state: QueueStateTable;
   idempotency_keys: IdempotencyKeysTable;
   service_mode: ServiceModeTable;
+  identities: IdentitiesTable;
+  user_id_counter: UserIdCounterTable;
 }
 
 export type User = Selectable<UsersTable>;

@@ -33,7 +33,7 @@ export async function startService(opts: TestServiceOptions = {}): Promise<TestS
   const database = opts.database ?? (await createTestDatabase(opts.sql ?? 'sqlite'));
   const config = loadConfig({
     // Tests drive many requests per token; the limiter has its own test.
-    JWT_SECRET, ADMIN_API_KEY: ADMIN_KEY, LOG_LEVEL: 'error', RATE_LIMIT_PER_SECOND: '0',
+    JWT_SECRET, ADMIN_API_KEY: ADMIN_KEY, LOG_LEVEL: 'error', RATE_LIMIT_PER_SECOND: '0', TOKEN_RATE_LIMIT_PER_MINUTE: '0',
     REDIS_URL: redisProc.url, DATABASE_URL: database.url, ...opts.env,
   });
   const clients: RedisClient[] = [];

@@ -1,4 +1,4 @@
-import type { MiddlewareHandler } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
 import { getConnInfo } from 'hono/bun';
 import { errors } from '../../errors.ts';
 
@@ -6,42 +6,64 @@ export interface RateLimitOptions {
   /** Sustained requests a second per client; 0 turns limiting off. */
   perSecond: number;
   burst: number;
-  /** Trust X-Forwarded-For (the service runs behind a load balancer). */
-  trustProxy: boolean;
+  /** Who the client is; null when there is nothing to key on (an in-process request). */
+  clientOf: (c: Context) => string | null;
 }
 
 interface Bucket { tokens: number; at: number }
 
+/** The client's address: the socket's, or the first X-Forwarded-For hop behind a trusted proxy. */
+export function clientAddress(c: Context, trustProxy: boolean): string | null {
+  if (trustProxy) {
+    const fwd = c.req.header('X-Forwarded-For')?.split(',')[0]?.trim();
+    if (fwd) return fwd;
+  }
+  try {
+    return getConnInfo(c).remote.address ?? null;
+  } catch {
+    return null; // not served by Bun.serve (in-process requests): nothing to key on
+  }
+}
+
 /**
- * A token bucket per client, in process memory: no round trip on the hot path. A client is
- * its bearer token when it sends one, otherwise its address. With N instances behind a load
- * balancer the effective limit is up to N times higher; it exists to stop floods from one
- * client, not to meter fairly (the waiting room does that).
+ * The user of a bearer token whose signature and expiry hold (no I/O), else the address. Only a
+ * verified token gets a bucket of its own: keyed on the raw header, every made-up value would
+ * be a fresh client with a full burst.
+ */
+export function byVerifiedUserElseAddress(opts: { trustProxy: boolean; userOf: (token: string) => number | null }) {
+  return (c: Context): string | null => {
+    const m = /^Bearer\s+(\S+)$/i.exec(c.req.header('Authorization') ?? '');
+    const userId = m ? opts.userOf(m[1]!) : null;
+    if (userId !== null) return `u:${userId}`;
+    const addr = clientAddress(c, opts.trustProxy);
+    return addr ? `a:${addr}` : null;
+  };
+}
+
+export function byAddress(opts: { trustProxy: boolean }) {
+  return (c: Context): string | null => {
+    const addr = clientAddress(c, opts.trustProxy);
+    return addr ? `a:${addr}` : null;
+  };
+}
+
+/**
+ * A token bucket per client, in process memory: no round trip on the hot path. With N instances
+ * behind a load balancer the effective limit is up to N times higher; it exists to stop floods
+ * from one client, not to meter fairly (the waiting room does that).
  */
 export function rateLimit(opts: RateLimitOptions): MiddlewareHandler {
   const buckets = new Map<string, Bucket>();
+  // A bucket idle this long is full again, so forgetting it changes nothing.
+  const forgetAfterMs = Math.max(60_000, opts.perSecond > 0 ? (opts.burst / opts.perSecond) * 1000 : 0);
   let sweptAt = Date.now();
-  const clientOf = (c: Parameters<MiddlewareHandler>[0]): string | null => {
-    const auth = c.req.header('Authorization');
-    if (auth) return `t:${auth.slice(-24)}`;
-    if (opts.trustProxy) {
-      const fwd = c.req.header('X-Forwarded-For')?.split(',')[0]?.trim();
-      if (fwd) return `a:${fwd}`;
-    }
-    try {
-      const addr = getConnInfo(c).remote.address;
-      return addr ? `a:${addr}` : null;
-    } catch {
-      return null; // not served by Bun.serve (in-process requests): nothing to key on
-    }
-  };
   return async function rateLimitMiddleware(c, next) {
     if (opts.perSecond <= 0) return next();
-    const client = clientOf(c);
+    const client = opts.clientOf(c);
     if (!client) return next();
     const now = Date.now();
     if (now - sweptAt > 60_000) {
-      for (const [k, b] of buckets) if (now - b.at > 60_000) buckets.delete(k);
+      for (const [k, b] of buckets) if (now - b.at > forgetAfterMs) buckets.delete(k);
       sweptAt = now;
     }
     const b = buckets.get(client) ?? { tokens: opts.burst, at: now };
