@@ -45,7 +45,7 @@ async function startProcess(): Promise<Service> {
     env: {
       PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', HOST: '127.0.0.1', PORT: String(port),
       REDIS_URL: redis.url, DATABASE_URL: `sqlite:${dbFile}`, JWT_SECRET, ADMIN_API_KEY: ADMIN_KEY,
-      SHUTDOWN_DRAIN_SECONDS: String(DRAIN_SECONDS), RATE_LIMIT_PER_SECOND: '0', ADMISSION_TICK_MS: '100', LOG_LEVEL: 'info',
+      SHUTDOWN_DRAIN_SECONDS: String(DRAIN_SECONDS), RATE_LIMIT_PER_SECOND: '0', TOKEN_RATE_LIMIT_PER_MINUTE: '0', ADMISSION_TICK_MS: '100', LOG_LEVEL: 'info',
     },
     stdin: 'ignore', stdout: 'pipe', stderr: 'pipe',
   });
