@@ -9,13 +9,12 @@ export interface JoinReplay { queueJti: string; userId: number; createdAt: numbe
  * between Redis and SQL mode.
  */
 export async function claimJoin(db: Db, c: { srcJti: string; concertId: number; queueJti: string; userId: number; now: number }):
-  Promise<JoinReplay> {
+  Promise<JoinReplay | null> {
   await db.insertInto('join_replays').values({
     src_jti: c.srcJti, concert_id: c.concertId, queue_jti: c.queueJti, user_id: c.userId, created_at: c.now,
   }).onConflict((oc) => oc.columns(['src_jti', 'concert_id']).doNothing()).execute();
-  const claim = await findJoinReplay(db, c.srcJti, c.concertId);
-  if (!claim) throw new Error('join claim vanished right after it was written');
-  return claim;
+  // Null only when a refused attempt dropped its claim between the two statements: claim again.
+  return findJoinReplay(db, c.srcJti, c.concertId);
 }
 
 export async function findJoinReplay(db: Db, srcJti: string, concertId: number): Promise<JoinReplay | null> {

@@ -21,6 +21,8 @@ export interface Principal {
   token: string;
 }
 
+const REFRESH_PAUSE_MS = 5000;
+
 /** A queue token as issued: the signed string and what it carries. */
 export interface IssuedQueueToken { token: string; jti: string; seq: number; expiresAt: number }
 
@@ -30,6 +32,7 @@ export interface IssuedQueueToken { token: string; jti: string; seq: number; exp
  */
 export class TokenService {
   readonly jwt: JwtCodec;
+  private refreshPausedUntil = 0;
   constructor(private readonly db: Db, private readonly redis: RedisClient, private readonly config: Config) {
     this.jwt = new JwtCodec(config.jwtSecret);
   }
@@ -133,8 +136,11 @@ export class TokenService {
    * double-submit of the same join (or an earlier attempt whose answer was lost) already claimed.
    */
   async claimJoin(src: Principal, concertId: number, now: number): Promise<string> {
-    const claim = await claimJoin(this.db, { srcJti: src.jti, concertId, queueJti: randomUUID(), userId: src.userId, now });
-    return claim.queueJti;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const claim = await claimJoin(this.db, { srcJti: src.jti, concertId, queueJti: randomUUID(), userId: src.userId, now });
+      if (claim) return claim.queueJti;
+    }
+    throw errors.unavailable('this join is being retried at the same time; join again', 1);
   }
 
   /** Forgets a claim whose join was refused, so that its retry takes a new place under a new id. */
@@ -171,8 +177,16 @@ export class TokenService {
    */
   async refreshQueueToken(p: Principal, now: number): Promise<{ token: string; expiresAt: number } | null> {
     const ttlMs = this.config.queueTokenTtlSeconds * 1000;
-    if (p.typ !== 'queue' || p.exp * 1000 - now >= ttlMs / 2) return null;
-    const expiresAt = await extendTokenExpiry(this.db, p.jti, now + ttlMs, now);
+    if (p.typ !== 'queue' || p.exp * 1000 - now >= ttlMs / 2 || now < this.refreshPausedUntil) return null;
+    let expiresAt: number | null;
+    try {
+      expiresAt = await extendTokenExpiry(this.db, p.jti, now + ttlMs, now);
+    } catch (err) {
+      // SQL is failing (Redis mode keeps serving polls through a SQL outage): the refresh waits
+      // a few seconds rather than slowing every poll by a timeout. Half a life is plenty of time.
+      this.refreshPausedUntil = now + REFRESH_PAUSE_MS;
+      throw err;
+    }
     if (expiresAt === null) return null;
     const token = this.jwt.sign({
       typ: 'queue', sub: String(p.userId), jti: p.jti, cid: p.concertId, seq: p.seq, iat: Math.floor(now / 1000), exp: Math.floor(expiresAt / 1000),
