@@ -13,6 +13,20 @@ const poll = (h: Harness, token: string) => call(h.app, 'GET', '/v1/queue/me', {
 const claims = (h: Harness, token: string) => h.svc.ctx.tokens.jwt.verify(token, 0)!;
 const jtiOf = (h: Harness, token: string) => claims(h, token).jti;
 
+/**
+ * Fires `n` requests, the i-th after i × `turns` turns of the event loop: all run at once, but
+ * later ones reach the service while earlier ones are at different steps of their join (in
+ * lockstep every request would pass each step together and some orders would never be seen).
+ */
+async function staggered<T>(n: number, turns: number, fn: (i: number) => Promise<T>): Promise<T[]> {
+  const started: Promise<T>[] = [];
+  for (let i = 0; i < n; i++) {
+    started.push(fn(i));
+    for (let t = 0; t < turns; t++) await new Promise((r) => setImmediate(r));
+  }
+  return Promise.all(started);
+}
+
 async function tokenRow(h: Harness, jti: string) {
   return h.svc.database.db.selectFrom('tokens').selectAll().where('jti', '=', jti).executeTakeFirstOrThrow();
 }
@@ -181,7 +195,10 @@ describeEach('concurrent double-submits', {}, (h) => {
     const c = await newConcert(h);
     const users = Array.from({ length: 5 }, () => newUserId());
     const tokens = await Promise.all(users.map((u) => userToken(h.app, u)));
-    const replies = await Promise.all(tokens.flatMap((t) => Array.from({ length: N }, () => join(h.app, c.id, t))));
+    // Users 0-2 in lockstep, users 3-4 staggered: both kinds of interleaving, exact outcomes either way.
+    const replies = (await Promise.all(tokens.map((t, i) => i < 3
+      ? Promise.all(Array.from({ length: N }, () => join(h.app, c.id, t)))
+      : staggered(N, i - 2, () => join(h.app, c.id, t))))).flat();
     const seqs = new Set<number>();
     for (let i = 0; i < users.length; i++) {
       const mine = replies.slice(i * N, (i + 1) * N);
@@ -216,6 +233,21 @@ describeEach('concurrent double-submits', {}, (h) => {
     expect(replies.map((r) => r.status)).toEqual(Array(N).fill(200));
     expect(replies.every((r) => r.body.token === first.body.token)).toBe(true);
     expect(await queueStats(h.app, c.id)).toMatchObject({ waiting: 1, lastEntry: 1 });
+  });
+
+  test(`${N} concurrent joins into another concert with one queue token: one 201, the rest 200 with the same token; the old place is given up`, async () => {
+    const [a, b] = [await newConcert(h), await newConcert(h)];
+    const userId = newUserId();
+    const inA = await join(h.app, a.id, await userToken(h.app, userId));
+    const replies = await staggered(N, 2, () => join(h.app, b.id, inA.body.token));
+    expect(replies.map((r) => r.status).sort()).toEqual([...Array(N - 1).fill(200), 201].sort());
+    const token = replies[0]!.body.token;
+    expect(replies.every((r) => r.body.token === token && r.body.concertId === b.id && r.body.position === 1)).toBe(true);
+    expect((await poll(h, inA.body.token)).status).toBe(401);
+    expect((await poll(h, token)).body).toMatchObject({ concertId: b.id, status: 'waiting', position: 1 });
+    expect(await queueStats(h.app, a.id)).toMatchObject({ waiting: 0 });
+    expect(await queueStats(h.app, b.id)).toMatchObject({ waiting: 1, lastEntry: 1 });
+    expect((await tokenRow(h, jtiOf(h, inA.body.token))).revoked_at).toEqual(expect.any(Number));
   });
 
   test(`a place that already existed: ${N} concurrent joins with a new user token give no 201, one new token for all`, async () => {

@@ -128,14 +128,14 @@ export class QueueService {
       const kept = await this.keepPlace(principal, now);
       if (kept) return kept;
     }
-    if (principal.typ === 'queue' && principal.concertId !== concertId) {
-      // One ticket at a time: joining another concert gives up the place held in this one.
-      await store.leave(principal.concertId!, principal.userId, principal.jti, now, 'leave').catch(() => {});
-    }
+    // One ticket at a time: joining another concert gives up the place held in this one, once
+    // the new place is recorded. Until then the old token stays live, so that a double-submit
+    // racing this join takes the same road (and a refused join keeps the old place).
+    const moving = principal.typ === 'queue' && principal.concertId !== concertId;
     const jti = await this.tokens.claimJoin(principal, concertId, now);
     const outcome = await store.join(concertId, principal.userId, jti, now);
     // A double-submit that got here second finds its own place under the claimed id: nothing to revoke.
-    const replaced = [principal.jti];
+    const replaced = moving ? [] : [principal.jti];
     if (outcome.replacedJti && outcome.replacedJti !== principal.jti && outcome.replacedJti !== jti) replaced.push(outcome.replacedJti);
     let issued: IssuedQueueToken;
     try {
@@ -152,6 +152,10 @@ export class QueueService {
       throw err;
     }
     // Recorded in SQL: from here a failure keeps the place, and the retry (the claim) finds it.
+    if (moving) {
+      // Leaving revokes the old token; if the leave fails, the token dies all the same.
+      await this.leave(principal, now).catch(() => this.tokens.revoke([principal.jti], now)).catch(() => {});
+    }
     if (useRedis) await this.tokens.forgetInRedis(replaced);
     return { created: outcome.fresh, token: issued.token, expiresAt: issued.expiresAt, place: this.view(concertId, outcome) };
   }
