@@ -16,6 +16,8 @@ export interface Config {
   adminApiKey: string | undefined;
   userTokenTtlSeconds: number;
   queueTokenTtlSeconds: number;
+  /** How long a join can be retried with the token it replaced (its answer was lost) and get the same answer. */
+  joinReplaySeconds: number;
   holdTtlSeconds: number;
   queueGraceSeconds: number;
   defaultMaxActive: number;
@@ -214,6 +216,7 @@ export function loadConfig(env: Env = process.env): Config {
     adminApiKey: env.ADMIN_API_KEY || undefined,
     userTokenTtlSeconds: int(env, 'USER_TOKEN_TTL_SECONDS', 1800, 1, 30 * day),
     queueTokenTtlSeconds: int(env, 'QUEUE_TOKEN_TTL_SECONDS', 3600, 1, 30 * day),
+    joinReplaySeconds: int(env, 'JOIN_REPLAY_SECONDS', 120, 0, day),
     holdTtlSeconds: int(env, 'HOLD_TTL_SECONDS', 300, 1, day),
     queueGraceSeconds: int(env, 'QUEUE_GRACE_SECONDS', 300, 1, day),
     defaultMaxActive: int(env, 'DEFAULT_MAX_ACTIVE', 1000, 1, 10_000_000),

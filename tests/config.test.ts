@@ -29,6 +29,7 @@ const BAD: Record<string, string[]> = {
   LOG_LEVEL: ['verbose', 'INFO'],
   USER_TOKEN_TTL_SECONDS: ['0', 'abc', '2592001', '-5'],
   QUEUE_TOKEN_TTL_SECONDS: ['0', '1h'],
+  JOIN_REPLAY_SECONDS: ['-1', '86401', '2m', '1.5'],
   HOLD_TTL_SECONDS: ['0', '86401', '5m'],
   QUEUE_GRACE_SECONDS: ['0', '86401'],
   DEFAULT_MAX_ACTIVE: ['0', '10000001', 'many'],
@@ -70,7 +71,7 @@ describe('loadConfig', () => {
       jwtSecretGenerated: true,
       adminApiKey: undefined,
       userTokenTtlSeconds: 1800,
-      queueTokenTtlSeconds: 3600,
+      queueTokenTtlSeconds: 3600, joinReplaySeconds: 120,
       holdTtlSeconds: 300,
       queueGraceSeconds: 300,
       defaultMaxActive: 1000,
@@ -92,13 +93,13 @@ describe('loadConfig', () => {
   test('good values are read', () => {
     const c = loadConfig({
       PORT: ' 8080 ', JWT_SECRET: SECRET, ADMIN_API_KEY: 'k', DATABASE_URL: 'postgres://u@h:5432/db', LOG_LEVEL: 'warn',
-      USER_TOKEN_TTL_SECONDS: '60', QUEUE_TOKEN_TTL_SECONDS: '120', HOLD_TTL_SECONDS: '30', QUEUE_GRACE_SECONDS: '10',
+      USER_TOKEN_TTL_SECONDS: '60', QUEUE_TOKEN_TTL_SECONDS: '120', JOIN_REPLAY_SECONDS: '0', HOLD_TTL_SECONDS: '30', QUEUE_GRACE_SECONDS: '10',
       DEFAULT_MAX_ACTIVE: '5', DEFAULT_ADMIT_PER_SECOND: '2', DEFAULT_ACTIVE_TTL_SECONDS: '90', TOKEN_REDIS_LIMIT: '0',
       MAX_HOLDS_PER_USER: '2', ADMISSION_TICK_MS: '50', REDIS_TIMEOUT_MS: '200', TRUST_PROXY: 'true',
     });
     expect(c).toMatchObject({
       port: 8080, jwtSecret: SECRET, jwtSecretGenerated: false, adminApiKey: 'k', databaseUrl: 'postgres://u@h:5432/db',
-      logLevel: 'warn', userTokenTtlSeconds: 60, queueTokenTtlSeconds: 120, holdTtlSeconds: 30, queueGraceSeconds: 10,
+      logLevel: 'warn', userTokenTtlSeconds: 60, queueTokenTtlSeconds: 120, joinReplaySeconds: 0, holdTtlSeconds: 30, queueGraceSeconds: 10,
       defaultMaxActive: 5, defaultAdmitPerSecond: 2, defaultActiveTtlSeconds: 90, tokenRedisLimit: 0, maxHoldsPerUser: 2,
       admissionTickMs: 50, redisTimeoutMs: 200, rateLimit: { trustProxy: true },
     });

@@ -85,16 +85,29 @@ describeEach('queue', {}, (h) => {
     expect(Math.max(...after)).toBeLessThanOrEqual(h.svc.config.queueGraceSeconds / 3);
   });
 
-  test('joining again with the queue token answers 200 with the same place and replaces the token', async () => {
+  test('joining again with the queue token answers 200 with the same token and place', async () => {
     const concert = await newConcert(h);
     await joinNew(h, concert.id);
     const first = await joinNew(h, concert.id);
     const again = await join(h.app, concert.id, first.token);
     expect(again.status).toBe(200);
     expect(again.body).toMatchObject({ status: 'waiting', position: 2, ahead: 1 });
-    expect(again.body.token).not.toBe(first.token);
+    expect(again.body.token).toBe(first.token);
+    expect((await poll(h, first.token)).body.position).toBe(2);
+    expect(await queueStats(h.app, concert.id)).toMatchObject({ waiting: 2, lastEntry: 2 });
+  });
+
+  test('joining again with another user token of the same user answers 200 with the same place and replaces the token', async () => {
+    const concert = await newConcert(h);
+    await joinNew(h, concert.id);
+    const userId = newUserId();
+    const first = await join(h.app, concert.id, await userToken(h.app, userId));
+    const again = await join(h.app, concert.id, await userToken(h.app, userId));
+    expect(again.status).toBe(200);
+    expect(again.body).toMatchObject({ status: 'waiting', position: 2, ahead: 1 });
+    expect(again.body.token).not.toBe(first.body.token);
     expect(h.svc.ctx.tokens.decode(again.body.token, h.clock.now())!.seq).toBe(2);
-    expect((await poll(h, first.token)).status).toBe(401);
+    expect((await poll(h, first.body.token)).status).toBe(401);
     expect((await poll(h, again.body.token)).body.position).toBe(2);
     expect(await queueStats(h.app, concert.id)).toMatchObject({ waiting: 2 });
   });

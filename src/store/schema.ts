@@ -85,6 +85,15 @@ export interface TokensTable {
   created_at: number;
 }
 
+/** The queue token a join made with `src_jti` issued (see join-replays.repo.ts). */
+export interface JoinReplaysTable {
+  src_jti: string;
+  concert_id: number;
+  queue_jti: string;
+  user_id: number;
+  created_at: number;
+}
+
 export type QueueEntryStatus = 'waiting' | 'active' | 'left' | 'expired' | 'done';
 
 export interface QueueEntriesTable {
@@ -154,6 +163,7 @@ export interface Database {
   reservations: ReservationsTable;
   payments: PaymentsTable;
   tokens: TokensTable;
+  join_replays: JoinReplaysTable;
   queue_entries: QueueEntriesTable;
   queue_state: QueueStateTable;
   idempotency_keys: IdempotencyKeysTable;

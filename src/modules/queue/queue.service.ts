@@ -1,9 +1,8 @@
-import { randomUUID } from 'node:crypto';
 import type { Config } from '../../config.ts';
-import { errors, UnknownQueueTokenError } from '../../errors.ts';
+import { AppError, errors, UnknownQueueTokenError } from '../../errors.ts';
 import type { ModeController } from '../../resilience/mode.ts';
 import type { CatalogService } from '../catalog/catalog.service.ts';
-import type { Principal, TokenService } from '../tokens/tokens.service.ts';
+import type { IssuedQueueToken, Principal, TokenService } from '../tokens/tokens.service.ts';
 import type { QueuePlace, QueueStore } from './types.ts';
 
 export interface PlaceView {
@@ -15,6 +14,10 @@ export interface PlaceView {
   pollAfterSeconds: number;
   activeUntil: string | null;
 }
+
+export interface JoinAnswer { created: boolean; token: string; expiresAt: number; place: PlaceView }
+
+const isUnauthenticated = (err: unknown) => err instanceof AppError && err.status === 401;
 
 export interface QueueStores { redis: QueueStore; sql: QueueStore }
 
@@ -100,38 +103,109 @@ export class QueueService {
     };
   }
 
-  async join(principal: Principal, concertId: number, now: number) {
+  /**
+   * Joins a concert's line. A client that retries is never locked out (docs/api.md, token
+   * lifecycle): joining again with the live queue token of this concert answers with that very
+   * token; a join made with a given token always gives out one queue token id (claimed in SQL
+   * first), so double-submits share one place and one answer; and a retry with the token a join
+   * just replaced gets that join's answer again for JOIN_REPLAY_SECONDS.
+   */
+  async join(principal: Principal, concertId: number, now: number): Promise<JoinAnswer> {
     const concert = await this.catalog.concert(concertId);
     if (concert.endsAt <= now) throw errors.queueClosed('the concert is over');
     this.assertAccepting(concertId);
     const useRedis = this.mode.useRedis();
     const store = this.store();
-    await this.assertLive(principal, now, useRedis);
-    if (principal.typ === 'queue' && principal.concertId !== concertId) {
-      // One ticket at a time: joining another concert gives up the place held in this one.
-      await store.leave(principal.concertId!, principal.userId, principal.jti, now, 'leave').catch(() => {});
-    }
-    const jti = randomUUID();
-    const outcome = await store.join(concertId, principal.userId, jti, now);
-    const { token, expiresAt } = this.tokens.signQueueToken(principal.userId, jti, concertId, outcome.seq, now);
-    const replaced = [principal.jti];
-    if (outcome.replacedJti && outcome.replacedJti !== principal.jti) replaced.push(outcome.replacedJti);
     try {
-      await this.tokens.recordQueueToken({ userId: principal.userId, jti, concertId, seq: outcome.seq, expiresAt }, replaced, now, useRedis);
+      await this.assertLive(principal, now, useRedis);
+    } catch (err) {
+      if (!isUnauthenticated(err)) throw err;
+      const replay = await this.replayJoin(principal, concertId, now);
+      if (!replay) throw err;
+      return replay;
+    }
+    if (principal.typ === 'queue' && principal.concertId === concertId) {
+      const kept = await this.keepPlace(principal, now);
+      if (kept) return kept;
+    }
+    // One ticket at a time: joining another concert gives up the place held in this one, once
+    // the new place is recorded. Until then the old token stays live, so that a double-submit
+    // racing this join takes the same road (and a refused join keeps the old place).
+    const moving = principal.typ === 'queue' && principal.concertId !== concertId;
+    const jti = await this.tokens.claimJoin(principal, concertId, now);
+    const outcome = await store.join(concertId, principal.userId, jti, now);
+    // A double-submit that got here second finds its own place under the claimed id: nothing to revoke.
+    const replaced = moving ? [] : [principal.jti];
+    if (outcome.replacedJti && outcome.replacedJti !== principal.jti && outcome.replacedJti !== jti) replaced.push(outcome.replacedJti);
+    let issued: IssuedQueueToken;
+    try {
+      issued = await this.tokens.recordQueueTokenInSql({
+        userId: principal.userId, jti, concertId, seq: outcome.seq, expiresAt: now + this.config.queueTokenTtlSeconds * 1000,
+      }, replaced, now, useRedis);
     } catch (err) {
       // Not acknowledged: a fresh place must not outlive the refusal, or the retry would be
-      // handed the same (refused) entry number again.
-      if (outcome.fresh) await store.leave(concertId, principal.userId, jti, now, 'leave').catch(() => {});
+      // handed the same (refused) entry number again; and the retry takes a new token id.
+      if (outcome.fresh) {
+        await store.leave(concertId, principal.userId, jti, now, 'leave').catch(() => {});
+        await this.tokens.dropJoinClaim(principal, concertId, jti).catch(() => {});
+      }
       throw err;
     }
-    return { created: outcome.fresh, token, expiresAt, place: this.view(concertId, outcome) };
+    // Recorded in SQL: from here a failure keeps the place, and the retry (the claim) finds it.
+    if (moving) {
+      // Leaving revokes the old token; if the leave fails, the token dies all the same.
+      await this.leave(principal, now).catch(() => this.tokens.revoke([principal.jti], now)).catch(() => {});
+    }
+    if (useRedis) await this.tokens.forgetInRedis(replaced);
+    return { created: outcome.fresh, token: issued.token, expiresAt: issued.expiresAt, place: this.view(concertId, outcome) };
   }
 
-  async poll(principal: Principal, now: number): Promise<PlaceView> {
+  /**
+   * Joining again with the live queue token of this concert: the same token and place, the
+   * heartbeat refreshed as a poll would. Null when the waiting place has lapsed: the token
+   * then takes a new place at the back, as it always did.
+   */
+  private async keepPlace(principal: Principal, now: number): Promise<JoinAnswer | null> {
+    const concertId = principal.concertId!;
+    const store = this.store();
+    let place: QueuePlace;
+    try {
+      place = await this.withPlace(principal, now, () => store.poll(concertId, principal.userId, principal.jti, now));
+    } catch (err) {
+      if (isUnauthenticated(err)) return null;
+      throw err;
+    }
+    return { created: false, token: principal.token, expiresAt: principal.exp * 1000, place: this.view(concertId, place) };
+  }
+
+  /** The answer of the join that replaced `principal` in this concert, while it may be replayed and its place lives. */
+  private async replayJoin(principal: Principal, concertId: number, now: number): Promise<JoinAnswer | null> {
+    const replay = await this.tokens.replayableJoin(principal, concertId, now);
+    if (!replay) return null;
+    const store = this.store();
+    const q = replay.principal;
+    let place: QueuePlace;
+    try {
+      place = await this.withPlace(q, now, () => store.poll(concertId, q.userId, q.jti, now));
+    } catch (err) {
+      if (isUnauthenticated(err)) return null; // the place has ended: the replaced token is just that
+      throw err;
+    }
+    return { created: false, token: replay.issued.token, expiresAt: replay.issued.expiresAt, place: this.view(concertId, place) };
+  }
+
+  /**
+   * A poll is the heartbeat, and it keeps the token alive too: past half its life the answer
+   * carries a refreshed `token` (same place, new exp). Refreshing is best effort: a poll that
+   * could not record it answers without one, and the next poll tries again.
+   */
+  async poll(principal: Principal, now: number): Promise<PlaceView & { token?: string }> {
     const concertId = this.queueConcert(principal);
     const store = this.store();
     const place = await this.withPlace(principal, now, () => store.poll(concertId, principal.userId, principal.jti, now));
-    return this.view(concertId, place);
+    const view = this.view(concertId, place);
+    const refreshed = await this.tokens.refreshQueueToken(principal, now).catch(() => null);
+    return refreshed ? { ...view, token: refreshed.token } : view;
   }
 
   async leave(principal: Principal, now: number): Promise<void> {

@@ -1,5 +1,6 @@
+import type { Transaction } from 'kysely';
 import type { Db } from '../../store/connect.ts';
-import type { TokenType } from '../../store/schema.ts';
+import type { Database, TokenType } from '../../store/schema.ts';
 
 export async function ensureUser(db: Db, userId: number, now: number): Promise<void> {
   await db.insertInto('users').values({ id: userId, balance: 0, created_at: now })
@@ -25,4 +26,19 @@ export async function isTokenLive(db: Db, jti: string, now: number): Promise<boo
     .where('jti', '=', jti).where('revoked_at', 'is', null).where('expires_at', '>', now)
     .executeTakeFirst();
   return row !== undefined;
+}
+
+/** A queue token's record, read back to sign the token from it (the same string for every reader). */
+export async function queueTokenRecord(db: Db | Transaction<Database>, jti: string) {
+  return db.selectFrom('tokens').select(['user_id', 'concert_id', 'seq', 'expires_at', 'revoked_at', 'created_at'])
+    .where('jti', '=', jti).where('typ', '=', 'queue').executeTakeFirst();
+}
+
+/** Moves a live token's expiry later (never earlier); returns the expiry now recorded, or null when it is not live. */
+export async function extendTokenExpiry(db: Db, jti: string, expiresAt: number, now: number): Promise<number | null> {
+  await db.updateTable('tokens').set({ expires_at: expiresAt })
+    .where('jti', '=', jti).where('revoked_at', 'is', null).where('expires_at', '>', now).where('expires_at', '<', expiresAt)
+    .execute();
+  const row = await db.selectFrom('tokens').select(['expires_at', 'revoked_at']).where('jti', '=', jti).executeTakeFirst();
+  return row && row.revoked_at === null && row.expires_at > now ? row.expires_at : null;
 }

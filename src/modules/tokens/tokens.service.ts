@@ -8,7 +8,8 @@ import type { Db } from '../../store/connect.ts';
 import { JwtCodec, type TokenClaims } from './jwt.ts';
 import { assertSqlMode } from '../../resilience/sql-fence.ts';
 import { claimEntry } from '../queue/entries.repo.ts';
-import { ensureUser, insertToken, isTokenLive, revokeTokens } from './tokens.repo.ts';
+import { claimJoin, dropJoinClaim, findJoinReplay } from './join-replays.repo.ts';
+import { ensureUser, extendTokenExpiry, insertToken, isTokenLive, queueTokenRecord, revokeTokens } from './tokens.repo.ts';
 
 export interface Principal {
   typ: 'user' | 'queue';
@@ -20,12 +21,18 @@ export interface Principal {
   token: string;
 }
 
+const REFRESH_PAUSE_MS = 5000;
+
+/** A queue token as issued: the signed string and what it carries. */
+export interface IssuedQueueToken { token: string; jti: string; seq: number; expiresAt: number }
+
 /**
  * Issues and checks tokens. Records are written through: SQL first (the record of truth),
  * then Redis. Past TOKEN_REDIS_LIMIT live user tokens, new ones stay in SQL only.
  */
 export class TokenService {
   readonly jwt: JwtCodec;
+  private refreshPausedUntil = 0;
   constructor(private readonly db: Db, private readonly redis: RedisClient, private readonly config: Config) {
     this.jwt = new JwtCodec(config.jwtSecret);
   }
@@ -55,12 +62,16 @@ export class TokenService {
     return { token, expiresAt, inRedis };
   }
 
-  signQueueToken(userId: number, jti: string, concertId: number, seq: number, now: number): { token: string; expiresAt: number } {
-    const expiresAt = now + this.config.queueTokenTtlSeconds * 1000;
-    const token = this.jwt.sign({
-      typ: 'queue', sub: String(userId), jti, cid: concertId, seq, iat: Math.floor(now / 1000), exp: Math.floor(expiresAt / 1000),
+  /**
+   * Signs a queue token from its server-side record: iat from when it was recorded, exp from its
+   * recorded expiry. Whoever signs the same record gets the same string, which is what lets a
+   * double-submitted or retried join answer with the token the first one gave out.
+   */
+  signQueueToken(r: { userId: number; jti: string; concertId: number; seq: number; createdAt: number; expiresAt: number }): string {
+    return this.jwt.sign({
+      typ: 'queue', sub: String(r.userId), jti: r.jti, cid: r.concertId, seq: r.seq,
+      iat: Math.floor(r.createdAt / 1000), exp: Math.floor(r.expiresAt / 1000),
     });
-    return { token, expiresAt };
   }
 
   /** A user token's record: Redis first, SQL for tokens that overflowed or when Redis is out. */
@@ -74,27 +85,113 @@ export class TokenService {
   }
 
   /**
-   * Records a queue token and revokes the tokens it replaces, in SQL and in Redis. The token's
-   * entry number is claimed in the same transaction: a number SQL mode has already given to
-   * someone else refuses the join (503) before anything is acknowledged.
+   * Records a queue token and revokes the tokens it replaces, in SQL and in Redis; returns the
+   * token as recorded (see recordQueueTokenInSql).
    */
   async recordQueueToken(p: { userId: number; jti: string; concertId: number; seq: number; expiresAt: number }, replaced: string[],
-    now: number, useRedis: boolean): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
+    now: number, useRedis: boolean): Promise<IssuedQueueToken> {
+    const issued = await this.recordQueueTokenInSql(p, replaced, now, useRedis);
+    if (useRedis) await this.forgetInRedis(replaced);
+    return issued;
+  }
+
+  /**
+   * The SQL half: the record of truth. The token's entry number is claimed in the same
+   * transaction: a number SQL mode has already given to someone else refuses the join (503)
+   * before anything is acknowledged. The token id may already be recorded (a double-submit of
+   * the same join recorded it first): then that record is the token, if it is this place's.
+   */
+  async recordQueueTokenInSql(p: { userId: number; jti: string; concertId: number; seq: number; expiresAt: number }, replaced: string[],
+    now: number, useRedis: boolean): Promise<IssuedQueueToken> {
+    return this.db.transaction().execute(async (trx) => {
       // A SQL-mode place is recorded only while the fleet is in SQL mode (see assertSqlMode).
       if (!useRedis) await assertSqlMode(trx);
       if (!(await claimEntry(trx, { concertId: p.concertId, seq: p.seq, userId: p.userId, now }))) {
         throw errors.unavailable('that place in line was taken while the service switched stores; join again', 1);
       }
       await insertToken(trx, { jti: p.jti, userId: p.userId, typ: 'queue', concertId: p.concertId, seq: p.seq, expiresAt: p.expiresAt, now });
-      await revokeTokens(trx, replaced, now);
+      const row = await queueTokenRecord(trx, p.jti);
+      if (!row || row.user_id !== p.userId || row.concert_id !== p.concertId || row.seq !== p.seq
+        || row.revoked_at !== null || row.expires_at <= now) {
+        // The id names another (ended) place of this user: refuse, so that the retry claims a new id.
+        throw errors.unavailable('your place in line changed while joining; join again', 1);
+      }
+      await revokeTokens(trx, replaced.filter((j) => j !== p.jti), now);
+      const issued = { ...p, createdAt: row.created_at, expiresAt: row.expires_at };
+      return { token: this.signQueueToken(issued), jti: p.jti, seq: p.seq, expiresAt: row.expires_at };
     });
-    if (useRedis && replaced.length > 0) {
-      await this.redis.pipeline()
-        .del(...replaced.map((j) => keys.userToken(j)))
-        .zrem(keys.liveUserTokens, ...replaced)
-        .exec();
+  }
+
+  /** The Redis half: replaced user tokens leave Redis once SQL has them revoked. */
+  async forgetInRedis(replaced: string[]): Promise<void> {
+    if (replaced.length === 0) return;
+    await this.redis.pipeline()
+      .del(...replaced.map((j) => keys.userToken(j)))
+      .zrem(keys.liveUserTokens, ...replaced)
+      .exec();
+  }
+
+  /**
+   * The queue token id a join made with `src` gives out in a concert: a new one, or the one a
+   * double-submit of the same join (or an earlier attempt whose answer was lost) already claimed.
+   */
+  async claimJoin(src: Principal, concertId: number, now: number): Promise<string> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const claim = await claimJoin(this.db, { srcJti: src.jti, concertId, queueJti: randomUUID(), userId: src.userId, now });
+      if (claim) return claim.queueJti;
     }
+    throw errors.unavailable('this join is being retried at the same time; join again', 1);
+  }
+
+  /** Forgets a claim whose join was refused, so that its retry takes a new place under a new id. */
+  dropJoinClaim(src: Principal, concertId: number, queueJti: string): Promise<void> {
+    return dropJoinClaim(this.db, src.jti, concertId, queueJti);
+  }
+
+  /**
+   * A join retried with the token that a join into this concert replaced (its answer was lost),
+   * within JOIN_REPLAY_SECONDS: the queue token that join issued, while SQL still has it live.
+   * Whether its place is still live is the caller's question (the place's store).
+   */
+  async replayableJoin(src: Principal, concertId: number, now: number):
+    Promise<{ principal: Principal; issued: IssuedQueueToken } | null> {
+    const claim = await findJoinReplay(this.db, src.jti, concertId);
+    if (!claim || claim.userId !== src.userId || now >= claim.createdAt + this.config.joinReplaySeconds * 1000) return null;
+    const row = await queueTokenRecord(this.db, claim.queueJti);
+    if (!row || row.user_id !== src.userId || row.concert_id !== concertId || row.seq === null
+      || row.revoked_at !== null || row.expires_at <= now) return null;
+    const token = this.signQueueToken({
+      userId: src.userId, jti: claim.queueJti, concertId, seq: row.seq, createdAt: row.created_at, expiresAt: row.expires_at,
+    });
+    return {
+      principal: { typ: 'queue', userId: src.userId, jti: claim.queueJti, concertId, seq: row.seq, exp: Math.floor(row.expires_at / 1000), token },
+      issued: { token, jti: claim.queueJti, seq: row.seq, expiresAt: row.expires_at },
+    };
+  }
+
+  /**
+   * A queue token with less than half its life left, whose holder still has the place: the same
+   * token id and entry number with a new expiry, recorded in SQL first (every store and the
+   * recovery paths read it there; Redis keeps no expiry of its own for queue tokens). The old
+   * string stays valid until its own exp, so a lost answer loses nothing. Null when not due.
+   */
+  async refreshQueueToken(p: Principal, now: number): Promise<{ token: string; expiresAt: number } | null> {
+    const ttlMs = this.config.queueTokenTtlSeconds * 1000;
+    if (p.typ !== 'queue' || p.exp * 1000 - now >= ttlMs / 2 || now < this.refreshPausedUntil) return null;
+    let expiresAt: number | null;
+    try {
+      expiresAt = await extendTokenExpiry(this.db, p.jti, now + ttlMs, now);
+    } catch (err) {
+      // SQL is failing (Redis mode keeps serving polls through a SQL outage): the refresh waits
+      // a few seconds rather than slowing every poll by a timeout. Half a life is plenty of time.
+      this.refreshPausedUntil = now + REFRESH_PAUSE_MS;
+      throw err;
+    }
+    if (expiresAt === null) return null;
+    const token = this.jwt.sign({
+      typ: 'queue', sub: String(p.userId), jti: p.jti, cid: p.concertId, seq: p.seq, iat: Math.floor(now / 1000), exp: Math.floor(expiresAt / 1000),
+    });
+    return { token, expiresAt };
   }
 
   revoke(jtis: string[], now: number) {
