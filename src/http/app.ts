@@ -11,7 +11,7 @@ import { catalogRouter } from './routes/catalog.ts';
 import { opsRouter } from './routes/ops.ts';
 import { balanceRouter, paymentsRouter } from './routes/payments.ts';
 import { joinRouter, queueMeRouter } from './routes/queue.ts';
-import { reservationsRouter } from './routes/reservations.ts';
+import { myReservationsRouter, reservationsRouter } from './routes/reservations.ts';
 import { tokensRouter } from './routes/tokens.ts';
 
 /** Builds the whole HTTP app from its dependencies; the server and the tests both use it. */
@@ -31,6 +31,7 @@ export function createApp(ctx: AppContext, opts: { logRequests?: boolean } = {})
   app.route('/v1/queue', queueMeRouter(ctx));
   app.route('/v1/reservations', reservationsRouter(ctx));
   app.route('/v1/me', balanceRouter(ctx));
+  app.route('/v1/me', myReservationsRouter(ctx));
   app.route('/v1/payments', paymentsRouter(ctx));
   app.route('/admin', adminRouter(ctx));
   return app;
