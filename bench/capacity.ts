@@ -227,6 +227,7 @@ async function main() {
     const holds = new RedisHoldStore(r, async () => now + 60 * day, {
       find: async () => null,
       listOwn: async () => [],
+      ownLiveHold: async () => null,
       recordGranted: (hold, at) => recordGrantedHold(db!, hold, at),
       release: async () => {},
     });

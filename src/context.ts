@@ -112,6 +112,7 @@ export function createContext(config: Config, deps: { db: Db; redis: RedisClient
     redis: new RedisHoldStore(redis, async (id) => (await catalog.concert(id)).endsAt, {
       find: (rid, now) => sqlHolds.find(0, rid, now),
       listOwn: (userId, now, limit) => sqlHolds.listOwn(userId, now, limit),
+      ownLiveHold: (userId, concertId, scheduleId, seat, now) => sqlHolds.ownLiveHoldOf(userId, concertId, scheduleId, seat, now),
       recordGranted: (hold, now) => recordGrantedHold(db, hold, now),
       release: (rid, userId, now, inRedis) => sqlHolds.releaseWith(rid, userId, now, inRedis),
     }, { replicas: config.redisWaitReplicas, timeoutMs: config.redisWaitTimeoutMs }),

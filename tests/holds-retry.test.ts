@@ -50,6 +50,22 @@ describeEach('holds for clients that retry', { env: SALES_ENV }, (h) => {
     expect((await get(a!.token, first.body.reservationId)).body.status).toBe('expired');
   });
 
+  test('my hold that Redis lost (a failover) but SQL keeps: holding it again is 200 with it; a rival is still 409', async () => {
+    if (h.mode !== 'redis') return;
+    const c = await createConcert(h.app, [{ seats: 2, price: 100 }]);
+    const s = c.schedules[0]!.id;
+    const [a, b] = await admit(h, c.id, 2);
+    const first = await hold(h.app, a!, s, 1);
+    await h.svc.redis.del(keys.hold(c.id, s, 1));
+    await h.svc.redis.zrem(keys.holds(c.id, s), 1);
+    const again = await hold(h.app, a!, s, 1);
+    expect([again.status, again.body]).toEqual([200, first.body]);
+    expect(await rowsOf(a!.userId)).toEqual([{ id: first.body.reservationId, status: 'held' }]);
+    const rival = await hold(h.app, b!, s, 1);
+    expect([rival.status, errorCode(rival)]).toEqual([409, 'SEAT_UNAVAILABLE']);
+    expect((await get(a!.token, first.body.reservationId)).body.status).toBe('held');
+  });
+
   test('10 concurrent holds of one seat by its user: one 201, nine 200, all the same reservation', async () => {
     const c = await createConcert(h.app, [{ seats: 3, price: 100 }]);
     const s = c.schedules[0]!.id;

@@ -31,6 +31,8 @@ export interface HoldRecords {
   listOwn(userId: number, now: number, limit: number): Promise<ReservationRecord[]>;
   /** False when SQL refuses the hold (the seat is sold or live-held by another reservation there). */
   recordGranted(hold: Hold, now: number): Promise<boolean>;
+  /** The user's own live hold of the seat as SQL has it, or null. */
+  ownLiveHold(userId: number, concertId: number, scheduleId: number, seatNumber: number, now: number): Promise<Hold | null>;
   /** Marks a live hold released in SQL under the reservation's lock, then runs `inRedis` before committing. */
   release(reservationId: string, userId: number, now: number, inRedis: () => Promise<void>): Promise<void>;
 }
@@ -89,6 +91,9 @@ export class RedisHoldStore implements HoldStore {
     if (!recorded) {
       // Redis did not know the seat was taken (it lost a sale's mirror or a hold in a failover).
       await this.undo(hold, now);
+      // The hold Redis lost may be this user's own: SQL's is then the answer, as if Redis had known it.
+      const own = await this.sql.ownLiveHold(req.userId, c, req.scheduleId, req.seatNumber, now);
+      if (own) return { hold: own, created: false };
       throw errors.seatUnavailable();
     }
     return { hold, created: true };

@@ -51,6 +51,12 @@ export class SqlHoldStore implements HoldStore {
     });
   }
 
+  /** The user's own live hold of the seat, outside any transaction (Redis mode asks when Redis lost it). */
+  async ownLiveHoldOf(userId: number, concertId: number, scheduleId: number, seatNumber: number, now: number): Promise<Hold | null> {
+    const seat = await findSeat(this.db, concertId, scheduleId, seatNumber);
+    return seat ? this.ownLiveHold(this.db, seat, userId, now) : null;
+  }
+
   /** The user's own live hold on this seat row, as its reservation records it. */
   private async ownLiveHold(trx: Parameters<typeof findReservation>[0],
     seat: { status: string; hold_reservation_id: string | null; hold_user_id: number | null; hold_expires_at: number | null },
