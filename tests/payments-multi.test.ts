@@ -133,6 +133,10 @@ describeEach('payments of several holds', { env: SALES_ENV }, (h) => {
       expect({ body, status: r.status, code: errorCode(r) }).toEqual({ body, status: 400, code: 'VALIDATION_FAILED' });
       expect(r.body.error.details.length).toBeGreaterThan(0);
     }
+    const dup = await payMany(buyer, [ids[0]!, ids[0]!]);
+    expect(dup.body.error.details).toEqual([{ field: 'reservationIds', problem: 'must not list a reservation id twice' }]);
+    const both = await call(h.app, 'POST', '/v1/payments', { token: buyer.token, body: { reservationIds: ids, reservationId: ids[0] } });
+    expect(both.body.error.details[0].problem).toContain('not both');
     const wrong = await payMany(buyer, other.ids);
     expect([wrong.status, errorCode(wrong)]).toEqual([403, 'NOT_ADMITTED']);
     expect(await paymentsOf(buyer.userId)).toEqual([]);

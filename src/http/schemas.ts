@@ -47,7 +47,7 @@ export const paymentBody = (maxIds: number) => z.union([
       .max(maxIds, `must list at most ${maxIds} reservation ids (MAX_HOLDS_PER_USER)`)
       .refine((ids) => new Set(ids).size === ids.length, 'must not list a reservation id twice'),
   }).strict(),
-]);
+], { error: 'give reservationId (one id) or reservationIds (a list of ids), not both' });
 
 /** Money endpoints and holds: an optional Idempotency-Key of 1 to 200 printable ASCII characters. */
 export const idempotencyHeader = z.object({
