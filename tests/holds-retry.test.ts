@@ -114,6 +114,20 @@ describeEach('holds for clients that retry', { env: SALES_ENV }, (h) => {
     expect((await rowsOf(a!.userId)).length).toBe(1);
   });
 
+  test('Idempotency-Key: one key sent with two seats at once takes one seat; the other answer is 422 and its seat stays free', async () => {
+    const c = await createConcert(h.app, [{ seats: 4, price: 100 }]);
+    const s = c.schedules[0]!.id;
+    const [a] = await admit(h, c.id, 1);
+    const [x, y] = await Promise.all([holdWithKey(h, a!, s, 1, 'two-seats'), holdWithKey(h, a!, s, 2, 'two-seats')]);
+    const outcomes = [x, y].map((r) => (r.status === 201 ? '201' : `${r.status} ${errorCode(r)}`)).sort();
+    expect(outcomes).toEqual(['201', '422 IDEMPOTENCY_KEY_REUSED']);
+    const won = x.status === 201 ? x : y;
+    const live = await db().selectFrom('reservations').select('id').where('user_id', '=', a!.userId).where('status', '=', 'held').execute();
+    expect(live).toEqual([{ id: won.body.reservationId }]);
+    const seats = (await call(h.app, 'GET', `/v1/concerts/${c.id}/schedules/${s}/seats`, { token: a!.token })).body.seats;
+    expect(seats.filter((z: { status: string }) => z.status === 'held').map((z: { seatNumber: number }) => z.seatNumber)).toEqual([won.body.seatNumber]);
+  });
+
   test('Idempotency-Key: a retry after the hold was paid (token spent) gets the first answer', async () => {
     const c = await createConcert(h.app, [{ seats: 2, price: 100 }]);
     const s = c.schedules[0]!.id;

@@ -1,5 +1,5 @@
 import type { Config } from '../../config.ts';
-import { errors } from '../../errors.ts';
+import { AppError, errors } from '../../errors.ts';
 import type { ModeController } from '../../resilience/mode.ts';
 import type { Db } from '../../store/connect.ts';
 import { idempotentRequest, priorAnswer, runIdempotent, type Answer } from '../payments/idempotency.ts';
@@ -76,7 +76,16 @@ export class ReservationService {
     if (!req) return answer;
     // The hold is already taken (Redis and SQL); the key records the answer. Should a concurrent
     // copy have recorded its own first, that one (the same reservation) is the first answer.
-    return (await runIdempotent<ReservationView>(this.db, req, now, async () => answer)).answer;
+    try {
+      return (await runIdempotent<ReservationView>(this.db, req, now, async () => answer)).answer;
+    } catch (err) {
+      // A concurrent request with this key and another seat recorded first: this one is refused,
+      // so the seat it took must not stay taken (best effort; its expiry ends it otherwise).
+      if (outcome.created && err instanceof AppError && err.code === 'IDEMPOTENCY_KEY_REUSED') {
+        await this.store().release(outcome.hold.concertId, outcome.hold.reservationId, principal.userId, now).catch(() => {});
+      }
+      throw err;
+    }
   }
 
   /** The queue token names the concert; the store checks it is current and admitted in the same step. */
