@@ -226,6 +226,8 @@ async function main() {
     // Holds are written through to SQL as in the service; only their Redis bytes are measured.
     const holds = new RedisHoldStore(r, async () => now + 60 * day, {
       find: async () => null,
+      listOwn: async () => [],
+      ownLiveHold: async () => null,
       recordGranted: (hold, at) => recordGrantedHold(db!, hold, at),
       release: async () => {},
     });
@@ -237,6 +239,7 @@ async function main() {
     await pmap(activeUsers.slice(0, nHolds), 200, (u, i) => holds.hold({
       concertId: activeConcert, scheduleId: scheduleIds[Math.floor(i / Math.max(1, counts.seats))]!, seatNumber: (i % Math.max(1, counts.seats)) + 1,
       userId: u.userId, jti: u.jti, reservationId: newReservationId(activeConcert), ttlMs: config.holdTtlSeconds * 1000, maxHolds: config.maxHoldsPerUser,
+      maxTickets: config.maxTicketsPerUser,
     }, Date.now()));
     const holdsWithStream = await usedMemory(r);
     const holdEntries = await (r as Redis).xlen(keys.stream(activeConcert));

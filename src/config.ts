@@ -25,6 +25,8 @@ export interface Config {
   defaultActiveTtlSeconds: number;
   tokenRedisLimit: number;
   maxHoldsPerUser: number;
+  /** Held + paid seats of one concert per user. */
+  maxTicketsPerUser: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
   /** Admission ticker period; one tick admits up to admitPerSecond × period. */
   admissionTickMs: number;
@@ -224,6 +226,7 @@ export function loadConfig(env: Env = process.env): Config {
     defaultActiveTtlSeconds: int(env, 'DEFAULT_ACTIVE_TTL_SECONDS', 600, 1, day),
     tokenRedisLimit: int(env, 'TOKEN_REDIS_LIMIT', 100_000, 0, 1_000_000_000),
     maxHoldsPerUser: int(env, 'MAX_HOLDS_PER_USER', 4, 1, 1000),
+    maxTicketsPerUser: int(env, 'MAX_TICKETS_PER_USER', 4, 1, 1000),
     logLevel,
     admissionTickMs: int(env, 'ADMISSION_TICK_MS', 1000, 50, 60_000),
     redisTimeoutMs: int(env, 'REDIS_TIMEOUT_MS', 1500, 50, 60_000),

@@ -119,11 +119,13 @@ export function createContext(config: Config, deps: { db: Db; redis: RedisClient
   const reservations = new ReservationService({
     redis: new RedisHoldStore(redis, async (id) => (await catalog.concert(id)).endsAt, {
       find: (rid, now) => sqlHolds.find(0, rid, now),
+      listOwn: (userId, now, limit) => sqlHolds.listOwn(userId, now, limit),
+      ownLiveHold: (userId, concertId, scheduleId, seat, now) => sqlHolds.ownLiveHoldOf(userId, concertId, scheduleId, seat, now),
       recordGranted: (hold, now) => recordGrantedHold(db, hold, now),
       release: (rid, userId, now, inRedis) => sqlHolds.releaseWith(rid, userId, now, inRedis),
     }, { replicas: config.redisWaitReplicas, timeoutMs: config.redisWaitTimeoutMs }),
     sql: sqlHolds,
-  }, mode, queue, config);
+  }, mode, queue, config, db);
   const balance = new BalanceService(db, queue);
   // Set once the coordinator exists (it needs the write-behind, which needs nothing of this).
   let onMirrorLost = (_reason: string) => {};

@@ -32,6 +32,8 @@ export const errors = {
   holdExpired: () => new AppError(409, 'HOLD_EXPIRED', 'the hold has expired or was released'),
   alreadyPaid: () => new AppError(409, 'ALREADY_PAID', 'this reservation is already paid'),
   holdLimit: (max: number) => new AppError(409, 'HOLD_LIMIT_REACHED', `you already hold ${max} seats`),
+  ticketLimit: (max: number) =>
+    new AppError(409, 'TICKET_LIMIT_REACHED', `you may hold or buy at most ${max} seats of this concert`),
   insufficientBalance: () => new AppError(402, 'INSUFFICIENT_BALANCE', 'balance is below the price'),
   queueClosed: (message = 'the queue of this concert is closed') => new AppError(409, 'QUEUE_CLOSED', message),
   idempotencyKeyReused: () =>

@@ -31,25 +31,25 @@ async function admitUser(c: number, user: number, jti: string, seq: number, acti
   await scratch.redis.zadd(keys.active(c), activeUntil, user);
 }
 
-const holdSeat = (c: number, o: { user?: number; jti?: string; now?: number; seat?: number; rid?: string; max?: number; schedule?: number } = {}) => {
+const holdSeat = (c: number, o: { user?: number; jti?: string; now?: number; seat?: number; rid?: string; max?: number; tickets?: number; schedule?: number } = {}) => {
   const user = o.user ?? 1;
   const s = o.schedule ?? S;
   const seat = o.seat ?? 1;
   const rid = o.rid ?? `${c}-r${Math.random().toString(36).slice(2)}`;
   return runScript(scratch.redis, 'holdSeat', [
     keys.queueTokens(c), keys.active(c), keys.schedule(c, s), keys.seats(c, s), keys.sold(c, s), keys.holds(c, s),
-    keys.hold(c, s, seat), keys.userHolds(c, user), keys.reservation(c, rid), keys.stream(c),
-  ], [user, o.jti ?? 'j1', o.now ?? T0, s, seat, rid, TTL, o.max ?? 4, CATALOG_UNTIL, RETAIN]);
+    keys.hold(c, s, seat), keys.userHolds(c, user), keys.reservation(c, rid), keys.stream(c), keys.userPaid(c, user),
+  ], [user, o.jti ?? 'j1', o.now ?? T0, s, seat, rid, TTL, o.max ?? 4, CATALOG_UNTIL, RETAIN, o.tickets ?? 100]);
 };
 const releaseHold = (c: number, rid: string, o: { user?: number; owner?: number; seat?: number; now?: number } = {}) =>
   runScript(scratch.redis, 'releaseHold', [
     keys.reservation(c, rid), keys.hold(c, S, o.seat ?? 1), keys.holds(c, S), keys.userHolds(c, o.owner ?? o.user ?? 1), keys.stream(c),
   ], [o.user ?? 1, rid, o.now ?? T0]);
-const markSold = (c: number, rid: string, o: { user?: number; seat?: number; seq?: number; now?: number } = {}) =>
+const markSold = (c: number, rid: string, o: { user?: number; seat?: number; seq?: number; now?: number; end?: boolean } = {}) =>
   runScript(scratch.redis, 'markSold', [
     keys.sold(c, S), keys.hold(c, S, o.seat ?? 1), keys.holds(c, S), keys.userHolds(c, o.user ?? 1), keys.reservation(c, rid),
-    keys.seats(c, S), keys.schedule(c, S), keys.active(c), keys.queueTokens(c), keys.seen(c), keys.stream(c),
-  ], [o.seat ?? 1, rid, o.user ?? 1, o.now ?? T0, o.seq ?? 3, CATALOG_UNTIL]);
+    keys.seats(c, S), keys.schedule(c, S), keys.active(c), keys.queueTokens(c), keys.seen(c), keys.stream(c), keys.userPaid(c, o.user ?? 1),
+  ], [o.seat ?? 1, rid, o.user ?? 1, o.now ?? T0, o.seq ?? 3, CATALOG_UNTIL, o.end === false ? 0 : 1]);
 
 async function events(c: number): Promise<Record<string, string>[]> {
   return (await scratch.redis.xrange(keys.stream(c), '-', '+')).map(([, f]) => {
@@ -62,7 +62,7 @@ async function events(c: number): Promise<Record<string, string>[]> {
 describe('holdSeat', () => {
   test('takes the seat: hold key with its expiry, holds zsets, reservation record, one stream entry', async () => {
     const c = await concert({ price: 1234 });
-    expect(await holdSeat(c, { seat: 2, rid: `${c}-a` })).toEqual([0, 1234, T0 + TTL]);
+    expect(await holdSeat(c, { seat: 2, rid: `${c}-a` })).toEqual([0, 1234, T0 + TTL, `${c}-a`, 1]);
     expect(await scratch.redis.get(keys.hold(c, S, 2))).toBe(`${c}-a|1`);
     expect(await scratch.redis.pexpiretime(keys.hold(c, S, 2))).toBe(T0 + TTL);
     expect(await scratch.redis.zscore(keys.holds(c, S), 2)).toBe(String(T0 + TTL));
@@ -114,6 +114,32 @@ describe('holdSeat', () => {
     expect((await holdSeat(c, { seat: 3, max: 2, now: T0 + 20 }))[0]).toBe(ScriptCode.HoldLimit);
     expect((await holdSeat(c, { seat: 3, max: 2, now: T0 + TTL }))[0]).toBe(ScriptCode.Ok);
     expect(await scratch.redis.zcard(keys.userHolds(c, 1))).toBe(2);
+  });
+
+  test('a seat the user already holds live answers that hold unchanged (created 0); someone else\'s is SeatUnavailable', async () => {
+    const c = await concert({ price: 700 });
+    expect(await holdSeat(c, { seat: 2, rid: 'mine' })).toEqual([0, 700, T0 + TTL, 'mine', 1]);
+    // Later, with a new reservation id: the first hold comes back, its expiry unchanged, and nothing is written.
+    expect(await holdSeat(c, { seat: 2, rid: 'retry', now: T0 + 5_000 })).toEqual([0, 700, T0 + TTL, 'mine', 0]);
+    expect(await scratch.redis.exists(keys.reservation(c, 'retry'))).toBe(0);
+    expect(await scratch.redis.zcard(keys.userHolds(c, 1))).toBe(1);
+    expect(await scratch.redis.xlen(keys.stream(c))).toBe(1);
+    await admitUser(c, 2, 'j2', 4);
+    expect((await holdSeat(c, { seat: 2, user: 2, jti: 'j2' }))[0]).toBe(ScriptCode.SeatUnavailable);
+    // Once it has lapsed it is an ordinary new hold again.
+    expect(await holdSeat(c, { seat: 2, rid: 'again', now: T0 + TTL })).toEqual([0, 700, T0 + 2 * TTL, 'again', 1]);
+  });
+
+  test('live holds plus paid seats of the concert stay within the ticket limit; the own-hold answer needs no room', async () => {
+    const c = await concert();
+    await scratch.redis.sadd(keys.userPaid(c, 1), 'paid-a', 'paid-b');
+    expect((await holdSeat(c, { seat: 1, rid: 'h1', tickets: 3 }))[0]).toBe(ScriptCode.Ok);
+    expect((await holdSeat(c, { seat: 2, tickets: 3 }))[0]).toBe(ScriptCode.TicketLimit);
+    expect((await holdSeat(c, { seat: 1, tickets: 3 }))[4]).toBe(0);
+    // The hold limit is judged first; a lapsed hold frees its ticket.
+    expect((await holdSeat(c, { seat: 2, tickets: 3, max: 1 }))[0]).toBe(ScriptCode.HoldLimit);
+    expect((await holdSeat(c, { seat: 2, tickets: 3, now: T0 + TTL }))[0]).toBe(ScriptCode.Ok);
+    expect(await scratch.redis.xlen(keys.stream(c))).toBe(2);
   });
 
   test('a started show takes no holds; a sold-out schedule without seat keys refuses seats in range', async () => {
@@ -170,9 +196,29 @@ describe('markSold', () => {
     expect(await scratch.redis.hexists(keys.queueTokens(c), '1')).toBe(0);
     expect(await scratch.redis.hexists(keys.seen(c), '1')).toBe(0);
     expect((await events(c))[1]).toEqual({ e: 'done', u: '1', s: '3', t: String(T0 + 9) });
+    expect(await scratch.redis.smembers(keys.userPaid(c, 1))).toEqual(['r1']);
+    expect(await scratch.redis.pexpiretime(keys.userPaid(c, 1))).toBe(CATALOG_UNTIL);
     // Mirroring the same sale again changes nothing more.
     expect(await markSold(c, 'r1', { seat: 4, seq: 3 })).toEqual([ScriptCode.Ok, 0]);
     expect(await scratch.redis.xlen(keys.stream(c))).toBe(2);
+    expect(await scratch.redis.scard(keys.userPaid(c, 1))).toBe(1);
+  });
+
+  test('the place stays while SQL says a live hold is left, or Redis has one; it ends with the last', async () => {
+    const c = await concert();
+    await holdSeat(c, { rid: 'r1', seat: 1 });
+    await holdSeat(c, { rid: 'r2', seat: 2 });
+    await holdSeat(c, { rid: 'r3', seat: 3 });
+    await markSold(c, 'r1', { seat: 1, end: false });
+    expect(await scratch.redis.hget(keys.queueTokens(c), '1')).toBe('j1:3');
+    // SQL saw no hold left, but Redis still has r3 (taken after SQL counted): the place stays.
+    await markSold(c, 'r2', { seat: 2, end: true });
+    expect(await scratch.redis.zscore(keys.active(c), 1)).not.toBeNull();
+    await markSold(c, 'r3', { seat: 3, end: true, now: T0 + 7 });
+    expect(await scratch.redis.hexists(keys.queueTokens(c), '1')).toBe(0);
+    expect(await scratch.redis.zscore(keys.active(c), 1)).toBeNull();
+    expect((await events(c)).map((e) => e.e)).toEqual(['hold', 'hold', 'hold', 'done']);
+    expect((await scratch.redis.smembers(keys.userPaid(c, 1))).sort()).toEqual(['r1', 'r2', 'r3']);
   });
 
   test('a newer place of the same user is left alone', async () => {

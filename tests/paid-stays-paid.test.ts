@@ -35,11 +35,14 @@ describeEach('a paid reservation', { env: SALES_ENV, modes: ['redis'] }, (h) => 
     await r.zadd(keys.holds(c.id, scheduleId), expiresAt, 3);
     await r.hset(keys.reservation(c.id, rid), 'st', 'held');
     await r.srem(keys.sold(c.id, scheduleId), 3);
+    await r.srem(keys.userPaid(c.id, buyer.userId), rid);
 
     // The buyer's queue token was spent by the payment; read with a fresh user token.
     const user = await call(h.app, 'POST', '/v1/tokens', { body: { userId: buyer.userId } });
     const asUser = await call(h.app, 'GET', `/v1/reservations/${rid}`, { token: user.body.token });
     expect(asUser.body.status).toBe('paid');
+    const list = await call(h.app, 'GET', '/v1/me/reservations', { token: user.body.token });
+    expect(list.body.reservations.find((x: { reservationId: string }) => x.reservationId === rid)?.status).toBe('paid');
     const release = await call(h.app, 'DELETE', `/v1/reservations/${rid}`, { token: user.body.token });
     expect([release.status, errorCode(release)]).toEqual([409, 'ALREADY_PAID']);
 
@@ -47,6 +50,7 @@ describeEach('a paid reservation', { env: SALES_ENV, modes: ['redis'] }, (h) => 
     expect(await h.svc.ctx.coordinator.rebuildNow()).toBe(true);
     expect(await r.sismember(keys.sold(c.id, scheduleId), 3)).toBe(1);
     expect(await r.exists(keys.hold(c.id, scheduleId, 3))).toBe(0);
+    expect(await r.sismember(keys.userPaid(c.id, buyer.userId), rid)).toBe(1);
     const [observer] = await admit(h, c.id, 1);
     const map = await call(h.app, 'GET', `/v1/concerts/${c.id}/schedules/${scheduleId}/seats`, { token: observer!.token });
     expect(map.body.seats[2]).toEqual({ seatNumber: 3, price: 10_000, status: 'sold' });

@@ -1,6 +1,6 @@
 /**
- * Model-based test: random sequences of hold, release, pay (with and without a retried
- * Idempotency-Key), charge, read and passing time against a plain in-memory model of seats,
+ * Model-based test: random sequences of hold, release, pay (one or two reservations, with and
+ * without a retried Idempotency-Key), charge, read and passing time against a plain in-memory model of seats,
  * reservations and balances. Every answer (status and code) and every balance must match.
  * Redis mode and SQL mode, on SQLite and PostgreSQL.
  */
@@ -17,6 +17,7 @@ const USERS = 3;
 const SEATS = 4;
 const PRICE = 10_000;
 const MAX_HOLDS = 2;
+const MAX_TICKETS = 3;
 const TTL_MS = 60_000;
 const NUM_RUNS = Number(process.env.SALES_MODEL_RUNS ?? 15);
 
@@ -43,11 +44,15 @@ class Hold implements fc.AsyncCommand<Model, Real> {
   constructor(readonly u: number, readonly seat: number) {}
   check = () => true;
   async run(m: Model, real: Real) {
+    const own = m.res.find((r) => r.seat === this.seat && r.user === this.u && live(m, r));
     const taken = m.res.some((r) => r.seat === this.seat && (r.status === 'paid' || live(m, r)));
     const mine = m.res.filter((r) => r.user === this.u && live(m, r)).length;
-    const expected = taken ? '409 SEAT_UNAVAILABLE' : mine >= MAX_HOLDS ? '409 HOLD_LIMIT_REACHED' : '201';
+    const paid = m.res.filter((r) => r.user === this.u && r.status === 'paid').length;
+    const expected = own ? '200' : taken ? '409 SEAT_UNAVAILABLE' : mine >= MAX_HOLDS ? '409 HOLD_LIMIT_REACHED'
+      : mine + paid >= MAX_TICKETS ? '409 TICKET_LIMIT_REACHED' : '201';
     const r = await hold(real.h.app, real.buyers[this.u]!, real.scheduleId, this.seat);
     expect(outcome(r)).toBe(expected);
+    if (own) expect([r.body.reservationId, Date.parse(r.body.expiresAt)]).toEqual([own.rid, own.expiresAt]);
     if (r.status === 201) {
       expect(Date.parse(r.body.expiresAt)).toBe(m.now() + TTL_MS);
       m.res.push({ rid: r.body.reservationId, user: this.u, seat: this.seat, status: 'held', expiresAt: m.now() + TTL_MS });
@@ -93,15 +98,43 @@ class Pay implements fc.AsyncCommand<Model, Real> {
       expect([again.status, again.body]).toEqual([r.status, r.body]);
     }
     if (r.status === 201) {
-      expect(r.body).toMatchObject({ reservationId: res.rid, amount: PRICE, status: 'paid' });
+      expect(r.body).toMatchObject({ reservationId: res.rid, reservationIds: [res.rid], amount: PRICE, status: 'paid' });
       res.status = 'paid';
       m.balance[this.u]! -= PRICE;
-      // The payment spent the queue token: come back through the line.
-      real.buyers[this.u] = await readmit(real.h, real.concertId, buyer);
+      await afterSale(m, real, this.u);
     }
     await expectBalance(m, real, this.u);
   }
   toString = () => `pay(u${this.u}, ${this.anyone ? 'any' : 'own'} #${this.k}${this.withKey ? ', keyed' : ''})`;
+}
+
+/** The queue token ends with the buyer's last live hold: then come back through the line. */
+async function afterSale(m: Model, real: Real, u: number) {
+  const me = await call(real.h.app, 'GET', '/v1/queue/me', { token: real.buyers[u]!.token });
+  const holdsLeft = m.res.some((r) => r.user === u && live(m, r));
+  expect(me.status).toBe(holdsLeft ? 200 : 401);
+  if (!holdsLeft) real.buyers[u] = await readmit(real.h, real.concertId, real.buyers[u]!);
+}
+
+class PayTwo implements fc.AsyncCommand<Model, Real> {
+  constructor(readonly u: number, readonly k1: number, readonly k2: number, readonly anyone: boolean) {}
+  check = (m: Readonly<Model>) => m.res.length > 1
+    && target(m as Model, this.u, this.k1, this.anyone) !== target(m as Model, this.u, this.k2, this.anyone);
+  async run(m: Model, real: Real) {
+    const list = [target(m, this.u, this.k1, this.anyone), target(m, this.u, this.k2, this.anyone)];
+    const refused = list.map((r) => refusal(m, r, this.u, 'release')).find((x) => x !== null);
+    const expected = refused ?? (m.balance[this.u]! < 2 * PRICE ? '402 INSUFFICIENT_BALANCE' : '201');
+    const r = await call(real.h.app, 'POST', '/v1/payments', { token: real.buyers[this.u]!.token, body: { reservationIds: list.map((x) => x.rid) } });
+    expect(outcome(r)).toBe(expected);
+    if (r.status === 201) {
+      expect(r.body).toMatchObject({ reservationId: list[0]!.rid, reservationIds: list.map((x) => x.rid), amount: 2 * PRICE });
+      for (const x of list) x.status = 'paid';
+      m.balance[this.u]! -= 2 * PRICE;
+      await afterSale(m, real, this.u);
+    }
+    await expectBalance(m, real, this.u);
+  }
+  toString = () => `payTwo(u${this.u}, ${this.anyone ? 'any' : 'own'} #${this.k1} #${this.k2})`;
 }
 
 class Charge implements fc.AsyncCommand<Model, Real> {
@@ -157,6 +190,7 @@ const commands = [
   ...Array(3).fill(fc.tuple(user, fc.integer({ min: 1, max: SEATS })).map(([u, s]) => new Hold(u, s))),
   fc.tuple(user, index, anyone).map(([u, k, a]) => new Release(u, k, a)),
   ...Array(2).fill(fc.tuple(user, index, anyone, fc.boolean()).map(([u, k, a, key]) => new Pay(u, k, a, key))),
+  fc.tuple(user, index, index, anyone).map(([u, k1, k2, a]) => new PayTwo(u, k1, k2, a)),
   ...Array(2).fill(fc.tuple(user, fc.constantFrom(5_000, 10_000, 25_000)).map(([u, a]) => new Charge(u, a))),
   fc.tuple(user, index, anyone).map(([u, k, a]) => new Read(u, k, a)),
   fc.constant(new SeatMap()),
@@ -179,7 +213,7 @@ for (const sql of SQL_TARGETS) {
         await h.svc.ctx.ticker.tickOnce(h.clock.now());
       };
       beforeAll(async () => {
-        h.svc = await startService({ sql, clock: h.clock.now, env: { ...SALES_ENV, MAX_HOLDS_PER_USER: String(MAX_HOLDS) } });
+        h.svc = await startService({ sql, clock: h.clock.now, env: { ...SALES_ENV, MAX_HOLDS_PER_USER: String(MAX_HOLDS), MAX_TICKETS_PER_USER: String(MAX_TICKETS) } });
         h.app = h.svc.app;
         await enterMode(h.svc, mode);
       });

@@ -21,7 +21,8 @@ const WORKERS = 24;
 
 /** What each call may answer; anything else (a 500 above all) fails the run. */
 const ALLOWED: Record<string, string[]> = {
-  hold: ['201', '409 SEAT_UNAVAILABLE', '409 HOLD_LIMIT_REACHED'],
+  // 200: a seat the user holds already (that hold again); users buy again after each readmission.
+  hold: ['201', '200', '409 SEAT_UNAVAILABLE', '409 HOLD_LIMIT_REACHED', '409 TICKET_LIMIT_REACHED'],
   release: ['204', '409 HOLD_EXPIRED', '409 ALREADY_PAID'],
   pay: ['201', '402 INSUFFICIENT_BALANCE', '409 HOLD_EXPIRED', '409 ALREADY_PAID', '409 SEAT_UNAVAILABLE'],
   charge: ['200'],
@@ -74,6 +75,7 @@ describeEach('randomized sales', { env: SALES_ENV }, (h) => {
         action = 'hold';
         r = await hold(h.app, b, pick(schedules), 1 + Math.floor(rnd() * SEATS_PER_SCHEDULE));
         if (r.status === 201) mine.push(r.body.reservationId);
+        if (r.status === 200) expect(mine).toContain(r.body.reservationId);
       } else if (roll < 0.7) {
         if (!mine.length) return;
         action = 'pay';

@@ -410,11 +410,11 @@ describe('script SHAs', () => {
   const PINNED: Record<string, string> = {
     admitNext: '10bede1c125e413601df119c052466863dff1117',
     checkQueueToken: 'dc09b8df9b5a0bed0641a0231f1957d650cd0eb8',
-    holdSeat: '770f5ab1f70100e2547bb4b94000fc48e9f1e026',
+    holdSeat: '43c2741cf0852185ea86781e63a3ba8747c3375f',
     issueToken: 'a2b47d3d2cb9d4ddf2acf062eca40b3b9c517ba5',
     joinQueue: '3ffafe0507ad995ee144fc6b842f28430799b533',
     leaveQueue: '5d5e2575352511a5a06d34562200326467641519',
-    markSold: 'e1df6744686d543e1b008284adce0600b6d68f9f',
+    markSold: 'a2dd3b7fba6d5f1443add69f27d45a91f019fed7',
     pollQueue: '504daf881f86e20e694fb12746c4ae12aa5aaf6b',
     releaseHold: '85fc721aff98e105c7b4651eb1b61f18477448a1',
   };

@@ -14,7 +14,7 @@ import { catalogRouter } from './routes/catalog.ts';
 import { opsRouter } from './routes/ops.ts';
 import { balanceRouter, paymentsRouter } from './routes/payments.ts';
 import { joinRouter, queueMeRouter } from './routes/queue.ts';
-import { reservationsRouter } from './routes/reservations.ts';
+import { myReservationsRouter, reservationsRouter } from './routes/reservations.ts';
 import { tokensRouter } from './routes/tokens.ts';
 
 const MAX_BODY_BYTES = 16 * 1024;
@@ -50,6 +50,7 @@ export function createApp(ctx: AppContext, opts: { logRequests?: boolean } = {})
   app.route('/v1/queue', queueMeRouter(ctx));
   app.route('/v1/reservations', reservationsRouter(ctx));
   app.route('/v1/me', balanceRouter(ctx));
+  app.route('/v1/me', myReservationsRouter(ctx));
   app.route('/v1/payments', paymentsRouter(ctx));
   // Admin endpoints never answer a browser on another origin: refuse its preflight.
   app.options('/admin/*', () => { throw errors.forbidden('admin endpoints do not answer cross-origin requests'); });

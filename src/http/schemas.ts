@@ -68,9 +68,20 @@ export const holdBody = z.object({
 
 export const chargeBody = z.object({ amount: wholeNumber(1, 10_000_000) }).strict();
 
-export const paymentBody = z.object({ reservationId }).strict();
+/**
+ * `{reservationId}`, or `{reservationIds}`: 1 to `maxIds` (MAX_HOLDS_PER_USER) distinct ids,
+ * paid together or not at all.
+ */
+export const paymentBody = (maxIds: number) => z.union([
+  z.object({ reservationId }).strict(),
+  z.object({
+    reservationIds: z.array(reservationId).min(1, 'must list at least one reservation id')
+      .max(maxIds, `must list at most ${maxIds} reservation ids (MAX_HOLDS_PER_USER)`)
+      .refine((ids) => new Set(ids).size === ids.length, 'must not list a reservation id twice'),
+  }).strict(),
+], { error: 'give reservationId (one id) or reservationIds (a list of ids), not both' });
 
-/** Money endpoints: an optional Idempotency-Key of 1 to 200 printable ASCII characters. */
+/** Money endpoints and holds: an optional Idempotency-Key of 1 to 200 printable ASCII characters. */
 export const idempotencyHeader = z.object({
   'idempotency-key': z.string().regex(IDEMPOTENCY_KEY, 'must be 1 to 200 printable ASCII characters').optional(),
 });

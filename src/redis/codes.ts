@@ -17,10 +17,11 @@ export enum ScriptCode {
   TickTaken = 12,
   ShowStarted = 13,
   Reloading = 14,
+  TicketLimit = 15,
 }
 
 /** Turns a script's failure code into the domain error the client sees. */
-export function scriptError(code: number, ctx: { maxHolds?: number; what?: string } = {}): AppError {
+export function scriptError(code: number, ctx: { maxHolds?: number; maxTickets?: number; what?: string } = {}): AppError {
   switch (code as ScriptCode) {
     case ScriptCode.UnknownToken: return new UnknownQueueTokenError();
     case ScriptCode.NotAdmitted: return errors.notAdmitted();
@@ -29,6 +30,7 @@ export function scriptError(code: number, ctx: { maxHolds?: number; what?: strin
     case ScriptCode.NotFound: return errors.notFound(ctx.what ?? 'resource');
     case ScriptCode.SeatUnavailable: return errors.seatUnavailable();
     case ScriptCode.HoldLimit: return errors.holdLimit(ctx.maxHolds ?? 0);
+    case ScriptCode.TicketLimit: return errors.ticketLimit(ctx.maxTickets ?? 0);
     case ScriptCode.HoldExpired: return errors.holdExpired();
     case ScriptCode.Forbidden: return errors.forbidden('this reservation belongs to someone else');
     case ScriptCode.AlreadyPaid: return errors.alreadyPaid();

@@ -21,6 +21,8 @@ export const keys = {
   hold: (c: number, s: number, seat: number) => `${tag(c)}:hold:${s}:${seat}`,
   userHolds: (c: number, u: number) => `${tag(c)}:uholds:${u}`,
   reservation: (c: number, rid: string) => `${tag(c)}:res:${rid}`,
+  /** The user's paid reservations of the concert (a set, so a sale counts once): MAX_TICKETS_PER_USER. */
+  userPaid: (c: number, u: number) => `${tag(c)}:upaid:${u}`,
 
   // waiting room
   queueMeta: (c: number) => `${tag(c)}:q:meta`,

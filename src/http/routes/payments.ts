@@ -23,10 +23,11 @@ export function balanceRouter(ctx: AppContext) {
 /** POST /v1/payments */
 export function paymentsRouter(ctx: AppContext) {
   const auth = bearer({ tokens: ctx.tokens, clock: ctx.clock });
+  const body = paymentBody(ctx.config.maxHoldsPerUser);
   return new Hono<AppEnv>()
-    .post('/', auth, validate('header', idempotencyHeader), validate('json', paymentBody), async (c) => {
+    .post('/', auth, validate('header', idempotencyHeader), validate('json', body), async (c) => {
       const key = c.req.valid('header')['idempotency-key'];
-      const answer = await ctx.payments.pay(c.get('principal'), c.req.valid('json').reservationId, key, ctx.clock());
+      const answer = await ctx.payments.pay(c.get('principal'), c.req.valid('json'), key, ctx.clock());
       return c.json(answer.body, answer.status);
     });
 }

@@ -133,6 +133,10 @@ export async function loadConcert(db: Db, redis: RedisClient, concertId: number,
     seatCount += seats.length;
   }
 
+  // Each buyer's paid reservations, for MAX_TICKETS_PER_USER. Like the sold sets they are only
+  // added to (a sale is final), so a sale mirrored after this load read SQL is kept.
+  await addPaidReservations(db, c, expireAt, add);
+
   // Queue: waiting users in entry order and active users with their remaining time. Queue
   // tokens are written through to SQL, so an entry the write-behind stream had not yet
   // delivered is still recovered from its token.
@@ -207,14 +211,36 @@ export async function ensureStreamGroup(redis: RedisClient, concertId: number): 
   }
 }
 
-/** Sold is final, so adding SQL's sold seats to Redis is always safe, even while Redis serves. */
+/**
+ * Sold is final, so adding SQL's sold seats (and each buyer's paid reservations) to Redis is
+ * always safe, even while Redis serves.
+ */
 export async function syncSoldSeats(db: Db, redis: RedisClient, concertId: number): Promise<number> {
-  const rows = await db.selectFrom('payments').select(['schedule_id', 'seat_number']).where('concert_id', '=', concertId).execute();
+  const rows = await db.selectFrom('payments').select(['schedule_id', 'seat_number', 'reservation_id', 'user_id'])
+    .where('concert_id', '=', concertId).execute();
   if (rows.length === 0) return 0;
   const p = redis.pipeline();
-  for (const r of rows) p.sadd(keys.sold(concertId, r.schedule_id), r.seat_number);
+  for (const r of rows) {
+    p.sadd(keys.sold(concertId, r.schedule_id), r.seat_number);
+    p.sadd(keys.userPaid(concertId, r.user_id), r.reservation_id);
+  }
+  const concert = await findConcert(db, concertId);
+  if (concert) {
+    for (const user of new Set(rows.map((r) => r.user_id))) p.pexpireat(keys.userPaid(concertId, user), concert.ends_at + RETAIN_AFTER_END_MS);
+  }
   await p.exec();
   return rows.length;
+}
+
+/** Writes every buyer's paid reservations of the concert from SQL's payments (see keys.userPaid). */
+async function addPaidReservations(db: Db, concertId: number, expireAt: number,
+  add: (fn: (p: ReturnType<RedisClient['pipeline']>) => void) => Promise<void>): Promise<void> {
+  const rows = await db.selectFrom('payments').select(['reservation_id', 'user_id']).where('concert_id', '=', concertId).execute();
+  const byUser = new Map<number, string[]>();
+  for (const r of rows) byUser.set(r.user_id, [...(byUser.get(r.user_id) ?? []), r.reservation_id]);
+  for (const [user, rids] of byUser) {
+    await add((p) => p.sadd(keys.userPaid(concertId, user), ...rids).pexpireat(keys.userPaid(concertId, user), expireAt));
+  }
 }
 
 /**

@@ -5,13 +5,16 @@ import { keys } from '../../redis/keys.ts';
 import { awaitReplicas } from '../../redis/replication.ts';
 import { runScript } from '../../redis/scripts.ts';
 import type { ReservationStatus } from '../../store/schema.ts';
-import type { Hold, HoldRequest, HoldStore, QueuePlaceRef, ReservationRecord } from './types.ts';
+import type { Hold, HoldOutcome, HoldRequest, HoldStore, QueuePlaceRef, ReservationRecord } from './types.ts';
 import { visibleStatus } from './types.ts';
 
 /** A held reservation's record outlives its hold by a day, for reads and late payments' answers. */
 const RECORD_RETAIN_MS = 86_400_000;
 /** Catalog keys live until a day after the concert's last show (as load-concert.ts sets them). */
 const CATALOG_RETAIN_MS = 86_400_000;
+
+/** How long a retry waits for a concurrent copy of itself to finish writing its hold through. */
+const OWN_HOLD_WAIT_MS = 3_000;
 
 /** Lifetime facts the scripts need to give new keys the catalog's expiry. */
 export type ConcertEnd = (concertId: number) => Promise<number>;
@@ -24,8 +27,12 @@ export type ConcertEnd = (concertId: number) => Promise<number>;
  */
 export interface HoldRecords {
   find(reservationId: string, now: number): Promise<ReservationRecord | null>;
+  /** The user's newest reservations as SQL has them (see HoldStore.listOwn). */
+  listOwn(userId: number, now: number, limit: number): Promise<ReservationRecord[]>;
   /** False when SQL refuses the hold (the seat is sold or live-held by another reservation there). */
   recordGranted(hold: Hold, now: number): Promise<boolean>;
+  /** The user's own live hold of the seat as SQL has it, or null. */
+  ownLiveHold(userId: number, concertId: number, scheduleId: number, seatNumber: number, now: number): Promise<Hold | null>;
   /** Marks a live hold released in SQL under the reservation's lock, then runs `inRedis` before committing. */
   release(reservationId: string, userId: number, now: number, inRedis: () => Promise<void>): Promise<void>;
 }
@@ -42,21 +49,37 @@ export class RedisHoldStore implements HoldStore {
     private readonly replication: { replicas: number; timeoutMs: number } = { replicas: 0, timeoutMs: 0 },
   ) {}
 
-  async hold(req: HoldRequest, now: number): Promise<Hold> {
+  async hold(req: HoldRequest, now: number): Promise<HoldOutcome> {
     const c = req.concertId;
     const catalogUntil = (await this.concertEnd(c)) + CATALOG_RETAIN_MS;
-    const r = await runScript(this.redis, 'holdSeat', [
-      keys.queueTokens(c), keys.active(c), keys.schedule(c, req.scheduleId), keys.seats(c, req.scheduleId),
-      keys.sold(c, req.scheduleId), keys.holds(c, req.scheduleId), keys.hold(c, req.scheduleId, req.seatNumber),
-      keys.userHolds(c, req.userId), keys.reservation(c, req.reservationId), keys.stream(c),
-    ], [
-      req.userId, req.jti, now, req.scheduleId, req.seatNumber, req.reservationId, req.ttlMs, req.maxHolds,
-      catalogUntil, RECORD_RETAIN_MS,
-    ]);
-    if (r[0] !== ScriptCode.Ok) throw scriptError(Number(r[0]), { maxHolds: req.maxHolds, what: String(r[1] ?? 'seat') });
+    const deadline = Date.now() + OWN_HOLD_WAIT_MS;
+    let reply;
+    for (;;) {
+      const r = await runScript(this.redis, 'holdSeat', [
+        keys.queueTokens(c), keys.active(c), keys.schedule(c, req.scheduleId), keys.seats(c, req.scheduleId),
+        keys.sold(c, req.scheduleId), keys.holds(c, req.scheduleId), keys.hold(c, req.scheduleId, req.seatNumber),
+        keys.userHolds(c, req.userId), keys.reservation(c, req.reservationId), keys.stream(c), keys.userPaid(c, req.userId),
+      ], [
+        req.userId, req.jti, now, req.scheduleId, req.seatNumber, req.reservationId, req.ttlMs, req.maxHolds,
+        catalogUntil, RECORD_RETAIN_MS, req.maxTickets,
+      ]);
+      reply = decodeHoldReply(r, { maxHolds: req.maxHolds, maxTickets: req.maxTickets });
+      if (reply.created) break;
+      // Redis says the seat is this user's already; SQL, which every acknowledged hold reached, has the record.
+      const rec = await this.sql.find(reply.reservationId, now);
+      if (rec) {
+        if (rec.userId !== req.userId || rec.status !== 'held') throw errors.seatUnavailable();
+        const { status: _, ...own } = rec;
+        return { hold: own, created: false };
+      }
+      // Not acknowledged yet: a concurrent copy of this request is still writing it through to
+      // SQL (or will give it back on failure). Its outcome is this request's answer too.
+      if (Date.now() > deadline) throw errors.unavailable('the same hold is being taken by another request; retry in a moment', 1);
+      await Bun.sleep(10);
+    }
     const hold: Hold = {
       reservationId: req.reservationId, userId: req.userId, concertId: c, scheduleId: req.scheduleId,
-      seatNumber: req.seatNumber, price: Number(r[1]), expiresAt: Number(r[2]),
+      seatNumber: req.seatNumber, price: reply.price, expiresAt: reply.expiresAt,
     };
     let recorded: boolean;
     try {
@@ -68,9 +91,12 @@ export class RedisHoldStore implements HoldStore {
     if (!recorded) {
       // Redis did not know the seat was taken (it lost a sale's mirror or a hold in a failover).
       await this.undo(hold, now);
+      // The hold Redis lost may be this user's own: SQL's is then the answer, as if Redis had known it.
+      const own = await this.sql.ownLiveHold(req.userId, c, req.scheduleId, req.seatNumber, now);
+      if (own) return { hold: own, created: false };
       throw errors.seatUnavailable();
     }
-    return hold;
+    return { hold, created: true };
   }
 
   /** Gives back a hold that was never acknowledged; if this fails too, its TTL ends it. */
@@ -130,6 +156,16 @@ export class RedisHoldStore implements HoldStore {
     });
   }
 
+  /** SQL's list (it has every acknowledged hold, release and sale), with Redis's sooner `paid`, as `find` reads one. */
+  async listOwn(userId: number, now: number, limit: number): Promise<ReservationRecord[]> {
+    const recs = await this.sql.listOwn(userId, now, limit);
+    const unsettled = recs.filter((r) => r.status !== 'paid');
+    // One command each, sent together: reservations of several concerts live in several slots.
+    const st = await Promise.all(unsettled.map((r) => this.redis.hget(keys.reservation(r.concertId, r.reservationId), 'st')));
+    unsettled.forEach((r, i) => { if (st[i] === 'paid') r.status = 'paid'; });
+    return recs;
+  }
+
   /** The fast check before a payment; the payment's transaction checks SQL again under the row lock. */
   async payable(concertId: number, reservationId: string, userId: number, now: number): Promise<Hold> {
     let rec = await this.record(concertId, reservationId, now);
@@ -150,7 +186,14 @@ export class RedisHoldStore implements HoldStore {
       keys.sold(c, hold.scheduleId), keys.hold(c, hold.scheduleId, hold.seatNumber), keys.holds(c, hold.scheduleId),
       keys.userHolds(c, hold.userId), keys.reservation(c, hold.reservationId), keys.seats(c, hold.scheduleId),
       keys.schedule(c, hold.scheduleId), keys.active(c), keys.queueTokens(c), keys.seen(c), keys.stream(c),
-    ], [hold.seatNumber, hold.reservationId, hold.userId, now, place.seq, catalogUntil]);
+      keys.userPaid(c, hold.userId),
+    ], [hold.seatNumber, hold.reservationId, hold.userId, now, place.seq, catalogUntil, place.end ? 1 : 0]);
     await awaitReplicas(this.redis, this.replication.replicas, this.replication.timeoutMs);
   }
+}
+
+/** holdSeat's reply: {0, price, expiresAt, reservationId, created} or {code, what}. */
+function decodeHoldReply(r: (string | number | null)[], ctx: { maxHolds: number; maxTickets: number }) {
+  if (r[0] !== ScriptCode.Ok) throw scriptError(Number(r[0]), { ...ctx, what: String(r[1] ?? 'seat') });
+  return { price: Number(r[1]), expiresAt: Number(r[2]), reservationId: String(r[3]), created: Number(r[4]) === 1 };
 }

@@ -47,10 +47,29 @@ export async function countLiveHolds(db: Conn, concertId: number, userId: number
   return Number(r?.n ?? 0);
 }
 
+/**
+ * What counts against MAX_TICKETS_PER_USER: the user's live holds and paid seats of the concert.
+ * Callers that must not race a concurrent hold of the same user hold the user's lock (lockUser).
+ */
+export async function countTickets(db: Conn, concertId: number, userId: number, now: number): Promise<{ live: number; paid: number }> {
+  const rows = await db.selectFrom('reservations').select(['status', (eb) => eb.fn.countAll<number>().as('n')])
+    .where('user_id', '=', userId).where('concert_id', '=', concertId)
+    .where((eb) => eb.or([eb('status', '=', 'paid'), eb.and([eb('status', '=', 'held'), eb('expires_at', '>', now)])]))
+    .groupBy('status').execute();
+  const n = (s: string) => Number(rows.find((r) => r.status === s)?.n ?? 0);
+  return { live: n('held'), paid: n('paid') };
+}
+
+/** The user's newest reservations, newest first (ties by id, so the order is stable). */
+export function listUserReservations(db: Conn, userId: number, limit: number): Promise<Reservation[]> {
+  return db.selectFrom('reservations').selectAll().where('user_id', '=', userId)
+    .orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit).execute();
+}
+
 /** The seat with its schedule's date, when the seat belongs to that concert's schedule. */
 export function findSeat(db: Conn, concertId: number, scheduleId: number, seatNumber: number) {
   return db.selectFrom('seats as t').innerJoin('schedules as s', 's.id', 't.schedule_id')
-    .select(['t.price', 't.status', 't.hold_expires_at', 's.date'])
+    .select(['t.price', 't.status', 't.hold_expires_at', 't.hold_reservation_id', 't.hold_user_id', 's.date'])
     .where('t.concert_id', '=', concertId).where('t.schedule_id', '=', scheduleId).where('t.seat_number', '=', seatNumber)
     .executeTakeFirst();
 }

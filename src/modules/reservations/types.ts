@@ -26,12 +26,21 @@ export interface HoldRequest {
   reservationId: string;
   ttlMs: number;
   maxHolds: number;
+  /** Most held + paid seats of the concert per user. */
+  maxTickets: number;
 }
 
-/** The queue place a payment ends, so the active slot frees at once. */
+/** A hold request's result: a new hold, or the user's own live hold of that seat (a retried request). */
+export interface HoldOutcome {
+  hold: Hold;
+  created: boolean;
+}
+
+/** The queue place that paid; `end`: SQL found no live hold of the buyer left, so the active slot frees at once. */
 export interface QueuePlaceRef {
   jti: string;
   seq: number;
+  end: boolean;
 }
 
 /**
@@ -40,10 +49,15 @@ export interface QueuePlaceRef {
  * (payments), whichever store holds the seat.
  */
 export interface HoldStore {
-  /** Checks the queue token (current and admitted), the seat and the user's hold count; takes the seat. */
-  hold(req: HoldRequest, now: number): Promise<Hold>;
+  /**
+   * Checks the queue token (current and admitted), the seat and the user's hold and ticket
+   * counts; takes the seat. A seat the user already holds live answers that hold (created false).
+   */
+  hold(req: HoldRequest, now: number): Promise<HoldOutcome>;
   /** The reservation as the store knows it, or null when it has no record. */
   find(concertId: number, reservationId: string, now: number): Promise<ReservationRecord | null>;
+  /** The user's newest `limit` reservations of every concert, newest first, with the status `find` would give. */
+  listOwn(userId: number, now: number, limit: number): Promise<ReservationRecord[]>;
   /** Releases the user's live hold: 404, 403, 409 HOLD_EXPIRED or 409 ALREADY_PAID otherwise. */
   release(concertId: number, reservationId: string, userId: number, now: number): Promise<void>;
   /** The hold a payment is about to settle, checked against the store (owner, live), or an error. */
