@@ -55,6 +55,7 @@ export const SERVICE_SETTINGS = {
   DEFAULT_ACTIVE_TTL_SECONDS: '45',
   RATE_LIMIT_PER_SECOND: '0',
   JOIN_REPLAY_SECONDS: '120',
+  MAX_TICKETS_PER_USER: '4',
   TOKEN_RATE_LIMIT_PER_MINUTE: '0',
   LOG_LEVEL: 'warn',
 } as const;
@@ -264,6 +265,8 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
       maxActive,
       readyzMaxMs: 2_000,
       replayMs: Number(SERVICE_SETTINGS.JOIN_REPLAY_SECONDS) * 1000,
+      maxTickets: Number(SERVICE_SETTINGS.MAX_TICKETS_PER_USER),
+      concertOfSchedule: Object.fromEntries(concerts.flatMap((c) => c.schedules.map((s) => [s.id, c.id]))),
     };
     const result = check(history, sqlFacts, cfg);
     const byKind: Record<string, number> = {};

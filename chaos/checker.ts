@@ -25,6 +25,7 @@ export const INVARIANTS = {
   'no-5xx': '7. no 5xx other than 503 UNAVAILABLE with Retry-After',
   'readiness': '8. /readyz answers 200 or 503 within 2 s',
   'no-lockout': '9. a join retried with the token it was made with is answered, never 401, within the replay window',
+  'ticket-cap': '10. never more than MAX_TICKETS_PER_USER seats of a concert sold to one user (SQL)',
 } as const;
 export type InvariantName = keyof typeof INVARIANTS;
 
@@ -43,6 +44,9 @@ export interface CheckConfig {
   readyzMaxMs: number;
   /** JOIN_REPLAY_SECONDS in ms: how long a join may be retried with the user token it replaced. */
   replayMs: number;
+  /** MAX_TICKETS_PER_USER, and the concert of each schedule, for the ticket cap. */
+  maxTickets: number;
+  concertOfSchedule: Record<number, number>;
 }
 
 export interface SqlFacts {
@@ -418,7 +422,8 @@ interface Hold {
 function buildHolds(history: History): Hold[] {
   const holds = new Map<string, Hold>();
   for (const o of history.ops) {
-    if (o.op !== 'hold' || o.status !== 201 || !o.res?.reservationId) continue;
+    // A 200 is the acknowledgement of a hold whose first answer (201) was lost: it counts too.
+    if (o.op !== 'hold' || (o.status !== 201 && o.status !== 200) || !o.res?.reservationId || holds.has(o.res.reservationId)) continue;
     holds.set(o.res.reservationId, {
       op: o, reservationId: o.res.reservationId, userId: o.userId,
       scheduleId: o.req?.scheduleId ?? o.res.scheduleId ?? -1, seatNumber: o.req?.seatNumber ?? o.res.seatNumber ?? -1,
@@ -663,6 +668,24 @@ export function checkReadiness(samples: ReadySample[], maxMs: number, crashes: C
   return out;
 }
 
+/** Seats sold per user and concert, from SQL's payments: at most MAX_TICKETS_PER_USER, across rejoins. */
+export function checkTicketCap(sql: SqlFacts, cfg: CheckConfig): Violation[] {
+  const sold = new Map<string, number>();
+  for (const p of sql.payments) {
+    const cid = cfg.concertOfSchedule[p.scheduleId];
+    if (cid === undefined) continue;
+    const k = `${p.userId}:${cid}`;
+    sold.set(k, (sold.get(k) ?? 0) + 1);
+  }
+  const out: Violation[] = [];
+  for (const [k, n] of sold) {
+    if (n <= cfg.maxTickets) continue;
+    const [userId, cid] = k.split(':');
+    out.push({ invariant: 'ticket-cap', fans: [], opIds: [], message: `user ${userId} bought ${n} seats of concert ${cid} (cap ${cfg.maxTickets})` });
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Retries (invariant 9)
 
@@ -714,6 +737,7 @@ export function check(history: History, sql: SqlFacts, cfg: CheckConfig): CheckR
     ...checkErrors(history),
     ...checkReadiness(history.ready, cfg.readyzMaxMs, history.crashes),
     ...checkNoLockout(history, cfg),
+    ...checkTicketCap(sql, cfg),
   ], history);
   const counts = Object.fromEntries(Object.keys(INVARIANTS).map((k) => [k, 0])) as Record<InvariantName, number>;
   for (const v of violations) counts[v.invariant]++;

@@ -15,6 +15,11 @@ export interface CallSpec {
   body?: unknown;
   idempotencyKey?: string;
   req?: HistoryOp['req'];
+  /**
+   * A request about several reservations (a payment of a list): recorded as one op per entry,
+   * with the same times and answer, so that every rule judges each reservation on its own.
+   */
+  reqs?: NonNullable<HistoryOp['req']>[];
   phase?: Phase;
 }
 
@@ -76,8 +81,16 @@ export class ChaosClient {
       op.error = e.message.slice(0, 120);
     }
     op.completeMs = this.clock.now();
-    this.history.ops.push(op);
-    return { op, body, retryAfterMs };
+    if (!spec.reqs?.length) {
+      this.history.ops.push(op);
+      return { op, body, retryAfterMs };
+    }
+    const ops = spec.reqs.map((req, i) => ({
+      ...op, id: i === 0 ? op.id : this.nextId++, req,
+      ...(op.res ? { res: { ...op.res, reservationId: req.reservationId } } : {}),
+    }));
+    this.history.ops.push(...ops);
+    return { op: ops[0]!, body, retryAfterMs };
   }
 
   /** The body fields that matter to the checker, on the run's time axis. */

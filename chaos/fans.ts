@@ -182,6 +182,35 @@ export class Fan {
     this.queueToken = undefined;
   }
 
+  /**
+   * Holds one seat of the schedule, trying others when one is taken. undefined when none could
+   * be held (or a limit was reached), 'gone' when the place answered as lost.
+   */
+  private async holdSeat(token: string, scheduleId: number, pickSeat: () => number, available: number[], exclude: number[], tries = 8):
+    Promise<PaidReservation | 'gone' | undefined> {
+    let seat = pickSeat();
+    for (let attempt = 0; attempt < tries && !this.stop.stopped; attempt++) {
+      if (exclude.includes(seat)) { seat = pickSeat(); continue; }
+      const r = await this.call('hold', 'POST', '/v1/reservations', {
+        token, body: { scheduleId, seatNumber: seat }, req: { scheduleId, seatNumber: seat },
+      });
+      if ((r.op.status === 201 || r.op.status === 200) && typeof r.body?.reservationId === 'string') {
+        return { reservationId: r.body.reservationId, scheduleId, seatNumber: seat };
+      }
+      if (r.op.status === 409) {
+        const i = available.indexOf(seat);
+        if (i >= 0) available.splice(i, 1);
+        if (r.op.code === 'HOLD_LIMIT_REACHED' || r.op.code === 'TICKET_LIMIT_REACHED') return undefined;
+        seat = pickSeat();
+      } else if (r.op.status === 503 || r.op.status === 0) {
+        await this.backoff(r); // same seat again: a lost answer may have taken it for us
+      } else {
+        return 'gone'; // 401 / 403 NOT_ADMITTED: the slot is gone (timed out or lost)
+      }
+    }
+    return undefined;
+  }
+
   private async buy(concert: ConcertSetup): Promise<void> {
     const rng = this.rng;
     const token = this.queueToken!;
@@ -206,29 +235,18 @@ export class Fan {
     const pickSeat = () => (available.length > 0 ? rng.pick(available) : rng.int(1, schedule.capacity));
     await this.stop.sleep(rng.int(200, 1_200));
 
-    let hold: { reservationId: string; scheduleId: number; seatNumber: number } | undefined;
-    let seat = pickSeat();
-    for (let attempt = 0; attempt < 8 && !this.stop.stopped && !hold; attempt++) {
-      const r = await this.call('hold', 'POST', '/v1/reservations', {
-        token, body: { scheduleId: schedule.id, seatNumber: seat }, req: { scheduleId: schedule.id, seatNumber: seat },
-      });
-      if ((r.op.status === 201 || r.op.status === 200) && typeof r.body?.reservationId === 'string') {
-        hold = { reservationId: r.body.reservationId, scheduleId: schedule.id, seatNumber: seat };
-      } else if (r.op.status === 409) {
-        available = available.filter((s) => s !== seat);
-        if (r.op.code === 'HOLD_LIMIT_REACHED') break;
-        seat = pickSeat();
-      } else if (r.op.status === 503 || r.op.status === 0) {
-        await this.backoff(r); // same seat again: a lost answer may have taken it for us
-      } else {
-        // 401 / 403 NOT_ADMITTED: the slot is gone (timed out or lost).
-        this.queueToken = undefined;
-        return;
-      }
+    const first = await this.holdSeat(token, schedule.id, pickSeat, available, []);
+    if (first === 'gone') { this.queueToken = undefined; return; }
+    if (!first) { await this.leave(); return; }
+    const holds = [first];
+    // Now and then a second seat, paid together with the first (one payment of a list).
+    if (rng.chance(0.25)) {
+      const second = await this.holdSeat(token, schedule.id, pickSeat, available, [first.seatNumber], 4);
+      if (second === 'gone') { this.queueToken = undefined; return; }
+      if (second) holds.push(second);
     }
-    if (!hold) { await this.leave(); return; }
 
-    if (rng.chance(0.5)) await this.readReservation(hold, token);
+    if (rng.chance(0.5)) await this.readReservation(first, token);
     if (rng.chance(0.4)) {
       const r = await this.poll();
       if (r.op.status === 401) { this.queueToken = undefined; return; }
@@ -236,19 +254,22 @@ export class Fan {
     await this.stop.sleep(rng.int(200, 1_200));
 
     if (rng.chance(0.15)) {
-      await this.call('release', 'DELETE', `/v1/reservations/${hold.reservationId}`, { token, req: { reservationId: hold.reservationId } });
-      if (rng.chance(0.5)) await this.readReservation(hold, token);
+      for (const h of holds) {
+        await this.call('release', 'DELETE', `/v1/reservations/${h.reservationId}`, { token, req: { reservationId: h.reservationId } });
+      }
+      if (rng.chance(0.5)) await this.readReservation(first, token);
       await this.leave();
       return;
     }
 
     const key = rng.chance(0.5) ? `chaos-${this.o.seed}-f${this.index}-p${this.cycle}-${rng.hex(8)}` : undefined;
+    const body = holds.length > 1 ? { reservationIds: holds.map((h) => h.reservationId) } : { reservationId: first.reservationId };
+    const reqs = holds.map((h) => ({
+      reservationId: h.reservationId, scheduleId: h.scheduleId, seatNumber: h.seatNumber, ...(key ? { idempotencyKey: key } : {}),
+    }));
     let paid = false;
     for (let attempt = 0; attempt < 20 && !this.stop.stopped; attempt++) {
-      const r = await this.call('pay', 'POST', '/v1/payments', {
-        token, body: { reservationId: hold.reservationId }, idempotencyKey: key,
-        req: { reservationId: hold.reservationId, scheduleId: hold.scheduleId, seatNumber: hold.seatNumber, ...(key ? { idempotencyKey: key } : {}) },
-      });
+      const r = await this.call('pay', 'POST', '/v1/payments', { token, body, idempotencyKey: key, reqs });
       if (r.op.status === 201) { paid = true; this.balance = Math.max(0, this.balance - Number(r.body?.amount ?? 0)); break; }
       if (r.op.code === 'ALREADY_PAID') { paid = true; break; }
       if (r.op.status === 402) {
@@ -261,12 +282,13 @@ export class Fan {
       break; // HOLD_EXPIRED, SEAT_UNAVAILABLE, NOT_FOUND, 401, 403: this purchase is over
     }
     if (!paid) { await this.leave(); return; }
-    this.paid.push(hold);
-    // The payment spent the queue token; reading needs a live token of the owner: a new user token.
+    this.paid.push(...holds);
+    // Paying the last live hold ended the place and its queue token; reading needs a live token
+    // of the owner: a new user token.
     this.queueToken = undefined;
     this.userToken = undefined;
     if (!(await this.getUserToken())) return;
-    await this.readReservation(hold, this.userToken!);
+    await this.readReservation(rng.pick(holds), this.userToken!);
     if (rng.chance(0.5)) await this.call('balance', 'GET', '/v1/me/balance', { token: this.userToken! });
   }
 }

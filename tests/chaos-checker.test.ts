@@ -5,7 +5,7 @@
 import { describe, expect, test } from 'bun:test';
 import {
   check, checkActiveBound, checkAdmissionOrder, checkAdmissionOrderSql, checkErrors, checkHolds, checkMoney,
-  checkNoLockout, checkPaidStaysPaid, checkPlaces, checkReadiness, buildPlaces, type CheckConfig, type SqlFacts,
+  checkNoLockout, checkTicketCap, checkPaidStaysPaid, checkPlaces, checkReadiness, buildPlaces, type CheckConfig, type SqlFacts,
 } from '../chaos/checker.ts';
 import { emptyHistory, type History, type HistoryOp, type TokenFacts } from '../chaos/history.ts';
 import { planFaults } from '../chaos/nemesis.ts';
@@ -13,7 +13,7 @@ import { mulberry32, Rng } from '../chaos/prng.ts';
 
 const cfg: CheckConfig = {
   graceMs: 20_000, graceMarginMs: 3_000, clockMarginMs: 1_000, activeTtlMs: 45_000, maxActive: { 1: 2 }, readyzMaxMs: 2_000,
-  replayMs: 120_000,
+  replayMs: 120_000, maxTickets: 2, concertOfSchedule: { 1: 1 },
 };
 const noSql: SqlFacts = { payments: [], users: [], queueEntries: [] };
 
@@ -232,6 +232,26 @@ describe('9. no lockout', () => {
   });
 });
 
+describe('10. ticket cap', () => {
+  const sale = (n: number, userId: number) => ({ id: `p${n}`, reservationId: `r${n}`, userId, scheduleId: 1, seatNumber: n });
+  test('holds: up to the cap per user', () => {
+    expect(checkTicketCap({ ...noSql, payments: [sale(1, 1), sale(2, 1), sale(3, 2)] }, cfg)).toEqual([]);
+  });
+  test('breaks: one seat past it', () => {
+    const v = checkTicketCap({ ...noSql, payments: [sale(1, 1), sale(2, 1), sale(3, 1)] }, cfg);
+    expect(v).toHaveLength(1);
+    expect(v[0]!.message).toContain('bought 3 seats');
+  });
+});
+
+describe('6b. a hold acknowledged by a retry (200) is kept too', () => {
+  test('breaks: another 201 hold of the seat while the 200-acknowledged hold lives', () => {
+    const mine = op({ op: 'hold', userId: 1, invokeMs: 0, status: 200, auth: qtok(1, 1), req: { scheduleId: 1, seatNumber: 7 },
+      res: { reservationId: 'r1', status: 'held', expiresAtMs: 15_000 } });
+    expect(checkHolds(historyOf(mine, hold(2, 1, 1_000, 'r2')), cfg).length).toBeGreaterThan(0);
+  });
+});
+
 describe('check() and the seed', () => {
   test('a clean history has no violation; counts list every invariant', () => {
     const h = historyOf(join(1, 1, 0), poll(1, 1, 1_000, 'active'), hold(1, 1, 1_100, 'r1'), pay(1, 1, 2_000, 'r1'),
@@ -239,7 +259,7 @@ describe('check() and the seed', () => {
     const sql: SqlFacts = { payments: [{ id: 'pay-r1', reservationId: 'r1', userId: 1, scheduleId: 1, seatNumber: 7 }], users: [], queueEntries: [] };
     const r = check(h, sql, cfg);
     expect(r.violations).toEqual([]);
-    expect(Object.keys(r.counts)).toHaveLength(12);
+    expect(Object.keys(r.counts)).toHaveLength(13);
   });
   test('repeated sightings of one finding are merged', () => {
     const h = historyOf(join(1, 1, 0), hold(1, 1, 100, 'r1'), pay(1, 1, 1_000, 'r1'),
