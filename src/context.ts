@@ -130,7 +130,11 @@ export function createContext(config: Config, deps: { db: Db; redis: RedisClient
   // Set once the coordinator exists (it needs the write-behind, which needs nothing of this).
   let onMirrorLost = (_reason: string) => {};
   const payments = new PaymentService(db, reservations, queue, log, (reason) => onMirrorLost(reason));
-  const sweeper = new HoldSweeper(db, log, { clock });
+  const sweeper = new HoldSweeper(db, log, {
+    clock,
+    // A join claim is read back while the token the join was made with could still come with it.
+    joinReplayKeepMs: 1000 * Math.max(config.joinReplaySeconds, config.userTokenTtlSeconds, config.queueTokenTtlSeconds),
+  });
 
   const ticker = new AdmissionTicker(queue, log, metrics, { tickMs: config.admissionTickMs, concerts: liveConcerts });
 

@@ -83,6 +83,23 @@ describeEach('a join retried with the token it replaced', {}, (h) => {
     expect((await poll(h, first.body.token)).body).toMatchObject({ status: 'waiting', position: 1 });
   });
 
+  test('the sweeper drops a join claim only once no token could replay it', async () => {
+    const c = await newConcert(h);
+    const u = await userToken(h.app, newUserId());
+    const first = await join(h.app, c.id, u);
+    expect(first.status).toBe(201);
+    const src = jtiOf(h, u);
+    const claimOf = () => h.svc.database.db.selectFrom('join_replays').select('queue_jti').where('src_jti', '=', src).executeTakeFirst();
+    const cfg = h.svc.config;
+    const keepMs = 1000 * Math.max(cfg.joinReplaySeconds, cfg.userTokenTtlSeconds, cfg.queueTokenTtlSeconds);
+    h.clock.advance(keepMs - 1000);
+    await h.svc.ctx.sweeper.sweepOnce(h.clock.now());
+    expect((await claimOf())?.queue_jti).toBe(jtiOf(h, first.body.token));
+    h.clock.advance(2000);
+    expect((await h.svc.ctx.sweeper.sweepOnce(h.clock.now())).joinClaims).toBeGreaterThanOrEqual(1);
+    expect(await claimOf()).toBeUndefined();
+  });
+
   test('the place was left: 401', async () => {
     const c = await newConcert(h);
     const u = await userToken(h.app, newUserId());

@@ -2,12 +2,14 @@ import type { Logger } from '../logger.ts';
 import { IDEMPOTENCY_TTL_MS } from '../modules/payments/idempotency.ts';
 import { purgeKeys } from '../modules/payments/idempotency.repo.ts';
 import { expireHolds } from '../modules/reservations/reservations.repo.ts';
+import { purgeJoinReplays } from '../modules/tokens/join-replays.repo.ts';
 import type { Db } from '../store/connect.ts';
 
 /**
  * Reconciliation only: holds are correct without it (their keys and SQL rows carry the expiry,
  * and every reader compares with now). It marks SQL reservations whose hold lapsed as
- * `expired`, frees their seat rows, and drops Idempotency-Keys older than a day.
+ * `expired`, frees their seat rows, drops Idempotency-Keys older than a day, and drops join
+ * claims (join_replays) once no token could still replay them.
  */
 export class HoldSweeper {
   private timer: ReturnType<typeof setTimeout> | null = null;
@@ -15,7 +17,7 @@ export class HoldSweeper {
   private pass: Promise<void> | null = null;
 
   constructor(private readonly db: Db, private readonly log: Logger,
-    private readonly opts: { intervalMs?: number; clock: () => number }) {}
+    private readonly opts: { intervalMs?: number; clock: () => number; joinReplayKeepMs?: number }) {}
 
   start(): void {
     if (this.running) return;
@@ -37,10 +39,11 @@ export class HoldSweeper {
     return this.pass ?? Promise.resolve();
   }
 
-  async sweepOnce(now = this.opts.clock()): Promise<{ reservations: number; seats: number; idempotencyKeys: number }> {
+  async sweepOnce(now = this.opts.clock()): Promise<{ reservations: number; seats: number; idempotencyKeys: number; joinClaims: number }> {
     const expired = await expireHolds(this.db, now);
     const idempotencyKeys = await purgeKeys(this.db, now - IDEMPOTENCY_TTL_MS);
+    const joinClaims = this.opts.joinReplayKeepMs === undefined ? 0 : await purgeJoinReplays(this.db, now - this.opts.joinReplayKeepMs);
     if (expired.reservations || expired.seats) this.log.debug('expired holds swept', { ...expired });
-    return { ...expired, idempotencyKeys };
+    return { ...expired, idempotencyKeys, joinClaims };
   }
 }

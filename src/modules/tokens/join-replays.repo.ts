@@ -28,3 +28,12 @@ export async function dropJoinClaim(db: Db, srcJti: string, concertId: number, q
   await db.deleteFrom('join_replays')
     .where('src_jti', '=', srcJti).where('concert_id', '=', concertId).where('queue_jti', '=', queueJti).execute();
 }
+
+/**
+ * Drops claims made before `before`. The caller keeps them as long as the token a join was made
+ * with could still come back with it: past the replay window and the longest token life.
+ */
+export async function purgeJoinReplays(db: Db, before: number): Promise<number> {
+  const r = await db.deleteFrom('join_replays').where('created_at', '<', before).executeTakeFirst();
+  return Number(r.numDeletedRows ?? 0);
+}
