@@ -37,6 +37,7 @@ const BAD: Record<string, string[]> = {
   DEFAULT_ACTIVE_TTL_SECONDS: ['0', '86401'],
   TOKEN_REDIS_LIMIT: ['-1', '1000000001', 'lots'],
   MAX_HOLDS_PER_USER: ['0', '1001'],
+  MAX_TICKETS_PER_USER: ['0', '1001', 'four', '2.5'],
   ADMISSION_TICK_MS: ['49', '60001', 'fast'],
   REDIS_TIMEOUT_MS: ['49', '60001'],
   REDIS_WAIT_REPLICAS: ['-1', '101', 'one'],

@@ -72,14 +72,20 @@ export const chargeBody = z.object({ amount: wholeNumber(1, 10_000_000) }).stric
  * `{reservationId}`, or `{reservationIds}`: 1 to `maxIds` (MAX_HOLDS_PER_USER) distinct ids,
  * paid together or not at all.
  */
-export const paymentBody = (maxIds: number) => z.union([
-  z.object({ reservationId }).strict(),
-  z.object({
-    reservationIds: z.array(reservationId).min(1, 'must list at least one reservation id')
-      .max(maxIds, `must list at most ${maxIds} reservation ids (MAX_HOLDS_PER_USER)`)
-      .refine((ids) => new Set(ids).size === ids.length, 'must not list a reservation id twice'),
-  }).strict(),
-], { error: 'give reservationId (one id) or reservationIds (a list of ids), not both' });
+export const paymentBody = (maxIds: number) => z.object({
+  reservationId: reservationId.optional(),
+  reservationIds: z.array(reservationId, { error: 'must be a list of reservation ids' })
+    .min(1, 'must list at least one reservation id')
+    .max(maxIds, `must list at most ${maxIds} reservation ids (MAX_HOLDS_PER_USER)`)
+    .refine((ids) => new Set(ids).size === ids.length, 'must not list a reservation id twice')
+    .optional(),
+}).strict()
+  // One field's own problem is named first (a wrong id); the choice between the two forms after.
+  .refine((b) => (b.reservationId === undefined) !== (b.reservationIds === undefined), {
+    error: 'give reservationId (one id) or reservationIds (a list of ids), not both', path: ['reservationId'],
+  })
+  .transform((b): { reservationId: string } | { reservationIds: string[] } =>
+    (b.reservationIds !== undefined ? { reservationIds: b.reservationIds } : { reservationId: b.reservationId! }));
 
 /** Money endpoints and holds: an optional Idempotency-Key of 1 to 200 printable ASCII characters. */
 export const idempotencyHeader = z.object({
