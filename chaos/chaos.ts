@@ -55,7 +55,8 @@ export const SERVICE_SETTINGS = {
   DEFAULT_ACTIVE_TTL_SECONDS: '45',
   RATE_LIMIT_PER_SECOND: '0',
   JOIN_REPLAY_SECONDS: '120',
-  MAX_TICKETS_PER_USER: '4',
+  // High enough that fans keep buying through a run, low enough that some reach it under faults.
+  MAX_TICKETS_PER_USER: '10',
   TOKEN_RATE_LIMIT_PER_MINUTE: '0',
   LOG_LEVEL: 'warn',
 } as const;
