@@ -21,7 +21,8 @@ let waitingToken: string;
 let plainToken: string;
 
 beforeAll(async () => {
-  svc = await startService();
+  // CORS on, so that preflights and Origin headers reach the CORS middleware's every branch.
+  svc = await startService({ env: { CORS_ORIGINS: 'https://tickets.example' } });
   const c = await createConcert(svc.app, [{ seats: 5, price: 1000 }]);
   concertId = c.id;
   scheduleId = c.schedules[0]!.id;
@@ -67,6 +68,11 @@ const nearValid = fc.oneof(
   fc.record({ scheduleId: fc.oneof(anyValue, fc.constant(-1)), seatNumber: anyValue }, { requiredKeys: [] }),
   fc.record({ amount: anyValue }, { requiredKeys: [] }),
   fc.record({ reservationId: fc.oneof(anyValue, fc.uuid().map((u) => `${concertId}-${u}`)) }, { requiredKeys: [] }),
+  fc.record({
+    reservationIds: fc.oneof(anyValue, fc.array(fc.oneof(anyValue, fc.uuid().map((u) => `${concertId}-${u}`)), { maxLength: 6 })),
+    reservationId: anyValue,
+  }, { requiredKeys: [] }),
+  fc.record({ idToken: fc.oneof(anyValue, fc.string({ maxLength: 300 })), userId: anyValue }, { requiredKeys: [] }),
 ).map((v) => JSON.stringify(v));
 
 const body = fc.oneof(anyBody, nearValid);
@@ -107,6 +113,8 @@ const headers = fc.record({
     ascii(30)),
   'Idempotency-Key': fc.oneof(fc.constant(undefined), ascii(210), fc.uuid()),
   'X-Request-Id': fc.oneof(fc.constant(undefined), ascii(140)),
+  Origin: fc.oneof(fc.constant(undefined), fc.constantFrom('https://tickets.example', 'null', 'http://127.0.0.1:3000'), ascii(40)),
+  'Access-Control-Request-Method': fc.oneof(fc.constant(undefined), fc.constantFrom('GET', 'POST', 'DELETE', 'PUT'), ascii(10)),
 }, { requiredKeys: [] });
 
 async function send(method: string, path: string, h: Record<string, string | undefined>, raw?: string) {
@@ -140,6 +148,7 @@ const endpoints: [string, string, (s: string, t: string) => string][] = [
   ['reservation', 'GET', (s) => `/v1/reservations/${s}`],
   ['release', 'DELETE', (s) => `/v1/reservations/${s}`],
   ['balance', 'GET', () => '/v1/me/balance'],
+  ['my reservations', 'GET', () => '/v1/me/reservations'],
   ['charge', 'POST', () => '/v1/me/balance/charge'],
   ['pay', 'POST', () => '/v1/payments'],
   ['create concert', 'POST', () => '/admin/concerts'],
