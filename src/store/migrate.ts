@@ -1,10 +1,12 @@
 import { Migrator, type Migration, type MigrationProvider } from 'kysely/migration';
 import type { Db } from './connect.ts';
 import * as initial from './migrations/2026-11-25T0000_initial.ts';
+import * as queueEta from './migrations/2026-11-26T0000_queue_eta.ts';
 
 /** Listed explicitly so the set is the same whether run from source or a bundle. */
 const migrations: Record<string, Migration> = {
   '2026-11-25T0000_initial': initial,
+  '2026-11-26T0000_queue_eta': queueEta,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

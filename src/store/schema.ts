@@ -110,6 +110,12 @@ export interface QueueStateTable {
   active_ttl_seconds: number;
   paused: number;
   last_tick: number;
+  /** The wait estimate's decayed sums (src/modules/queue/eta.ts); Generated: they have defaults. */
+  eta_releases: Generated<number>;
+  eta_slot_seconds: Generated<number>;
+  eta_positions: Generated<number>;
+  eta_admissions: Generated<number>;
+  eta_active: Generated<number | null>;
 }
 
 export interface IdempotencyKeysTable {

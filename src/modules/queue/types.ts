@@ -1,3 +1,5 @@
+import type { EtaSums } from './eta.ts';
+
 export type QueueStatus = 'waiting' | 'active';
 
 export interface QueueConfig {
@@ -16,6 +18,13 @@ export interface QueuePlace {
   /** Observed admissions per second (0 when none observed yet). */
   observedRate: number;
   admitPerSecond: number;
+  /** What the wait estimate needs (see eta.ts), read in the same round trip as the place. */
+  paused: boolean;
+  maxActive: number;
+  /** Active slots in use now (unexpired). */
+  activeCount: number;
+  activeTtlSeconds: number;
+  etaSums: EtaSums;
 }
 
 export interface JoinOutcome extends QueuePlace {

@@ -7,6 +7,11 @@
   KEYS[5] queue token hash  KEYS[6] write-behind stream
   ARGV[1] now (ms)   ARGV[2] tick id (monotonic)   ARGV[3] grace (ms)   ARGV[4] tick length (ms)
   ARGV[5] most waiting entries examined in one tick
+  ARGV[6] wait-estimate window (ms)   ARGV[7] ticks apart beyond which the estimate's sums learn nothing
+
+  Meta fields for the wait estimate (see src/modules/queue/eta.ts, the same step in TypeScript):
+  etaReleases, etaSlotSeconds, etaPositions, etaAdmissions (sums decayed by e^(-dt/window)),
+  etaActive (the active count this tick left behind).
 
   Stream events: 'expire' (slot freed at its time), 'admit', 'skip' (passed over, heartbeat lapsed)
   Returns {code, admitted, skipped, expired, activeCount, waitingCount}
@@ -17,9 +22,10 @@ local metaKey, waitKey, activeKey, seenKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local tokenKey, streamKey = KEYS[5], KEYS[6]
 local now, tick, grace = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local tickMs, maxScan = tonumber(ARGV[4]), tonumber(ARGV[5])
+local etaWindow, etaGapTicks = tonumber(ARGV[6]), tonumber(ARGV[7])
 
 local m = rcall('HMGET', metaKey, 'lastTick', 'paused', 'maxActive', 'admitPerSecond', 'activeTtl', 'rate', 'credit', 'lastAdmitted',
-  'loadingUntil')
+  'loadingUntil', 'etaReleases', 'etaSlotSeconds', 'etaPositions', 'etaAdmissions', 'etaActive')
 if not m[3] then return {11} end
 -- The rebuild is reloading this concert from SQL: an admission now could be overwritten.
 if now < (tonumber(m[9]) or 0) then return {14} end
@@ -38,7 +44,30 @@ if #expired > 0 then rcall('ZREMRANGEBYSCORE', activeKey, '-inf', now) end
 
 local activeCount = rcall('ZCARD', activeKey)
 local waitingCount = rcall('ZCARD', waitKey)
-if m[2] == '1' then return {0, 0, 0, #expired, activeCount, waitingCount} end
+
+-- The wait estimate's sums: slots freed since the last tick (payments, leaves, timeouts) over the
+-- slot-seconds they came from, and entry numbers passed per admission. Ticks too far apart (the
+-- first after a load, a stretch in SQL mode) teach nothing: their counts would be stale.
+local function etaStep(positions, admittedNow, activeAfter)
+  local dt = tick - (tonumber(m[1]) or 0)
+  local prevActive = tonumber(m[14])
+  if prevActive and dt > 0 and dt <= etaGapTicks * tickMs then
+    local w = math.exp(-dt / etaWindow)
+    local released = prevActive - activeCount
+    if released < 0 then released = 0 end
+    rcall('HSET', metaKey,
+      'etaReleases', tostring((tonumber(m[10]) or 0) * w + released),
+      'etaSlotSeconds', tostring((tonumber(m[11]) or 0) * w + prevActive * dt / 1000),
+      'etaPositions', tostring((tonumber(m[12]) or 0) * w + positions),
+      'etaAdmissions', tostring((tonumber(m[13]) or 0) * w + admittedNow))
+  end
+  rcall('HSET', metaKey, 'etaActive', activeAfter)
+end
+
+if m[2] == '1' then
+  etaStep(0, 0, activeCount)
+  return {0, 0, 0, #expired, activeCount, waitingCount}
+end
 
 local perTick = tonumber(m[4]) * tickMs / 1000
 -- Credit carries the fraction of a budget such as 0.25 or 2.5 to the next tick; the cap (one
@@ -47,6 +76,7 @@ local credit = math.min((tonumber(m[7]) or 0) + perTick, math.max(math.ceil(perT
 local budget = math.min(math.floor(credit), tonumber(m[3]) - activeCount)
 local activeTtlMs = tonumber(m[5]) * 1000
 local lastAdmitted = tonumber(m[8]) or 0
+local firstPassed = lastAdmitted
 local admitted, skipped, scanned = 0, 0, 0
 
 while admitted < budget and scanned < maxScan do
@@ -89,4 +119,5 @@ if waitingCount > 0 then
 end
 rcall('HSET', metaKey, 'lastAdmitted', lastAdmitted, 'credit', tostring(credit), 'rate', rate)
 if admitted > 0 then rcall('HINCRBY', metaKey, 'admittedTotal', admitted) end
+etaStep(lastAdmitted - firstPassed, admitted, activeCount + admitted)
 return {0, admitted, skipped, #expired, activeCount + admitted, waitingCount - scanned}
