@@ -12,7 +12,7 @@
  * a handful of payments per second does not make the estimate jump, short enough to follow a
  * change of the settings or of the fans' pace.
  */
-export const ETA_WINDOW_MS = 120_000;
+export const ETA_WINDOW_MS = 60_000;
 
 /** Ticks further apart than this (a restart, a reload, a stretch in the other mode) start the sums afresh. */
 export const ETA_GAP_TICKS = 5;
