@@ -89,7 +89,7 @@ try {
   const SAMPLE_PLACE: QueuePlace = {
     status: 'waiting', seq: 1500, lastAdmitted: 1, activeUntil: 0, observedRate: 0, admitPerSecond: 1,
     paused: false, maxActive: 1000, activeCount: 1000, activeTtlSeconds: 600,
-    etaSums: { releases: 30, slotSeconds: 60_000, positions: 40, admissions: 30 },
+    meanHoldSeconds: 240, spread: 1.1,
   };
   const view = ctx.queue.view(c, SAMPLE_PLACE);
   const pieces = [
@@ -112,7 +112,7 @@ try {
   // With `io` off, every Redis call is replaced by its answer, so only the JavaScript of each
   // layer is timed: no socket, no waiting, and far less noise from the rest of the machine.
   let io = true;
-  const cannedPoll = [0, 0, 1500, 1, 0, 0, 1, 0, 1000, 1000, 600, '30', '60000', '40', '30'];
+  const cannedPoll = [0, 0, 1500, 1, 0, 0, 1, 0, 1000, 1000, 600, '240', '1.1'];
   const poll = async (userId: number, jti: string) => {
     const r = io ? await runScript(redis, 'pollQueue', qKeys, [userId, jti, Date.now(), config.queueGraceSeconds * 1000]) : cannedPoll;
     if (r[0] !== 0) throw new Error(`pollQueue code ${r[0]}`);

@@ -2,10 +2,10 @@
  * The wait estimate over HTTP, in both service modes on both SQL engines: a paused queue
  * promises nothing, and a full active set makes the estimate follow the slots' turnover (the
  * settings' bound before anyone has paid, the observed turnover after), not admitPerSecond.
- * The expected figures are computed from the settings with the formula in src/modules/queue/eta.ts.
+ * The expected figures are computed from the settings and the formula in src/modules/queue/eta.ts.
  */
 import { expect, test } from 'bun:test';
-import { ETA_WINDOW_MS } from '../src/modules/queue/eta.ts';
+import { ETA_AGE_BUCKETS, ETA_WINDOW_MS, meanHoldSeconds } from '../src/modules/queue/eta.ts';
 import { describeEach, newConcert, newUserId, patchQueue, type Harness } from './helpers/harness.ts';
 import { call, join, userToken } from './helpers/http.ts';
 
@@ -77,6 +77,7 @@ describeEach('wait estimate', {}, (h) => {
   });
 
   test('once slots are seen to free, the estimate follows the observed turnover, still never above admitPerSecond', async () => {
+    expect(ETA_AGE_BUCKETS).toBe(6); // the figures below are worked out for 6 age buckets
     const concert = await newConcert(h);
     const maxActive = 2;
     await patchQueue(h.app, concert.id, { maxActive, admitPerSecond: 100, activeTtlSeconds: 60 });
@@ -89,10 +90,13 @@ describeEach('wait estimate', {}, (h) => {
     await h.tick(); // 1 slot freed; the first waiting fan takes it
     expect((await poll(h, waiting[0]!.token)).body.status).toBe('active');
 
-    // Releases per slot-second h = 1 / (2w + 2) over one decay step w; a full set of 2 turns
-    // over at 2h a second, one admission every 1 / 2h seconds.
+    // One slot released at an age under activeTtl / 6 (10 s) out of 2 slot-seconds there, after one
+    // decay step w; no other age seen yet, so those hold to activeTtl. A full set of 2 turns over
+    // at 2 / meanHold a second.
     const w = Math.exp(-h.svc.config.admissionTickMs / ETA_WINDOW_MS);
-    const perAdmission = (2 * w + 2) / (maxActive * 1);
+    const hold = meanHoldSeconds([1, 0, 0, 0, 0, 0], [2 * w + 2, 0, 0, 0, 0, 0], 60);
+    expect(hold).toBeLessThan(10);
+    const perAdmission = hold / maxActive;
     const views = await Promise.all(waiting.slice(1).map((x) => poll(h, x.token)));
     expect(views.map((v) => v.body.position)).toEqual([1, 2]);
     expect(views.map((v) => v.body.estimatedWaitSeconds)).toEqual([1, 2].map((p) => Math.ceil(p * perAdmission)));

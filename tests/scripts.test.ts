@@ -7,7 +7,7 @@ import { keys } from '../src/redis/keys.ts';
 import { scripts, runScript } from '../src/redis/scripts.ts';
 import { ScriptCode } from '../src/redis/codes.ts';
 import { useScratchRedis } from './helpers/redis.ts';
-import { ETA_GAP_TICKS, ETA_WINDOW_MS } from '../src/modules/queue/eta.ts';
+import { ETA_AGE_BUCKETS, ETA_GAP_TICKS, ETA_WINDOW_MS, meanHoldSeconds, type EtaState } from '../src/modules/queue/eta.ts';
 
 const scratch = useScratchRedis();
 
@@ -37,7 +37,7 @@ const leaveQueue = (c: number, user: number, jti: string, now: number, event = '
 const checkToken = (c: number, user: number, jti: string, now: number) =>
   runScript(scratch.redis, 'checkQueueToken', [keys.queueTokens(c), keys.active(c)], [user, jti, now]);
 const admitNext = (c: number, now: number, tick: number, o: { grace?: number; tickMs?: number; maxScan?: number } = {}) =>
-  runScript(scratch.redis, 'admitNext', queueKeys(c), [now, tick, o.grace ?? GRACE, o.tickMs ?? 1000, o.maxScan ?? 5000, ETA_WINDOW_MS, ETA_GAP_TICKS]);
+  runScript(scratch.redis, 'admitNext', queueKeys(c), [now, tick, o.grace ?? GRACE, o.tickMs ?? 1000, o.maxScan ?? 5000, ETA_WINDOW_MS, ETA_GAP_TICKS, ETA_AGE_BUCKETS]);
 
 async function events(c: number): Promise<Record<string, string>[]> {
   const entries = await scratch.redis.xrange(keys.stream(c), '-', '+');
@@ -290,45 +290,56 @@ describe('admitNext', () => {
     expect(await admitNext(nextConcert++, T0, 1)).toEqual([ScriptCode.NoQueue]);
   });
 
-  test('the wait estimate\'s sums: slots freed over slot-seconds, positions passed per admission; join and poll carry them', async () => {
+  test('the wait estimate: releases per age of the slot, mean hold, positions per admission; join and poll carry them', async () => {
     const c = await concert({ maxActive: 2, admitPerSecond: 100, activeTtl: 60 });
     await joinAll(c, 5);
     await leaveQueue(c, 4, 'j4', T0 + 10);
-    // The first tick has no earlier one to measure from: it only records the active count.
+    const meta = async () => {
+      const [state, hold, spread] = await scratch.redis.hmget(keys.queueMeta(c), 'etaState', 'etaMeanHold', 'etaSpread');
+      return { state: JSON.parse(state!) as EtaState, hold: Number(hold), spread: Number(spread) };
+    };
+    // The first tick has no earlier one to measure from: it only records the slots by age.
     expect((await admitNext(c, T0 + 100, T0))[1]).toBe(2);
-    expect(await scratch.redis.hmget(keys.queueMeta(c), 'etaActive', 'etaReleases')).toEqual(['2', null]);
+    let m = await meta();
+    expect(m.state).toMatchObject({ at: T0 + 100, prev: [2, 0, 0, 0, 0, 0], pos: 0, adm: 0 });
+    expect(m.hold).toBe(60); // nothing seen: every slot held to activeTtl
     await leaveQueue(c, 1, 'j1', T0 + 500, 'done');
     expect((await admitNext(c, T0 + 1100, T0 + 1000))[1]).toBe(1);
-    // One slot freed out of 2 slots × 1 s; one admission (user 3) for one position.
-    expect(await scratch.redis.hmget(keys.queueMeta(c), 'etaReleases', 'etaSlotSeconds', 'etaPositions', 'etaAdmissions', 'etaActive'))
-      .toEqual(['1', '2', '1', '1', '2']);
+    // One slot of age < 10 s freed out of 2 slots × 1 s; user 3 admitted for one position.
+    m = await meta();
+    expect(m.state).toMatchObject({ at: T0 + 1100, prev: [2, 0, 0, 0, 0, 0], rel: [1, 0, 0, 0, 0, 0], exp: [2, 0, 0, 0, 0, 0], pos: 1, adm: 1 });
+    expect(m.hold).toBeCloseTo(meanHoldSeconds([1, 0, 0, 0, 0, 0], [2, 0, 0, 0, 0, 0], 60), 9);
+    expect(m.spread).toBe(1);
     await leaveQueue(c, 2, 'j2', T0 + 1500, 'done');
     // The next tick passes the gap user 4 left and admits user 5: two positions, one admission.
     expect((await admitNext(c, T0 + 2100, T0 + 2000))[1]).toBe(1);
     const w = Math.exp(-1000 / ETA_WINDOW_MS);
-    const sums = (await scratch.redis.hmget(keys.queueMeta(c), 'etaReleases', 'etaSlotSeconds', 'etaPositions', 'etaAdmissions')).map(Number);
-    expect(sums[0]).toBeCloseTo(1 * w + 1, 9);
-    expect(sums[1]).toBeCloseTo(2 * w + 2, 9);
-    expect(sums[2]).toBeCloseTo(1 * w + 2, 9);
-    expect(sums[3]).toBeCloseTo(1 * w + 1, 9);
+    m = await meta();
+    expect(m.state.rel[0]).toBeCloseTo(w + 1, 9);
+    expect(m.state.exp[0]).toBeCloseTo(2 * w + 2, 9);
+    expect(m.spread).toBeCloseTo((w + 2) / (w + 1), 9);
+    expect(m.hold).toBeCloseTo(meanHoldSeconds([w + 1, 0, 0, 0, 0, 0], [2 * w + 2, 0, 0, 0, 0, 0], 60), 9);
     await joinQueue(c, 6, 'j6', T0 + 2200);
     const poll = await pollQueue(c, 6, 'j6', T0 + 2300);
     expect(poll.slice(7, 11)).toEqual([0, 2, 2, 60]);
-    expect(poll.slice(11).map(Number)).toEqual(sums);
+    expect(poll.slice(11).map(Number)).toEqual([m.hold, m.spread]);
     await scratch.redis.hset(keys.queueMeta(c), 'paused', 1);
     const join = await joinQueue(c, 6, 'j6b', T0 + 2400);
     expect(join.slice(9, 13)).toEqual([1, 2, 2, 60]);
-    expect(join.slice(13).map(Number)).toEqual(sums);
+    expect(join.slice(13).map(Number)).toEqual([m.hold, m.spread]);
   });
 
-  test('ticks too far apart teach the estimate\'s sums nothing', async () => {
+  test('ticks too far apart teach the wait estimate nothing; before any tick join and poll say so', async () => {
     const c = await concert({ maxActive: 1, admitPerSecond: 100, activeTtl: 60 });
     await joinAll(c, 2);
+    expect((await pollQueue(c, 2, 'j2', T0 + 50)).slice(11)).toEqual(['', '1']);
     await admitNext(c, T0 + 100, T0);
     await leaveQueue(c, 1, 'j1', T0 + 200, 'done');
     await pollQueue(c, 2, 'j2', T0 + 200);
-    expect((await admitNext(c, T0 + (ETA_GAP_TICKS + 1) * 1000, T0 + (ETA_GAP_TICKS + 1) * 1000))[1]).toBe(1);
-    expect(await scratch.redis.hmget(keys.queueMeta(c), 'etaReleases', 'etaActive')).toEqual([null, '1']);
+    const later = T0 + 100 + (ETA_GAP_TICKS + 1) * 1000;
+    expect((await admitNext(c, later, later))[1]).toBe(1);
+    const state = JSON.parse((await scratch.redis.hget(keys.queueMeta(c), 'etaState'))!) as EtaState;
+    expect(state).toMatchObject({ at: later, prev: [1, 0, 0, 0, 0, 0], rel: [0, 0, 0, 0, 0, 0], adm: 0 });
   });
 
   test('fractional budgets accumulate credit: 0.25 a tick admits one every fourth tick', async () => {
@@ -450,14 +461,14 @@ describe('key lifetimes', () => {
 describe('script SHAs', () => {
   /** An edit to a script is a conscious change: update its pin here in the same commit. */
   const PINNED: Record<string, string> = {
-    admitNext: 'cfa095349677e0e4a7f4c6d7dbd7cf8938d99f3f',
+    admitNext: '4d6502b77e24a30664cdf78f70c733376e175e5d',
     checkQueueToken: 'dc09b8df9b5a0bed0641a0231f1957d650cd0eb8',
     holdSeat: '770f5ab1f70100e2547bb4b94000fc48e9f1e026',
     issueToken: 'a2b47d3d2cb9d4ddf2acf062eca40b3b9c517ba5',
-    joinQueue: '075fe4adf36c35f40a930f7b7093bbda4ebf6810',
+    joinQueue: 'da47f3730c87ecac331883e89f2844ddf606fb8e',
     leaveQueue: '5d5e2575352511a5a06d34562200326467641519',
     markSold: 'e1df6744686d543e1b008284adce0600b6d68f9f',
-    pollQueue: '2eee614df2543f23589251728c8f97916d8620e1',
+    pollQueue: '2918feffb2bce59772dd7da8f4578547fec0c575',
     releaseHold: '85fc721aff98e105c7b4651eb1b61f18477448a1',
   };
 

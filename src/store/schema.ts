@@ -110,12 +110,10 @@ export interface QueueStateTable {
   active_ttl_seconds: number;
   paused: number;
   last_tick: number;
-  /** The wait estimate's decayed sums (src/modules/queue/eta.ts); Generated: they have defaults. */
-  eta_releases: Generated<number>;
-  eta_slot_seconds: Generated<number>;
-  eta_positions: Generated<number>;
-  eta_admissions: Generated<number>;
-  eta_active: Generated<number | null>;
+  /** The wait estimate's state (src/modules/queue/eta.ts); Generated: they have defaults. */
+  eta_state: Generated<string | null>;
+  eta_mean_hold: Generated<number | null>;
+  eta_spread: Generated<number>;
 }
 
 export interface IdempotencyKeysTable {

@@ -95,7 +95,7 @@ export class QueueService {
     // bounds the interval so that a polling user never loses the place. While paused nothing
     // moves until an operator resumes: the longest interval the grace allows.
     const ceiling = Math.max(1, Math.min(30, Math.floor(this.config.queueGraceSeconds / 3)));
-    const eta = place.paused ? null : estimateWaitSeconds({ ...place.etaSums, ...place, position });
+    const eta = place.paused ? null : estimateWaitSeconds({ ...place, position });
     const pollAfterSeconds = eta === null ? ceiling : Math.min(ceiling, Math.max(1, Math.ceil(eta / 10)));
     return {
       status: 'waiting', concertId, position, ahead: position - 1, estimatedWaitSeconds: eta, paused: place.paused,

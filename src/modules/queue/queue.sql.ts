@@ -6,22 +6,18 @@ import type { Database, QueueEntry, QueueState } from '../../store/schema.ts';
 import { assertSqlMode } from '../../resilience/sql-fence.ts';
 import { insertToken } from '../tokens/tokens.repo.ts';
 import { highestSeq } from './entries.repo.ts';
-import { stepEtaSums } from './eta.ts';
+import { stepEtaState, type EtaState } from './eta.ts';
 import type { AdmitOutcome, JoinOutcome, QueueConfig, QueueCounts, QueuePlace, QueueStore } from './types.ts';
 
 type Trx = Transaction<Database>;
 
-type EstimateState = Pick<QueueState, 'paused' | 'max_active' | 'active_ttl_seconds' | 'eta_releases' | 'eta_slot_seconds'
-  | 'eta_positions' | 'eta_admissions'>;
+type EstimateState = Pick<QueueState, 'paused' | 'max_active' | 'active_ttl_seconds' | 'eta_mean_hold' | 'eta_spread'>;
 
 /** The wait estimate's inputs from the queue_state row and the live active count (see eta.ts). */
 function estimateFields(state: EstimateState, activeCount: number) {
   return {
     paused: state.paused === 1, maxActive: state.max_active, activeCount: Number(activeCount), activeTtlSeconds: state.active_ttl_seconds,
-    etaSums: {
-      releases: Number(state.eta_releases), slotSeconds: Number(state.eta_slot_seconds),
-      positions: Number(state.eta_positions), admissions: Number(state.eta_admissions),
-    },
+    meanHoldSeconds: state.eta_mean_hold === null ? null : Number(state.eta_mean_hold), spread: Number(state.eta_spread),
   };
 }
 
@@ -161,7 +157,7 @@ export class SqlQueueStore implements QueueStore {
     // The live active count rides in the same statement: the poll stays one read of the state.
     const state = await this.db.selectFrom('queue_state')
       .select(['last_admitted_seq', 'admit_per_second', 'paused', 'max_active', 'active_ttl_seconds',
-        'eta_releases', 'eta_slot_seconds', 'eta_positions', 'eta_admissions'])
+        'eta_mean_hold', 'eta_spread'])
       .select((eb) => eb.selectFrom('queue_entries').select((c) => c.fn.countAll<number>().as('n'))
         .where('concert_id', '=', concertId).where('status', '=', 'active').where('active_until', '>', now).as('active_count'))
       .where('concert_id', '=', concertId).executeTakeFirstOrThrow();
@@ -220,21 +216,15 @@ export class SqlQueueStore implements QueueStore {
         .executeTakeFirst();
       const activeCount = await this.count(trx, concertId, 'active');
       let waitingCount = await this.count(trx, concertId, 'waiting');
-      // The wait estimate's sums, stepped as admitNext-6.lua steps them (see eta.ts).
+      // The wait estimate's state, stepped as admitNext-6.lua steps it (see eta.ts), from the
+      // active slots once timed-out ones are freed and before this tick admits anyone.
+      const activeUntil = (await trx.selectFrom('queue_entries').select('active_until')
+        .where('concert_id', '=', concertId).where('status', '=', 'active').execute()).map((r) => Number(r.active_until));
       const etaStep = (positions: number, admittedNow: number) => {
-        const next = state.eta_active === null ? null : stepEtaSums({
-          releases: Number(state.eta_releases), slotSeconds: Number(state.eta_slot_seconds),
-          positions: Number(state.eta_positions), admissions: Number(state.eta_admissions),
-        }, {
-          dtMs: tickId - state.last_tick, tickMs: this.config.admissionTickMs, prevActive: Number(state.eta_active),
-          activeNow: activeCount, positions, admitted: admittedNow,
+        const step = stepEtaState(state.eta_state ? JSON.parse(state.eta_state) as EtaState : null, {
+          now, tickMs: this.config.admissionTickMs, ttlMs: state.active_ttl_seconds * 1000, activeUntil, admitted: admittedNow, positions,
         });
-        return {
-          ...(next && {
-            eta_releases: next.releases, eta_slot_seconds: next.slotSeconds, eta_positions: next.positions, eta_admissions: next.admissions,
-          }),
-          eta_active: activeCount + admittedNow,
-        };
+        return { eta_state: JSON.stringify(step.state), eta_mean_hold: step.meanHoldSeconds, eta_spread: step.spread };
       };
       if (state.paused) {
         await trx.updateTable('queue_state').set(etaStep(0, 0)).where('concert_id', '=', concertId).execute();

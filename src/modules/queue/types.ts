@@ -1,5 +1,3 @@
-import type { EtaSums } from './eta.ts';
-
 export type QueueStatus = 'waiting' | 'active';
 
 export interface QueueConfig {
@@ -24,7 +22,9 @@ export interface QueuePlace {
   /** Active slots in use now (unexpired). */
   activeCount: number;
   activeTtlSeconds: number;
-  etaSums: EtaSums;
+  /** Measured at the last tick (see eta.ts); null before any. */
+  meanHoldSeconds: number | null;
+  spread: number;
 }
 
 export interface JoinOutcome extends QueuePlace {

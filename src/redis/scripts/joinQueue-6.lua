@@ -11,7 +11,7 @@
   Returns {code, seq, status (0 waiting | 1 active), lastAdmitted, activeUntil, replacedJti,
            rate (admissions/s x1000), admitPerSecond, fresh (1 when a new place was taken),
            paused (0|1), maxActive, activeCount (unexpired), activeTtl (s),
-           etaReleases, etaSlotSeconds, etaPositions, etaAdmissions (decayed sums as strings, see admitNext)}
+           etaMeanHold (s, '' before the first tick), etaSpread (see admitNext; strings)}
   Codes: 0 ok, 4 queue closed (paused), 11 queue not loaded, 14 being reloaded (retry)
 ]]
 local rcall = redis.call
@@ -20,7 +20,7 @@ local tokenKey, streamKey = KEYS[5], KEYS[6]
 local user, jti, now, grace = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 
 local meta = rcall('HMGET', metaKey, 'paused', 'lastAdmitted', 'rate', 'admitPerSecond', 'loadingUntil',
-  'maxActive', 'activeTtl', 'etaReleases', 'etaSlotSeconds', 'etaPositions', 'etaAdmissions')
+  'maxActive', 'activeTtl', 'etaMeanHold', 'etaSpread')
 if not meta[4] then return {11} end
 -- The rebuild is reloading this concert from SQL: a place taken now could be overwritten.
 if now < (tonumber(meta[5]) or 0) then return {14} end
@@ -33,7 +33,7 @@ local function reply(seq, status, activeUntil, replaced, fresh)
   if meta[1] == '1' then paused = 1 end
   return {0, seq, status, lastAdmitted, activeUntil, replaced, rate, admitPerSecond, fresh,
     paused, tonumber(meta[6]) or 0, rcall('ZCOUNT', activeKey, '(' .. now, '+inf'), tonumber(meta[7]) or 0,
-    meta[8] or '0', meta[9] or '0', meta[10] or '0', meta[11] or '0'}
+    meta[8] or '', meta[9] or '1'}
 end
 
 local existing = rcall('HGET', tokenKey, user)

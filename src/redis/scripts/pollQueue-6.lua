@@ -8,7 +8,7 @@
 
   Returns {code, status (0 waiting | 1 active), seq, lastAdmitted, activeUntil, rate x1000, admitPerSecond,
            paused (0|1), maxActive, activeCount (unexpired; 0 when the caller is active), activeTtl (s),
-           etaReleases, etaSlotSeconds, etaPositions, etaAdmissions (decayed sums as strings, see admitNext)}
+           etaMeanHold (s, '' before the first tick), etaSpread (see admitNext; strings)}
   Codes: 0 ok, 1 unknown or replaced token, 3 place lost (left, expired, or heartbeat lapsed)
 ]]
 local rcall = redis.call
@@ -23,7 +23,7 @@ if string.sub(token, 1, sep - 1) ~= jti then return {1} end
 local seq = tonumber(string.sub(token, sep + 1))
 
 local meta = rcall('HMGET', metaKey, 'lastAdmitted', 'rate', 'admitPerSecond',
-  'paused', 'maxActive', 'activeTtl', 'etaReleases', 'etaSlotSeconds', 'etaPositions', 'etaAdmissions')
+  'paused', 'maxActive', 'activeTtl', 'etaMeanHold', 'etaSpread')
 local lastAdmitted = tonumber(meta[1]) or 0
 local rate = tonumber(meta[2]) or 0
 local admitPerSecond = tonumber(meta[3]) or 0
@@ -32,7 +32,7 @@ local function place(status, activeUntil, activeCount)
   local paused = 0
   if meta[4] == '1' then paused = 1 end
   return {0, status, seq, lastAdmitted, activeUntil, rate, admitPerSecond, paused, tonumber(meta[5]) or 0, activeCount,
-    tonumber(meta[6]) or 0, meta[7] or '0', meta[8] or '0', meta[9] or '0', meta[10] or '0'}
+    tonumber(meta[6]) or 0, meta[7] or '', meta[8] or '1'}
 end
 
 local activeUntil = tonumber(rcall('ZSCORE', activeKey, user))
