@@ -220,11 +220,9 @@ export async function simulateSale(opts: {
           oldEstimate: await oldEstimate(j.body.position), admittedAt: null,
         };
         if (mode === 'redis') {
-          const names = ['etaReleases', 'etaSlotSeconds', 'etaPositions', 'etaAdmissions', 'lastAdmitted'];
+          const names = ['etaMeanHold', 'etaSpread', 'lastAdmitted', 'lastSeq'];
           const v = await svc.redis.hmget(keys.queueMeta(concert.id), ...names);
           fan.probe = Object.fromEntries(names.map((n, k) => [n, Number(v[k] ?? 0)]));
-          fan.probe.lastSeq = Number(await svc.redis.hget(keys.queueMeta(concert.id), 'lastSeq'));
-          fan.probe.waiting = await svc.redis.zcard(keys.waiting(concert.id));
         }
         fans.push(fan);
 
