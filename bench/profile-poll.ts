@@ -25,6 +25,8 @@ import { byVerifiedUserElseAddress, rateLimit } from '../src/http/middleware/rat
 import { redisBreaker } from '../src/http/middleware/redis-breaker.ts';
 import { requestId } from '../src/http/middleware/request-id.ts';
 import { createRedis } from '../src/redis/connection.ts';
+import { estimateFields } from '../src/modules/queue/queue.redis.ts';
+import type { QueuePlace } from '../src/modules/queue/types.ts';
 import { keys } from '../src/redis/keys.ts';
 import { runScript } from '../src/redis/scripts.ts';
 import { openDatabase } from '../src/store/connect.ts';
@@ -85,7 +87,12 @@ try {
   await (redis as Redis).mset('bench:mget:a', '1', 'bench:mget:b', '2');
 
   // ---- 1. pieces
-  const view = ctx.queue.view(c, { status: 'waiting', seq: 1500, lastAdmitted: 1, activeUntil: 0, observedRate: 0, admitPerSecond: 1 });
+  const SAMPLE_PLACE: QueuePlace = {
+    status: 'waiting', seq: 1500, lastAdmitted: 1, activeUntil: 0, observedRate: 0, admitPerSecond: 1,
+    paused: false, maxActive: 1000, activeCount: 1000, activeTtlSeconds: 600,
+    meanHoldSeconds: 240, spread: 1.1,
+  };
+  const view = ctx.queue.view(c, SAMPLE_PLACE);
   const pieces = [
     timeSync('JWT verify (JwtCodec.verify: HMAC-SHA256 + base64url + JSON.parse)', 50_000, (i) => ctx.tokens.jwt.verify(tokens[i % tokens.length]!)),
     timeSync('  of which the HMAC (createHmac(...).update(body).digest)', 50_000, (i) => {
@@ -98,7 +105,7 @@ try {
       ctx.metrics.latency.observe({ route: '/v1/queue/me', method: 'GET' }, 0.001);
     }),
     timeSync('answer: JSON.stringify of the poll view', 200_000, () => JSON.stringify(view)),
-    timeSync('queue.view (position, estimate)', 200_000, () => ctx.queue.view(c, { status: 'waiting', seq: 1500, lastAdmitted: 1, activeUntil: 0, observedRate: 0, admitPerSecond: 1 })),
+    timeSync('queue.view (position, estimate)', 200_000, () => ctx.queue.view(c, SAMPLE_PLACE)),
   ];
 
   // ---- 2. layers
@@ -106,13 +113,13 @@ try {
   // With `io` off, every Redis call is replaced by its answer, so only the JavaScript of each
   // layer is timed: no socket, no waiting, and far less noise from the rest of the machine.
   let io = true;
-  const cannedPoll = [0, 0, 1500, 1, 0, 0, 1];
+  const cannedPoll = [0, 0, 1500, 1, 0, 0, 1, 0, 1000, 1000, 600, '240', '1.1'];
   const poll = async (userId: number, jti: string) => {
     const r = io ? await runScript(redis, 'pollQueue', qKeys, [userId, jti, Date.now(), config.queueGraceSeconds * 1000]) : cannedPoll;
     if (r[0] !== 0) throw new Error(`pollQueue code ${r[0]}`);
     return ctx.queue.view(c, {
       status: r[1] === 1 ? 'active' : 'waiting', seq: Number(r[2]), lastAdmitted: Number(r[3]), activeUntil: Number(r[4]),
-      observedRate: Number(r[5]) / 1000, admitPerSecond: Number(r[6]),
+      observedRate: Number(r[5]) / 1000, admitPerSecond: Number(r[6]), ...estimateFields(r, 7),
     });
   };
   const stack = (name: string, mws: MiddlewareHandler<AppEnv>[], auth: boolean): Stack => {
@@ -142,9 +149,7 @@ try {
   // The service's own store call, answered without Redis when `io` is off.
   const realPoll = ctx.queue.store().poll.bind(ctx.queue.store());
   const store = ctx.queue.store() as unknown as { poll: typeof realPoll };
-  store.poll = async (...a) => (io ? realPoll(...a) : {
-    status: 'waiting', seq: 1500, lastAdmitted: 1, activeUntil: 0, observedRate: 0, admitPerSecond: 1,
-  });
+  store.poll = async (...a) => (io ? realPoll(...a) : SAMPLE_PLACE);
   const rid = requestId() as unknown as MiddlewareHandler<AppEnv>;
   const obs = observe({ metrics: ctx.metrics, log: ctx.log, logRequests: false }) as unknown as MiddlewareHandler<AppEnv>;
   const rl = rateLimit({

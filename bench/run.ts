@@ -4,7 +4,8 @@
  *
  *   --duration 10             seconds per run
  *   --rounds 2                runs per (scenario, target); targets take turns within each round
- *   --scenarios poll,join,hold,hold-contended,journey   (also --scenario; `--scenario scale` runs bench/scale.ts)
+ *   --scenarios poll,join,hold,hold-contended,journey   (also --scenario; `--scenario scale` runs bench/scale.ts,
+ *                             `--scenario eta` the wait-estimate simulation bench/eta.ts, e.g. `-- --scenario eta --seeds 1,2,3`)
  *   --targets redis,sql-sqlite,sql-pg,mget   (also redis-sqlite: redis mode with SQLite behind)
  *   --connections 50          concurrent keep-alive connections (journey: virtual users = 4 × this)
  *   --client auto|wrk|autocannon|bun        auto prefers wrk, then autocannon, then the built-in Bun client
@@ -45,6 +46,11 @@ async function main() {
   if (scenarioArg.split(',').includes('scale')) {
     const { main: scale } = await import('./scale.ts');
     await scale(process.argv.slice(2));
+    return;
+  }
+  if (scenarioArg.split(',').includes('eta')) {
+    const { main: eta } = await import('./eta.ts');
+    await eta(process.argv.slice(2));
     return;
   }
   const scenarios = scenarioArg.split(',').map((s) => s.trim()) as ScenarioName[];

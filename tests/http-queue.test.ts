@@ -23,7 +23,8 @@ describeEach('queue', {}, (h) => {
     expect(r.status).toBe(201);
     expect(r.body).toEqual({
       token: expect.any(String), expiresAt: expect.any(String), status: 'waiting', concertId: concert.id,
-      position: 1, ahead: 0, estimatedWaitSeconds: expect.any(Number), pollAfterSeconds: expect.any(Number), activeUntil: null,
+      position: 1, ahead: 0, estimatedWaitSeconds: expect.any(Number), paused: false, pollAfterSeconds: expect.any(Number),
+      activeUntil: null,
     });
     const claims = h.svc.ctx.tokens.jwt.verify(r.body.token, Math.floor(before / 1000))!;
     expect(claims).toMatchObject({ typ: 'queue', sub: String(userId), cid: concert.id, seq: 1 });
@@ -43,7 +44,7 @@ describeEach('queue', {}, (h) => {
     expect(p.headers.get('Cache-Control')).toBe('no-store');
     expect(p.body).toEqual({
       status: 'waiting', concertId: concert.id, position: 1, ahead: 0,
-      estimatedWaitSeconds: expect.any(Number), pollAfterSeconds: expect.any(Number), activeUntil: null,
+      estimatedWaitSeconds: expect.any(Number), paused: false, pollAfterSeconds: expect.any(Number), activeUntil: null,
     });
     await h.tick();
     const q = await poll(h, a.token);

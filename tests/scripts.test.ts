@@ -7,6 +7,7 @@ import { keys } from '../src/redis/keys.ts';
 import { scripts, runScript } from '../src/redis/scripts.ts';
 import { ScriptCode } from '../src/redis/codes.ts';
 import { useScratchRedis } from './helpers/redis.ts';
+import { ETA_AGE_BUCKETS, ETA_GAP_TICKS, ETA_WINDOW_MS, meanHoldSeconds, type EtaState } from '../src/modules/queue/eta.ts';
 
 const scratch = useScratchRedis();
 
@@ -36,7 +37,7 @@ const leaveQueue = (c: number, user: number, jti: string, now: number, event = '
 const checkToken = (c: number, user: number, jti: string, now: number) =>
   runScript(scratch.redis, 'checkQueueToken', [keys.queueTokens(c), keys.active(c)], [user, jti, now]);
 const admitNext = (c: number, now: number, tick: number, o: { grace?: number; tickMs?: number; maxScan?: number } = {}) =>
-  runScript(scratch.redis, 'admitNext', queueKeys(c), [now, tick, o.grace ?? GRACE, o.tickMs ?? 1000, o.maxScan ?? 5000]);
+  runScript(scratch.redis, 'admitNext', queueKeys(c), [now, tick, o.grace ?? GRACE, o.tickMs ?? 1000, o.maxScan ?? 5000, ETA_WINDOW_MS, ETA_GAP_TICKS, ETA_AGE_BUCKETS]);
 
 async function events(c: number): Promise<Record<string, string>[]> {
   const entries = await scratch.redis.xrange(keys.stream(c), '-', '+');
@@ -58,8 +59,8 @@ async function joinAll(c: number, n: number, at = T0) {
 describe('joinQueue', () => {
   test('a new user gets the next entry number, a heartbeat, a token record and a join event', async () => {
     const c = await concert({ admitPerSecond: 7 });
-    expect(await joinQueue(c, 42, 'a', T0)).toEqual([0, 1, 0, 0, 0, '', 0, 7, 1]);
-    expect(await joinQueue(c, 43, 'b', T0 + 1)).toEqual([0, 2, 0, 0, 0, '', 0, 7, 1]);
+    expect((await joinQueue(c, 42, 'a', T0)).slice(0, 9)).toEqual([0, 1, 0, 0, 0, '', 0, 7, 1]);
+    expect((await joinQueue(c, 43, 'b', T0 + 1)).slice(0, 9)).toEqual([0, 2, 0, 0, 0, '', 0, 7, 1]);
     expect(await scratch.redis.zrange(keys.waiting(c), '0', '-1', 'WITHSCORES')).toEqual(['42', '1', '43', '2']);
     expect(await scratch.redis.hgetall(keys.seen(c))).toEqual({ 42: String(T0), 43: String(T0 + 1) });
     expect(await scratch.redis.hgetall(keys.queueTokens(c))).toEqual({ 42: 'a:1', 43: 'b:2' });
@@ -74,7 +75,7 @@ describe('joinQueue', () => {
     const c = await concert();
     await joinAll(c, 2);
     const again = await joinQueue(c, 1, 'j1b', T0 + 500);
-    expect(again).toEqual([0, 1, 0, 0, 0, 'j1', 0, 100, 0]);
+    expect(again.slice(0, 9)).toEqual([0, 1, 0, 0, 0, 'j1', 0, 100, 0]);
     expect(await scratch.redis.hget(keys.queueTokens(c), '1')).toBe('j1b:1');
     expect(await scratch.redis.hget(keys.seen(c), '1')).toBe(String(T0 + 500));
     expect(await scratch.redis.hget(keys.queueMeta(c), 'lastSeq')).toBe('2');
@@ -125,7 +126,7 @@ describe('joinQueue', () => {
     await admitNext(c, T0 + 10, 1);
     const later = T0 + 5000;
     const r = await joinQueue(c, 1, 'j1b', later);
-    expect(r).toEqual([0, 2, 0, 1, 0, 'j1', expect.any(Number), 100, 1]);
+    expect(r.slice(0, 9)).toEqual([0, 2, 0, 1, 0, 'j1', expect.any(Number), 100, 1]);
     expect(await scratch.redis.hget(keys.queueTokens(c), '1')).toBe('j1b:2');
     // The next tick must admit the new place, not expire it as the old active slot.
     const tick = await admitNext(c, later + 10, 2);
@@ -162,7 +163,7 @@ describe('pollQueue', () => {
   test('a waiting user inside the grace period is told the place and the heartbeat moves', async () => {
     const c = await concert({ admitPerSecond: 3 });
     await joinAll(c, 3);
-    expect(await pollQueue(c, 3, 'j3', T0 + 5000)).toEqual([0, 0, 3, 0, 0, 0, 3]);
+    expect((await pollQueue(c, 3, 'j3', T0 + 5000)).slice(0, 7)).toEqual([0, 0, 3, 0, 0, 0, 3]);
     expect(await scratch.redis.hget(keys.seen(c), '3')).toBe(String(T0 + 5000));
     // The refreshed heartbeat carries the user past the first grace period.
     expect((await pollQueue(c, 3, 'j3', T0 + 5000 + GRACE))[0]).toBe(0);
@@ -183,7 +184,7 @@ describe('pollQueue', () => {
     const c = await concert({ activeTtl: 30 });
     await joinAll(c, 2);
     await admitNext(c, T0 + 100, 1);
-    expect(await pollQueue(c, 1, 'j1', T0 + 200)).toEqual([0, 1, 1, 2, T0 + 100 + 30_000, expect.any(Number), 100]);
+    expect((await pollQueue(c, 1, 'j1', T0 + 200)).slice(0, 7)).toEqual([0, 1, 1, 2, T0 + 100 + 30_000, expect.any(Number), 100]);
   });
 
   test('an admitted user whose time is up loses the slot with an expire event for the right entry', async () => {
@@ -287,6 +288,58 @@ describe('admitNext', () => {
 
   test('a queue that is not loaded answers code 11', async () => {
     expect(await admitNext(nextConcert++, T0, 1)).toEqual([ScriptCode.NoQueue]);
+  });
+
+  test('the wait estimate: releases per age of the slot, mean hold, positions per admission; join and poll carry them', async () => {
+    const c = await concert({ maxActive: 2, admitPerSecond: 100, activeTtl: 60 });
+    await joinAll(c, 5);
+    await leaveQueue(c, 4, 'j4', T0 + 10);
+    const meta = async () => {
+      const [state, hold, spread] = await scratch.redis.hmget(keys.queueMeta(c), 'etaState', 'etaMeanHold', 'etaSpread');
+      return { state: JSON.parse(state!) as EtaState, hold: Number(hold), spread: Number(spread) };
+    };
+    // The first tick has no earlier one to measure from: it only records the slots by age.
+    expect((await admitNext(c, T0 + 100, T0))[1]).toBe(2);
+    let m = await meta();
+    expect(m.state).toMatchObject({ at: T0 + 100, prev: [2, 0, 0, 0, 0, 0], pos: 0, adm: 0 });
+    expect(m.hold).toBe(60); // nothing seen: every slot held to activeTtl
+    await leaveQueue(c, 1, 'j1', T0 + 500, 'done');
+    expect((await admitNext(c, T0 + 1100, T0 + 1000))[1]).toBe(1);
+    // One slot of age < 10 s freed out of 2 slots × 1 s; user 3 admitted for one position.
+    m = await meta();
+    expect(m.state).toMatchObject({ at: T0 + 1100, prev: [2, 0, 0, 0, 0, 0], rel: [1, 0, 0, 0, 0, 0], exp: [2, 0, 0, 0, 0, 0], pos: 1, adm: 1 });
+    expect(m.hold).toBeCloseTo(meanHoldSeconds([1, 0, 0, 0, 0, 0], [2, 0, 0, 0, 0, 0], 60), 9);
+    expect(m.spread).toBe(1);
+    await leaveQueue(c, 2, 'j2', T0 + 1500, 'done');
+    // The next tick passes the gap user 4 left and admits user 5: two positions, one admission.
+    expect((await admitNext(c, T0 + 2100, T0 + 2000))[1]).toBe(1);
+    const w = Math.exp(-1000 / ETA_WINDOW_MS);
+    m = await meta();
+    expect(m.state.rel[0]).toBeCloseTo(w + 1, 9);
+    expect(m.state.exp[0]).toBeCloseTo(2 * w + 2, 9);
+    expect(m.spread).toBeCloseTo((w + 2) / (w + 1), 9);
+    expect(m.hold).toBeCloseTo(meanHoldSeconds([w + 1, 0, 0, 0, 0, 0], [2 * w + 2, 0, 0, 0, 0, 0], 60), 9);
+    await joinQueue(c, 6, 'j6', T0 + 2200);
+    const poll = await pollQueue(c, 6, 'j6', T0 + 2300);
+    expect(poll.slice(7, 11)).toEqual([0, 2, 2, 60]);
+    expect(poll.slice(11).map(Number)).toEqual([m.hold, m.spread]);
+    await scratch.redis.hset(keys.queueMeta(c), 'paused', 1);
+    const join = await joinQueue(c, 6, 'j6b', T0 + 2400);
+    expect(join.slice(9, 13)).toEqual([1, 2, 2, 60]);
+    expect(join.slice(13).map(Number)).toEqual([m.hold, m.spread]);
+  });
+
+  test('ticks too far apart teach the wait estimate nothing; before any tick join and poll say so', async () => {
+    const c = await concert({ maxActive: 1, admitPerSecond: 100, activeTtl: 60 });
+    await joinAll(c, 2);
+    expect((await pollQueue(c, 2, 'j2', T0 + 50)).slice(11)).toEqual(['', '1']);
+    await admitNext(c, T0 + 100, T0);
+    await leaveQueue(c, 1, 'j1', T0 + 200, 'done');
+    await pollQueue(c, 2, 'j2', T0 + 200);
+    const later = T0 + 100 + (ETA_GAP_TICKS + 1) * 1000;
+    expect((await admitNext(c, later, later))[1]).toBe(1);
+    const state = JSON.parse((await scratch.redis.hget(keys.queueMeta(c), 'etaState'))!) as EtaState;
+    expect(state).toMatchObject({ at: later, prev: [1, 0, 0, 0, 0, 0], rel: [0, 0, 0, 0, 0, 0], adm: 0 });
   });
 
   test('fractional budgets accumulate credit: 0.25 a tick admits one every fourth tick', async () => {
@@ -408,14 +461,14 @@ describe('key lifetimes', () => {
 describe('script SHAs', () => {
   /** An edit to a script is a conscious change: update its pin here in the same commit. */
   const PINNED: Record<string, string> = {
-    admitNext: '10bede1c125e413601df119c052466863dff1117',
+    admitNext: '4d6502b77e24a30664cdf78f70c733376e175e5d',
     checkQueueToken: 'dc09b8df9b5a0bed0641a0231f1957d650cd0eb8',
     holdSeat: '43c2741cf0852185ea86781e63a3ba8747c3375f',
     issueToken: 'a2b47d3d2cb9d4ddf2acf062eca40b3b9c517ba5',
-    joinQueue: '3ffafe0507ad995ee144fc6b842f28430799b533',
+    joinQueue: 'da47f3730c87ecac331883e89f2844ddf606fb8e',
     leaveQueue: '5d5e2575352511a5a06d34562200326467641519',
     markSold: 'a2dd3b7fba6d5f1443add69f27d45a91f019fed7',
-    pollQueue: '504daf881f86e20e694fb12746c4ae12aa5aaf6b',
+    pollQueue: '2918feffb2bce59772dd7da8f4578547fec0c575',
     releaseHold: '85fc721aff98e105c7b4651eb1b61f18477448a1',
   };
 

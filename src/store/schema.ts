@@ -119,6 +119,10 @@ export interface QueueStateTable {
   active_ttl_seconds: number;
   paused: number;
   last_tick: number;
+  /** The wait estimate's state (src/modules/queue/eta.ts); Generated: they have defaults. */
+  eta_state: Generated<string | null>;
+  eta_mean_hold: Generated<number | null>;
+  eta_spread: Generated<number>;
 }
 
 export interface IdempotencyKeysTable {

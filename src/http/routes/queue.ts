@@ -11,10 +11,10 @@ export function joinRouter(ctx: AppContext) {
     async (c) => {
       const { concertId } = c.req.valid('param');
       const r = await ctx.queue.join(c.get('principal'), concertId, ctx.clock());
-      const { status, position, ahead, estimatedWaitSeconds, pollAfterSeconds, activeUntil } = r.place;
+      const { status, position, ahead, estimatedWaitSeconds, paused, pollAfterSeconds, activeUntil } = r.place;
       return c.json({
         token: r.token, expiresAt: new Date(r.expiresAt).toISOString(), status, concertId, position, ahead,
-        estimatedWaitSeconds, pollAfterSeconds, activeUntil,
+        estimatedWaitSeconds, paused, pollAfterSeconds, activeUntil,
       }, r.created ? 201 : 200);
     });
 }

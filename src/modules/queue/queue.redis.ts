@@ -5,12 +5,22 @@ import type { RedisClient } from '../../redis/connection.ts';
 import { keys } from '../../redis/keys.ts';
 import { awaitReplicas } from '../../redis/replication.ts';
 import { runScript } from '../../redis/scripts.ts';
+import { ETA_AGE_BUCKETS, ETA_GAP_TICKS, ETA_WINDOW_MS } from './eta.ts';
 import type { AdmitOutcome, JoinOutcome, QueueConfig, QueueCounts, QueuePlace, QueueStore } from './types.ts';
 
 /** Loads a concert's queue counters and config into Redis when they are missing. */
 export type QueueLoader = (concertId: number) => Promise<void>;
 
 const MAX_SCAN_PER_TICK = 5000;
+
+/** The wait estimate's part of a joinQueue / pollQueue reply, from index `at` on (see the scripts' contracts). */
+export function estimateFields(r: unknown[], at: number) {
+  return {
+    paused: r[at] === 1, maxActive: Number(r[at + 1]), activeCount: Number(r[at + 2]), activeTtlSeconds: Number(r[at + 3]),
+    meanHoldSeconds: r[at + 4] === '' || r[at + 4] == null ? null : Number(r[at + 4]),
+    spread: Number(r[at + 5] ?? 1),
+  };
+}
 
 export class RedisQueueStore implements QueueStore {
   constructor(
@@ -49,6 +59,7 @@ export class RedisQueueStore implements QueueStore {
       observedRate: Number(r[6]) / 1000,
       admitPerSecond: Number(r[7]),
       fresh: r[8] === 1,
+      ...estimateFields(r, 9),
     };
   }
 
@@ -67,6 +78,7 @@ export class RedisQueueStore implements QueueStore {
       activeUntil: Number(r[4]),
       observedRate: Number(r[5]) / 1000,
       admitPerSecond: Number(r[6]),
+      ...estimateFields(r, 7),
     };
   }
 
@@ -84,7 +96,8 @@ export class RedisQueueStore implements QueueStore {
 
   async admitTick(concertId: number, now: number, tickId: number): Promise<AdmitOutcome | null> {
     const call = () => runScript(this.redis, 'admitNext', this.queueKeys(concertId),
-      [now, tickId, this.config.queueGraceSeconds * 1000, this.config.admissionTickMs, MAX_SCAN_PER_TICK]);
+      [now, tickId, this.config.queueGraceSeconds * 1000, this.config.admissionTickMs, MAX_SCAN_PER_TICK,
+        ETA_WINDOW_MS, ETA_GAP_TICKS, ETA_AGE_BUCKETS]);
     let r = await call();
     if (r[0] === ScriptCode.NoQueue) {
       await this.loadQueue(concertId);

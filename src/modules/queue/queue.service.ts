@@ -3,6 +3,7 @@ import { AppError, errors, UnknownQueueTokenError } from '../../errors.ts';
 import type { ModeController } from '../../resilience/mode.ts';
 import type { CatalogService } from '../catalog/catalog.service.ts';
 import type { IssuedQueueToken, Principal, TokenService } from '../tokens/tokens.service.ts';
+import { estimateWaitSeconds } from './eta.ts';
 import type { QueuePlace, QueueStore } from './types.ts';
 
 export interface PlaceView {
@@ -10,7 +11,9 @@ export interface PlaceView {
   concertId: number;
   position: number;
   ahead: number;
-  estimatedWaitSeconds: number;
+  /** null while the queue is paused: nobody is admitted, so no time can be promised. */
+  estimatedWaitSeconds: number | null;
+  paused: boolean;
   pollAfterSeconds: number;
   activeUntil: string | null;
 }
@@ -86,19 +89,19 @@ export class QueueService {
   view(concertId: number, place: QueuePlace): PlaceView {
     if (place.status === 'active') {
       return {
-        status: 'active', concertId, position: 0, ahead: 0, estimatedWaitSeconds: 0,
+        status: 'active', concertId, position: 0, ahead: 0, estimatedWaitSeconds: 0, paused: place.paused,
         pollAfterSeconds: 30, activeUntil: new Date(place.activeUntil).toISOString(),
       };
     }
     const position = Math.max(1, place.seq - place.lastAdmitted);
-    const rate = place.observedRate > 0 ? place.observedRate : Math.max(place.admitPerSecond, 1);
-    const eta = Math.ceil(position / rate);
     // Far from the front there is no news worth a request every second; the heartbeat grace
-    // bounds the interval so that a polling user never loses the place.
+    // bounds the interval so that a polling user never loses the place. While paused nothing
+    // moves until an operator resumes: the longest interval the grace allows.
     const ceiling = Math.max(1, Math.min(30, Math.floor(this.config.queueGraceSeconds / 3)));
-    const pollAfterSeconds = Math.min(ceiling, Math.max(1, Math.ceil(eta / 10)));
+    const eta = place.paused ? null : estimateWaitSeconds({ ...place, position });
+    const pollAfterSeconds = eta === null ? ceiling : Math.min(ceiling, Math.max(1, Math.ceil(eta / 10)));
     return {
-      status: 'waiting', concertId, position, ahead: position - 1, estimatedWaitSeconds: eta,
+      status: 'waiting', concertId, position, ahead: position - 1, estimatedWaitSeconds: eta, paused: place.paused,
       pollAfterSeconds, activeUntil: null,
     };
   }

@@ -2,13 +2,24 @@ import type { Config } from '../../config.ts';
 import { errors } from '../../errors.ts';
 import { isPostgres, isUniqueViolation, type Db } from '../../store/connect.ts';
 import { sql, type Transaction } from 'kysely';
-import type { Database, QueueEntry } from '../../store/schema.ts';
+import type { Database, QueueEntry, QueueState } from '../../store/schema.ts';
 import { assertSqlMode } from '../../resilience/sql-fence.ts';
 import { insertToken } from '../tokens/tokens.repo.ts';
 import { highestSeq } from './entries.repo.ts';
+import { stepEtaState, type EtaState } from './eta.ts';
 import type { AdmitOutcome, JoinOutcome, QueueConfig, QueueCounts, QueuePlace, QueueStore } from './types.ts';
 
 type Trx = Transaction<Database>;
+
+type EstimateState = Pick<QueueState, 'paused' | 'max_active' | 'active_ttl_seconds' | 'eta_mean_hold' | 'eta_spread'>;
+
+/** The wait estimate's inputs from the queue_state row and the live active count (see eta.ts). */
+function estimateFields(state: EstimateState, activeCount: number) {
+  return {
+    paused: state.paused === 1, maxActive: state.max_active, activeCount: Number(activeCount), activeTtlSeconds: state.active_ttl_seconds,
+    meanHoldSeconds: state.eta_mean_hold === null ? null : Number(state.eta_mean_hold), spread: Number(state.eta_spread),
+  };
+}
 
 /**
  * The waiting room in SQL alone, for when Redis is out. Same semantics as the Lua scripts:
@@ -102,7 +113,10 @@ export class SqlQueueStore implements QueueStore {
         .where('e.status', 'in', ['waiting', 'active'])
         .orderBy('t.created_at', 'desc')
         .executeTakeFirst();
-      const base = { lastAdmitted: state.last_admitted_seq, observedRate: 0, admitPerSecond: state.admit_per_second };
+      const base = {
+        lastAdmitted: state.last_admitted_seq, observedRate: 0, admitPerSecond: state.admit_per_second,
+        ...estimateFields(state, await this.liveActive(trx, concertId, now)),
+      };
       // The place's token is recorded with it, in this transaction: an admission tick must never
       // see the entry without its token (it would pass it over as a join never acknowledged).
       const recordToken = (seq: number) => insertToken(trx, {
@@ -140,10 +154,18 @@ export class SqlQueueStore implements QueueStore {
   async poll(concertId: number, userId: number, jti: string, now: number): Promise<QueuePlace> {
     const place = await this.placeOf(this.db, concertId, userId, jti, now);
     if (!place) throw errors.unauthenticated('token revoked or unknown');
-    const state = await this.db.selectFrom('queue_state').select(['last_admitted_seq', 'admit_per_second'])
+    // The live active count rides in the same statement: the poll stays one read of the state.
+    const state = await this.db.selectFrom('queue_state')
+      .select(['last_admitted_seq', 'admit_per_second', 'paused', 'max_active', 'active_ttl_seconds',
+        'eta_mean_hold', 'eta_spread'])
+      .select((eb) => eb.selectFrom('queue_entries').select((c) => c.fn.countAll<number>().as('n'))
+        .where('concert_id', '=', concertId).where('status', '=', 'active').where('active_until', '>', now).as('active_count'))
       .where('concert_id', '=', concertId).executeTakeFirstOrThrow();
     const e = place.entry;
-    const base = { seq: place.seq, lastAdmitted: state.last_admitted_seq, observedRate: 0, admitPerSecond: state.admit_per_second };
+    const base = {
+      seq: place.seq, lastAdmitted: state.last_admitted_seq, observedRate: 0, admitPerSecond: state.admit_per_second,
+      ...estimateFields(state, Number(state.active_count ?? 0)),
+    };
     if (e && e.status === 'active' && (e.active_until ?? 0) > now) return { ...base, status: 'active', activeUntil: e.active_until! };
     if (e && this.isLive(e, now)) {
       await this.db.updateTable('queue_entries').set({ last_seen_at: now, updated_at: now })
@@ -194,7 +216,18 @@ export class SqlQueueStore implements QueueStore {
         .executeTakeFirst();
       const activeCount = await this.count(trx, concertId, 'active');
       let waitingCount = await this.count(trx, concertId, 'waiting');
+      // The wait estimate's state, stepped as admitNext-6.lua steps it (see eta.ts), from the
+      // active slots once timed-out ones are freed and before this tick admits anyone.
+      const activeUntil = (await trx.selectFrom('queue_entries').select('active_until')
+        .where('concert_id', '=', concertId).where('status', '=', 'active').execute()).map((r) => Number(r.active_until));
+      const etaStep = (positions: number, admittedNow: number) => {
+        const step = stepEtaState(state.eta_state ? JSON.parse(state.eta_state) as EtaState : null, {
+          now, tickMs: this.config.admissionTickMs, ttlMs: state.active_ttl_seconds * 1000, activeUntil, admitted: admittedNow, positions,
+        });
+        return { eta_state: JSON.stringify(step.state), eta_mean_hold: step.meanHoldSeconds, eta_spread: step.spread };
+      };
       if (state.paused) {
+        await trx.updateTable('queue_state').set(etaStep(0, 0)).where('concert_id', '=', concertId).execute();
         return { admitted: 0, skipped: 0, expired: Number(expired.numUpdatedRows), active: activeCount, waiting: waitingCount };
       }
       // Tick ids are tick start times in ms: by time t, ⌊t × admitPerSecond / 1000⌋ users fall
@@ -241,10 +274,20 @@ export class SqlQueueStore implements QueueStore {
         waitingCount -= batch.length;
       }
       await trx.updateTable('queue_state')
-        .set({ last_admitted_seq: lastAdmitted, admitted_total: state.admitted_total + admitted })
+        .set({
+          last_admitted_seq: lastAdmitted, admitted_total: state.admitted_total + admitted,
+          ...etaStep(lastAdmitted - state.last_admitted_seq, admitted),
+        })
         .where('concert_id', '=', concertId).execute();
       return { admitted, skipped, expired: Number(expired.numUpdatedRows), active: activeCount + admitted, waiting: waitingCount };
     });
+  }
+
+  /** Active slots in use now (an active entry past its time holds no slot, though no tick has ended it yet). */
+  private async liveActive(db: Db | Trx, concertId: number, now: number): Promise<number> {
+    const r = await db.selectFrom('queue_entries').select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('concert_id', '=', concertId).where('status', '=', 'active').where('active_until', '>', now).executeTakeFirst();
+    return Number(r?.n ?? 0);
   }
 
   private async count(db: Db | Trx, concertId: number, status: 'waiting' | 'active'): Promise<number> {

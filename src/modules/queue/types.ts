@@ -16,6 +16,15 @@ export interface QueuePlace {
   /** Observed admissions per second (0 when none observed yet). */
   observedRate: number;
   admitPerSecond: number;
+  /** What the wait estimate needs (see eta.ts), read in the same round trip as the place. */
+  paused: boolean;
+  maxActive: number;
+  /** Active slots in use now (unexpired). */
+  activeCount: number;
+  activeTtlSeconds: number;
+  /** Measured at the last tick (see eta.ts); null before any. */
+  meanHoldSeconds: number | null;
+  spread: number;
 }
 
 export interface JoinOutcome extends QueuePlace {

@@ -7,19 +7,23 @@
   KEYS[5] queue token hash  KEYS[6] write-behind stream
   ARGV[1] now (ms)   ARGV[2] tick id (monotonic)   ARGV[3] grace (ms)   ARGV[4] tick length (ms)
   ARGV[5] most waiting entries examined in one tick
+  ARGV[6] wait-estimate window (ms)   ARGV[7] ticks apart beyond which the estimate learns nothing
+  ARGV[8] age buckets of the active set
 
-  Stream events: 'expire' (slot freed at its time), 'admit', 'skip' (passed over, heartbeat lapsed)
-  Returns {code, admitted, skipped, expired, activeCount, waitingCount}
-  Codes: 0 ok, 11 queue not loaded, 12 tick already taken by another caller, 14 being reloaded
+  Meta fields for the wait estimate (src/modules/queue/eta.ts, stepEtaState: the same step in
+  TypeScript for SQL mode): etaState (JSON: the tick's time, active slots per age bucket, decayed
+  releases and slot-seconds per age bucket, decayed positions passed and admissions), and the two
+  numbers joins and polls read: etaMeanHold (s) and etaSpread (positions per admission).
 ]]
 local rcall = redis.call
 local metaKey, waitKey, activeKey, seenKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local tokenKey, streamKey = KEYS[5], KEYS[6]
 local now, tick, grace = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local tickMs, maxScan = tonumber(ARGV[4]), tonumber(ARGV[5])
+local etaWindow, etaGapTicks, etaBuckets = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 
 local m = rcall('HMGET', metaKey, 'lastTick', 'paused', 'maxActive', 'admitPerSecond', 'activeTtl', 'rate', 'credit', 'lastAdmitted',
-  'loadingUntil')
+  'loadingUntil', 'etaState')
 if not m[3] then return {11} end
 -- The rebuild is reloading this concert from SQL: an admission now could be overwritten.
 if now < (tonumber(m[9]) or 0) then return {14} end
@@ -38,7 +42,63 @@ if #expired > 0 then rcall('ZREMRANGEBYSCORE', activeKey, '-inf', now) end
 
 local activeCount = rcall('ZCARD', activeKey)
 local waitingCount = rcall('ZCARD', waitKey)
-if m[2] == '1' then return {0, 0, 0, #expired, activeCount, waitingCount} end
+
+-- The wait estimate (see eta.ts): per age bucket of the active set, the slots freed since the last
+-- tick (paid, left, timed out) and the slot-seconds they came from; entry numbers passed per
+-- admission. Called once the tick's admissions are done. Ticks too far apart (the first after a
+-- load, a stretch in SQL mode) teach nothing: their counts would be stale.
+local function etaStep(positions, admittedNow)
+  local ttlMs = tonumber(m[5]) * 1000
+  local width = ttlMs / etaBuckets
+  -- Slots held between b and b + 1 widths at time `at`: activeUntil in (lo, hi].
+  local function inBucket(at, b)
+    return rcall('ZCOUNT', activeKey, '(' .. (at + ttlMs - (b + 1) * width), at + ttlMs - b * width)
+  end
+  local st
+  if m[10] then st = cjson.decode(m[10]) end
+  if st then
+    local dt = now - st.at
+    if dt > 0 and dt <= etaGapTicks * tickMs then
+      local w = math.exp(-dt / etaWindow)
+      for b = 1, etaBuckets do
+        -- Slots admitted this tick are younger than every range anchored at the last tick.
+        local released = (st.prev[b] or 0) - inBucket(st.at, b - 1)
+        if released < 0 then released = 0 end
+        st.rel[b] = (st.rel[b] or 0) * w + released
+        st.exp[b] = (st.exp[b] or 0) * w + (st.prev[b] or 0) * dt / 1000
+      end
+      st.pos = st.pos * w + positions
+      st.adm = st.adm * w + admittedNow
+    end
+  else
+    st = {prev = {}, rel = {}, exp = {}, pos = 0, adm = 0}
+    for b = 1, etaBuckets do st.rel[b] = 0; st.exp[b] = 0 end
+  end
+  st.at = now
+  for b = 1, etaBuckets do st.prev[b] = inBucket(now, b - 1) end
+  -- Mean hold: survival through the age buckets seen; ages never seen hold to the end.
+  local bucketS = width / 1000
+  local hold, surviving = 0, 1
+  for b = 1, etaBuckets do
+    local hazard = 0
+    if st.exp[b] > 0 then hazard = st.rel[b] / st.exp[b] end
+    if hazard > 0 then
+      local stay = math.exp(-hazard * bucketS)
+      hold = hold + surviving * (1 - stay) / hazard
+      surviving = surviving * stay
+    else
+      hold = hold + surviving * bucketS
+    end
+  end
+  local spread = 1
+  if st.adm >= 1 and st.pos > st.adm then spread = st.pos / st.adm end
+  rcall('HSET', metaKey, 'etaState', cjson.encode(st), 'etaMeanHold', tostring(hold), 'etaSpread', tostring(spread))
+end
+
+if m[2] == '1' then
+  etaStep(0, 0)
+  return {0, 0, 0, #expired, activeCount, waitingCount}
+end
 
 local perTick = tonumber(m[4]) * tickMs / 1000
 -- Credit carries the fraction of a budget such as 0.25 or 2.5 to the next tick; the cap (one
@@ -47,6 +107,7 @@ local credit = math.min((tonumber(m[7]) or 0) + perTick, math.max(math.ceil(perT
 local budget = math.min(math.floor(credit), tonumber(m[3]) - activeCount)
 local activeTtlMs = tonumber(m[5]) * 1000
 local lastAdmitted = tonumber(m[8]) or 0
+local firstPassed = lastAdmitted
 local admitted, skipped, scanned = 0, 0, 0
 
 while admitted < budget and scanned < maxScan do
@@ -89,4 +150,5 @@ if waitingCount > 0 then
 end
 rcall('HSET', metaKey, 'lastAdmitted', lastAdmitted, 'credit', tostring(credit), 'rate', rate)
 if admitted > 0 then rcall('HINCRBY', metaKey, 'admittedTotal', admitted) end
+etaStep(lastAdmitted - firstPassed, admitted)
 return {0, admitted, skipped, #expired, activeCount + admitted, waitingCount - scanned}

@@ -9,7 +9,9 @@
   ARGV[1] userId   ARGV[2] jti of the new queue token   ARGV[3] now (ms)   ARGV[4] grace (ms)
 
   Returns {code, seq, status (0 waiting | 1 active), lastAdmitted, activeUntil, replacedJti,
-           rate (admissions/s x1000), admitPerSecond, fresh (1 when a new place was taken)}
+           rate (admissions/s x1000), admitPerSecond, fresh (1 when a new place was taken),
+           paused (0|1), maxActive, activeCount (unexpired), activeTtl (s),
+           etaMeanHold (s, '' before the first tick), etaSpread (see admitNext; strings)}
   Codes: 0 ok, 4 queue closed (paused), 11 queue not loaded, 14 being reloaded (retry)
 ]]
 local rcall = redis.call
@@ -17,13 +19,22 @@ local metaKey, waitKey, activeKey, seenKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local tokenKey, streamKey = KEYS[5], KEYS[6]
 local user, jti, now, grace = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 
-local meta = rcall('HMGET', metaKey, 'paused', 'lastAdmitted', 'rate', 'admitPerSecond', 'loadingUntil')
+local meta = rcall('HMGET', metaKey, 'paused', 'lastAdmitted', 'rate', 'admitPerSecond', 'loadingUntil',
+  'maxActive', 'activeTtl', 'etaMeanHold', 'etaSpread')
 if not meta[4] then return {11} end
 -- The rebuild is reloading this concert from SQL: a place taken now could be overwritten.
 if now < (tonumber(meta[5]) or 0) then return {14} end
 local lastAdmitted = tonumber(meta[2]) or 0
 local rate = tonumber(meta[3]) or 0
 local admitPerSecond = tonumber(meta[4])
+-- What the wait estimate needs, appended to every ok reply (the join answer carries one).
+local function reply(seq, status, activeUntil, replaced, fresh)
+  local paused = 0
+  if meta[1] == '1' then paused = 1 end
+  return {0, seq, status, lastAdmitted, activeUntil, replaced, rate, admitPerSecond, fresh,
+    paused, tonumber(meta[6]) or 0, rcall('ZCOUNT', activeKey, '(' .. now, '+inf'), tonumber(meta[7]) or 0,
+    meta[8] or '', meta[9] or '1'}
+end
 
 local existing = rcall('HGET', tokenKey, user)
 if existing then
@@ -33,7 +44,7 @@ if existing then
   local activeUntil = tonumber(rcall('ZSCORE', activeKey, user))
   if activeUntil and activeUntil > now then
     rcall('HSET', tokenKey, user, jti .. ':' .. seq)
-    return {0, seq, 1, lastAdmitted, activeUntil, oldJti, rate, admitPerSecond, 0}
+    return reply(seq, 1, activeUntil, oldJti, 0)
   end
   if activeUntil then
     -- The active time is up but no tick has freed the slot yet: free it here, or the next tick
@@ -45,7 +56,7 @@ if existing then
     if seen and now - seen <= grace then
       rcall('HSET', seenKey, user, now)
       rcall('HSET', tokenKey, user, jti .. ':' .. seq)
-      return {0, seq, 0, lastAdmitted, 0, oldJti, rate, admitPerSecond, 0}
+      return reply(seq, 0, 0, oldJti, 0)
     end
     -- The heartbeat lapsed: that place is lost (as a poll would have found); take a new one.
     rcall('ZREM', waitKey, user)
@@ -71,4 +82,4 @@ if untilMs > 0 then
 end
 local replaced = ''
 if existing then replaced = string.sub(existing, 1, string.find(existing, ':', 1, true) - 1) end
-return {0, seq, 0, lastAdmitted, 0, replaced, rate, admitPerSecond, 1}
+return reply(seq, 0, 0, replaced, 1)

@@ -6,7 +6,9 @@
   KEYS[5] queue token hash  KEYS[6] write-behind stream
   ARGV[1] userId   ARGV[2] jti   ARGV[3] now (ms)   ARGV[4] grace (ms)
 
-  Returns {code, status (0 waiting | 1 active), seq, lastAdmitted, activeUntil, rate x1000, admitPerSecond}
+  Returns {code, status (0 waiting | 1 active), seq, lastAdmitted, activeUntil, rate x1000, admitPerSecond,
+           paused (0|1), maxActive, activeCount (unexpired; 0 when the caller is active), activeTtl (s),
+           etaMeanHold (s, '' before the first tick), etaSpread (see admitNext; strings)}
   Codes: 0 ok, 1 unknown or replaced token, 3 place lost (left, expired, or heartbeat lapsed)
 ]]
 local rcall = redis.call
@@ -20,14 +22,22 @@ local sep = string.find(token, ':', 1, true)
 if string.sub(token, 1, sep - 1) ~= jti then return {1} end
 local seq = tonumber(string.sub(token, sep + 1))
 
-local meta = rcall('HMGET', metaKey, 'lastAdmitted', 'rate', 'admitPerSecond')
+local meta = rcall('HMGET', metaKey, 'lastAdmitted', 'rate', 'admitPerSecond',
+  'paused', 'maxActive', 'activeTtl', 'etaMeanHold', 'etaSpread')
 local lastAdmitted = tonumber(meta[1]) or 0
 local rate = tonumber(meta[2]) or 0
 local admitPerSecond = tonumber(meta[3]) or 0
+-- The estimate's inputs ride on this reply so that the poll stays one call.
+local function place(status, activeUntil, activeCount)
+  local paused = 0
+  if meta[4] == '1' then paused = 1 end
+  return {0, status, seq, lastAdmitted, activeUntil, rate, admitPerSecond, paused, tonumber(meta[5]) or 0, activeCount,
+    tonumber(meta[6]) or 0, meta[7] or '', meta[8] or '1'}
+end
 
 local activeUntil = tonumber(rcall('ZSCORE', activeKey, user))
 if activeUntil and activeUntil > now then
-  return {0, 1, seq, lastAdmitted, activeUntil, rate, admitPerSecond}
+  return place(1, activeUntil, 0)
 end
 
 if activeUntil then
@@ -38,7 +48,7 @@ elseif rcall('ZSCORE', waitKey, user) then
   local seen = tonumber(rcall('HGET', seenKey, user))
   if seen and now - seen <= grace then
     rcall('HSET', seenKey, user, now)
-    return {0, 0, seq, lastAdmitted, 0, rate, admitPerSecond}
+    return place(0, 0, rcall('ZCOUNT', activeKey, '(' .. now, '+inf'))
   end
   rcall('ZREM', waitKey, user)
   rcall('HDEL', seenKey, user)
