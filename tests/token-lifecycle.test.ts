@@ -100,6 +100,31 @@ describeEach('a join retried with the token it replaced', {}, (h) => {
     expect(await claimOf()).toBeUndefined();
   });
 
+  test('a refused copy of a join gives the claim back only when no copy recorded the token; a copy recording after that is refused', async () => {
+    const c = await newConcert(h);
+    const tokens = h.svc.ctx.tokens;
+    // A copy answered (the token recorded): the refused one keeps the claim, and so the place.
+    const u = await userToken(h.app, newUserId());
+    const first = await join(h.app, c.id, u);
+    expect(first.status).toBe(201);
+    const src = tokens.decode(u, h.clock.now())!;
+    expect(await tokens.dropJoinClaim(src, c.id, jtiOf(h, first.body.token))).toBe(false);
+    expect((await poll(h, first.body.token)).status).toBe(200);
+    expect((await join(h.app, c.id, u)).body.token).toBe(first.body.token);
+    // Nothing recorded yet: the claim goes, and a copy that records afterwards is refused (503).
+    const v = await userToken(h.app, newUserId());
+    const src2 = tokens.decode(v, h.clock.now())!;
+    const jti = await tokens.claimJoin(src2, c.id, h.clock.now());
+    expect(await tokens.dropJoinClaim(src2, c.id, jti)).toBe(true);
+    const late = tokens.recordQueueTokenInSql({ userId: src2.userId, jti, concertId: c.id, seq: 999_999, expiresAt: h.clock.now() + 60_000 },
+      [src2.jti], h.clock.now(), h.mode === 'redis', { srcJti: src2.jti });
+    await expect(late).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    // Refused means nothing changed: the user token still joins (a new claim, a new place).
+    const again = await join(h.app, c.id, v);
+    expect(again.status).toBe(201);
+    expect(jtiOf(h, again.body.token)).not.toBe(jti);
+  });
+
   test('the place was left: 401', async () => {
     const c = await newConcert(h);
     const u = await userToken(h.app, newUserId());

@@ -144,13 +144,14 @@ export class QueueService {
     try {
       issued = await this.tokens.recordQueueTokenInSql({
         userId: principal.userId, jti, concertId, seq: outcome.seq, expiresAt: now + this.config.queueTokenTtlSeconds * 1000,
-      }, replaced, now, useRedis);
+      }, replaced, now, useRedis, { srcJti: principal.jti });
     } catch (err) {
       // Not acknowledged: a fresh place must not outlive the refusal, or the retry would be
-      // handed the same (refused) entry number again; and the retry takes a new token id.
-      if (outcome.fresh) {
+      // handed the same (refused) entry number again; the retry takes a new token id. Unless a
+      // concurrent copy of this join recorded the token meanwhile and answered with the place.
+      // When SQL cannot say (it is down), the place is kept: the retry's claim finds it again.
+      if (outcome.fresh && (await this.tokens.dropJoinClaim(principal, concertId, jti).catch(() => false))) {
         await store.leave(concertId, principal.userId, jti, now, 'leave').catch(() => {});
-        await this.tokens.dropJoinClaim(principal, concertId, jti).catch(() => {});
       }
       throw err;
     }

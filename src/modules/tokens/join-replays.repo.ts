@@ -1,4 +1,6 @@
-import type { Db } from '../../store/connect.ts';
+import type { Transaction } from 'kysely';
+import { isPostgres, type Db } from '../../store/connect.ts';
+import type { Database } from '../../store/schema.ts';
 
 export interface JoinReplay { queueJti: string; userId: number; createdAt: number }
 
@@ -23,10 +25,34 @@ export async function findJoinReplay(db: Db, srcJti: string, concertId: number):
   return row ? { queueJti: row.queue_jti, userId: row.user_id, createdAt: row.created_at } : null;
 }
 
-/** A join that was refused before it was acknowledged: its retry must get a new queue token id. */
-export async function dropJoinClaim(db: Db, srcJti: string, concertId: number, queueJti: string): Promise<void> {
-  await db.deleteFrom('join_replays')
-    .where('src_jti', '=', srcJti).where('concert_id', '=', concertId).where('queue_jti', '=', queueJti).execute();
+/**
+ * Inside the transaction that records a join's queue token: true while the claim still names
+ * `queueJti`, and (PostgreSQL) locked until commit, so that a refused copy of the join cannot
+ * drop it in between (see dropJoinClaimUnlessRecorded). SQLite runs one writer at a time.
+ */
+export async function holdJoinClaim(trx: Transaction<Database>, srcJti: string, concertId: number, queueJti: string): Promise<boolean> {
+  let q = trx.selectFrom('join_replays').select('queue_jti')
+    .where('src_jti', '=', srcJti).where('concert_id', '=', concertId).where('queue_jti', '=', queueJti);
+  if (isPostgres(trx)) q = q.forUpdate();
+  return (await q.executeTakeFirst()) !== undefined;
+}
+
+/**
+ * A join that was refused before it was acknowledged gives its claim back, so that its retry
+ * takes a new queue token id, unless a concurrent copy of the same join has recorded the token
+ * meanwhile (that copy answered with the place: it must stay). The claim row is locked first:
+ * a copy recording right now commits before the check below reads the token, and a copy that
+ * records later finds the claim gone and is refused. True when the claim was dropped.
+ */
+export async function dropJoinClaimUnlessRecorded(db: Db, srcJti: string, concertId: number, queueJti: string): Promise<boolean> {
+  return db.transaction().execute(async (trx) => {
+    if (!(await holdJoinClaim(trx, srcJti, concertId, queueJti))) return false;
+    const recorded = await trx.selectFrom('tokens').select('jti').where('jti', '=', queueJti).executeTakeFirst();
+    if (recorded) return false;
+    await trx.deleteFrom('join_replays')
+      .where('src_jti', '=', srcJti).where('concert_id', '=', concertId).where('queue_jti', '=', queueJti).execute();
+    return true;
+  });
 }
 
 /**

@@ -8,7 +8,7 @@ import type { Db } from '../../store/connect.ts';
 import { JwtCodec, type TokenClaims } from './jwt.ts';
 import { assertSqlMode } from '../../resilience/sql-fence.ts';
 import { claimEntry } from '../queue/entries.repo.ts';
-import { claimJoin, dropJoinClaim, findJoinReplay } from './join-replays.repo.ts';
+import { claimJoin, dropJoinClaimUnlessRecorded, findJoinReplay, holdJoinClaim } from './join-replays.repo.ts';
 import { ensureUser, extendTokenExpiry, insertToken, isTokenLive, queueTokenRecord, revokeTokens } from './tokens.repo.ts';
 
 export interface Principal {
@@ -102,10 +102,14 @@ export class TokenService {
    * the same join recorded it first): then that record is the token, if it is this place's.
    */
   async recordQueueTokenInSql(p: { userId: number; jti: string; concertId: number; seq: number; expiresAt: number }, replaced: string[],
-    now: number, useRedis: boolean): Promise<IssuedQueueToken> {
+    now: number, useRedis: boolean, claim?: { srcJti: string }): Promise<IssuedQueueToken> {
     return this.db.transaction().execute(async (trx) => {
       // A SQL-mode place is recorded only while the fleet is in SQL mode (see assertSqlMode).
       if (!useRedis) await assertSqlMode(trx);
+      // A refused copy of this join gave the claim back (and is ending the place): refuse too.
+      if (claim && !(await holdJoinClaim(trx, claim.srcJti, p.concertId, p.jti))) {
+        throw errors.unavailable('this join was refused while a copy of it was under way; join again', 1);
+      }
       if (!(await claimEntry(trx, { concertId: p.concertId, seq: p.seq, userId: p.userId, now }))) {
         throw errors.unavailable('that place in line was taken while the service switched stores; join again', 1);
       }
@@ -143,9 +147,12 @@ export class TokenService {
     throw errors.unavailable('this join is being retried at the same time; join again', 1);
   }
 
-  /** Forgets a claim whose join was refused, so that its retry takes a new place under a new id. */
-  dropJoinClaim(src: Principal, concertId: number, queueJti: string): Promise<void> {
-    return dropJoinClaim(this.db, src.jti, concertId, queueJti);
+  /**
+   * Forgets a claim whose join was refused, so that its retry takes a new place under a new id;
+   * false (the claim kept) when a concurrent copy of the join recorded the token meanwhile.
+   */
+  dropJoinClaim(src: Principal, concertId: number, queueJti: string): Promise<boolean> {
+    return dropJoinClaimUnlessRecorded(this.db, src.jti, concertId, queueJti);
   }
 
   /**
