@@ -7,6 +7,7 @@ import { expect, test } from 'bun:test';
 import { randomUUID } from 'node:crypto';
 import { reloadConcert, syncSoldSeats } from '../src/modules/catalog/load-concert.ts';
 import { keys } from '../src/redis/keys.ts';
+import { runScript } from '../src/redis/scripts.ts';
 import { describeEach, newUserId } from './helpers/harness.ts';
 import { call, createConcert, userToken } from './helpers/http.ts';
 import { admit, errorCode, fund, hold, HOLD_TTL_MS, pay, readmit, SALES_ENV, type Buyer } from './helpers/sales.ts';
@@ -64,6 +65,34 @@ describeEach('holds for clients that retry', { env: SALES_ENV }, (h) => {
     const rival = await hold(h.app, b!, s, 1);
     expect([rival.status, errorCode(rival)]).toEqual([409, 'SEAT_UNAVAILABLE']);
     expect((await get(a!.token, first.body.reservationId)).body.status).toBe('held');
+  });
+
+  test('a hold Redis gave back (its write-through answered 503 after SQL committed) is not handed out as mine: the seat is taken afresh and stays mine', async () => {
+    if (h.mode !== 'redis') return;
+    const c = await createConcert(h.app, [{ seats: 2, price: 100 }]);
+    const s = c.schedules[0]!.id;
+    const [a] = await admit(h, c.id, 1);
+    await fund(h.app, a!, 1_000);
+    // The state a refused write-through leaves: SQL has the hold, Redis released it, and the
+    // release is queued in the stream for SQL.
+    const lost = await hold(h.app, a!, s, 1);
+    expect(lost.status).toBe(201);
+    const rid = lost.body.reservationId;
+    const released = await runScript(h.svc.redis, 'releaseHold', [
+      keys.reservation(c.id, rid), keys.hold(c.id, s, 1), keys.holds(c.id, s), keys.userHolds(c.id, a!.userId), keys.stream(c.id),
+    ], [a!.userId, rid, h.clock.now()]);
+    expect(Number(released[0])).toBe(0);
+    expect((await rowsOf(a!.userId))).toEqual([{ id: rid, status: 'held' }]);
+    // The retry gets a hold of its own that the queued release cannot end.
+    const again = await hold(h.app, a!, s, 1);
+    expect(again.status).toBe(201);
+    expect(again.body.reservationId).not.toBe(rid);
+    await h.svc.ctx.writeBehind.drainOnce();
+    expect((await get(a!.token, again.body.reservationId)).body.status).toBe('held');
+    expect((await get(a!.token, rid)).body.status).toBe('released');
+    const seats = (await call(h.app, 'GET', `/v1/concerts/${c.id}/schedules/${s}/seats`, { token: a!.token })).body.seats;
+    expect(seats.find((x: { seatNumber: number }) => x.seatNumber === 1).status).toBe('held');
+    expect((await pay(h.app, a!, again.body.reservationId)).status).toBe(201);
   });
 
   test('10 concurrent holds of one seat by its user: one 201, nine 200, all the same reservation', async () => {

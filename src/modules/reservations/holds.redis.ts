@@ -5,6 +5,7 @@ import { keys } from '../../redis/keys.ts';
 import { awaitReplicas } from '../../redis/replication.ts';
 import { runScript } from '../../redis/scripts.ts';
 import type { ReservationStatus } from '../../store/schema.ts';
+import { newReservationId } from './reservation-id.ts';
 import type { Hold, HoldOutcome, HoldRequest, HoldStore, QueuePlaceRef, ReservationRecord } from './types.ts';
 import { visibleStatus } from './types.ts';
 
@@ -50,6 +51,16 @@ export class RedisHoldStore implements HoldStore {
   ) {}
 
   async hold(req: HoldRequest, now: number): Promise<HoldOutcome> {
+    const first = await this.holdOnce(req, now);
+    if (first !== 'again') return first;
+    // A new id: the release still on its way for the old one must not end the new hold.
+    const again = await this.holdOnce({ ...req, reservationId: newReservationId(req.concertId) }, now);
+    if (again === 'again') throw errors.unavailable('the seat\'s earlier hold is being given back; retry in a moment', 1);
+    return again;
+  }
+
+  /** One attempt; 'again' when it found and released a hold of this user that was never acknowledged. */
+  private async holdOnce(req: HoldRequest, now: number): Promise<HoldOutcome | 'again'> {
     const c = req.concertId;
     const catalogUntil = (await this.concertEnd(c)) + CATALOG_RETAIN_MS;
     const deadline = Date.now() + OWN_HOLD_WAIT_MS;
@@ -93,8 +104,16 @@ export class RedisHoldStore implements HoldStore {
       await this.undo(hold, now);
       // The hold Redis lost may be this user's own: SQL's is then the answer, as if Redis had known it.
       const own = await this.sql.ownLiveHold(req.userId, c, req.scheduleId, req.seatNumber, now);
-      if (own) return { hold: own, created: false };
-      throw errors.seatUnavailable();
+      if (!own) throw errors.seatUnavailable();
+      // Unless Redis gave it back: a write-through whose answer failed (503) after SQL had
+      // committed it leaves SQL's hold live until the release, queued in the stream, arrives.
+      // Never acknowledged, it must not be now (the release would end it under the fan): it
+      // is released in SQL at once and the seat taken afresh.
+      if ((await this.redis.hget(keys.reservation(c, own.reservationId), 'st')) === 'released') {
+        await this.sql.release(own.reservationId, req.userId, now, async () => {}).catch(() => {});
+        return 'again';
+      }
+      return { hold: own, created: false };
     }
     return { hold, created: true };
   }
