@@ -106,6 +106,36 @@ for (const target of SQL_TARGETS) {
   });
 }
 
+describe('bun src/main.ts with Sentinel or Cluster addresses where nothing answers', () => {
+  test.each([
+    ['REDIS_SENTINELS', 'sentinels'],
+    ['REDIS_CLUSTER_NODES', 'cluster nodes'],
+  ])('%s: starts in sql mode with one warning naming the variable and the addresses', async (variable, words) => {
+    const database = await createTestDatabase('sqlite');
+    const [a, b] = [await freePort(), await freePort()];
+    const port = await freePort();
+    const svc = spawnLines([process.execPath, 'src/main.ts'], {
+      JWT_SECRET, ADMIN_API_KEY: ADMIN_KEY, LOG_LEVEL: 'warn', HOST: '127.0.0.1', PORT: String(port),
+      [variable]: `127.0.0.1:${a},127.0.0.1:${b}`, DATABASE_URL: database.url, SHUTDOWN_DRAIN_SECONDS: '0', REDIS_TIMEOUT_MS: '500',
+    });
+    try {
+      const warning = await svc.waitForLine((l) => l.includes(variable), 20_000);
+      expect(JSON.parse(warning).msg).toContain(`${words} 127.0.0.1:${a},127.0.0.1:${b}`);
+      const ready = await eventually(async () => {
+        const r = await fetchJson(`http://127.0.0.1:${port}`, 'GET', '/readyz').catch(() => null);
+        return r?.status === 200 && r;
+      }, 15_000, 100);
+      expect(ready.body.mode).toBe('sql');
+      expect(svc.lines.filter((l) => l.includes(variable))).toHaveLength(1);
+      expect(await svc.stop('SIGTERM')).toBe(0);
+      expect(await svc.stderr()).toBe('');
+    } finally {
+      if (svc.proc.exitCode === null) await svc.stop('SIGKILL');
+      await database.drop();
+    }
+  }, 40_000);
+});
+
 describe('an instance that starts without Redis while the fleet serves from it', () => {
   let a: TestService;
   let b: { ctx: AppContext; app: ReturnType<typeof createApp>; close(): void } | undefined;
