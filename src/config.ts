@@ -109,11 +109,24 @@ function redisUrl(env: Env): string {
   return url;
 }
 
+/** A URL's password replaced by `***`, for messages and logs. */
+export function maskPassword(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/?#@]*:)[^@/?#]*@/i, '$1***@');
+}
+
 function databaseUrl(env: Env): string {
   const url = env.DATABASE_URL || 'sqlite:./data/ticketing.db';
-  if (/^postgres(ql)?:\/\//.test(url)) return url;
+  if (/^postgres(ql)?:\/\//.test(url)) {
+    // pg would only fail at the first query, with "Invalid URL" and no hint of which variable.
+    try {
+      new URL(url);
+    } catch {
+      throw new ConfigError('DATABASE_URL', `is not a valid postgres:// URL (check the port and escape special characters in the password as %XX), got "${maskPassword(url)}"`);
+    }
+    return url;
+  }
   if (/^sqlite:.+/.test(url)) return url;
-  throw new ConfigError('DATABASE_URL', `must be sqlite:<path>, sqlite::memory: or postgres://..., got "${url}"`);
+  throw new ConfigError('DATABASE_URL', `must be sqlite:<path>, sqlite::memory: or postgres://..., got "${maskPassword(url)}"`);
 }
 
 function jwksUrl(env: Env): string {

@@ -51,6 +51,14 @@ export class ModeCoordinator {
   private timers: ReturnType<typeof setInterval>[] = [];
   private recovering = false;
   private probing = false;
+  /**
+   * False from a start without Redis until this instance first reaches it. Meanwhile its
+   * breaker does not move the fleet to SQL: if the others rebuilt and serve from a Redis that
+   * only this instance cannot reach (a wrong REDIS_URL, a partition), knocking them back to
+   * SQL every few seconds would help nobody; this instance answers 503 and fails /readyz.
+   */
+  private reachedRedis = true;
+  private cutOffWarned = false;
 
   constructor(private readonly db: Db, private readonly redis: RedisClient, private readonly mode: ModeController,
     private readonly log: Logger, private readonly opts: CoordinatorOptions) {
@@ -64,9 +72,49 @@ export class ModeCoordinator {
       halfOpenAfter: this.opts.halfOpenAfterMs ?? 1000,
       breaker: new ConsecutiveBreaker(this.opts.failureThreshold ?? 3),
     });
-    breaker.onBreak(() => void this.enterSql('redis circuit breaker opened'));
+    breaker.onBreak(() => {
+      if (this.reachedRedis) return void this.enterSql('redis circuit breaker opened');
+      if (!this.cutOffWarned) {
+        this.cutOffWarned = true;
+        this.log.warn('the fleet serves from Redis, which this instance has not reached since it started: answering 503 and failing /readyz until it does');
+      }
+    });
+    breaker.onSuccess(() => this.reached());
     this.breaker = breaker;
     this.policy = wrap(breaker, timeout(this.opts.probeTimeoutMs, TimeoutStrategy.Aggressive));
+  }
+
+  private reached(): void {
+    if (this.reachedRedis) return;
+    this.reachedRedis = true;
+    this.cutOffWarned = false;
+    this.log.info('redis answers; this instance reached it for the first time since it started');
+  }
+
+  /** In the fleet's `redis` mode without having reached Redis since the start: cannot serve. */
+  cutOff(): boolean {
+    return !this.reachedRedis && this.mode.current === 'redis';
+  }
+
+  /**
+   * Redis did not answer at start. The fleet's mode is in SQL: a fleet already on `sql` or
+   * `rebuilding` is followed; a fleet on `redis` is moved to `sql` once (SQL is the system of
+   * record, so serving from it is always consistent), since this instance cannot tell a lone
+   * restart from one instance that cannot reach a Redis the others use. Instances that reach
+   * Redis then rebuild it and bring the fleet back; this one follows once Redis answers here.
+   * Unlike enterSql, a SQL failure here is thrown: the start cannot go on without the mode.
+   */
+  async startWithoutRedis(reason: string): Promise<void> {
+    this.reachedRedis = false;
+    await this.sync();
+    if (this.mode.current !== 'redis') return;
+    await this.db.updateTable('service_mode')
+      .set({ mode: 'sql', epoch: sql`epoch + 1`, owner: this.opts.instanceId, reason, updated_at: Date.now() })
+      .where('id', '=', 1).where('mode', '=', 'redis').execute();
+    await this.sync();
+    // The row left `redis` between the two reads (another instance's breaker, or a rebuild):
+    // whatever it says now is followed; it cannot be `redis` again before a rebuild.
+    if (this.mode.current === 'redis') this.mode.set('sql', reason);
   }
 
   breakerState(): string {
@@ -113,6 +161,7 @@ export class ModeCoordinator {
           }).catch(() => false),
           Bun.sleep(this.opts.probeTimeoutMs).then(() => false),
         ]);
+        if (alive) this.reached();
         // SQL may be down too (both faults at once): try again at the next probe.
         if (alive) await this.recover().catch((err) => this.log.warn('recovery attempt failed', { err }));
       }

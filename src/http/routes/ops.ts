@@ -20,7 +20,9 @@ export function opsRouter(ctx: AppContext) {
       // Ready when this instance serves the waiting room as well as any other could: in Redis
       // mode polls need only Redis (joins, holds and money answer 503 while SQL is away, and the
       // heartbeats must go on); in the SQL modes everything needs SQL.
-      const ready = redisOk || sqlOk;
+      // An instance that started without Redis and has not reached it since, while the fleet
+      // serves from Redis, serves nothing the others would agree with (see ModeCoordinator).
+      const ready = (redisOk || sqlOk) && !ctx.coordinator.cutOff();
       return c.json({ status: ready ? 'ready' : 'unavailable', mode: ctx.mode.current, sql: sqlOk, redis: redisOk },
         ready ? 200 : 503);
     })
