@@ -3,6 +3,7 @@ import { createContext } from './context.ts';
 import { createApp } from './http/app.ts';
 import { createLogger } from './logger.ts';
 import { createRedis } from './redis/connection.ts';
+import { runtime } from './runtime/index.ts';
 import { gracefulShutdown } from './shutdown.ts';
 import { openDatabase } from './store/connect.ts';
 import { migrateToLatest } from './store/migrate.ts';
@@ -53,8 +54,8 @@ async function main() {
     fail(`cannot read the service mode from the database (DATABASE_URL): ${(err as Error).message}`);
   }
   ctx.startJobs();
-  const server = Bun.serve({ port: config.port, hostname: process.env.HOST || '0.0.0.0', fetch: ctx.drain.serve(app.fetch) });
-  log.info('listening', { port: server.port, redis: config.redis.mode, database: config.databaseUrl.split(':')[0] });
+  const server = await runtime.serve({ port: config.port, hostname: process.env.HOST || '0.0.0.0', fetch: ctx.drain.serve(app.fetch) });
+  log.info('listening', { port: server.port, runtime: runtime.name, redis: config.redis.mode, database: config.databaseUrl.split(':')[0] });
 
   const shutdown = gracefulShutdown({
     drain: ctx.drain,
