@@ -232,7 +232,7 @@ describe('node dist/main.js, on SQLite and on PostgreSQL', () => {
 
   test('a fan journey in redis mode', () => onBoth((svc) => journey(svc.app)), 30_000);
 
-  test('errors: 400 bad input, 401 no or bad token, admin without a key', () => onBoth(async (svc) => {
+  test('errors: 400 bad input, 401 no or bad token, admin without a key, 413 too large a body', () => onBoth(async (svc) => {
     const notJson = await call(svc.app, 'POST', '/v1/tokens', { raw: '{"userId":' });
     expect(notJson.status).toBe(400);
     expect(notJson.body.error.code).toBe('VALIDATION_FAILED');
@@ -244,6 +244,9 @@ describe('node dist/main.js, on SQLite and on PostgreSQL', () => {
     expect(forged.status).toBe(401);
     expect(forged.body.error.code).toBe('UNAUTHENTICATED');
     expect((await call(svc.app, 'GET', '/admin/status')).status).toBe(401);
+    const big = await call(svc.app, 'POST', '/v1/tokens', { raw: `{"userId":1,"pad":"${'a'.repeat(17 * 1024)}"}` });
+    expect(big.status).toBe(413);
+    expect(big.body.error.code).toBe('PAYLOAD_TOO_LARGE');
   }));
 
   test('CORS: a listed origin gets its preflight answered, another gets no CORS headers', () => onBoth(async (svc) => {
