@@ -212,9 +212,11 @@ export async function startTarget(name: TargetName, opts: StartOptions): Promise
   let srv: SpawnedServer;
   try {
     const env = serviceEnv(redis.url, db.url, opts.env);
-    // `node`: the same service as `redis`, compiled by npm run build:node and run by Node (no profile).
+    // `node`: the same service as `redis`, compiled by npm run build:node and run by Node
+    // (whose --cpu-prof writes the same .cpuprofile format, without Bun's markdown summary).
+    const nodeArgs = opts.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfileDir}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`] : [];
     srv = name === 'node'
-      ? (buildForNode(), await spawnServer(['node', 'dist/main.js'], env, { name, logDir: opts.logDir }))
+      ? (buildForNode(), await spawnServer(['node', ...nodeArgs, 'dist/main.js'], env, { name, logDir: opts.logDir }))
       : await spawnBun('src/main.ts', env, { name, bunArgs, logDir: opts.logDir });
   } catch (err) {
     await redis.stop();
