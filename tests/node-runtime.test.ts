@@ -1,8 +1,8 @@
 /**
- * The HTTP contract on Node 20, over real HTTP: `npm run build:node` compiles src/ to dist/,
- * and `node dist/main.js` (what `npm run start:node` runs) is started as a child process, once
- * on SQLite (better-sqlite3) and once on PostgreSQL, each with its own redis-server and its own
- * empty database (migrated by the Node process itself). A fan's whole journey in `redis` mode,
+ * The HTTP contract on Node 20, over real HTTP: `npm run start:node` (tsc emits dist/, then
+ * Node runs dist/main.js) serves on SQLite (better-sqlite3), and once dist/ is built
+ * `node dist/main.js` serves on PostgreSQL, each with its own redis-server and its own empty
+ * database (migrated by the Node process itself). A fan's whole journey in `redis` mode,
  * the errors, CORS, the per-address limiter (Node's socket address), the same journey in `sql`
  * mode (the instance's Redis is stopped, as in production), and a SIGTERM drain that exits 0.
  * The suite runs under Bun like the others; only the service under test runs on Node.
@@ -44,11 +44,12 @@ async function run(cmd: string[]): Promise<string> {
   return out + err;
 }
 
-async function startNode(kind: DbKind): Promise<NodeService> {
+/** `npm`: through `npm run start:node` (build included; signals reach Node through npm). */
+async function startNode(kind: DbKind, via: 'npm' | 'node'): Promise<NodeService> {
   const redis = await startRedis();
   const db = await createScratchDb(kind, `node_${kind}`);
   const port = await freePort();
-  const proc = Bun.spawn(['node', '--enable-source-maps', 'dist/main.js'], {
+  const proc = Bun.spawn(via === 'npm' ? ['npm', 'run', 'start:node'] : ['node', '--enable-source-maps', 'dist/main.js'], {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', HOST: '127.0.0.1', PORT: String(port),
@@ -73,7 +74,9 @@ async function startNode(kind: DbKind): Promise<NodeService> {
   const svc: NodeService = {
     kind, proc, base, app, redis, output: () => out,
     async drop() {
-      if (proc.exitCode === null) proc.kill('SIGKILL');
+      // SIGTERM first: npm passes it on to Node, where a SIGKILL of npm would leave Node running.
+      if (proc.exitCode === null) proc.kill('SIGTERM');
+      if ((await Promise.race([proc.exited, Bun.sleep(5000).then(() => null)])) === null) proc.kill('SIGKILL');
       await proc.exited;
       await redis.stop();
       await db.drop();
@@ -83,7 +86,7 @@ async function startNode(kind: DbKind): Promise<NodeService> {
     await eventually(async () => {
       if (proc.exitCode !== null) throw new Error(`node exited ${proc.exitCode}: ${out}`);
       return (await fetch(`${base}/readyz`)).status === 200;
-    }, 20_000, 50);
+    }, 40_000, 50);
   } catch (err) {
     await svc.drop();
     throw new Error(`the Node-served ${kind} instance did not get ready: ${String(err)}\n${out}`);
@@ -97,14 +100,15 @@ beforeAll(async () => {
   const version = (await run(['node', '--version'])).trim();
   expect(Number(/^v(\d+)\./.exec(version)?.[1])).toBeGreaterThanOrEqual(20);
   console.log(`node ${version}`);
-  await run(['npm', 'run', '--silent', 'build:node']);
-  for (const kind of ['sqlite', 'postgres'] as const) {
-    const s = startNode(kind);
+  // The PostgreSQL instance runs the dist/ that the SQLite one's npm run start:node built.
+  const sqlite = startNode('sqlite', 'npm');
+  const postgres = sqlite.then(() => startNode('postgres', 'node'));
+  for (const [kind, s] of [['sqlite', sqlite], ['postgres', postgres]] as const) {
     s.catch(() => {});
     services.set(kind, s);
   }
   await Promise.all(services.values());
-}, 60_000);
+}, 90_000);
 
 afterAll(async () => {
   await Promise.all([...services.values()].map(async (s) => (await s.catch(() => null))?.drop()));
@@ -220,7 +224,7 @@ async function onBoth(step: (svc: NodeService) => Promise<void>): Promise<void> 
   }));
 }
 
-describe('node dist/main.js, on SQLite and on PostgreSQL', () => {
+describe('npm run start:node on SQLite, node dist/main.js on PostgreSQL', () => {
   test('it is Node serving, with the database migrated by Node', () => onBoth(async (svc) => {
     expect(svc.output()).toMatch(/"msg":"listening".*"runtime":"node"/);
     const ready = await fetch(`${svc.base}/readyz`);
@@ -280,7 +284,7 @@ describe('node dist/main.js, on SQLite and on PostgreSQL', () => {
     await journey(svc.app);
   }), 40_000);
 
-  test('SIGTERM: /readyz fails at once, requests are still served during the drain, exit 0', () => onBoth(async (svc) => {
+  test('SIGTERM (to npm run start:node on SQLite): /readyz fails at once, requests are still served during the drain, exit 0', () => onBoth(async (svc) => {
     const sentAt = Date.now();
     svc.proc.kill('SIGTERM');
     await eventually(async () => (await fetch(`${svc.base}/readyz`)).status === 503, 2000, 20);
