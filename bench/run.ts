@@ -6,7 +6,8 @@
  *   --rounds 2                runs per (scenario, target); targets take turns within each round
  *   --scenarios poll,join,hold,hold-contended,journey   (also --scenario; `--scenario scale` runs bench/scale.ts,
  *                             `--scenario eta` the wait-estimate simulation bench/eta.ts, e.g. `-- --scenario eta --seeds 1,2,3`)
- *   --targets redis,sql-sqlite,sql-pg,mget   (also redis-sqlite: redis mode with SQLite behind)
+ *   --targets redis,sql-sqlite,sql-pg,mget   (also redis-sqlite: redis mode with SQLite behind; node: the `redis`
+ *                             target served by Node through npm run start:node's build)
  *   --connections 50          concurrent keep-alive connections (journey: virtual users = 4 × this)
  *   --client auto|wrk|autocannon|bun        auto prefers wrk, then autocannon, then the built-in Bun client
  *   --threads 1               wrk threads

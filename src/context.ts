@@ -27,6 +27,7 @@ import { IdentityService } from './modules/identity/identity.service.ts';
 import type { RedisClient } from './redis/connection.ts';
 import { ModeController } from './resilience/mode.ts';
 import type { Db } from './store/connect.ts';
+import { sleep } from './runtime/index.ts';
 
 export interface AppContext {
   config: Config;
@@ -144,7 +145,7 @@ export function createContext(config: Config, deps: { db: Db; redis: RedisClient
       const report = await rebuildRedis(db, redis, log, await catalog.liveConcertIds(clock()), clock(),
         (id) => writeBehind.drainConcertFully(id));
       if (report) return report;
-      await Bun.sleep(300);
+      await sleep(300);
     }
     throw new Error('the rebuild lock stayed busy');
   };

@@ -4,6 +4,7 @@ import { createContext } from './context.ts';
 import { createApp } from './http/app.ts';
 import { createLogger } from './logger.ts';
 import { createRedis } from './redis/connection.ts';
+import { runtime, sleep } from './runtime/index.ts';
 import { gracefulShutdown } from './shutdown.ts';
 import { openDatabase, sqlKind, type Db } from './store/connect.ts';
 import { migrateToLatest } from './store/migrate.ts';
@@ -90,7 +91,7 @@ async function main() {
   // Bounded: a Cluster or Sentinel client without a reachable node may wait longer than one command.
   const redisDown = await Promise.race([
     redis.ping().then(() => null, (err: unknown) => reasonOf(connectError ?? err)),
-    Bun.sleep(Math.max(2 * config.redisTimeoutMs, 3000)).then(() => reasonOf(connectError ?? new Error('no answer in time'))),
+    sleep(Math.max(2 * config.redisTimeoutMs, 3000)).then(() => reasonOf(connectError ?? new Error('no answer in time'))),
   ]);
   redis.off('error', noteError);
 
@@ -111,17 +112,17 @@ async function main() {
     fail(`cannot read the service mode from the database (DATABASE_URL=${maskPassword(config.databaseUrl)}): ${reasonOf(err)}`);
   }
 
-  let server: ReturnType<typeof Bun.serve>;
+  let server: Awaited<ReturnType<typeof runtime.serve>>;
   const hostname = process.env.HOST || '0.0.0.0';
   try {
-    server = Bun.serve({ port: config.port, hostname, fetch: ctx.drain.serve(app.fetch) });
+    server = await runtime.serve({ port: config.port, hostname, fetch: ctx.drain.serve(app.fetch) });
   } catch (err) {
     const e = err as { code?: string };
     if (e?.code === 'EADDRINUSE') fail(`cannot listen on PORT=${config.port}: port ${config.port} is already in use on ${hostname}`);
     fail(`cannot listen on PORT=${config.port} (${hostname}): ${reasonOf(err)}`);
   }
   ctx.startJobs();
-  log.info('listening', { port: server.port, mode: ctx.mode.current, redis: config.redis.mode, database: config.databaseUrl.split(':')[0] });
+  log.info('listening', { port: server.port, runtime: runtime.name, mode: ctx.mode.current, redis: config.redis.mode, database: config.databaseUrl.split(':')[0] });
 
   const shutdown = gracefulShutdown({
     drain: ctx.drain,

@@ -1,5 +1,6 @@
 import type { DrainState } from './http/drain.ts';
 import type { Logger } from './logger.ts';
+import { sleep as pause } from './runtime/index.ts';
 
 export interface ShutdownSteps {
   drain: DrainState;
@@ -32,7 +33,7 @@ export interface ShutdownSteps {
  * exit code: 0, or 1 when requests were still unanswered at the deadline.
  */
 export function gracefulShutdown(steps: ShutdownSteps): (signal: string) => Promise<number> {
-  const sleep = steps.sleep ?? ((ms: number) => Bun.sleep(ms));
+  const sleep = steps.sleep ?? pause;
   const { log, drain } = steps;
   let outcome: Promise<number> | null = null;
 

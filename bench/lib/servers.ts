@@ -19,8 +19,8 @@ export const BENCH_JWT_SECRET = 'bench-secret-that-is-at-least-32-bytes-long!';
 export const BENCH_ADMIN_KEY = 'bench-admin-key';
 const PG_ADMIN_URL = process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
-export type TargetName = 'redis' | 'redis-sqlite' | 'sql-sqlite' | 'sql-pg' | 'mget';
-export const ALL_TARGETS: TargetName[] = ['redis', 'redis-sqlite', 'sql-sqlite', 'sql-pg', 'mget'];
+export type TargetName = 'redis' | 'redis-sqlite' | 'sql-sqlite' | 'sql-pg' | 'mget' | 'node';
+export const ALL_TARGETS: TargetName[] = ['redis', 'redis-sqlite', 'sql-sqlite', 'sql-pg', 'mget', 'node'];
 export const DEFAULT_TARGETS: TargetName[] = ['redis', 'sql-sqlite', 'sql-pg', 'mget'];
 
 export const TARGET_LABEL: Record<TargetName, string> = {
@@ -29,6 +29,7 @@ export const TARGET_LABEL: Record<TargetName, string> = {
   'sql-sqlite': 'service, SQL mode on SQLite',
   'sql-pg': 'service, SQL mode on PostgreSQL',
   mget: 'bare Hono route, one MGET',
+  node: 'service on Node (npm run start:node), redis mode (PostgreSQL behind)',
 };
 
 export interface Target {
@@ -105,11 +106,16 @@ process.on('exit', () => {
 export interface SpawnedServer { pid: number; base: string; port: number; logFile: string; proc: ReturnType<typeof Bun.spawn> }
 
 /** Starts `bun <script>` with env as a separate process and waits until GET /healthz answers. */
-export async function spawnBun(script: string, env: Record<string, string>, opts: { name: string; bunArgs?: string[]; logDir: string }): Promise<SpawnedServer> {
+export function spawnBun(script: string, env: Record<string, string>, opts: { name: string; bunArgs?: string[]; logDir: string }): Promise<SpawnedServer> {
+  return spawnServer([process.execPath, ...(opts.bunArgs ?? []), script], env, opts);
+}
+
+/** Starts the command (run in the repository) with env and waits until GET /healthz answers. */
+export async function spawnServer(cmd: string[], env: Record<string, string>, opts: { name: string; logDir: string }): Promise<SpawnedServer> {
   const port = await freePort();
   mkdirSync(opts.logDir, { recursive: true });
   const logFile = join(opts.logDir, `${opts.name}.log`);
-  const proc = Bun.spawn([process.execPath, ...(opts.bunArgs ?? []), script], {
+  const proc = Bun.spawn(cmd, {
     cwd: REPO_ROOT,
     env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' },
     stdout: Bun.file(logFile),
@@ -134,6 +140,15 @@ export async function spawnBun(script: string, env: Record<string, string>, opts
     await Bun.sleep(100);
   }
   return { pid: proc.pid, base, port, logFile, proc };
+}
+
+let built = false;
+/** `npm run build:node` once per bench process (dist/ is the source as it is now). */
+function buildForNode(): void {
+  if (built) return;
+  const r = Bun.spawnSync(['npm', 'run', '--silent', 'build:node'], { cwd: REPO_ROOT, stdout: 'pipe', stderr: 'pipe' });
+  if (r.exitCode !== 0) throw new Error(`npm run build:node failed: ${r.stdout.toString()}${r.stderr.toString()}`);
+  built = true;
 }
 
 /** SIGTERM (a graceful shutdown writes a CPU profile), SIGKILL after 10 s. */
@@ -192,11 +207,17 @@ export async function startTarget(name: TargetName, opts: StartOptions): Promise
       },
     };
   }
-  const dbKind = name === 'redis' || name === 'sql-pg' ? 'postgres' : 'sqlite';
+  const dbKind = name === 'redis' || name === 'sql-pg' || name === 'node' ? 'postgres' : 'sqlite';
   const db = await createScratchDb(dbKind, name);
   let srv: SpawnedServer;
   try {
-    srv = await spawnBun('src/main.ts', serviceEnv(redis.url, db.url, opts.env), { name, bunArgs, logDir: opts.logDir });
+    const env = serviceEnv(redis.url, db.url, opts.env);
+    // `node`: the same service as `redis`, compiled by npm run build:node and run by Node
+    // (whose --cpu-prof writes the same .cpuprofile format, without Bun's markdown summary).
+    const nodeArgs = opts.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfileDir}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`] : [];
+    srv = name === 'node'
+      ? (buildForNode(), await spawnServer(['node', ...nodeArgs, 'dist/main.js'], env, { name, logDir: opts.logDir }))
+      : await spawnBun('src/main.ts', env, { name, bunArgs, logDir: opts.logDir });
   } catch (err) {
     await redis.stop();
     await db.drop();

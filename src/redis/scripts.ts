@@ -1,9 +1,11 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { RedisClient } from './connection.ts';
 
-const dir = join(import.meta.dir, 'scripts');
+// Next to this module, from source (Bun) or from the build (Node: npm run build:node copies them).
+const dir = fileURLToPath(new URL('./scripts/', import.meta.url));
 
 export interface ScriptDef { name: string; numberOfKeys: number; lua: string; sha1: string }
 

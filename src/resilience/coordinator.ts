@@ -9,6 +9,7 @@ import { keys } from '../redis/keys.ts';
 import type { Db } from '../store/connect.ts';
 import { isRedisFailure } from './failures.ts';
 import type { Mode, ModeController } from './mode.ts';
+import { sleep } from '../runtime/index.ts';
 
 const REBUILD_HEARTBEAT_MS = 1_000;
 
@@ -159,7 +160,7 @@ export class ModeCoordinator {
             await this.redis.set(keys.writeProbe, String(Date.now()), 'PX', 10_000);
             return true;
           }).catch(() => false),
-          Bun.sleep(this.opts.probeTimeoutMs).then(() => false),
+          sleep(this.opts.probeTimeoutMs).then(() => false),
         ]);
         if (alive) this.reached();
         // SQL may be down too (both faults at once): try again at the next probe.
@@ -228,7 +229,7 @@ export class ModeCoordinator {
       }, REBUILD_HEARTBEAT_MS);
       // Let every instance see `rebuilding` and finish the SQL-mode changes it had under way,
       // so that the rebuild reads them.
-      await Bun.sleep(this.opts.settleMs ?? 2 * (this.opts.syncEveryMs ?? 250) + 250);
+      await sleep(this.opts.settleMs ?? 2 * (this.opts.syncEveryMs ?? 250) + 250);
       try {
         await this.opts.drain();
         await this.opts.rebuild();

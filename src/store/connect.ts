@@ -1,6 +1,6 @@
 import { Kysely, PostgresAdapter, PostgresDialect, SqliteDialect } from 'kysely';
 import pg from 'pg';
-import { bunSqlite } from './bun-sqlite.ts';
+import { runtime } from '../runtime/index.ts';
 import type { Database } from './schema.ts';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -17,6 +17,9 @@ export function sqlKind(databaseUrl: string): SqlKind {
 
 /** Longest a SQL statement (a lock wait included) or a wait for a pooled connection may take. */
 export const DEFAULT_SQL_TIMEOUT_MS = 5_000;
+
+/** Concurrent readers beside one writer; a writer waits for the lock instead of failing at once. */
+const SQLITE_PRAGMAS = ['journal_mode = WAL', 'synchronous = NORMAL', 'foreign_keys = ON', 'busy_timeout = 5000'];
 
 export function openDatabase(databaseUrl: string, opts: { poolSize?: number; timeoutMs?: number } = {}): Db {
   if (sqlKind(databaseUrl) === 'postgres') {
@@ -35,7 +38,7 @@ export function openDatabase(databaseUrl: string, opts: { poolSize?: number; tim
   }
   const path = databaseUrl.slice('sqlite:'.length);
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-  return new Kysely<Database>({ dialect: new SqliteDialect({ database: bunSqlite(path) }) });
+  return new Kysely<Database>({ dialect: new SqliteDialect({ database: runtime.openSqlite(path, SQLITE_PRAGMAS) }) });
 }
 
 export function isPostgres(db: Db): boolean {

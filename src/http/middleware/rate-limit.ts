@@ -1,6 +1,6 @@
 import type { Context, MiddlewareHandler } from 'hono';
-import { getConnInfo } from 'hono/bun';
 import { errors } from '../../errors.ts';
+import { runtime } from '../../runtime/index.ts';
 
 export interface RateLimitOptions {
   /** Sustained requests a second per client; 0 turns limiting off. */
@@ -18,11 +18,7 @@ export function clientAddress(c: Context, trustProxy: boolean): string | null {
     const fwd = c.req.header('X-Forwarded-For')?.split(',')[0]?.trim();
     if (fwd) return fwd;
   }
-  try {
-    return getConnInfo(c).remote.address ?? null;
-  } catch {
-    return null; // not served by Bun.serve (in-process requests): nothing to key on
-  }
+  return runtime.remoteAddress(c);
 }
 
 /**

@@ -2,6 +2,7 @@ import { Hono } from 'hono';
 import { sql } from 'kysely';
 import type { AppContext } from '../../context.ts';
 import type { AppEnv } from '../env.ts';
+import { sleep } from '../../runtime/index.ts';
 
 export function opsRouter(ctx: AppContext) {
   return new Hono<AppEnv>()
@@ -14,7 +15,7 @@ export function opsRouter(ctx: AppContext) {
       // Bounded: a load balancer must get an answer even from a hung database.
       const sqlOk = await Promise.race([
         sql`select 1`.execute(ctx.db).then(() => true, () => false),
-        Bun.sleep(1000).then(() => false),
+        sleep(1000).then(() => false),
       ]);
       const redisOk = ctx.mode.useRedis() && ctx.coordinator.breakerState() !== 'open';
       // Ready when this instance serves the waiting room as well as any other could: in Redis

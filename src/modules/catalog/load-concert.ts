@@ -4,6 +4,7 @@ import { withLease } from '../../redis/lease.ts';
 import { keys, WRITE_BEHIND_GROUP } from '../../redis/keys.ts';
 import type { Db } from '../../store/connect.ts';
 import { concertSeatStates, findConcert, findSchedules } from './catalog.repo.ts';
+import { sleep } from '../../runtime/index.ts';
 
 /** Catalog and queue keys outlive the concert's last show by a day, then Redis drops them. */
 const RETAIN_AFTER_END_MS = 86_400_000;
@@ -33,7 +34,7 @@ export async function loadConcertIfMissing(db: Db, redis: RedisClient, concertId
     if (report === 'unknown') return false;
     // Another loader is at work: its result is what we want.
     if (Date.now() > deadline) throw errors.unavailable('the concert is being loaded; retry in a moment', 1);
-    await Bun.sleep(20);
+    await sleep(20);
   }
 }
 
@@ -62,7 +63,7 @@ export async function reloadConcert(db: Db, redis: RedisClient, concertId: numbe
     });
     if (done) return done.report;
     if (Date.now() > deadline) throw new Error(`the load lock of concert ${concertId} stayed busy`);
-    await Bun.sleep(20);
+    await sleep(20);
   }
 }
 

@@ -14,6 +14,7 @@ import type { Principal } from '../tokens/tokens.service.ts';
 import { idempotentRequest, priorAnswer, runIdempotent, type Answer } from './idempotency.ts';
 import { debit } from './ledger.repo.ts';
 import { duplicateSaleOf, endQueuePlace, recordSale, seatStatus } from './payments.repo.ts';
+import { sleep } from '../../runtime/index.ts';
 
 /** How long a payment outside Redis mode waits for its (optional) Redis mirror. */
 const MIRROR_OUTSIDE_REDIS_MODE_MS = 250;
@@ -121,7 +122,7 @@ export class PaymentService {
     } else {
       // Outside Redis mode Redis may be gone: try, briefly, and leave the rest to the rebuild
       // and its catch-up, which load every sale from SQL.
-      await Promise.race([settled.catch(() => {}), Bun.sleep(MIRROR_OUTSIDE_REDIS_MODE_MS)]);
+      await Promise.race([settled.catch(() => {}), sleep(MIRROR_OUTSIDE_REDIS_MODE_MS)]);
     }
   }
 

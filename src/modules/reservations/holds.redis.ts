@@ -8,6 +8,7 @@ import type { ReservationStatus } from '../../store/schema.ts';
 import { newReservationId } from './reservation-id.ts';
 import type { Hold, HoldOutcome, HoldRequest, HoldStore, QueuePlaceRef, ReservationRecord } from './types.ts';
 import { visibleStatus } from './types.ts';
+import { sleep } from '../../runtime/index.ts';
 
 /** A held reservation's record outlives its hold by a day, for reads and late payments' answers. */
 const RECORD_RETAIN_MS = 86_400_000;
@@ -86,7 +87,7 @@ export class RedisHoldStore implements HoldStore {
       // Not acknowledged yet: a concurrent copy of this request is still writing it through to
       // SQL (or will give it back on failure). Its outcome is this request's answer too.
       if (Date.now() > deadline) throw errors.unavailable('the same hold is being taken by another request; retry in a moment', 1);
-      await Bun.sleep(10);
+      await sleep(10);
     }
     const hold: Hold = {
       reservationId: req.reservationId, userId: req.userId, concertId: c, scheduleId: req.scheduleId,
