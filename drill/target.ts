@@ -236,17 +236,20 @@ async function docker(args: string[], timeoutMs = 60_000): Promise<string> {
 
 /**
  * The compose project of infra/docker-compose.yml. Its data nodes are the services whose
- * command has `--port N`; the map port → container comes from `docker compose ps`.
+ * command has `--port N`; each one's container is found by the labels every compose CLI puts
+ * on it (com.docker.compose.project / .service), so this works with `docker compose` (v2),
+ * `docker-compose` (v1) and testcontainers' DockerComposeEnvironment alike.
  */
-export async function composeTopology(opts: { composeFile: string; project: string; sentinels: HostPort[]; masterName: string;
+export async function composeTopology(opts: { project: string; sentinels: HostPort[]; masterName: string;
   nodePorts: Record<string, number> }): Promise<DrillTarget> {
   const queries = sentinelQueries(opts.sentinels, opts.masterName);
   const containers = new Map<number, string>();
   for (const [service, port] of Object.entries(opts.nodePorts)) {
     assertLoopback({ host: LOOPBACK, port }, 'node');
-    const id = await docker(['compose', '-f', opts.composeFile, '-p', opts.project, 'ps', '-q', service]);
-    if (!id) throw new Error(`compose service ${service} has no container`);
-    containers.set(port, id.split('\n')[0]!);
+    const ids = await docker(['ps', '-aq', '--filter', `label=com.docker.compose.project=${opts.project}`,
+      '--filter', `label=com.docker.compose.service=${service}`]);
+    if (!ids) throw new Error(`compose service ${service} of project ${opts.project} has no container`);
+    containers.set(port, ids.split('\n')[0]!);
   }
   return {
     kind: 'compose',

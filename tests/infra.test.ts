@@ -6,14 +6,19 @@
  *   all on 127.0.0.1, and a compose CLI (when one is installed) accepts it.
  * - Without Docker: the compose file's own Redis commands and sentinel entrypoint run on local
  *   redis-server processes, and a switch drill runs against them with the app's REDIS_SENTINELS.
- * - With a Docker engine: `docker compose up`, a kill drill against the containers, and the
- *   containerised app must follow the new master. Skipped, with the reason printed, when no
- *   engine answers (as on the development machines and CI here).
+ * - With a Docker engine: the stack up through testcontainers' DockerComposeEnvironment, a
+ *   kill drill against the containers (`docker kill` of the master), and the containerised app
+ *   must follow the new master and keep serving. CI (.ci/run) starts a private engine and
+ *   builds the images from the host's binaries (infra/local-images.sh), so it runs there; with
+ *   CI set, a missing engine or image fails the test. Elsewhere it is skipped, with the reason
+ *   printed, when no engine answers.
  */
-import { afterAll, describe, expect, test } from 'bun:test';
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { DockerComposeEnvironment, type StartedDockerComposeEnvironment } from 'testcontainers';
+import { DrillClient, ok } from '../drill/client.ts';
 import { runDrill } from '../drill/drill.ts';
 import { formatReport } from '../drill/report.ts';
 import { composeTopology, parseHostPorts } from '../drill/target.ts';
@@ -207,7 +212,10 @@ describe('compose topology on local redis-server processes (no Docker)', () => {
 });
 
 // ---------------------------------------------------------------------------------------------
-// With a Docker engine: the real thing.
+// With a Docker engine: the real thing, through testcontainers' DockerComposeEnvironment.
+// The images are the compose file's own tags (in CI built from the host's binaries by
+// infra/local-images.sh, which .ci/run calls after starting its private engine). In CI an
+// absent engine is a failure, not a skip; elsewhere the test is skipped with the reason printed.
 
 async function dockerEngine(): Promise<string | null> {
   const info = await run(['docker', 'info', '--format', '{{.ServerVersion}}'], { timeoutMs: 10_000 });
@@ -215,41 +223,164 @@ async function dockerEngine(): Promise<string | null> {
   return `no Docker engine answers (docker info: ${info.err.split('\n')[0] || `exit ${info.code}`})`;
 }
 
+async function missingImages(): Promise<string[]> {
+  const wanted = [...new Set(Object.values(services).map((s) => s.image).filter((i): i is string => !!i))];
+  const missing: string[] = [];
+  for (const image of wanted) if ((await run(['docker', 'image', 'inspect', image], { timeoutMs: 10_000 })).code !== 0) missing.push(image);
+  return missing;
+}
+
 const noEngine = await dockerEngine();
 const cli = noEngine ? null : await composeCli();
-const skipReason = noEngine ?? (cli ? null : 'a Docker engine answers, but no compose CLI is installed');
-if (skipReason) console.log(`skip: compose drill: ${skipReason}`);
+const missing = noEngine || !cli ? [] : await missingImages();
+const engineProblem = noEngine
+  ?? (cli ? null : 'a Docker engine answers, but no compose CLI is installed')
+  ?? (missing.length ? `images ${missing.join(', ')} are missing (no registry here: run infra/local-images.sh)` : null);
+const inCi = !!process.env.CI && process.env.CI !== 'false';
+if (engineProblem) console.log(`${inCi ? 'FAIL (CI)' : 'skip'}: compose stack: ${engineProblem}`);
 
-describe.skipIf(skipReason !== null)('compose stack with a Docker engine', () => {
-  const project = `ticketing-drill-${process.pid}`;
-  const composeCmd = (...args: string[]) => [...cli!, '-p', project, '-f', COMPOSE_FILE, ...args];
+describe.skipIf(engineProblem !== null && !inCi)('compose stack with a Docker engine (testcontainers)', () => {
+  // Ryuk (testcontainers' reaper) is an image pulled from Docker Hub: off here, and the stack is
+  // taken down in afterAll (and CI's engine, with everything in it, goes at the end of the run).
+  process.env.TESTCONTAINERS_RYUK_DISABLED ??= 'true';
+  const project = `ticketing-test-${process.pid}`;
+  const appUrl = `http://127.0.0.1:${app.environment!.PORT}`;
+  const sentinelAddrs = parseHostPorts(app.environment!.REDIS_SENTINELS!);
+  const masterName = app.environment!.REDIS_MASTER_NAME!;
+  let stack: StartedDockerComposeEnvironment | undefined;
+  let upSeconds = 0;
+
+  beforeAll(async () => {
+    if (engineProblem) throw new Error(`CI runs the compose stack for real, but ${engineProblem}`);
+    const started = Date.now();
+    stack = await new DockerComposeEnvironment(join(ROOT, 'infra'), 'docker-compose.yml')
+      .withProjectName(project)
+      .withEnvironment(TEST_ENV)
+      // docker-compose v1 (Debian's) has no `docker compose` plugin: name the standalone binary.
+      .withClientOptions(cli![0] === 'docker-compose' ? { executable: { standalone: true, executablePath: 'docker-compose' } } : {})
+      // Every service with a healthcheck (data nodes, PostgreSQL, the app) is waited for through
+      // it; each wait is bounded.
+      .withStartupTimeout(120_000)
+      .up();
+    upSeconds = (Date.now() - started) / 1000;
+  }, 300_000);
+
   afterAll(async () => {
-    await run(composeCmd('down', '-v', '--remove-orphans'), { timeoutMs: 120_000, env: TEST_ENV });
-  });
+    // timeout 0 would mean "the default 10 s" (testcontainers passes -t only when non-zero).
+    await stack?.down({ removeVolumes: true, timeout: 1000 });
+  }, 120_000);
 
-  test('kill drill against the containers; the containerised app follows the new master', async () => {
-    const up = await run(composeCmd('up', '-d', '--build'), { timeoutMs: 600_000, env: TEST_ENV });
-    if (up.code !== 0) throw new Error(`compose up failed: ${up.err}`);
-    const appUrl = `http://127.0.0.1:${app.environment!.PORT}`;
-    const deadline = Date.now() + 120_000;
-    while ((await fetch(`${appUrl}/readyz`).then((r) => r.ok, () => false)) === false) {
-      if (Date.now() > deadline) throw new Error('the compose app did not become ready within 120 s');
-      await Bun.sleep(500);
+  /** Polls check until it answers true; fails naming what it waited for. */
+  const until = async (what: string, timeoutMs: number, check: () => Promise<boolean>) => {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await check().catch(() => false))) {
+      if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+      await Bun.sleep(100);
     }
-    const target = await composeTopology({
-      composeFile: COMPOSE_FILE, project, masterName: app.environment!.REDIS_MASTER_NAME!,
-      sentinels: parseHostPorts(app.environment!.REDIS_SENTINELS!),
-      nodePorts: Object.fromEntries(redisNodes.map(([name, s]) => [name, Number(argAfter(s.command, '--port'))])),
+  };
+  const appStatus = () => fetch(`${appUrl}/admin/status`, { headers: { 'X-Admin-Key': TEST_ENV.ADMIN_API_KEY }, signal: AbortSignal.timeout(2000) })
+    .then((r) => r.json() as Promise<{ mode: string; redis: { master: string | null } }>);
+
+  test('kill drill against the containers; the containerised app follows the new master and keeps answering', async () => {
+    console.log(`compose up through testcontainers (${cli!.join(' ')}): ${upSeconds.toFixed(1)} s`);
+    expect(stack!.getContainer(cli![0] === 'docker-compose' ? `${project}_app_1` : 'app-1')).toBeDefined();
+    await until('the containerised app to be ready', 60_000, async () => (await fetch(`${appUrl}/readyz`, { signal: AbortSignal.timeout(2000) })).ok);
+    const sentinelPorts = sentinelAddrs.map((s) => s.port);
+    await until('3 sentinels that know 2 replicas and 2 peers', 60_000, async () => {
+      for (const port of sentinelPorts) {
+        const replicas = await sendCommand(port, ['SENTINEL', 'REPLICAS', masterName], 500);
+        const peers = await sendCommand(port, ['SENTINEL', 'SENTINELS', masterName], 500);
+        if (!Array.isArray(replicas) || replicas.length !== 2 || !Array.isArray(peers) || peers.length !== 2) return false;
+      }
+      return true;
     });
-    const report = await runDrill({
-      scenario: 'kill', target, databaseUrl: app.environment!.DATABASE_URL, durationSec: 15, faultAfterSec: 4, users: 40,
+
+    // The containerised app under its own light traffic, all through the drill: a new user takes
+    // a token, joins (a write to the master) and polls, about once a second. Each request has a
+    // 5 s deadline.
+    const api = new DrillClient(appUrl, TEST_ENV.ADMIN_API_KEY, 5_000);
+    const concert = await api.call('status', 'POST', '/admin/concerts', {
+      admin: true, body: { title: `compose ${project}`, schedules: [{ date: new Date(Date.now() + 30 * 86_400_000).toISOString(), seats: 100, price: 1000 }] },
     });
-    console.log(JSON.stringify(report.fault), JSON.stringify(report.errorsByCode));
+    expect(concert.status).toBe(201);
+    let nextUser = 900_000_000 + (process.pid % 1000) * 10_000;
+    type Journey = { at: number; ok: boolean; status: number; why?: string };
+    const journey = async (): Promise<Journey> => {
+      const userId = nextUser++;
+      const t = await api.call('token', 'POST', '/v1/tokens', { body: { userId } });
+      if (!ok(t)) return { at: t.at, ok: false, status: t.status, why: `token ${t.status} ${t.code}` };
+      const j = await api.call('join', 'POST', `/v1/concerts/${concert.body.id}/queue`, { token: t.body.token });
+      if (!ok(j)) return { at: j.at, ok: false, status: j.status, why: `join ${j.status} ${j.code}` };
+      const p = await api.call('poll', 'GET', '/v1/queue/me', { token: j.body.token });
+      if (!ok(p)) return { at: p.at, ok: false, status: p.status, why: `poll ${p.status} ${p.code}` };
+      return { at: p.at, ok: true, status: p.status };
+    };
+    const first = await journey();
+    expect(first.why).toBeUndefined();
+    const probes: Journey[] = [];
+    let probing = true;
+    const prober = (async () => {
+      while (probing) {
+        probes.push(await journey());
+        // About one journey a second: the app's token limit per client is 60 a minute.
+        await Bun.sleep(1000);
+      }
+    })();
+
+    const nodePorts = Object.fromEntries(redisNodes.map(([name, s]) => [name, Number(argAfter(s.command, '--port'))]));
+    const target = await composeTopology({ project, masterName, sentinels: sentinelAddrs, nodePorts });
+    const oldMaster = await target.currentMaster();
+    const drillStart = Date.now();
+    let report: Awaited<ReturnType<typeof runDrill>>;
+    try {
+      report = await runDrill({
+        scenario: 'kill', target, databaseUrl: app.environment!.DATABASE_URL,
+        durationSec: 15, faultAfterSec: 4, users: 30,
+      });
+    } finally {
+      probing = false;
+      await prober;
+    }
+    console.log(`compose kill drill: master ${report.fault.oldMaster} killed, new master ${report.fault.newMaster} after ` +
+      `${((report.fault.failoverMs ?? NaN) / 1000).toFixed(1)} s; the drill's service followed after ` +
+      `${((report.fault.statusFollowedMs ?? NaN) / 1000).toFixed(1)} s; the killed node served as a replica ` +
+      `${((report.fault.replicaRejoinMs ?? NaN) / 1000).toFixed(1)} s after its restart`);
+    console.log(`  errors: ${JSON.stringify(report.errorsByCode)}; notes: ${report.fault.notes.join('; ') || '-'}`);
+    expect(report.fault.oldMaster).toBe(`${oldMaster.host}:${oldMaster.port}`);
+    expect(report.fault.newMaster).not.toBeNull();
+    expect(report.fault.newMaster).not.toBe(report.fault.oldMaster);
+    expect(report.fault.failoverMs).toBeLessThan(30_000);
     expect(report.payments.lost).toBe(0);
     expect(report.doubleSales).toBe(0);
-    expect(report.fault.newMaster).not.toBeNull();
-    const status = await fetch(`${appUrl}/admin/status`, { headers: { 'X-Admin-Key': TEST_ENV.ADMIN_API_KEY } }).then((r) => r.json()) as
-      { redis: { master: string | null } };
+    expect(report.fault.replicaRejoinMs).not.toBeNull();
+
+    // The containerised app names the new master, and serves fresh users again.
+    await until(`the containerised app to name the sentinels' master ${report.final.sentinelMaster}`, 30_000,
+      async () => (await appStatus()).redis.master === report.final.sentinelMaster);
+    const status = await appStatus();
     expect(status.redis.master).toBe(report.final.sentinelMaster);
-  }, 900_000);
+    expect(status.redis.master).not.toBe(report.fault.oldMaster);
+    expect(status.mode).toBe('redis');
+    const after: Journey[] = [];
+    for (let i = 0; i < 10; i++) after.push(await journey());
+    expect(after.filter((r) => !r.ok)).toEqual([]);
+
+    // Through the drill the app may refuse for a moment (503 while the new master lacks its 2
+    // replicas and the app moves to SQL and back), never with anything else, and never for long.
+    const failed = probes.filter((r) => !r.ok);
+    let longestRefusalMs = 0;
+    let refusedSince: number | null = null;
+    for (const r of probes) {
+      if (!r.ok) refusedSince ??= r.at;
+      else if (refusedSince !== null) { longestRefusalMs = Math.max(longestRefusalMs, r.at - refusedSince); refusedSince = null; }
+    }
+    if (refusedSince !== null) longestRefusalMs = Math.max(longestRefusalMs, after[0]!.at - refusedSince);
+    const rel = (at: number) => `${((at - drillStart) / 1000).toFixed(1)} s`;
+    console.log(`  containerised app during the drill (kill at about ${rel(drillStart + 4000)}): ${probes.length} journeys, ` +
+      `${failed.length} refused${failed.length ? ` (${failed.map((f) => `${f.why} at ${rel(f.at)}`).join(', ')})` : ''}; ` +
+      `longest refusal ${(longestRefusalMs / 1000).toFixed(1)} s; after the drill ${after.length}/${after.length} journeys succeeded`);
+    expect(probes.length).toBeGreaterThan(10);
+    expect(failed.filter((r) => r.status !== 503)).toEqual([]);
+    expect(longestRefusalMs).toBeLessThan(15_000);
+  }, 300_000);
 });
