@@ -167,9 +167,9 @@ async function main() {
     }
     const tokenBytes = ((await usedMemory(r)) - beforeTokens) / sample.tokens;
     entities.push({ name: 'user token', bytes: tokenBytes, how: '{tok}:<jti> string = userId, with TTL, + a member of the live-token zset (issueToken)' });
-    const jwtLength = new JwtCodec(BENCH_JWT_SECRET).sign({
+    const jwtLength = (await new JwtCodec(BENCH_JWT_SECRET).sign({
       typ: 'user', sub: '12345678', jti: randomUUID(), iat: Math.floor(now / 1000), exp: Math.floor(now / 1000) + 1800,
-    }).length;
+    })).length;
     detail.userJwtLength = jwtLength;
 
     // ---- waiting users: joinQueue through RedisQueueStore, one concert

@@ -190,10 +190,10 @@ export async function main(argv: string[]): Promise<void> {
       if (withHttp) {
         server = await startService();
         const now = Date.now();
-        const tokens = Array.from({ length: 2000 }, () => Math.floor(Math.random() * target)).map((i) => jwt.sign({
+        const tokens = await Promise.all(Array.from({ length: 2000 }, () => Math.floor(Math.random() * target)).map((i) => jwt.sign({
           typ: 'queue', sub: String(USER_BASE + i), jti: jtiOf(i), cid: concertId, seq: seqs[i]!,
           iat: Math.floor(now / 1000), exp: Math.floor(now / 1000) + 3600,
-        }));
+        })));
         const requests = tokens.map((token) => ({ method: 'GET', path: '/v1/queue/me', token }));
         // A fresh process runs the poll at about half its warm rate until the JIT has compiled it.
         if (warmupS > 0) await runLoad(client, { base: server.base, requests, cycle: true, connections, durationS: warmupS, ok: [200] });

@@ -88,11 +88,11 @@ for (const target of SQL_TARGETS) {
         expect(joined.every((r) => r.status === 201)).toBe(true);
         const seqOfUser = new Map<number, number>();
         const tokenOfSeq = new Map<number, string>();
-        joined.forEach((r, i) => {
-          const seq = svc.ctx.tokens.decode(r.body.token, now())!.seq!;
+        for (const [i, r] of joined.entries()) {
+          const seq = (await svc.ctx.tokens.decode(r.body.token, now()))!.seq!;
           seqOfUser.set(userIds[i]!, seq);
           tokenOfSeq.set(seq, r.body.token);
-        });
+        }
 
         // A watcher samples the active set all along.
         let watching = true;

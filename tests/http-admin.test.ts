@@ -155,7 +155,7 @@ describeEach('admin', {}, (h) => {
     await eventually(async () => (await h.svc.redis.exists(keys.concert(concert.id))) === 1);
     // Places come back from the queue tokens SQL recorded, in entry order.
     expect(await h.svc.redis.zrange(keys.waiting(concert.id), '0', '-1')).toEqual(
-      [a, b].map((j) => String(h.svc.ctx.tokens.decode(j.body.token, h.clock.now())!.userId)),
+      await Promise.all([a, b].map(async (j) => String((await h.svc.ctx.tokens.decode(j.body.token, h.clock.now()))!.userId))),
     );
     // A rebuild always ends with the service back on Redis, whatever mode it started in.
     await eventually(() => h.svc.ctx.mode.current === 'redis');

@@ -64,7 +64,7 @@ describeEach('queue timing', { env }, (h) => {
     const again = await join(h.app, concert.id, idle.token);
     expect(again.status).toBe(201);
     expect(again.body.position).toBe(3);
-    expect(h.svc.ctx.tokens.decode(again.body.token, h.clock.now())!.seq).toBe(3);
+    expect((await h.svc.ctx.tokens.decode(again.body.token, h.clock.now()))!.seq).toBe(3);
     await patchQueue(h.app, concert.id, { maxActive: 1 });
     await h.tick();
     expect((await poll(h, b.token)).body.status).toBe('active');

@@ -26,7 +26,7 @@ describeEach('queue', {}, (h) => {
       position: 1, ahead: 0, estimatedWaitSeconds: expect.any(Number), paused: false, pollAfterSeconds: expect.any(Number),
       activeUntil: null,
     });
-    const claims = h.svc.ctx.tokens.jwt.verify(r.body.token, Math.floor(before / 1000))!;
+    const claims = (await h.svc.ctx.tokens.jwt.verify(r.body.token, Math.floor(before / 1000)))!;
     expect(claims).toMatchObject({ typ: 'queue', sub: String(userId), cid: concert.id, seq: 1 });
     expect(Date.parse(r.body.expiresAt) - before).toBeGreaterThanOrEqual(3600_000);
     expect(Date.parse(r.body.expiresAt) - before).toBeLessThan(3600_000 + 5000);
@@ -107,7 +107,7 @@ describeEach('queue', {}, (h) => {
     expect(again.status).toBe(200);
     expect(again.body).toMatchObject({ status: 'waiting', position: 2, ahead: 1 });
     expect(again.body.token).not.toBe(first.body.token);
-    expect(h.svc.ctx.tokens.decode(again.body.token, h.clock.now())!.seq).toBe(2);
+    expect((await h.svc.ctx.tokens.decode(again.body.token, h.clock.now()))!.seq).toBe(2);
     expect((await poll(h, first.body.token)).status).toBe(401);
     expect((await poll(h, again.body.token)).body.position).toBe(2);
     expect(await queueStats(h.app, concert.id)).toMatchObject({ waiting: 2 });

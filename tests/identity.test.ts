@@ -51,7 +51,7 @@ describeEach('AUTH_MODE=jwt with AUTH_JWKS_URL', { env: JWKS_ENV }, (h) => {
     expect(r.status).toBe(201);
     expect(Object.keys(r.body).sort()).toEqual(['expiresAt', 'token', 'userId']);
     expect(Number.isSafeInteger(r.body.userId) && r.body.userId > 0).toBe(true);
-    expect(h.svc.ctx.tokens.decode(r.body.token, h.clock.now())).toMatchObject({ typ: 'user', userId: r.body.userId });
+    expect((await h.svc.ctx.tokens.decode(r.body.token, h.clock.now()))).toMatchObject({ typ: 'user', userId: r.body.userId });
     const db = h.svc.database.db;
     expect(await db.selectFrom('identities').selectAll().where('sub', '=', c.sub).execute())
       .toEqual([{ iss: ISS, sub: c.sub, user_id: r.body.userId, created_at: expect.any(Number) }]);
@@ -119,7 +119,7 @@ describeEach('AUTH_MODE=jwt with AUTH_JWKS_URL', { env: JWKS_ENV }, (h) => {
   });
 
   test("one of this service's own tokens as idToken → 401", async () => {
-    const own = h.svc.ctx.tokens.jwt.sign({ typ: 'user', sub: '42', jti: randomUUID(), iat: nowS(), exp: nowS() + 600 });
+    const own = await h.svc.ctx.tokens.jwt.sign({ typ: 'user', sub: '42', jti: randomUUID(), iat: nowS(), exp: nowS() + 600 });
     const before = await counts(h.svc);
     expect401(await signIn(h.app, own), /this service's own tokens/);
     expect(await counts(h.svc)).toEqual(before);
@@ -235,7 +235,7 @@ describeEach('AUTH_MODE=jwt with an HS256 AUTH_SHARED_SECRET', {
     expect401(await signIn(h.app, signJwt(c(), { alg: 'HS256', secret: `${SHARED}-not` })), /signature that does not match/);
     expect401(await signIn(h.app, signWith(rsa, c())), /"RS256"; accepted: HS256$/);
     const nowS = Math.floor(h.clock.now() / 1000);
-    const own = h.svc.ctx.tokens.jwt.sign({ typ: 'user', sub: '7', jti: randomUUID(), iat: nowS, exp: nowS + 60 });
+    const own = await h.svc.ctx.tokens.jwt.sign({ typ: 'user', sub: '7', jti: randomUUID(), iat: nowS, exp: nowS + 60 });
     expect401(await signIn(h.app, own), /this service's own tokens/);
   });
 });

@@ -37,12 +37,12 @@ describeEach('queue race', {}, (h) => {
 
     const seqOfUser = new Map<number, number>();
     const tokenOfSeq = new Map<number, string>();
-    joined.forEach((r, i) => {
-      const seq = h.svc.ctx.tokens.decode(r.body.token, h.clock.now())!.seq!;
+    for (const [i, r] of joined.entries()) {
+      const seq = (await h.svc.ctx.tokens.decode(r.body.token, h.clock.now()))!.seq!;
       seqOfUser.set(userIds[i]!, seq);
       tokenOfSeq.set(seq, r.body.token);
       expect(r.body.position).toBe(seq);
-    });
+    }
     // Every entry number exactly once: 1..200.
     expect([...tokenOfSeq.keys()].sort((a, b) => a - b)).toEqual(Array.from({ length: USERS }, (_, i) => i + 1));
 

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, expect, test } from 'bun:test';
 import { loadConfig } from '../src/config.ts';
 import { createContext } from '../src/context.ts';
 import { createApp } from '../src/http/app.ts';
+import { TOKEN_LEEWAY_SECONDS } from '../src/modules/tokens/jwt.ts';
 import { call, userToken } from './helpers/http.ts';
 import { newUserId } from './helpers/harness.ts';
 import { ADMIN_KEY, JWT_SECRET, startService, type TestService } from './helpers/service.ts';
@@ -73,7 +74,7 @@ test('made-up Bearer values do not get a bucket each: they share their address',
     expect(mine.status).toBe(200);
     // A well-signed but expired token is not a verified user: it counts against the address.
     const nowS = Math.floor(Date.now() / 1000);
-    const expired = svc.ctx.tokens.jwt.sign({ typ: 'user', sub: '5', jti: crypto.randomUUID(), iat: nowS - 60, exp: nowS - 1 });
+    const expired = await svc.ctx.tokens.jwt.sign({ typ: 'user', sub: '5', jti: crypto.randomUUID(), iat: nowS - 60, exp: nowS - TOKEN_LEEWAY_SECONDS - 1 });
     expect((await fetch(`${base}/v1/me/balance`, { headers: { Authorization: `Bearer ${expired}` } })).status).toBe(429);
   });
 });

@@ -32,7 +32,7 @@ for (const target of SQL_TARGETS) {
         const userId = newUserId();
         const r = await join(svc.app, concertId, await userToken(svc.app, userId));
         expect(r.status).toBe(201);
-        out.push({ userId, token: r.body.token as string, jti: svc.ctx.tokens.decode(r.body.token, Date.now())!.jti });
+        out.push({ userId, token: r.body.token as string, jti: (await svc.ctx.tokens.decode(r.body.token, Date.now()))!.jti });
       }
       return out;
     }

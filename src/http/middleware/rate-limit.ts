@@ -7,7 +7,7 @@ export interface RateLimitOptions {
   perSecond: number;
   burst: number;
   /** Who the client is; null when there is nothing to key on (an in-process request). */
-  clientOf: (c: Context) => string | null;
+  clientOf: (c: Context) => string | null | Promise<string | null>;
 }
 
 interface Bucket { tokens: number; at: number }
@@ -24,12 +24,12 @@ export function clientAddress(c: Context, trustProxy: boolean): string | null {
 /**
  * The user of a bearer token whose signature and expiry hold (no I/O), else the address. Only a
  * verified token gets a bucket of its own: keyed on the raw header, every made-up value would
- * be a fresh client with a full burst.
+ * be a fresh client with a full burst. `userOf` verifies the request's token (once per request:
+ * see bearerPrincipal); null when there is none or it does not verify.
  */
-export function byVerifiedUserElseAddress(opts: { trustProxy: boolean; userOf: (token: string) => number | null }) {
-  return (c: Context): string | null => {
-    const m = /^Bearer\s+(\S+)$/i.exec(c.req.header('Authorization') ?? '');
-    const userId = m ? opts.userOf(m[1]!) : null;
+export function byVerifiedUserElseAddress(opts: { trustProxy: boolean; userOf: (c: Context) => Promise<number | null> }) {
+  return async (c: Context): Promise<string | null> => {
+    const userId = await opts.userOf(c);
     if (userId !== null) return `u:${userId}`;
     const addr = clientAddress(c, opts.trustProxy);
     return addr ? `a:${addr}` : null;
@@ -55,7 +55,7 @@ export function rateLimit(opts: RateLimitOptions): MiddlewareHandler {
   let sweptAt = Date.now();
   return async function rateLimitMiddleware(c, next) {
     if (opts.perSecond <= 0) return next();
-    const client = opts.clientOf(c);
+    const client = await opts.clientOf(c);
     if (!client) return next();
     const now = Date.now();
     if (now - sweptAt > 60_000) {

@@ -56,7 +56,7 @@ export class IdentityVerifier {
     const isObject = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v);
     if (!isObject(header)) throw refuse('has a header that is not a JSON object');
     if (!isObject(payload)) throw refuse('has claims that are not a JSON object');
-    if (this.own.signedHere(idToken)) throw refuse("is one of this service's own tokens; send the identity provider's token");
+    if (await this.own.signedHere(idToken)) throw refuse("is one of this service's own tokens; send the identity provider's token");
     const alg = header.alg as Alg;
     if (!this.algs.includes(alg)) throw refuse(`is signed with ${JSON.stringify(header.alg)}; accepted: ${this.algs.join(', ')}`);
 

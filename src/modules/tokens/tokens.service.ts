@@ -6,6 +6,7 @@ import { keys } from '../../redis/keys.ts';
 import { runScript } from '../../redis/scripts.ts';
 import type { Db } from '../../store/connect.ts';
 import { JwtCodec, type TokenClaims } from './jwt.ts';
+import { VerifiedTokens } from './verified-tokens.ts';
 import { assertSqlMode } from '../../resilience/sql-fence.ts';
 import { claimEntry } from '../queue/entries.repo.ts';
 import { claimJoin, dropJoinClaimUnlessRecorded, findJoinReplay, holdJoinClaim } from './join-replays.repo.ts';
@@ -23,6 +24,13 @@ export interface Principal {
 
 const REFRESH_PAUSE_MS = 5000;
 
+/**
+ * Verified tokens kept per instance. It must hold every token that polls one instance within a
+ * poll interval, or a fan's next poll finds its entry evicted (a cyclic scan defeats an LRU).
+ * Measured at about 0.5 KB an entry for a queue token (docs/performance.md), so ≈ 50 MB when full.
+ */
+export const VERIFIED_TOKENS_CAP = 100_000;
+
 /** A queue token as issued: the signed string and what it carries. */
 export interface IssuedQueueToken { token: string; jti: string; seq: number; expiresAt: number }
 
@@ -32,16 +40,24 @@ export interface IssuedQueueToken { token: string; jti: string; seq: number; exp
  */
 export class TokenService {
   readonly jwt: JwtCodec;
+  readonly verified = new VerifiedTokens<Principal>(VERIFIED_TOKENS_CAP);
   private refreshPausedUntil = 0;
   constructor(private readonly db: Db, private readonly redis: RedisClient, private readonly config: Config) {
     this.jwt = new JwtCodec(config.jwtSecret);
   }
 
-  /** Signature and expiry only; the server-side record is checked by the caller's store. */
-  decode(token: string, now: number): Principal | null {
-    const c: TokenClaims | null = this.jwt.verify(token, Math.floor(now / 1000));
+  /**
+   * Signature and expiry only; the server-side record is checked by the caller's store. A token
+   * verified before and not past its exp is answered from the cache (the same, frozen, Principal).
+   */
+  async decode(token: string, now: number): Promise<Principal | null> {
+    const hit = this.verified.get(token, now);
+    if (hit) return hit;
+    const c: TokenClaims | null = await this.jwt.verify(token, Math.floor(now / 1000));
     if (!c) return null;
-    return { typ: c.typ, userId: Number(c.sub), jti: c.jti, concertId: c.cid, seq: c.seq, exp: c.exp, token };
+    const p: Principal = Object.freeze({ typ: c.typ, userId: Number(c.sub), jti: c.jti, concertId: c.cid, seq: c.seq, exp: c.exp, token });
+    this.verified.set(token, p, now);
+    return p;
   }
 
   async issueUserToken(userId: number, now: number, useRedis: boolean): Promise<{ token: string; expiresAt: number; inRedis: boolean }> {
@@ -58,7 +74,7 @@ export class TokenService {
         [userId, jti, now, ttlMs, this.config.tokenRedisLimit]);
       inRedis = r[1] === 1;
     }
-    const token = this.jwt.sign({ typ: 'user', sub: String(userId), jti, iat: Math.floor(now / 1000), exp: Math.floor(expiresAt / 1000) });
+    const token = await this.jwt.sign({ typ: 'user', sub: String(userId), jti, iat: Math.floor(now / 1000), exp: Math.floor(expiresAt / 1000) });
     return { token, expiresAt, inRedis };
   }
 
@@ -67,7 +83,7 @@ export class TokenService {
    * recorded expiry. Whoever signs the same record gets the same string, which is what lets a
    * double-submitted or retried join answer with the token the first one gave out.
    */
-  signQueueToken(r: { userId: number; jti: string; concertId: number; seq: number; createdAt: number; expiresAt: number }): string {
+  signQueueToken(r: { userId: number; jti: string; concertId: number; seq: number; createdAt: number; expiresAt: number }): Promise<string> {
     return this.jwt.sign({
       typ: 'queue', sub: String(r.userId), jti: r.jti, cid: r.concertId, seq: r.seq,
       iat: Math.floor(r.createdAt / 1000), exp: Math.floor(r.expiresAt / 1000),
@@ -122,7 +138,7 @@ export class TokenService {
       }
       await revokeTokens(trx, replaced.filter((j) => j !== p.jti), now);
       const issued = { ...p, createdAt: row.created_at, expiresAt: row.expires_at };
-      return { token: this.signQueueToken(issued), jti: p.jti, seq: p.seq, expiresAt: row.expires_at };
+      return { token: await this.signQueueToken(issued), jti: p.jti, seq: p.seq, expiresAt: row.expires_at };
     });
   }
 
@@ -167,7 +183,7 @@ export class TokenService {
     const row = await queueTokenRecord(this.db, claim.queueJti);
     if (!row || row.user_id !== src.userId || row.concert_id !== concertId || row.seq === null
       || row.revoked_at !== null || row.expires_at <= now) return null;
-    const token = this.signQueueToken({
+    const token = await this.signQueueToken({
       userId: src.userId, jti: claim.queueJti, concertId, seq: row.seq, createdAt: row.created_at, expiresAt: row.expires_at,
     });
     return {
@@ -195,7 +211,7 @@ export class TokenService {
       throw err;
     }
     if (expiresAt === null) return null;
-    const token = this.jwt.sign({
+    const token = await this.jwt.sign({
       typ: 'queue', sub: String(p.userId), jti: p.jti, cid: p.concertId, seq: p.seq, iat: Math.floor(now / 1000), exp: Math.floor(expiresAt / 1000),
     });
     return { token, expiresAt };
