@@ -17,6 +17,7 @@ import type { createApp } from '../src/http/app.ts';
 import { newUserId } from './helpers/harness.ts';
 import { call, createConcert, eventually, join as joinQueue, userToken } from './helpers/http.ts';
 import { ADMIN_KEY, JWT_SECRET } from './helpers/service.ts';
+import { collectOutput } from './helpers/spawn.ts';
 
 type App = ReturnType<typeof createApp>;
 type DbKind = 'sqlite' | 'postgres';
@@ -62,17 +63,11 @@ async function startNode(kind: DbKind, via: 'npm' | 'node'): Promise<NodeService
     },
     stdin: 'ignore', stdout: 'pipe', stderr: 'pipe',
   });
-  let out = '';
-  const drainPipe = async (s: ReadableStream<Uint8Array>) => {
-    const dec = new TextDecoder();
-    for await (const chunk of s) out += dec.decode(chunk);
-  };
-  void drainPipe(proc.stdout);
-  void drainPipe(proc.stderr);
+  const output = collectOutput(proc);
   const base = `http://127.0.0.1:${port}`;
   const app = { request: (path: string, init?: RequestInit) => fetch(`${base}${path}`, init) } as unknown as App;
   const svc: NodeService = {
-    kind, proc, base, app, redis, output: () => out,
+    kind, proc, base, app, redis, output,
     async drop() {
       // SIGTERM first: npm passes it on to Node, where a SIGKILL of npm would leave Node running.
       if (proc.exitCode === null) proc.kill('SIGTERM');
@@ -84,12 +79,12 @@ async function startNode(kind: DbKind, via: 'npm' | 'node'): Promise<NodeService
   };
   try {
     await eventually(async () => {
-      if (proc.exitCode !== null) throw new Error(`node exited ${proc.exitCode}: ${out}`);
+      if (proc.exitCode !== null) throw new Error(`node exited ${proc.exitCode}: ${output()}`);
       return (await fetch(`${base}/readyz`)).status === 200;
     }, 40_000, 50);
   } catch (err) {
     await svc.drop();
-    throw new Error(`the Node-served ${kind} instance did not get ready: ${String(err)}\n${out}`);
+    throw new Error(`the Node-served ${kind} instance did not get ready: ${String(err)}\n${output()}`);
   }
   return svc;
 }

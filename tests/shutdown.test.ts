@@ -18,6 +18,7 @@ import { openDatabase } from '../src/store/connect.ts';
 import { newUserId } from './helpers/harness.ts';
 import { eventually, futureIso } from './helpers/http.ts';
 import { ADMIN_KEY, JWT_SECRET, startService } from './helpers/service.ts';
+import { collectOutput } from './helpers/spawn.ts';
 
 const DRAIN_SECONDS = 2;
 
@@ -49,17 +50,10 @@ async function startProcess(): Promise<Service> {
     },
     stdin: 'ignore', stdout: 'pipe', stderr: 'pipe',
   });
-  // Read the pipes as they fill, or a chatty process would block on a full pipe.
-  let out = '';
-  const drainPipe = async (s: ReadableStream<Uint8Array>) => {
-    const dec = new TextDecoder();
-    for await (const chunk of s) out += dec.decode(chunk);
-  };
-  void drainPipe(proc.stdout);
-  void drainPipe(proc.stderr);
+  const output = collectOutput(proc);
   const base = `http://127.0.0.1:${port}`;
   await eventually(async () => (await fetch(`${base}/readyz`)).status === 200, 20_000, 50);
-  return { proc, base, dbFile, output: () => out };
+  return { proc, base, dbFile, output };
 }
 
 async function removeDb(file: string) {

@@ -4,6 +4,21 @@ import type { Subprocess } from 'bun';
 
 export const ROOT = join(import.meta.dir, '../..');
 
+/**
+ * Reads a child's stdout and stderr as they fill (a chatty process would block on a full pipe)
+ * into one text; returns a function giving what was read so far.
+ */
+export function collectOutput(proc: { stdout: ReadableStream<Uint8Array>; stderr: ReadableStream<Uint8Array> }): () => string {
+  let out = '';
+  const drain = async (s: ReadableStream<Uint8Array>) => {
+    const dec = new TextDecoder();
+    for await (const chunk of s) out += dec.decode(chunk, { stream: true });
+  };
+  void drain(proc.stdout);
+  void drain(proc.stderr);
+  return () => out;
+}
+
 /** A process whose stdout is read line by line as it comes, so a test can wait for a line. */
 export interface Spawned {
   proc: Subprocess<'ignore', 'pipe', 'pipe'>;
