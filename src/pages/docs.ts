@@ -24,6 +24,7 @@ const SCALAR_CONFIG = {
   mcp: { disabled: true },
   showDeveloperTools: 'never',
   hideClientButton: true,
+  defaultOpenAllTags: true,
   documentDownloadType: 'json',
 };
 
