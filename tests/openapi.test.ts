@@ -51,7 +51,7 @@ function servedRoutes(app: App): string[] {
 }
 
 /** A documented answer, found by the request's concrete path and status; its body is checked against its schema. */
-function conformTo(doc: Json, method: string, path: string, reply: Reply): void {
+function conformTo(doc: Json, method: string, path: string, reply: Reply): string {
   const found = operations(doc).find((o) => o.method === method.toLowerCase()
     && new RegExp(`^${o.path.replace(/\{\w+\}/g, '[^/]+')}$`).test(path.split('?')[0]!));
   if (!found) throw new Error(`${method} ${path} is not in the document`);
@@ -60,7 +60,7 @@ function conformTo(doc: Json, method: string, path: string, reply: Reply): void 
   const ref: string | undefined = answer.content?.['application/json']?.schema?.$ref;
   if (!ref) {
     expect(reply.body, `${method} ${found.path} ${reply.status} has no body in the document`).toBeNull();
-    return;
+    return `${method} ${found.path} ${reply.status}`;
   }
   const name = ref.split('/').pop()!;
   const schema = (responses as Record<string, ZodType>)[name[0]!.toLowerCase() + name.slice(1)];
@@ -68,6 +68,7 @@ function conformTo(doc: Json, method: string, path: string, reply: Reply): void 
   if (!parsed.success) {
     throw new Error(`${method} ${found.path} ${reply.status} is not a ${name}: ${parsed.error.message}\n${JSON.stringify(reply.body)}`);
   }
+  return `${method} ${found.path} ${reply.status}`;
 }
 
 /** Walks a schema (with its example value) and lists values that break one of its constraints. */
@@ -230,8 +231,7 @@ describeEach('openapi', {}, (h) => {
     const seen: string[] = [];
     const exchange = async (method: string, path: string, opts: Parameters<typeof call>[3] = {}) => {
       const r = await call(h.app, method, path, opts);
-      conformTo(doc, method, path, r);
-      seen.push(`${method} ${r.status}`);
+      seen.push(conformTo(doc, method, path, r));
       return r;
     };
     const userId = newUserId();
@@ -270,12 +270,17 @@ describeEach('openapi', {}, (h) => {
     await exchange('POST', '/v1/payments', { token: queue, body: { reservationId: held.body.reservationId } });
     await exchange('POST', '/v1/tokens', { body: { userId: 0 } });
     const again = (await exchange('POST', '/v1/tokens', { body: { userId: newUserId() } })).body.token as string;
-    const second = await join(h.app, concertId, again);
-    await exchange('DELETE', '/v1/queue/me', { token: second.body.token });
-    await exchange('GET', '/v1/queue/me', { token: second.body.token });
+    const second = (await join(h.app, concertId, again)).body.token as string;
+    await h.tick();
+    await exchange('POST', '/v1/reservations', { token: second, body: { scheduleId, seatNumber: 1 } });
+    await exchange('DELETE', '/v1/queue/me', { token: second });
+    await exchange('GET', '/v1/queue/me', { token: second });
     await exchange('GET', '/admin/status', { admin: 'wrong' });
     expect(seen).toEqual(expect.arrayContaining([
-      'POST 201', 'POST 200', 'GET 200', 'PATCH 200', 'DELETE 204', 'POST 409', 'POST 404', 'POST 400', 'GET 401', 'GET 403',
+      'POST /v1/concerts/{concertId}/queue 201', 'POST /v1/concerts/{concertId}/queue 200', 'POST /v1/reservations 201',
+      'POST /v1/reservations 200', 'POST /v1/reservations 404', 'POST /v1/reservations 409', 'POST /v1/payments 201',
+      'DELETE /v1/queue/me 204', 'GET /v1/queue/me 401', 'GET /v1/concerts/{concertId}/schedules 403', 'POST /v1/tokens 400',
+      'GET /admin/status 403',
     ]));
   });
 });
