@@ -251,7 +251,7 @@ describe('npm run start:node on SQLite, node dist/main.js on PostgreSQL', () => 
   test('/openapi.json, and /docs with the renderer it finds in node_modules from dist/', () => onBoth(async (svc) => {
     const doc = await fetch(`${svc.base}/openapi.json`);
     expect(doc.status).toBe(200);
-    expect((await doc.json()).openapi).toMatch(/^3\.1\./);
+    expect(((await doc.json()) as { openapi: string }).openapi).toMatch(/^3\.1\./);
     expect((await fetch(`${svc.base}/docs`)).status).toBe(200);
     const script = await fetch(`${svc.base}/docs/api-reference.js`, { headers: { 'Accept-Encoding': 'gzip' } });
     expect(script.status).toBe(200);

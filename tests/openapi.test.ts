@@ -119,6 +119,40 @@ const withValue = (example: Json, path: string[], value: Json): Json => {
   return copy;
 };
 
+/**
+ * Sends every documented request body: its example and the documented bounds must pass
+ * validation; each value that breaks a documented constraint must be refused with 400
+ * VALIDATION_FAILED naming the field. Returns how many refusals were checked.
+ */
+async function bodiesAsDocumented(app: App, doc: Json, fill: Record<string, string>, token?: string): Promise<number> {
+  const send = (method: string, path: string, body: Json) => call(app, method.toUpperCase(), path.replace(/\{(\w+)\}/g, (_m, p) => fill[p]!), {
+    body, token, headers: { 'X-Admin-Key': ADMIN_KEY },
+  });
+  let checked = 0;
+  for (const { method, path, op } of operations(doc).filter((o) => o.op.requestBody)) {
+    const media = op.requestBody.content['application/json'];
+    const passes = await send(method, path, media.example);
+    expect(passes.body?.error?.code, `${method} ${path} refused its own example: ${JSON.stringify(passes.body)}`).not.toBe('VALIDATION_FAILED');
+    for (const v of violations(doc, media.schema, media.example, [])) {
+      const r = await send(method, path, withValue(media.example, v.path, v.value));
+      const what = `${method} ${path} with ${v.field} ${v.why} (${JSON.stringify(v.value)})`;
+      expect(r.status, what).toBe(400);
+      expect(r.body.error.code, what).toBe('VALIDATION_FAILED');
+      expect(r.body.error.details.map((d: Json) => d.field), what).toContain(v.field);
+      checked++;
+    }
+    const schema = resolve(doc, media.schema);
+    for (const [name, prop] of Object.entries<Json>(schema.properties)) {
+      if (prop.type !== 'integer' || !(name in media.example)) continue;
+      for (const edge of [prop.minimum, prop.maximum]) {
+        const r = await send(method, path, { ...media.example, [name]: edge });
+        expect(r.body?.error?.code, `${method} ${path} with ${name} = ${edge}: ${JSON.stringify(r.body)}`).not.toBe('VALIDATION_FAILED');
+      }
+    }
+  }
+  return checked;
+}
+
 describeEach('openapi', {}, (h) => {
   let doc: Json;
   beforeAll(async () => {
@@ -173,35 +207,9 @@ describeEach('openapi', {}, (h) => {
   test('a body the document calls invalid gets 400 VALIDATION_FAILED naming the field; its example and bounds pass', async () => {
     const concert = await newConcert(h, [{ seats: 5, price: 1000 }]);
     const token = await userToken(h.app, newUserId());
-    const fill: Record<string, string> = {
+    const checked = await bodiesAsDocumented(h.app, doc, {
       concertId: String(concert.id), scheduleId: String(concert.schedules[0]!.id), id: `${concert.id}-6f1c2a0e-8b7d-4c3e-9a41-2d5b7e9f0c13`,
-    };
-    const send = (method: string, path: string, body: Json) => call(h.app, method.toUpperCase(), path.replace(/\{(\w+)\}/g, (_m, p) => fill[p]!), {
-      body, token, headers: { 'X-Admin-Key': ADMIN_KEY },
-    });
-    let checked = 0;
-    for (const { method, path, op } of operations(doc).filter((o) => o.op.requestBody)) {
-      const media = op.requestBody.content['application/json'];
-      const passes = await send(method, path, media.example);
-      expect(passes.body?.error?.code, `${method} ${path} refused its own example: ${JSON.stringify(passes.body)}`).not.toBe('VALIDATION_FAILED');
-      for (const v of violations(doc, media.schema, media.example, [])) {
-        const r = await send(method, path, withValue(media.example, v.path, v.value));
-        const what = `${method} ${path} with ${v.field} ${v.why} (${JSON.stringify(v.value)})`;
-        expect(r.status, what).toBe(400);
-        expect(r.body.error.code, what).toBe('VALIDATION_FAILED');
-        expect(r.body.error.details.map((d: Json) => d.field), what).toContain(v.field);
-        checked++;
-      }
-      // The documented bounds themselves are accepted.
-      const schema = resolve(doc, media.schema);
-      for (const [name, prop] of Object.entries<Json>(schema.properties)) {
-        if (prop.type !== 'integer' || !(name in media.example)) continue;
-        for (const edge of [prop.minimum, prop.maximum]) {
-          const r = await send(method, path, { ...media.example, [name]: edge });
-          expect(r.body?.error?.code, `${method} ${path} with ${name} = ${edge}: ${JSON.stringify(r.body)}`).not.toBe('VALIDATION_FAILED');
-        }
-      }
-    }
+    }, token);
     expect(checked).toBeGreaterThan(40);
   });
 
@@ -282,6 +290,22 @@ describeEach('openapi', {}, (h) => {
       'DELETE /v1/queue/me 204', 'GET /v1/queue/me 401', 'GET /v1/concerts/{concertId}/schedules 403', 'POST /v1/tokens 400',
       'GET /admin/status 403',
     ]));
+  });
+});
+
+describeEach('openapi with AUTH_MODE=jwt', {
+  modes: ['redis'], sqlTargets: ['sqlite'],
+  env: { AUTH_MODE: 'jwt', AUTH_SHARED_SECRET: 'an-identity-provider-secret-of-32-bytes+' },
+}, (h) => {
+  test('POST /v1/tokens is documented with the identity token body the route then validates', async () => {
+    const doc = await openapi(h.app);
+    const media = doc.paths['/v1/tokens'].post.requestBody.content['application/json'];
+    expect(media.schema.$ref).toEndWith('/IdTokenRequest');
+    expect(resolve(doc, media.schema).required).toEqual(['idToken']);
+    expect(doc.paths['/v1/tokens'].post.responses['401']).toBeDefined();
+    // Only the token body: the others need tokens that only the identity provider could sign here.
+    const tokensOnly = { ...doc, paths: { '/v1/tokens': doc.paths['/v1/tokens'] } };
+    expect(await bodiesAsDocumented(h.app, tokensOnly, {})).toBeGreaterThan(3);
   });
 });
 
