@@ -56,7 +56,7 @@ const headerName = (key: string) => key.replace(/(^|-)([a-z])/g, (_m, dash: stri
 
 function parameters(route: RouteDoc): Json[] {
   const out: Json[] = [];
-  const add = (where: 'path' | 'header', object: ZodObject | undefined) => {
+  const add = (where: 'path' | 'query' | 'header', object: ZodObject | undefined) => {
     if (!object) return;
     const s = toJsonSchema(object, 'input') as { properties: Record<string, Json>; required?: string[] };
     for (const [name, schema] of Object.entries(s.properties)) {
@@ -64,6 +64,7 @@ function parameters(route: RouteDoc): Json[] {
     }
   };
   add('path', route.params);
+  add('query', route.query);
   add('header', route.headers);
   // A path parameter no schema checks is still part of the path.
   for (const [, name] of route.path.matchAll(/\{(\w+)\}/g)) {
@@ -76,7 +77,7 @@ function parameters(route: RouteDoc): Json[] {
 function errorCodes(route: RouteDoc): ErrorCode[] {
   const callers = route.callers ?? [];
   const codes = new Set<ErrorCode>();
-  if (route.params || route.headers || route.body) codes.add('VALIDATION_FAILED');
+  if (route.params || route.query || route.headers || route.body) codes.add('VALIDATION_FAILED');
   if (callers.some((c) => c !== 'admin')) codes.add('UNAUTHENTICATED');
   if (callers.includes('active')) codes.add('NOT_ADMITTED');
   if (callers.includes('admin')) codes.add('UNAUTHENTICATED').add('FORBIDDEN');

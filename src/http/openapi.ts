@@ -69,7 +69,9 @@ export interface RouteDoc {
   description?: string;
   tag: Tag;
   callers?: Caller[];
+  /** The schemas the route hands to validate('param' | 'query' | 'header', ...). */
   params?: ZodObject;
+  query?: ZodObject;
   headers?: ZodObject;
   body?: { name: string; schema: ZodType; example: unknown };
   answers: Record<number, Answer>;
