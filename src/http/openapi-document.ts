@@ -20,10 +20,15 @@ const RESPONSE_NAMES = new Map<ZodType, string>(
 const SECURITY: Record<Caller, string> = { user: 'userToken', queue: 'queueToken', active: 'queueToken', admin: 'adminKey' };
 
 /**
- * zod's JSON Schema, tidied for the document: no per-schema `$schema`/`$id`; a date-time
- * says so by `format` rather than by zod's long equivalent pattern. Answers lose
- * `additionalProperties: false`: clients must expect fields the contract adds later.
+ * zod's JSON Schema, tidied for the document (and without per-schema `$schema`/`$id`): a
+ * date-time says so by `format` rather than by zod's long equivalent pattern, and answers lose
+ * `additionalProperties: false`, since clients must expect the fields the contract adds later.
  */
+const tidy = (io: 'input' | 'output') => ({ jsonSchema: s }: { jsonSchema: z.core.JSONSchema.BaseSchema }) => {
+  if (s.format === 'date-time') delete s.pattern;
+  if (io === 'output' && s.additionalProperties === false) delete s.additionalProperties;
+};
+
 function toJsonSchema(schema: ZodType, io: 'input' | 'output'): Json {
   const { $schema: _dialect, ...rest } = z.toJSONSchema(schema, { io, override: tidy(io) }) as Json;
   return rest;
@@ -34,11 +39,6 @@ function registryToJsonSchema(registry: z.core.$ZodRegistry<{ id: string }>, io:
   const { schemas } = z.toJSONSchema(registry, { io, uri: (id) => COMPONENTS + id, override: tidy(io) }) as { schemas: Record<string, Json> };
   return Object.fromEntries(Object.entries(schemas).map(([id, { $schema: _dialect, $id: _id, ...rest }]) => [id, rest]));
 }
-
-const tidy = (io: 'input' | 'output') => ({ jsonSchema: s }: { jsonSchema: z.core.JSONSchema.BaseSchema }) => {
-  if (s.format === 'date-time') delete s.pattern;
-  if (io === 'output' && s.additionalProperties === false) delete s.additionalProperties;
-};
 
 function components(routes: RouteDoc[]): Json {
   const answers = z.registry<{ id: string }>();
