@@ -248,6 +248,17 @@ describe('npm run start:node on SQLite, node dist/main.js on PostgreSQL', () => 
     expect(big.body.error.code).toBe('PAYLOAD_TOO_LARGE');
   }));
 
+  test('/openapi.json, and /docs with the renderer it finds in node_modules from dist/', () => onBoth(async (svc) => {
+    const doc = await fetch(`${svc.base}/openapi.json`);
+    expect(doc.status).toBe(200);
+    expect(((await doc.json()) as { openapi: string }).openapi).toMatch(/^3\.1\./);
+    expect((await fetch(`${svc.base}/docs`)).status).toBe(200);
+    const script = await fetch(`${svc.base}/docs/api-reference.js`, { headers: { 'Accept-Encoding': 'gzip' } });
+    expect(script.status).toBe(200);
+    expect(script.headers.get('content-encoding')).toBe('gzip');
+    expect((await script.text()).length).toBeGreaterThan(1_000_000);
+  }));
+
   test('CORS: a listed origin gets its preflight answered, another gets no CORS headers', () => onBoth(async (svc) => {
     const preflight = (origin: string) => fetch(`${svc.base}/v1/queue/me`, {
       method: 'OPTIONS',

@@ -17,6 +17,7 @@ import { balanceRouter, paymentsRouter } from './routes/payments.ts';
 import { joinRouter, queueMeRouter } from './routes/queue.ts';
 import { myReservationsRouter, reservationsRouter } from './routes/reservations.ts';
 import { tokensRouter } from './routes/tokens.ts';
+import { docsRouter } from '../pages/docs.ts';
 import { pagesRouter } from '../pages/pages.ts';
 
 const MAX_BODY_BYTES = 16 * 1024;
@@ -60,6 +61,7 @@ export function createApp(ctx: AppContext, opts: { logRequests?: boolean } = {})
   // Admin endpoints never answer a browser on another origin: refuse its preflight.
   app.options('/admin/*', () => { throw errors.forbidden('admin endpoints do not answer cross-origin requests'); });
   app.route('/admin', adminRouter(ctx));
+  app.route('/', docsRouter(ctx.config));
   app.route('/', pagesRouter());
   return app;
 }
