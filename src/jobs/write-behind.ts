@@ -244,16 +244,14 @@ export class WriteBehindWorker {
 
   /** Per concert: the age in seconds of its oldest entry not yet committed to SQL (0 when none). */
   async lagSeconds(concertIds: number[], now = Date.now()): Promise<Map<number, number>> {
-    const p = this.redis.pipeline();
-    for (const c of concertIds) p.xrange(keys.stream(c), '-', '+', 'COUNT', 1);
-    const res = (await p.exec()) ?? [];
     const out = new Map<number, number>();
-    concertIds.forEach((c, i) => {
-      const [err, first] = (res[i] ?? []) as [Error | null, Entry[] | undefined];
-      if (err) return;
-      const id = first?.[0]?.[0];
+    // One call per concert (each stream has its own slot on a cluster), all at once.
+    await Promise.all(concertIds.map(async (c) => {
+      const first = (await this.redis.xrange(keys.stream(c), '-', '+', 'COUNT', 1).catch(() => null)) as Entry[] | null;
+      if (!first) return;
+      const id = first[0]?.[0];
       out.set(c, id ? Math.max(0, (now - Number(id.split('-')[0])) / 1000) : 0);
-    });
+    }));
     return out;
   }
 }

@@ -69,14 +69,14 @@ export class RedisSampleStore implements SampleStore {
     if (samples.length === 0) return;
     // An hour's worth of slots; the TTL lets a concert nobody samples any more vanish an hour later.
     const cap = Math.ceil(SAMPLE_WINDOW_MS / intervalMs) + 1;
-    const p = this.redis.pipeline();
-    for (const s of samples) {
+    // One pipeline per concert: on Redis Cluster a pipeline must stay on one slot.
+    await Promise.all(samples.map(async (s) => {
       const key = keys.consoleSamples(s.concertId);
-      p.lpush(key, encodeSample(s)).ltrim(key, 0, cap - 1).pexpire(key, SAMPLE_WINDOW_MS + intervalMs);
-    }
-    const res = (await p.exec()) ?? [];
-    const failed = res.find(([err]) => err);
-    if (failed) throw failed[0];
+      const res = (await this.redis.pipeline().lpush(key, encodeSample(s)).ltrim(key, 0, cap - 1)
+        .pexpire(key, SAMPLE_WINDOW_MS + intervalMs).exec()) ?? [];
+      const failed = res.find(([err]) => err);
+      if (failed) throw failed[0];
+    }));
   }
 
   async read(concertId: number, since: number): Promise<Sample[]> {
