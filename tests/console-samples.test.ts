@@ -4,6 +4,7 @@
  * admin endpoints read both stores, so a chart keeps its history across a mode switch.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { mergeSamples, modeChangesOf, type Sample } from '../src/modules/console/samples.ts';
 import { keys } from '../src/redis/keys.ts';
 import { describeEach, enterMode, MODES, newConcert, newUserId, patchQueue, type Harness } from './helpers/harness.ts';
 import { call, createConcert, eventually, join, userToken } from './helpers/http.ts';
@@ -231,3 +232,50 @@ for (const target of SQL_TARGETS) {
     }
   });
 }
+
+describe('console samples with Redis gone', () => {
+  for (const target of SQL_TARGETS) {
+    test(`[${target}] SQL mode answers from SQL alone`, async () => {
+      const svc = await startService({ sql: target, env: { CONSOLE_SAMPLE_SECONDS: '1', REDIS_TIMEOUT_MS: '200' } });
+      try {
+        const concertId = (await createConcert(svc.app)).id;
+        await enterMode(svc, 'sql');
+        const slot = Math.floor(Date.now() / 1000);
+        for (const s of [slot - 2, slot - 1]) expect(await svc.ctx.sampler.sampleOnce(s * 1000)).toHaveLength(1);
+        await svc.redisProc.stop();
+        const r = await call(svc.app, 'GET', `/admin/concerts/${concertId}/samples`, { admin: true });
+        expect(r.status).toBe(200);
+        expect(r.body.samples.map((x: { mode: string }) => x.mode)).toEqual(['sql', 'sql']);
+        const overview = await call(svc.app, 'GET', '/admin/overview', { admin: true });
+        expect(overview.status).toBe(200);
+        expect(overview.body.concerts).toContainEqual(expect.objectContaining({ id: concertId, mode: 'sql', writeBehindLagSeconds: null }));
+      } finally {
+        await svc.stop();
+      }
+    }, 30_000);
+  }
+});
+
+describe('merging the two stores', () => {
+  const sample = (slot: number, at: number, mode: Sample['mode'], changes: Sample['modeChanges'] = []): Sample => ({
+    concertId: 1, slot, at, waiting: slot, active: 0, admittedTotal: slot * 10, lagSeconds: null, mode, modeChanges: changes,
+  });
+
+  test('one sample per slot (the earlier one), oldest first', () => {
+    const redis = [sample(1, 1000, 'redis'), sample(2, 2000, 'redis'), sample(3, 3050, 'redis')];
+    const sql = [sample(3, 3010, 'sql'), sample(4, 4000, 'sql')];
+    expect(mergeSamples(sql, redis).map((s) => [s.slot, s.mode])).toEqual([[1, 'redis'], [2, 'redis'], [3, 'sql'], [4, 'sql']]);
+  });
+
+  test('a change two instances both reported counts once; a later return counts again', () => {
+    const series = [
+      sample(1, 1000, 'redis'),
+      sample(2, 2000, 'sql', [{ at: 1990, from: 'redis', to: 'sql' }]),
+      sample(3, 3000, 'sql', [{ at: 2001, from: 'redis', to: 'sql' }]),
+      sample(4, 4000, 'redis', [{ at: 3500, from: 'sql', to: 'rebuilding' }, { at: 3600, from: 'rebuilding', to: 'redis' }]),
+      sample(5, 5000, 'sql', [{ at: 4500, from: 'redis', to: 'sql' }]),
+    ];
+    expect(modeChangesOf(series).map((c) => `${c.at} ${c.from}→${c.to}`))
+      .toEqual(['1990 redis→sql', '3500 sql→rebuilding', '3600 rebuilding→redis', '4500 redis→sql']);
+  });
+});

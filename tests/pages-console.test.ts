@@ -81,6 +81,8 @@ describe('operator console in Chromium', () => {
     expect(await row().getByTestId('tail-eta').textContent()).toBe('1 h');
     // An admission rate once two samples are there: the one admission, spread over the last minute.
     await row().getByTestId('admit-rate').filter({ hasText: /^\d+(\.\d+)?$/ }).waitFor();
+    // Mobile first: nothing wider than the phone.
+    expect(await page.locator('body').evaluate((b) => b.scrollWidth)).toBeLessThanOrEqual(390);
     await page.screenshot({ path: artifact(SHOTS, 'mobile-row'), fullPage: true });
   });
 
@@ -186,6 +188,17 @@ describe('operator console in Chromium', () => {
     expect(chart!.x).toBeGreaterThan(stats!.x + stats!.width - 1);
     await page.screenshot({ path: artifact(SHOTS, 'desktop'), fullPage: true });
     await page.setViewportSize({ width: 390, height: 844 });
+  });
+
+  test('a browser that asks for Korean gets the console in Korean', async () => {
+    const ko = await browser.newContext({ locale: 'ko-KR', extraHTTPHeaders: { 'Accept-Language': 'ko-KR,ko;q=0.9' } });
+    const p = await ko.newPage();
+    await p.goto(`${base}/admin`);
+    await p.getByTestId('status').filter({ hasText: '관리자 키' }).waitFor();
+    expect(await p.locator('h1').textContent()).toBe('운영 콘솔');
+    expect(await p.locator('label[for="admin-key"]').textContent()).toBe('관리자 키 (X-Admin-Key)');
+    expect(await p.getByTestId('lang').getAttribute('lang')).toBe('en');
+    await ko.close();
   });
 
   test('a wrong key is refused and said so; nothing leaks to CSP errors', async () => {

@@ -71,6 +71,10 @@ function h(name, attrs = {}, ...children) {
 /** Re-labels every element marked with data-i18n (static words) after a language switch. */
 function relabel(root = document) {
   for (const e of root.querySelectorAll('[data-i18n]')) e.textContent = t(e.dataset.i18n);
+  // The switch names the other language in that language, and says so to screen readers.
+  const other = LANGS[(LANGS.indexOf(state.lang) + 1) % LANGS.length];
+  langButton.lang = other;
+  langButton.setAttribute('aria-label', `${t('language')}: ${t('switchTo')}`);
 }
 
 /** The status line's words, kept so that a language switch can say them again. */
@@ -170,6 +174,7 @@ app.replaceChildren(
   h('header', { class: 'top' }, h('h1', { i18n: 'title' }), langButton),
   h('section', { class: 'panel' }, keyForm), statusLine, errorLine, service, concerts, create, ops);
 keyInput.value = state.key;
+relabel();
 
 function showError(message) {
   errorLine.hidden = !message;
