@@ -129,7 +129,9 @@ export function renderCharts(container, { samples, modeChanges, t0, t1, interval
   samples.forEach((s, i) => {
     const next = samples[i + 1];
     const end = next && next.t - s.t <= maxGapMs ? next.t : Math.min(t1, s.t + intervalMs);
-    svg.append(svgEl('rect', { x: x(s.t).toFixed(1), y: 0, width: Math.max(0.5, x(end) - x(s.t)).toFixed(1), height: 12, class: `m-${s.mode}` }));
+    // A hair of overlap, so that neighbouring stretches show no seam.
+    const width = Math.max(0.5, x(end) - x(s.t)) + 0.6;
+    svg.append(svgEl('rect', { x: x(s.t).toFixed(1), y: 0, width: width.toFixed(1), height: 12, class: `m-${s.mode}` }));
   });
   for (const c of changes) {
     const mark = svgEl('line', { x1: x(c.t), x2: x(c.t), y1: 0, y2: 12, class: 'change' });
