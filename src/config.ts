@@ -50,6 +50,8 @@ export interface Config {
   auth: AuthConfig;
   /** Origins allowed to call /v1 from a browser (exact `scheme://host[:port]`); empty: no CORS. */
   corsOrigins: string[];
+  /** How often one instance of the fleet records each live concert's queue for the operator console. */
+  consoleSampleSeconds: number;
 }
 
 /** Where identity tokens' keys come from in `jwt` mode; exactly one source. */
@@ -260,5 +262,6 @@ export function loadConfig(env: Env = process.env): Config {
     },
     auth: auth(env, jwtSecret),
     corsOrigins: corsOrigins(env),
+    consoleSampleSeconds: int(env, 'CONSOLE_SAMPLE_SECONDS', 5, 1, 60),
   };
 }

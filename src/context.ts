@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import type { Config } from './config.ts';
 import { AdmissionTicker } from './jobs/admission-ticker.ts';
+import { ConsoleSampler } from './jobs/console-sampler.ts';
 import { HoldSweeper } from './jobs/hold-sweeper.ts';
 import { rebuildRedis } from './jobs/rebuild.ts';
 import { ModeCoordinator } from './resilience/coordinator.ts';
@@ -12,6 +13,8 @@ import { createLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { AdminService } from './modules/admin/admin.service.ts';
 import { CatalogService } from './modules/catalog/catalog.service.ts';
+import { ConsoleService } from './modules/console/console.service.ts';
+import { RedisSampleStore, SqlSampleStore } from './modules/console/samples.ts';
 import { BalanceService } from './modules/payments/balance.service.ts';
 import { PaymentService } from './modules/payments/payments.service.ts';
 import { QueueService } from './modules/queue/queue.service.ts';
@@ -44,17 +47,20 @@ export interface AppContext {
   catalog: CatalogService;
   queue: QueueService;
   admin: AdminService;
+  /** The operator console's overview and samples. */
+  console: ConsoleService;
   reservations: ReservationService;
   balance: BalanceService;
   payments: PaymentService;
   writeBehind: WriteBehindWorker;
   ticker: AdmissionTicker;
   sweeper: HoldSweeper;
+  sampler: ConsoleSampler;
   coordinator: ModeCoordinator;
   liveConcerts: (now: number) => Promise<number[]>;
   /** Set from the moment the instance was told to shut down: /readyz fails, answers close their connection. */
   drain: DrainState;
-  /** Starts the background jobs (admission ticker, write-behind worker, hold sweeper). */
+  /** Starts the background jobs (admission ticker, write-behind worker, hold sweeper, console sampler). */
   startJobs(): void;
   /** Stops them; resolves once every pass that was under way has ended (nothing of theirs still writes to SQL). */
   stopJobs(): Promise<void>;
@@ -175,23 +181,36 @@ export function createContext(config: Config, deps: { db: Db; redis: RedisClient
     rebuild: () => coordinator.rebuildNow(),
   });
 
+  const sampleStores = { redis: new RedisSampleStore(redis), sql: new SqlSampleStore(db) };
+  const consoleLag = (ids: number[]) => writeBehind.lagSeconds(ids);
+  const sampler = new ConsoleSampler(queue, mode, log, {
+    intervalMs: config.consoleSampleSeconds * 1000, owner: instanceId, concerts: liveConcerts, clock,
+    lag: consoleLag, stores: sampleStores,
+  });
+  const consoleService = new ConsoleService({
+    db, redis, log, mode, catalog, admin, stores: sampleStores, liveConcerts, lag: consoleLag, clock,
+    redisAnswers: () => coordinator.breakerState() === 'closed',
+    intervalMs: config.consoleSampleSeconds * 1000,
+  });
+
   mode.on('change', ({ from, to, reason }) => {
     log.warn('mode changed', { from, to, reason });
     metrics.modeTransitions.inc({ to });
   });
 
   return {
-    config, db, redis, log, metrics, mode, clock, instanceId, tokens, identity, catalog, queue, admin, reservations, balance, payments,
-    writeBehind, ticker, sweeper, coordinator, liveConcerts,
+    config, db, redis, log, metrics, mode, clock, instanceId, tokens, identity, catalog, queue, admin, console: consoleService, reservations, balance, payments,
+    writeBehind, ticker, sweeper, sampler, coordinator, liveConcerts,
     drain: new DrainState(),
     startJobs() {
       coordinator.start();
       ticker.start();
       writeBehind.start();
       sweeper.start();
+      sampler.start();
     },
     async stopJobs() {
-      await Promise.all([coordinator.stop(), ticker.stop(), writeBehind.stop(), sweeper.stop()]);
+      await Promise.all([coordinator.stop(), ticker.stop(), writeBehind.stop(), sweeper.stop(), sampler.stop()]);
     },
   };
 }

@@ -71,3 +71,20 @@ test('join, admission, seat map, hold and payment work on a three-master cluster
   expect(status.body.redis.role).toBe('cluster');
   expect(status.body.writeBehind.pending).toBe(0);
 });
+
+test('the console samples concerts on different masters and reads them back', async () => {
+  const { app, ctx } = svc;
+  const concerts = [];
+  for (let i = 0; i < 4; i++) concerts.push(await createConcert(app, [{ seats: 5, price: 1000 }], `Console ${i}`));
+  for (const c of concerts) expect((await join(app, c.id, await userToken(app, 700 + c.id))).status).toBe(201);
+  const interval = ctx.config.consoleSampleSeconds * 1000;
+  const at = Math.ceil(Date.now() / interval) * interval + 10 * interval;
+  for (const now of [at, at + interval]) expect((await ctx.sampler.sampleOnce(now)).length).toBeGreaterThanOrEqual(concerts.length);
+  const overview = await call(app, 'GET', '/admin/overview', { admin: true });
+  expect(overview.status).toBe(200);
+  for (const c of concerts) {
+    const row = overview.body.concerts.find((r: { id: number }) => r.id === c.id);
+    expect(row).toMatchObject({ waiting: 1, mode: 'redis', writeBehindLagSeconds: expect.any(Number) });
+    expect(await ctx.redis.llen(keys.consoleSamples(c.id))).toBe(2);
+  }
+});

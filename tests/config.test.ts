@@ -40,6 +40,7 @@ const BAD: Record<string, string[]> = {
   MAX_HOLDS_PER_USER: ['0', '1001'],
   MAX_TICKETS_PER_USER: ['0', '1001', 'four', '2.5'],
   ADMISSION_TICK_MS: ['49', '60001', 'fast'],
+  CONSOLE_SAMPLE_SECONDS: ['0', '61', '2.5', 'often'],
   REDIS_TIMEOUT_MS: ['49', '60001'],
   REDIS_WAIT_REPLICAS: ['-1', '101', 'one'],
   REDIS_WAIT_TIMEOUT_MS: ['0', '60001'],
@@ -109,6 +110,8 @@ describe('loadConfig', () => {
     expect(loadConfig({ TRUST_PROXY: '0' }).rateLimit.trustProxy).toBe(false);
     expect(loadConfig({}).shutdownDrainSeconds).toBe(5);
     expect(loadConfig({ SHUTDOWN_DRAIN_SECONDS: '0' }).shutdownDrainSeconds).toBe(0);
+    expect(loadConfig({}).consoleSampleSeconds).toBe(5);
+    expect(loadConfig({ CONSOLE_SAMPLE_SECONDS: '60' }).consoleSampleSeconds).toBe(60);
   });
 
   test('auth: open by default; jwt with one key source, issuer and audience', () => {

@@ -268,6 +268,14 @@ describeEach('openapi', {}, (h) => {
     await exchange('GET', '/v1/queue/me', { token: queue });
     await exchange('GET', `/v1/concerts/${concertId}/schedules`, { token: queue });
     await exchange('GET', `/v1/concerts/${concertId}/schedules/${scheduleId}/seats`, { token: queue });
+    for (let i = 0; i < 2; i++) {
+      await h.svc.ctx.sampler.sampleOnce(h.clock.now());
+      h.clock.advance(h.svc.config.consoleSampleSeconds * 1000);
+    }
+    await exchange('GET', '/admin/overview', { admin: true });
+    await exchange('GET', `/admin/concerts/${concertId}/samples?minutes=5`, { admin: true });
+    await exchange('GET', `/admin/concerts/${concertId}/samples?minutes=0`, { admin: true });
+    await exchange('GET', '/admin/concerts/987654321/samples', { admin: true });
     const held = await exchange('POST', '/v1/reservations', { token: queue, body: { scheduleId, seatNumber: 1 } });
     await exchange('POST', '/v1/reservations', { token: queue, body: { scheduleId, seatNumber: 1 } });
     const other = await exchange('POST', '/v1/reservations', { token: queue, body: { scheduleId, seatNumber: 2 } });
@@ -289,7 +297,8 @@ describeEach('openapi', {}, (h) => {
       'POST /v1/concerts/{concertId}/queue 201', 'POST /v1/concerts/{concertId}/queue 200', 'POST /v1/reservations 201',
       'POST /v1/reservations 200', 'POST /v1/reservations 404', 'POST /v1/reservations 409', 'POST /v1/payments 201',
       'DELETE /v1/queue/me 204', 'GET /v1/queue/me 401', 'GET /v1/concerts/{concertId}/schedules 403', 'POST /v1/tokens 400',
-      'GET /admin/status 403',
+      'GET /admin/status 403', 'GET /admin/overview 200', 'GET /admin/concerts/{concertId}/samples 200',
+      'GET /admin/concerts/{concertId}/samples 400', 'GET /admin/concerts/{concertId}/samples 404',
     ]));
   });
 });

@@ -60,8 +60,10 @@ export function createApp(ctx: AppContext, opts: { logRequests?: boolean } = {})
   app.route('/v1/payments', paymentsRouter(ctx));
   // Admin endpoints never answer a browser on another origin: refuse its preflight.
   app.options('/admin/*', () => { throw errors.forbidden('admin endpoints do not answer cross-origin requests'); });
+  // The console page at GET /admin is a public shell (its script asks for the key): it goes
+  // before the admin router, whose key check covers /admin itself.
+  app.route('/', pagesRouter());
   app.route('/admin', adminRouter(ctx));
   app.route('/', docsRouter(ctx.config));
-  app.route('/', pagesRouter());
   return app;
 }

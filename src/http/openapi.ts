@@ -3,7 +3,7 @@ import type { Config } from '../config.ts';
 import * as res from './responses.ts';
 import {
   chargeBody, concertParam, createConcertBody, holdBody, idempotencyHeader, idTokenBody, paymentBody, queueConfigBody,
-  reservationParam, scheduleParams, tokenBody,
+  reservationParam, samplesQuery, scheduleParams, tokenBody,
 } from './schemas.ts';
 
 /**
@@ -217,6 +217,20 @@ export function routeCatalogue(config: Pick<Config, 'maxHoldsPerUser' | 'auth'>)
       method: 'post', path: '/admin/cache/rebuild', tag: 'admin', summary: 'Rebuild Redis from SQL', callers: ['admin'],
       description: 'Drains the write-behind streams and reloads Redis from SQL, serving from SQL meanwhile.',
       answers: { 202: { description: 'the rebuild runs in the background', json: res.rebuildAccepted } },
+    },
+    {
+      method: 'get', path: '/admin/overview', tag: 'admin', summary: 'Every live concert\'s waiting room at a glance', callers: ['admin'],
+      description: 'What the operator console shows per concert: counts, settings, the measured admission rate, '
+        + 'the last fan\'s estimated wait, the mode and the write-behind lag.',
+      answers: { 200: { description: 'one row per live concert', json: res.consoleOverview } },
+    },
+    {
+      method: 'get', path: '/admin/concerts/{concertId}/samples', tag: 'admin', summary: 'A concert\'s last hour, sampled',
+      description: 'One sample per CONSOLE_SAMPLE_SECONDS, taken by one instance of the fleet and kept an hour, '
+        + 'in Redis or in SQL by the mode at the time; both are read, so the series spans a mode switch.',
+      callers: ['admin'], params: concertParam, query: samplesQuery,
+      answers: { 200: { description: 'the samples, oldest first, and the mode changes among them', json: res.concertSamples } },
+      errors: ['NOT_FOUND'],
     },
     {
       method: 'get', path: '/healthz', tag: 'operations', summary: 'Liveness',

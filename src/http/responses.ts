@@ -132,6 +132,45 @@ export const serviceStatus = z.strictObject({
   }),
 });
 
+const serviceMode = z.enum(['redis', 'sql', 'rebuilding']);
+
+export const consoleOverview = z.strictObject({
+  at: isoTime,
+  mode: serviceMode,
+  sampleSeconds: z.int().min(1).describe('CONSOLE_SAMPLE_SECONDS: how often the samples are taken'),
+  concerts: z.array(z.strictObject({
+    id: entityId,
+    title: z.string(),
+    waiting: z.int().min(0),
+    active: z.int().min(0),
+    admittedTotal: z.int().min(0),
+    admitPerSecond: z.int().min(1).describe('the setting'),
+    admittedPerSecond: z.number().min(0).nullable().describe('measured over the last minute of samples; null until there are two'),
+    maxActive: z.int().min(1),
+    activeTtlSeconds: z.int().min(1),
+    paused: z.boolean(),
+    tailEtaSeconds: z.int().min(1).nullable().describe('the wait the last fan in line is told now; null while paused or with nobody waiting'),
+    mode: serviceMode,
+    writeBehindLagSeconds: z.number().min(0).nullable().describe('age of the oldest entry not yet in SQL; null outside Redis mode'),
+  })).describe('one row per live concert, by id'),
+});
+
+export const concertSamples = z.strictObject({
+  concertId: entityId,
+  minutes: z.int().min(1).max(60),
+  sampleSeconds: z.int().min(1),
+  samples: z.array(z.strictObject({
+    at: isoTime,
+    waiting: z.int().min(0),
+    active: z.int().min(0),
+    admittedTotal: z.int().min(0),
+    admitPerSecond: z.number().min(0).nullable().describe('since the sample before; null for the first'),
+    writeBehindLagSeconds: z.number().min(0).nullable(),
+    mode: serviceMode,
+  })).describe('oldest first, at most one per sampling slot'),
+  modeChanges: z.array(z.strictObject({ at: isoTime, from: serviceMode, to: serviceMode })),
+});
+
 export const rebuildAccepted = z.strictObject({
   accepted: z.literal(true),
   started: z.boolean().describe('false: a rebuild was already running on this instance'),

@@ -56,6 +56,12 @@ export const queueConfigBody = z.object({
   paused: z.boolean({ error: 'must be true or false' }).optional(),
 }).strict().refine((b) => Object.keys(b).length > 0, { message: 'give at least one of maxActive, admitPerSecond, activeTtlSeconds, paused' });
 
+/** GET /admin/concerts/:id/samples: how many minutes back, 1 to 60 (the samples kept); 60 when absent. */
+export const samplesQuery = z.object({
+  minutes: z.string({ error: 'must be a whole number of minutes from 1 to 60' })
+    .regex(/^(?:[1-9]|[1-5]\d|60)$/, 'must be a whole number of minutes from 1 to 60').transform(Number).optional(),
+}).strict();
+
 const RESERVATION_ID_PROBLEM = 'must be a reservation id (<concertId>-<uuid>)';
 const reservationId = z.string({ error: RESERVATION_ID_PROBLEM }).regex(RESERVATION_ID, RESERVATION_ID_PROBLEM);
 

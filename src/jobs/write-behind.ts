@@ -241,4 +241,17 @@ export class WriteBehindWorker {
     this.metrics.writeBehindLag.set(lagSeconds);
     return { pending, lagSeconds };
   }
+
+  /** Per concert: the age in seconds of its oldest entry not yet committed to SQL (0 when none). */
+  async lagSeconds(concertIds: number[], now = Date.now()): Promise<Map<number, number>> {
+    const out = new Map<number, number>();
+    // One call per concert (each stream has its own slot on a cluster), all at once.
+    await Promise.all(concertIds.map(async (c) => {
+      const first = (await this.redis.xrange(keys.stream(c), '-', '+', 'COUNT', 1).catch(() => null)) as Entry[] | null;
+      if (!first) return;
+      const id = first[0]?.[0];
+      out.set(c, id ? Math.max(0, (now - Number(id.split('-')[0])) / 1000) : 0);
+    }));
+    return out;
+  }
 }

@@ -34,6 +34,10 @@ export const keys = {
   // write-behind
   stream: (c: number) => `${tag(c)}:wb`,
 
+  // operator console: the last hour's samples (a capped list, newest first) and who took a slot
+  consoleSamples: (c: number) => `${tag(c)}:console:samples`,
+  consoleSlot: (slot: number) => `console:slot:${slot}`,
+
   // user tokens share one tag so the overflow count and the token are written together
   userToken: (jti: string) => `{tok}:${jti}`,
   liveUserTokens: '{tok}:live',

@@ -158,6 +158,26 @@ export interface UserIdCounterTable {
   last_id: number;
 }
 
+/** The operator console's samples in SQL mode: one row per concert per sampling slot (src/jobs/console-sampler.ts). */
+export interface ConsoleSamplesTable {
+  concert_id: number;
+  slot: number;
+  at: number;
+  waiting: number;
+  active: number;
+  admitted_total: number;
+  lag_seconds: number | null;
+  mode: string;
+  /** JSON list of {at, from, to}, or null when the mode did not change. */
+  mode_changes: string | null;
+}
+
+/** One row (id 1): the last sampling slot an instance claimed. */
+export interface ConsoleSamplerTable {
+  id: number;
+  last_slot: number;
+}
+
 export interface Database {
   users: UsersTable;
   ledger: LedgerTable;
@@ -174,6 +194,8 @@ export interface Database {
   service_mode: ServiceModeTable;
   identities: IdentitiesTable;
   user_id_counter: UserIdCounterTable;
+  console_samples: ConsoleSamplesTable;
+  console_sampler: ConsoleSamplerTable;
 }
 
 export type User = Selectable<UsersTable>;

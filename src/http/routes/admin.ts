@@ -2,7 +2,7 @@ import { Hono } from 'hono';
 import type { AppContext } from '../../context.ts';
 import type { AppEnv } from '../env.ts';
 import { adminKey } from '../middleware/admin-key.ts';
-import { concertParam, createConcertBody, queueConfigBody } from '../schemas.ts';
+import { concertParam, createConcertBody, queueConfigBody, samplesQuery } from '../schemas.ts';
 import { validate } from '../validate.ts';
 
 export function adminRouter(ctx: AppContext) {
@@ -27,6 +27,11 @@ export function adminRouter(ctx: AppContext) {
     .patch('/concerts/:concertId/queue', validate('param', concertParam), validate('json', queueConfigBody), async (c) => {
       const { concertId } = c.req.valid('param');
       return c.json(await ctx.admin.updateQueueConfig(concertId, c.req.valid('json')));
+    })
+    .get('/overview', async (c) => c.json(await ctx.console.overview()))
+    .get('/concerts/:concertId/samples', validate('param', concertParam), validate('query', samplesQuery), async (c) => {
+      const { concertId } = c.req.valid('param');
+      return c.json(await ctx.console.concertSamples(concertId, c.req.valid('query').minutes ?? 60));
     })
     .get('/status', async (c) => c.json(await ctx.admin.status()))
     .post('/cache/rebuild', async (c) => {
