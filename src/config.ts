@@ -50,6 +50,8 @@ export interface Config {
   auth: AuthConfig;
   /** Origins allowed to call /v1 from a browser (exact `scheme://host[:port]`); empty: no CORS. */
   corsOrigins: string[];
+  /** Leading zero bits a join's proof of work must show (GET /v1/challenge); 0: joins need none. */
+  joinPowBits: number;
 }
 
 /** Where identity tokens' keys come from in `jwt` mode; exactly one source. */
@@ -260,5 +262,6 @@ export function loadConfig(env: Env = process.env): Config {
     },
     auth: auth(env, jwtSecret),
     corsOrigins: corsOrigins(env),
+    joinPowBits: int(env, 'JOIN_POW_BITS', 0, 0, 32),
   };
 }
