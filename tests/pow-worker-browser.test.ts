@@ -83,6 +83,7 @@ test('progress every 65,536 attempts, then done with a nonce that holds; the cry
   expect(done.nonce).toMatch(/^[\x21-\x7e]{1,64}$/);
   expect(leadingZeroBitsOk(challenge, done.nonce, 18)).toBe(true);
   const progress = seen.slice(0, -1).map((m) => (m.type === 'progress' ? m.tried : -1));
+  expect(progress.length).toBeGreaterThan(0);
   expect(progress).toEqual(Array.from({ length: Math.floor((done.tried - 1) / 65_536) }, (_v, i) => (i + 1) * 65_536));
   // The same run again: the same messages (the solver is deterministic).
   expect(await solveInPage({ challenge, bits: 18 })).toEqual(seen);
