@@ -149,6 +149,11 @@ self.onmessage = async (event) => {
     return;
   }
   const progress = (tried) => self.postMessage({ type: 'progress', tried });
-  const found = engine === 'subtle' ? await solveSubtle(challenge, bits, progress) : solveJs(challenge, bits, progress);
-  self.postMessage({ type: 'done', nonce: found.nonce, tried: found.tried });
+  try {
+    const found = engine === 'subtle' ? await solveSubtle(challenge, bits, progress) : solveJs(challenge, bits, progress);
+    self.postMessage({ type: 'done', nonce: found.nonce, tried: found.tried });
+  } catch (err) {
+    // crypto.subtle is missing outside secure contexts (plain HTTP other than localhost).
+    self.postMessage({ type: 'error', message: String((err && err.message) || err) });
+  }
 };
