@@ -267,7 +267,7 @@ describeEach('a challenge spent in one mode', { ...POW, modes: ['redis'] }, (h) 
   });
 });
 
-describeEach('JOIN_POW_BITS=0 (the default)', {}, (h) => {
+describeEach('JOIN_POW_BITS=0 (the default)', { env: { JOIN_POW_BITS: '0' } }, (h) => {
   test('joins need no body, as before; GET /v1/challenge answers 404 saying why', async () => {
     const c = await newConcert(h);
     expect((await join(h.app, c.id, await userToken(h.app, newUserId()))).status).toBe(201);
