@@ -8,7 +8,7 @@
 import { expect, test } from 'bun:test';
 import { ChallengeCodec } from '../src/modules/pow/challenge.ts';
 import { describeEach, enterMode, newConcert, newUserId, queueStats, type Harness } from './helpers/harness.ts';
-import { call, join, userToken } from './helpers/http.ts';
+import { call, userToken } from './helpers/http.ts';
 import { getChallenge, joinWith, solvedChallenge, solvePow, wrongNonce } from './helpers/pow.ts';
 
 const BITS = 8;
@@ -38,7 +38,7 @@ describeEach('a join with JOIN_POW_BITS > 0', POW, (h) => {
   test('without an answer: 428 CHALLENGE_REQUIRED, and no place is taken', async () => {
     const c = await newConcert(h);
     const u = await userToken(h.app, newUserId());
-    const r = await join(h.app, c.id, u);
+    const r = await joinWith(h.app, c.id, u);
     expectCode(r, 428, 'CHALLENGE_REQUIRED');
     expect(r.body.error.message).toContain('/v1/challenge');
     expectCode(await joinWith(h.app, c.id, u, {}), 428, 'CHALLENGE_REQUIRED');
@@ -163,10 +163,10 @@ describeEach('a join with JOIN_POW_BITS > 0', POW, (h) => {
     // A retry after a lost answer, with the same body or without one.
     const retried = await joinWith(h.app, c.id, u, { pow });
     expect([retried.status, retried.body.token]).toEqual([200, first.body.token]);
-    const bare = await join(h.app, c.id, u);
+    const bare = await joinWith(h.app, c.id, u);
     expect([bare.status, bare.body.token]).toEqual([200, first.body.token]);
     // Joining again with the live queue token needs nothing either.
-    const again = await join(h.app, c.id, first.body.token);
+    const again = await joinWith(h.app, c.id, first.body.token);
     expect([again.status, again.body.token]).toEqual([200, first.body.token]);
     expect([(await joinWith(h.app, c.id, first.body.token, { pow })).status]).toEqual([200]);
     expect(await queueStats(h.app, c.id)).toMatchObject({ waiting: 1, lastEntry: 1 });
@@ -198,7 +198,7 @@ describeEach('a join with JOIN_POW_BITS > 0', POW, (h) => {
     const c = await newConcert(h);
     const other = await newConcert(h);
     const first = await joinWith(h.app, c.id, await userToken(h.app, newUserId()), { pow: await solvedChallenge(h.app) });
-    expectCode(await join(h.app, other.id, first.body.token), 428, 'CHALLENGE_REQUIRED');
+    expectCode(await joinWith(h.app, other.id, first.body.token), 428, 'CHALLENGE_REQUIRED');
     // Refused: the first place is untouched.
     expect((await call(h.app, 'GET', '/v1/queue/me', { token: first.body.token })).status).toBe(200);
     const moved = await joinWith(h.app, other.id, first.body.token, { pow: await solvedChallenge(h.app) });
@@ -270,7 +270,7 @@ describeEach('a challenge spent in one mode', { ...POW, modes: ['redis'] }, (h) 
 describeEach('JOIN_POW_BITS=0 (the default)', { env: { JOIN_POW_BITS: '0' } }, (h) => {
   test('joins need no body, as before; GET /v1/challenge answers 404 saying why', async () => {
     const c = await newConcert(h);
-    expect((await join(h.app, c.id, await userToken(h.app, newUserId()))).status).toBe(201);
+    expect((await joinWith(h.app, c.id, await userToken(h.app, newUserId()))).status).toBe(201);
     expect((await joinWith(h.app, c.id, await userToken(h.app, newUserId()), {})).status).toBe(201);
     // An answer is not needed, and not checked.
     expect((await joinWith(h.app, c.id, await userToken(h.app, newUserId()), { pow: { challenge: 'x', nonce: '1' } })).status).toBe(201);
