@@ -253,6 +253,23 @@ describeEach('a challenge spent in one mode', { ...POW, modes: ['redis'] }, (h) 
     expect(await h.svc.redis.exists(`pow:spent:${id}`)).toBe(1);
   });
 
+  test('spent in SQL mode by a join not yet answered: a stranger in Redis mode does not take it from that join', async () => {
+    const c = await newConcert(h);
+    const u = await userToken(h.app, newUserId());
+    const src = (await h.svc.ctx.tokens.decode(u, h.clock.now()))!;
+    const pow = await solvedChallenge(h.app);
+    await enterMode(h.svc, 'sql');
+    try {
+      // The check passed and recorded the challenge; the join then failed before taking a place.
+      await h.svc.ctx.joinProof.assertSolved(pow, { srcJti: src.jti, concertId: c.id }, h.clock.now());
+    } finally {
+      await backToRedis();
+    }
+    expectCode(await joinWith(h.app, c.id, await userToken(h.app, newUserId()), { pow }), 400, 'CHALLENGE_FAILED');
+    expect(await h.svc.redis.get(`pow:spent:${pow.challenge.split('.')[2]}`)).toBe(`${src.jti}:${c.id}`);
+    expect((await joinWith(h.app, c.id, u, { pow })).status).toBe(201);
+  });
+
   test('Redis mode records the spender with the challenge\'s life as TTL', async () => {
     const c = await newConcert(h);
     const pow = await solvedChallenge(h.app);

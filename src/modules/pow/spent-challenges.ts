@@ -14,7 +14,12 @@ export interface SpentChallenges {
 export class SqlSpentChallenges implements SpentChallenges {
   constructor(private readonly db: Db) {}
 
-  spend(use: ChallengeUse): Promise<boolean> {
+  async spend(use: ChallengeUse): Promise<boolean> {
+    return (await this.spender(use)) === use.spentBy;
+  }
+
+  /** Records the use unless another join's is recorded; answers the join of record. */
+  spender(use: ChallengeUse): Promise<string> {
     return spendChallenge(this.db, use);
   }
 }
@@ -25,15 +30,21 @@ export class SqlSpentChallenges implements SpentChallenges {
  * each. A challenge new to Redis is recorded in SQL as well, and SQL's answer decides: the
  * record then survives a switch to SQL mode (and a rebuild, which does not copy these keys),
  * and a challenge spent while the service ran on SQL alone is refused here too. Only answers
- * that cost their sender the full proof of work reach SQL.
+ * that cost their sender the full proof of work reach SQL. When SQL names another join (the
+ * challenge was spent while the service ran on SQL alone), the key is set to that join, so that
+ * Redis goes on answering like SQL: the join that spent it may still show it again.
  */
 export class RedisSpentChallenges implements SpentChallenges {
-  constructor(private readonly redis: RedisClient, private readonly sql: SpentChallenges) {}
+  constructor(private readonly redis: RedisClient, private readonly sql: SqlSpentChallenges) {}
 
   async spend(use: ChallengeUse, now: number): Promise<boolean> {
+    const key = keys.spentChallenge(use.id);
     const ttlMs = Math.max(1, use.keepUntil - now);
-    const previous = await this.redis.set(keys.spentChallenge(use.id), use.spentBy, 'PX', ttlMs, 'NX', 'GET');
+    const previous = await this.redis.set(key, use.spentBy, 'PX', ttlMs, 'NX', 'GET');
     if (previous !== null && previous !== use.spentBy) return false;
-    return this.sql.spend(use, now);
+    const spender = await this.sql.spender(use);
+    if (spender === use.spentBy) return true;
+    if (spender) await this.redis.set(key, spender, 'PX', ttlMs);
+    return false;
   }
 }
