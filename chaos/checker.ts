@@ -24,7 +24,7 @@ export const INVARIANTS = {
   'holds-kept': '6. a hold stays its holder\'s until paid, released or expired',
   'no-5xx': '7. no 5xx other than 503 UNAVAILABLE with Retry-After',
   'readiness': '8. /readyz answers 200 or 503 within 2 s',
-  'no-lockout': '9. a join retried with the token it was made with is answered, never 401, within the replay window',
+  'no-lockout': '9. a join retried with the token it was made with is answered, never 401, within the replay window, nor refused for the challenge it already showed',
   'ticket-cap': '10. never more than MAX_TICKETS_PER_USER seats of a concert sold to one user (SQL)',
 } as const;
 export type InvariantName = keyof typeof INVARIANTS;
@@ -716,6 +716,18 @@ export function checkNoLockout(history: History, cfg: CheckConfig): Violation[] 
       out.push({
         invariant: 'no-lockout', fans: [j.fan], opIds: [first.id, j.id], group: `lockout:${j.fan}`,
         message: `join retried ${(since / 1000).toFixed(1)} s after #${first.id} (${first.status || first.code}) with the same user token answered 401`,
+      });
+    }
+    // JOIN_POW_BITS: a challenge is spent by the join that showed it, and that join's retry (same
+    // token, same challenge) may show it again while it lives. Refusing it would lock the fan out.
+    for (const j of joins) {
+      if (j.status !== 400 || j.code !== 'CHALLENGE_FAILED' || !j.req?.challenge) continue;
+      if (j.req.challengeExpiresMs !== undefined && j.invokeMs > j.req.challengeExpiresMs - cfg.clockMarginMs) continue;
+      const first = joins.find((o) => o.invokeMs < j.invokeMs && o.req?.challenge === j.req!.challenge && o.code !== 'CHALLENGE_FAILED');
+      if (!first) continue;
+      out.push({
+        invariant: 'no-lockout', fans: [j.fan], opIds: [first.id, j.id], group: `lockout:${j.fan}`,
+        message: `join retried after #${first.id} (${first.status || first.code}) with the same token and challenge answered CHALLENGE_FAILED`,
       });
     }
   }

@@ -7,6 +7,7 @@
  *
  * GET /v1/me/reservations does not exist yet (another issue adds it), so fans do not call it.
  */
+import { createHash } from 'node:crypto';
 import type { ChaosClient, CallResult, CallSpec } from './client.ts';
 import type { OpKind, Phase } from './history.ts';
 import { Rng } from './prng.ts';
@@ -28,6 +29,9 @@ export interface PaidReservation {
 }
 
 const CHARGE = 1_000_000;
+
+/** A solved join challenge; expiresMs on the run's axis. */
+interface Pow { challenge: string; nonce: string; expiresMs: number }
 
 class Stop {
   stopped = false;
@@ -112,10 +116,23 @@ export class Fan {
     // Join. A join whose answer was lost may have happened and replaced the user token: the
     // retry with that token is answered with the same place (JOIN_REPLAY_SECONDS; the checker's
     // no-lockout rule). A 401 (the place it made has ended) sends the fan to sign in again.
+    // With JOIN_POW_BITS, every attempt of one join shows the same solved challenge (a retry is
+    // the same join); a new one only when the service refuses it.
     let joined: CallResult | undefined;
+    let pow: Pow | null | undefined;
     for (let attempt = 0; attempt < 30 && !this.stop.stopped; attempt++) {
-      const r = await this.call('join', 'POST', `/v1/concerts/${concert.id}/queue`, { token: this.userToken!, req: { concertId: concert.id } });
+      if (pow === undefined) {
+        const got = await this.solveChallenge();
+        if (got === 'retry') continue;
+        pow = got;
+      }
+      const r = await this.call('join', 'POST', `/v1/concerts/${concert.id}/queue`, {
+        token: this.userToken!,
+        ...(pow ? { body: { pow: { challenge: pow.challenge, nonce: pow.nonce } } } : {}),
+        req: { concertId: concert.id, ...(pow ? { challenge: pow.challenge, challengeExpiresMs: pow.expiresMs } : {}) },
+      });
       if ((r.op.status === 201 || r.op.status === 200) && typeof r.body?.token === 'string') { joined = r; break; }
+      if (r.op.code === 'CHALLENGE_FAILED' || r.op.code === 'CHALLENGE_REQUIRED') { pow = undefined; continue; }
       if (r.op.status === 401) { this.userToken = undefined; if (!(await this.getUserToken())) return; continue; }
       if (r.op.status === 503 || r.op.status === 0 || r.op.status === 429) { await this.backoff(r); continue; }
       await this.stop.sleep(rng.jitter(500));
@@ -128,6 +145,22 @@ export class Fan {
     const admitted = await this.waitForAdmission(joined);
     if (admitted !== 'active') return;
     await this.buy(concert);
+  }
+
+  /**
+   * GET /v1/challenge, solved by counting nonces (a scripted client). Null when joins need no
+   * proof of work (404); 'retry' after a failed request (already backed off).
+   */
+  private async solveChallenge(): Promise<Pow | null | 'retry'> {
+    const r = await this.call('challenge', 'GET', '/v1/challenge');
+    if (r.op.status === 404) return null;
+    if (r.op.status !== 200 || typeof r.body?.challenge !== 'string') { await this.backoff(r); return 'retry'; }
+    const { challenge, bits } = r.body as { challenge: string; bits: number };
+    for (let i = 0; ; i++) {
+      const nonce = i.toString(36);
+      const word = createHash('sha256').update(`${challenge}:${nonce}`).digest().readUInt32BE(0);
+      if (bits === 0 || word >>> (32 - bits) === 0) return { challenge, nonce, expiresMs: r.op.res?.expiresAtMs ?? Infinity };
+    }
   }
 
   private async charge(): Promise<void> {

@@ -9,7 +9,7 @@
  */
 
 export type OpKind =
-  | 'token' | 'charge' | 'join' | 'poll' | 'leave' | 'schedules' | 'seats' | 'hold' | 'readRes' | 'release' | 'pay' | 'balance';
+  | 'token' | 'charge' | 'challenge' | 'join' | 'poll' | 'leave' | 'schedules' | 'seats' | 'hold' | 'readRes' | 'release' | 'pay' | 'balance';
 
 /** Writes whose success means the service accepted a change (for the unavailability measure). */
 export const WRITE_OPS: ReadonlySet<OpKind> = new Set<OpKind>(['join', 'hold', 'pay']);
@@ -45,6 +45,8 @@ export interface HistoryOp {
   auth?: TokenFacts;
   req?: {
     concertId?: number; reservationId?: string; scheduleId?: number; seatNumber?: number; idempotencyKey?: string; amount?: number;
+    /** A join's proof-of-work challenge (JOIN_POW_BITS) and when it expires, on the run's axis. */
+    challenge?: string; challengeExpiresMs?: number;
   };
   res?: {
     token?: TokenFacts;

@@ -52,6 +52,8 @@ export interface Config {
   corsOrigins: string[];
   /** How often one instance of the fleet records each live concert's queue for the operator console. */
   consoleSampleSeconds: number;
+  /** Leading zero bits a join's proof of work must show (GET /v1/challenge); 0: joins need none. */
+  joinPowBits: number;
 }
 
 /** Where identity tokens' keys come from in `jwt` mode; exactly one source. */
@@ -263,5 +265,6 @@ export function loadConfig(env: Env = process.env): Config {
     auth: auth(env, jwtSecret),
     corsOrigins: corsOrigins(env),
     consoleSampleSeconds: int(env, 'CONSOLE_SAMPLE_SECONDS', 5, 1, 60),
+    joinPowBits: int(env, 'JOIN_POW_BITS', 0, 0, 32),
   };
 }

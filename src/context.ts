@@ -27,6 +27,8 @@ import { recordGrantedHold } from './modules/reservations/reservations.repo.ts';
 import { ReservationService } from './modules/reservations/reservations.service.ts';
 import { TokenService } from './modules/tokens/tokens.service.ts';
 import { IdentityService } from './modules/identity/identity.service.ts';
+import { JoinProofService } from './modules/pow/join-proof.service.ts';
+import { RedisSpentChallenges, SqlSpentChallenges } from './modules/pow/spent-challenges.ts';
 import type { RedisClient } from './redis/connection.ts';
 import { ModeController } from './resilience/mode.ts';
 import type { Db } from './store/connect.ts';
@@ -46,6 +48,8 @@ export interface AppContext {
   identity: IdentityService | null;
   catalog: CatalogService;
   queue: QueueService;
+  /** Proof of work on joins (JOIN_POW_BITS): challenges and their single use. */
+  joinProof: JoinProofService;
   admin: AdminService;
   /** The operator console's overview and samples. */
   console: ConsoleService;
@@ -121,6 +125,10 @@ export function createContext(config: Config, deps: { db: Db; redis: RedisClient
     await writeBehind.drainConcertShared(place.concertId);
     return restoreLostPlace(db, redis, { ...place, now });
   });
+
+  const sqlSpent = new SqlSpentChallenges(db);
+  const joinProof = new JoinProofService({ redis: new RedisSpentChallenges(redis, sqlSpent), sql: sqlSpent }, mode,
+    config.joinPowBits, config.jwtSecret);
 
   const sqlHolds = new SqlHoldStore(db, sqlQueue);
   const reservations = new ReservationService({
@@ -199,7 +207,7 @@ export function createContext(config: Config, deps: { db: Db; redis: RedisClient
   });
 
   return {
-    config, db, redis, log, metrics, mode, clock, instanceId, tokens, identity, catalog, queue, admin, console: consoleService, reservations, balance, payments,
+    config, db, redis, log, metrics, mode, clock, instanceId, tokens, identity, catalog, queue, joinProof, admin, console: consoleService, reservations, balance, payments,
     writeBehind, ticker, sweeper, sampler, coordinator, liveConcerts,
     drain: new DrainState(),
     startJobs() {

@@ -1,7 +1,7 @@
 /** A failure the client caused or must know about; mapped to status + code in one place (http/errors.ts). */
 export class AppError extends Error {
   constructor(
-    readonly status: 400 | 401 | 402 | 403 | 404 | 409 | 422 | 429 | 503,
+    readonly status: 400 | 401 | 402 | 403 | 404 | 409 | 422 | 428 | 429 | 503,
     readonly code: string,
     message: string,
     readonly details?: unknown,
@@ -38,6 +38,9 @@ export const errors = {
   queueClosed: (message = 'the queue of this concert is closed') => new AppError(409, 'QUEUE_CLOSED', message),
   idempotencyKeyReused: () =>
     new AppError(422, 'IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used with a different request'),
+  challengeRequired: (bits: number) => new AppError(428, 'CHALLENGE_REQUIRED',
+    `joining needs a proof of work: GET /v1/challenge, find a nonce for ${bits} leading zero bits, send {"pow": {"challenge", "nonce"}}`),
+  challengeFailed: (message: string) => new AppError(400, 'CHALLENGE_FAILED', message),
   rateLimited: (retryAfter: number) => new AppError(429, 'RATE_LIMITED', 'too many requests', undefined, retryAfter),
   unavailable: (message = 'the service cannot serve this request right now', retryAfter = 2) =>
     new AppError(503, 'UNAVAILABLE', message, undefined, retryAfter),

@@ -230,6 +230,22 @@ describe('9. no lockout', () => {
     expect(v).toHaveLength(1);
     expect(v[0]!.message).toContain('answered 401');
   });
+  const withPow = (t: number, status: number, challenge: string, expiresMs = 120_000) => op({
+    op: 'join', userId: 5, invokeMs: t, status, code: status === 400 ? 'CHALLENGE_FAILED' : status === 503 ? 'UNAVAILABLE' : null,
+    auth: tok, req: { concertId: 1, challenge, challengeExpiresMs: expiresMs },
+  });
+  test('JOIN_POW_BITS holds: a refused challenge shown first, another join\'s, or one past its life', () => {
+    expect(checkNoLockout(historyOf(withPow(0, 400, 'c1')), cfg)).toEqual([]);
+    expect(checkNoLockout(historyOf(withPow(0, 400, 'c1'), withPow(100, 400, 'c1')), cfg)).toEqual([]);
+    expect(checkNoLockout(historyOf(withPow(0, 503, 'c1'), op({ ...withPow(10, 400, 'c1'), auth: utok(5, 9) })), cfg)).toEqual([]);
+    expect(checkNoLockout(historyOf(withPow(0, 503, 'c1', 5_000), withPow(6_000, 400, 'c1', 5_000)), cfg)).toEqual([]);
+  });
+  test('JOIN_POW_BITS breaks: a retry refused for the challenge its own earlier attempt showed', () => {
+    const v = checkNoLockout(historyOf(withPow(0, 503, 'c1'), withPow(1_000, 400, 'c1')), cfg);
+    expect(v).toHaveLength(1);
+    expect(v[0]!.message).toContain('CHALLENGE_FAILED');
+    expect(checkNoLockout(historyOf(withPow(0, 0, 'c1'), withPow(1_000, 400, 'c1')), cfg)).toHaveLength(1);
+  });
 });
 
 describe('10. ticket cap', () => {

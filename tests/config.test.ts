@@ -60,6 +60,7 @@ const BAD: Record<string, string[]> = {
   AUTH_SHARED_SECRET: ['short', 'x'.repeat(31)],
   CORS_ORIGINS: ['*', 'tickets.example.com', 'https://tickets.example.com/app', 'ftp://x.example', 'https://a.example,https://b.example/x',
     'https://user@a.example', 'https://a.example?x=1'],
+  JOIN_POW_BITS: ['-1', '33', '1.5', 'hard'],
 };
 /** Variables whose every value is acceptable. */
 const FREE_FORM = ['ADMIN_API_KEY', 'REDIS_MASTER_NAME', 'AUTH_ISSUER', 'AUTH_AUDIENCE'];
@@ -112,6 +113,9 @@ describe('loadConfig', () => {
     expect(loadConfig({ SHUTDOWN_DRAIN_SECONDS: '0' }).shutdownDrainSeconds).toBe(0);
     expect(loadConfig({}).consoleSampleSeconds).toBe(5);
     expect(loadConfig({ CONSOLE_SAMPLE_SECONDS: '60' }).consoleSampleSeconds).toBe(60);
+    expect(loadConfig({}).joinPowBits).toBe(0);
+    expect(loadConfig({ JOIN_POW_BITS: '32' }).joinPowBits).toBe(32);
+    expect(loadConfig({ JOIN_POW_BITS: ' 18 ' }).joinPowBits).toBe(18);
   });
 
   test('auth: open by default; jwt with one key source, issuer and audience', () => {

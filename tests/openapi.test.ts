@@ -90,7 +90,12 @@ function violations(doc: Json, schemaNode: Json, example: Json, path: string[]):
     if (schema.minLength) bad('', 'shorter than minLength');
     if (schema.maxLength) bad('x'.repeat(schema.maxLength + 1), 'longer than maxLength');
     if (schema.format === 'date-time') bad('next tuesday', 'not a date-time');
-    if (schema.pattern) bad('not-matching', 'against the pattern');
+    if (schema.pattern) {
+      // The first of a few unlike texts that the pattern refuses (a pattern may allow any word).
+      const re = new RegExp(schema.pattern, 'u');
+      const refused = ['not-matching', 'has space', '', '\u2603', 'x'.repeat(300)].find((t) => !re.test(t));
+      if (refused !== undefined) bad(refused, 'against the pattern');
+    }
   }
   if (schema.type === 'array') {
     bad('a list?', 'not a list');

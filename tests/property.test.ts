@@ -140,6 +140,7 @@ function expectSane(r: Awaited<ReturnType<typeof send>>, what: string) {
 
 const endpoints: [string, string, (s: string, t: string) => string][] = [
   ['tokens', 'POST', () => '/v1/tokens'],
+  ['challenge', 'GET', () => '/v1/challenge'],
   ['join', 'POST', (s) => `/v1/concerts/${s}/queue`],
   ['queue me', 'GET', () => '/v1/queue/me'],
   ['leave', 'DELETE', () => '/v1/queue/me'],

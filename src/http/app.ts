@@ -12,6 +12,7 @@ import { redisBreaker } from './middleware/redis-breaker.ts';
 import { requestId } from './middleware/request-id.ts';
 import { adminRouter } from './routes/admin.ts';
 import { catalogRouter } from './routes/catalog.ts';
+import { challengeRouter } from './routes/challenge.ts';
 import { opsRouter } from './routes/ops.ts';
 import { balanceRouter, paymentsRouter } from './routes/payments.ts';
 import { joinRouter, queueMeRouter } from './routes/queue.ts';
@@ -51,6 +52,7 @@ export function createApp(ctx: AppContext, opts: { logRequests?: boolean } = {})
 
   app.route('/', opsRouter(ctx));
   app.route('/v1/tokens', tokensRouter(ctx));
+  app.route('/v1/challenge', challengeRouter(ctx));
   app.route('/v1/concerts', joinRouter(ctx));
   app.route('/v1/concerts', catalogRouter(ctx));
   app.route('/v1/queue', queueMeRouter(ctx));

@@ -2,7 +2,7 @@ import type { ZodObject, ZodType } from 'zod';
 import type { Config } from '../config.ts';
 import * as res from './responses.ts';
 import {
-  chargeBody, concertParam, createConcertBody, holdBody, idempotencyHeader, idTokenBody, paymentBody, queueConfigBody,
+  chargeBody, concertParam, createConcertBody, holdBody, idempotencyHeader, idTokenBody, joinBody, paymentBody, queueConfigBody,
   reservationParam, samplesQuery, scheduleParams, tokenBody,
 } from './schemas.ts';
 
@@ -39,6 +39,8 @@ export const ERROR_CODES = {
   HOLD_LIMIT_REACHED: [409, 'the user already holds MAX_HOLDS_PER_USER seats'],
   TICKET_LIMIT_REACHED: [409, 'held + paid seats of this concert would pass MAX_TICKETS_PER_USER'],
   QUEUE_CLOSED: [409, 'the queue is paused or the concert is over'],
+  CHALLENGE_FAILED: [400, 'a proof-of-work answer that is wrong, expired or already used by another join'],
+  CHALLENGE_REQUIRED: [428, 'joining needs a solved proof-of-work challenge (JOIN_POW_BITS > 0)'],
   PAYLOAD_TOO_LARGE: [413, 'a request body over 16 KiB'],
   IDEMPOTENCY_KEY_REUSED: [422, 'this Idempotency-Key was used with a different request'],
   RATE_LIMITED: [429, 'the client\'s rate limit; `Retry-After` says when to retry'],
@@ -103,11 +105,19 @@ export function routeCatalogue(config: Pick<Config, 'maxHoldsPerUser' | 'auth'>)
       description: 'The answer\'s queue token replaces the token the join was made with. Joining again with the live '
         + 'queue token of this concert, or retrying a join whose answer was lost, answers 200 with the same place.',
       callers: ['user', 'queue'], params: concertParam,
+      body: { name: 'JoinRequest', schema: joinBody, example: { pow: { challenge: '<from GET /v1/challenge>', nonce: '52113' } } },
       answers: {
         201: { description: 'a new place and its queue token', json: res.joinedQueue },
         200: { description: 'the place the user already has', json: res.joinedQueue },
       },
-      errors: ['NOT_FOUND', 'QUEUE_CLOSED'],
+      errors: ['NOT_FOUND', 'QUEUE_CLOSED', 'CHALLENGE_REQUIRED', 'CHALLENGE_FAILED'],
+    },
+    {
+      method: 'get', path: '/v1/challenge', tag: 'queue', summary: 'A proof-of-work challenge for one join',
+      description: 'Find a nonce such that SHA-256 of `challenge + ":" + nonce` starts with `bits` zero bits, and send '
+        + '`{"pow": {"challenge", "nonce"}}` with the join. Signed, lives 120 s, good for one join. 404 while JOIN_POW_BITS is 0.',
+      answers: { 200: { description: 'a challenge', json: res.challenge } },
+      errors: ['NOT_FOUND'],
     },
     {
       method: 'get', path: '/v1/queue/me', tag: 'queue', summary: 'Poll my place',

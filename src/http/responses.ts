@@ -55,6 +55,12 @@ export const queuePlace = z.strictObject({
 
 const concertSummary = z.strictObject({ id: entityId, title: z.string(), startsAt: isoTime, endsAt: isoTime });
 
+export const challenge = z.strictObject({
+  challenge: z.string().describe('opaque, signed'),
+  bits: z.int().min(1).max(32).describe('leading zero bits the hash must show'),
+  expiresAt: isoTime,
+});
+
 export const concertList = z.strictObject({ concerts: z.array(concertSummary) });
 
 export const scheduleList = z.strictObject({

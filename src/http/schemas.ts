@@ -97,3 +97,25 @@ export const paymentBody = (maxIds: number) => z.object({
 export const idempotencyHeader = z.object({
   'idempotency-key': z.string().regex(IDEMPOTENCY_KEY, 'must be 1 to 200 printable ASCII characters').optional(),
 });
+
+/** A solved proof-of-work challenge (GET /v1/challenge), shown with a join. */
+export const powAnswer = z.object({
+  challenge: z.string({ error: 'must be the challenge string from GET /v1/challenge' })
+    .min(1, { error: 'must be the challenge string from GET /v1/challenge' })
+    .max(200, { error: 'must be at most 200 characters' }),
+  nonce: z.string({ error: 'must be a text of 1 to 64 printable ASCII characters' })
+    .regex(/^[\x21-\x7e]{1,64}$/, { error: 'must be a text of 1 to 64 printable ASCII characters' }),
+}, { error: 'must be an object with challenge and nonce' }).strict();
+
+/**
+ * POST /v1/concerts/:concertId/queue. The body is optional (no body reads as `{}`); `pow` is
+ * required when JOIN_POW_BITS > 0 and the join would take a new place.
+ */
+export const joinBody = z.object({ pow: powAnswer.optional() }).strict();
+
+/** GET /v1/challenge: find a nonce such that SHA-256(challenge + ":" + nonce) starts with `bits` zero bits. */
+export const challengeAnswer = z.object({
+  challenge: z.string(),
+  bits: z.number().int().min(1).max(32),
+  expiresAt: z.iso.datetime(),
+});

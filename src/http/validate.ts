@@ -102,3 +102,26 @@ export const validate = <T extends ZodType, Target extends keyof ValidationTarge
   };
   return withBody as typeof check;
 };
+
+/**
+ * Like validate('json', schema) for a body the client may leave out: no body at all (or only
+ * whitespace) reads as `{}`, so clients that sent nothing before keep working. A body that is
+ * there must be a JSON object sent as JSON, and match the schema.
+ */
+export const validateOptionalJson = <T extends ZodType>(schema: T):
+  MiddlewareHandler<any, string, { in: { json: core.input<T> }; out: { json: core.output<T> } }> => // eslint-disable-line @typescript-eslint/no-explicit-any
+  async function optionalJsonBody(c, next) {
+    const text = await c.req.text();
+    let input: unknown = {};
+    if (text.trim() !== '') {
+      await readJsonObject(c);
+      input = JSON.parse(text);
+    }
+    const result = await schema.safeParseAsync(input);
+    if (!result.success) {
+      const details = describeIssues('json', result.error.issues, input);
+      throw errors.validation(firstProblemMessage('json', details[0] ?? { field: 'body', problem: 'is not valid' }), details);
+    }
+    c.req.addValidatedData('json', result.data as object);
+    await next();
+  };

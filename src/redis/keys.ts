@@ -42,6 +42,9 @@ export const keys = {
   userToken: (jti: string) => `{tok}:${jti}`,
   liveUserTokens: '{tok}:live',
 
+  /** A proof-of-work challenge used for a join; value: the join that spent it (src/modules/pow/). */
+  spentChallenge: (id: string) => `pow:spent:${id}`,
+
   rebuildLock: 'lock:rebuild',
   /** Written by the mode probe: Redis is back only when it takes writes. */
   writeProbe: 'probe:write',

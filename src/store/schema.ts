@@ -94,6 +94,14 @@ export interface JoinReplaysTable {
   created_at: number;
 }
 
+/** A proof-of-work challenge used for a join (src/modules/pow/spent-challenges.repo.ts). */
+export interface SpentChallengesTable {
+  id: string;
+  /** The join that spent it: `<jti of the token the join was made with>:<concertId>`. */
+  spent_by: string;
+  keep_until: number;
+}
+
 export type QueueEntryStatus = 'waiting' | 'active' | 'left' | 'expired' | 'done';
 
 export interface QueueEntriesTable {
@@ -188,6 +196,7 @@ export interface Database {
   payments: PaymentsTable;
   tokens: TokensTable;
   join_replays: JoinReplaysTable;
+  spent_challenges: SpentChallengesTable;
   queue_entries: QueueEntriesTable;
   queue_state: QueueStateTable;
   idempotency_keys: IdempotencyKeysTable;

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { createApp } from '../../src/http/app.ts';
 import { ADMIN_KEY } from './service.ts';
 
@@ -41,8 +42,23 @@ export async function userToken(app: App, userId: number): Promise<string> {
   return r.body.token;
 }
 
+/**
+ * A join as a client makes it: without a body, and, when the service asks for a proof of work
+ * (428 CHALLENGE_REQUIRED, JOIN_POW_BITS > 0), again with a solved challenge.
+ */
 export async function join(app: App, concertId: number, token: string) {
-  return call(app, 'POST', `/v1/concerts/${concertId}/queue`, { token });
+  const r = await call(app, 'POST', `/v1/concerts/${concertId}/queue`, { token });
+  if (r.status !== 428) return r;
+  const challenge = await call(app, 'GET', '/v1/challenge');
+  if (challenge.status !== 200) return r;
+  const { challenge: text, bits } = challenge.body as { challenge: string; bits: number };
+  for (let i = 0; ; i++) {
+    const nonce = i.toString(36);
+    const word = createHash('sha256').update(`${text}:${nonce}`).digest().readUInt32BE(0);
+    if (word >>> (32 - bits) === 0) {
+      return call(app, 'POST', `/v1/concerts/${concertId}/queue`, { token, body: { pow: { challenge: text, nonce } } });
+    }
+  }
 }
 
 /** Polls a condition until it holds or the deadline passes; no sleeping for luck. */

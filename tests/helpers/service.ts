@@ -34,7 +34,10 @@ export async function startService(opts: TestServiceOptions = {}): Promise<TestS
   const config = loadConfig({
     // Tests drive many requests per token; the limiter has its own test.
     JWT_SECRET, ADMIN_API_KEY: ADMIN_KEY, LOG_LEVEL: 'error', RATE_LIMIT_PER_SECOND: '0', TOKEN_RATE_LIMIT_PER_MINUTE: '0',
-    REDIS_URL: redisProc.url, DATABASE_URL: database.url, ...opts.env,
+    REDIS_URL: redisProc.url, DATABASE_URL: database.url,
+    // TEST_JOIN_POW_BITS=n runs a suite with proof of work on joins (helpers' join() solves it).
+    ...(process.env.TEST_JOIN_POW_BITS ? { JOIN_POW_BITS: process.env.TEST_JOIN_POW_BITS } : {}),
+    ...opts.env,
   });
   const clients: RedisClient[] = [];
   const make = (o: ContextOptions) => {

@@ -111,9 +111,11 @@ export class QueueService {
    * lifecycle): joining again with the live queue token of this concert answers with that very
    * token; a join made with a given token always gives out one queue token id (claimed in SQL
    * first), so double-submits share one place and one answer; and a retry with the token a join
-   * just replaced gets that join's answer again for JOIN_REPLAY_SECONDS.
+   * just replaced gets that join's answer again for JOIN_REPLAY_SECONDS. `beforeNewPlace` runs
+   * only when the join is about to take a new place (the proof of work on joins).
    */
-  async join(principal: Principal, concertId: number, now: number): Promise<JoinAnswer> {
+  async join(principal: Principal, concertId: number, now: number,
+    opts: { beforeNewPlace?: () => Promise<void> } = {}): Promise<JoinAnswer> {
     const concert = await this.catalog.concert(concertId);
     if (concert.endsAt <= now) throw errors.queueClosed('the concert is over');
     this.assertAccepting(concertId);
@@ -135,6 +137,7 @@ export class QueueService {
     // the new place is recorded. Until then the old token stays live, so that a double-submit
     // racing this join takes the same road (and a refused join keeps the old place).
     const moving = principal.typ === 'queue' && principal.concertId !== concertId;
+    await opts.beforeNewPlace?.();
     const jti = await this.tokens.claimJoin(principal, concertId, now);
     const outcome = await store.join(concertId, principal.userId, jti, now);
     // A double-submit that got here second finds its own place under the claimed id: nothing to revoke.
