@@ -3,8 +3,9 @@
 
 /** An answer that is not 2xx: the service's code and message, the status, and Retry-After. */
 export class ApiError extends Error {
-  constructor(status, code, message, retryAfter) {
+  constructor(status, code, message, retryAfter, details) {
     super(message);
+    this.details = Array.isArray(details) ? details : [];
     this.status = status;
     this.code = code;
     this.retryAfter = retryAfter;
@@ -31,7 +32,7 @@ export async function api(method, path, { token, body, idempotencyKey } = {}) {
   if (res.ok) return data;
   const retry = Number(res.headers.get('Retry-After'));
   const err = data && data.error ? data.error : { code: res.status >= 500 ? 'UNAVAILABLE' : 'unknown', message: `HTTP ${res.status}` };
-  throw new ApiError(res.status, String(err.code), String(err.message ?? ''), Number.isFinite(retry) && retry > 0 ? retry : null);
+  throw new ApiError(res.status, String(err.code), String(err.message ?? ''), Number.isFinite(retry) && retry > 0 ? retry : null, err.details);
 }
 
 /** A random id for Idempotency-Key and the like. */

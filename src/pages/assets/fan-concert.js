@@ -176,7 +176,8 @@ export function concertPage(root, concertId, { showError, clearError }) {
         await exchange({ userId: Number(raw) });
       } catch (err) {
         // This service signs in through an identity provider (AUTH_MODE=jwt).
-        if (err.code === 'VALIDATION_FAILED' && /AUTH_MODE=jwt/.test(err.message)) {
+        const said = [err.message, ...err.details.map((d) => `${d.field}: ${d.problem}`)].join(' ');
+        if (err.code === 'VALIDATION_FAILED' && /AUTH_MODE=jwt|idToken/.test(said)) {
           signInForm.hidden = true;
           idpNote.hidden = false;
           return;

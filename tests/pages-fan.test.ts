@@ -1,0 +1,286 @@
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { artifact, launchBrowser } from './helpers/browser.ts';
+import { call, createConcert, eventually, join, userToken } from './helpers/http.ts';
+import { patchQueue } from './helpers/harness.ts';
+import { signJwt } from './helpers/idp.ts';
+import { startService, type TestService } from './helpers/service.ts';
+
+/**
+ * The fan's pages in a real headless Chromium against a real listening service (its own
+ * redis-server and database, admission ticks in real time). Screenshots of every step go to
+ * test-artifacts/pages-fan/.
+ */
+
+const SHOTS = 'pages-fan';
+const HOSTILE = '<img src=x onerror="window.__pwned=1">';
+const ID_SECRET = 'identity-provider-secret-at-least-32-bytes!';
+
+interface Served { svc: TestService; server: ReturnType<typeof Bun.serve>; base: string }
+
+async function serve(env: Record<string, string>): Promise<Served> {
+  const svc = await startService({ env });
+  // Admissions, the write-behind and the sweeper in real time. No coordinator: the mode moves
+  // to SQL only when the pages' own requests trip the breaker, so a test sees those requests fail.
+  svc.ctx.ticker.start();
+  svc.ctx.writeBehind.start();
+  svc.ctx.sweeper.start();
+  const server = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: (req) => svc.app.fetch(req) });
+  return { svc, server, base: `http://127.0.0.1:${server.port}` };
+}
+
+/** Every URL a page asks for or shows, and its console: none may carry a token (JWTs start with eyJ). */
+function watchForTokens(page: Page, seen: string[]) {
+  page.on('request', (r) => seen.push(r.url()));
+  page.on('framenavigated', (f) => seen.push(f.url()));
+  page.on('console', (m) => seen.push(`console: ${m.text()}`));
+  page.on('pageerror', (e) => seen.push(`pageerror: ${e.message}`));
+}
+
+const text = (page: Page, id: string) => page.getByTestId(id).innerText();
+
+/** Signs a fan in (open mode) and joins the concert's line from its page. */
+async function signInAndJoin(page: Page, base: string, concertId: number, userId: number) {
+  await page.goto(`${base}/concerts/${concertId}`);
+  await page.getByTestId('user-id').fill(String(userId));
+  await page.getByTestId('sign-in').click();
+  await page.getByTestId('join').click();
+  await page.getByTestId('queue-status').waitFor();
+}
+
+describe('fan pages in Chromium', () => {
+  let open: Served;
+  let browser: Browser;
+  const contexts: BrowserContext[] = [];
+  const urls: string[] = [];
+  /** The one URL that may carry a token: the identity provider's redirect, handed to the page by the test. */
+  let handedOver = '';
+  const newPage = async (opts: Parameters<Browser['newContext']>[0] = {}) => {
+    const context = await browser.newContext({ viewport: { width: 390, height: 844 }, ...opts });
+    contexts.push(context);
+    const page = await context.newPage();
+    watchForTokens(page, urls);
+    return page;
+  };
+
+  beforeAll(async () => {
+    [open, browser] = await Promise.all([
+      serve({ ADMISSION_TICK_MS: '100', REDIS_TIMEOUT_MS: '400', QUEUE_GRACE_SECONDS: '12' }),
+      launchBrowser(),
+    ]);
+  });
+
+  afterAll(async () => {
+    for (const c of contexts) await c.close().catch(() => {});
+    await browser?.close();
+    open?.server.stop(true);
+    await open?.svc.stop();
+  });
+
+  test('the weight of the fan page: HTML, scripts and CSS under 50 KB', async () => {
+    const html = await (await fetch(`${open.base}/concerts/1`)).text();
+    const files = new Map<string, number>([['/concerts/1', Buffer.byteLength(html)]]);
+    const queue = [...html.matchAll(/(?:src|href)="(\/assets\/[^"]+)"/g)].map((m) => m[1]!);
+    // The proof-of-work worker is loaded only when a join asks for it; counted when present.
+    queue.push('/assets/pow-worker.js');
+    while (queue.length) {
+      const path = queue.shift()!;
+      if (files.has(path)) continue;
+      const res = await fetch(`${open.base}${path}`);
+      if (res.status === 404 && path.endsWith('pow-worker.js')) continue;
+      expect(res.status).toBe(200);
+      const body = await res.text();
+      files.set(path, Buffer.byteLength(body));
+      for (const m of body.matchAll(/from '\.\/([\w.-]+\.js)'/g)) queue.push(`/assets/${m[1]}`);
+    }
+    const total = [...files.values()].reduce((a, b) => a + b, 0);
+    console.log(`fan page weight: ${total} bytes uncompressed (${(total / 1024).toFixed(1)} KB) in ${files.size} files: ${JSON.stringify(Object.fromEntries(files))}`);
+    expect(files.has('/assets/fan-concert.js')).toBe(true);
+    expect(total).toBeLessThan(50 * 1024);
+  });
+
+  test('two fans: A buys while B waits, then B is admitted by itself and sees the seat sold; a reload keeps B\'s place', async () => {
+    const { svc, base } = open;
+    const concert = await createConcert(svc.app, [{ seats: 12, price: 30_000 }], 'Spring Night');
+    await patchQueue(svc.app, concert.id, { maxActive: 1 });
+
+    const a = await newPage();
+    const b = await newPage();
+    await a.goto(`${base}/`);
+    await a.getByTestId(`concert-link-${concert.id}`).click();
+    await a.waitForURL(`${base}/concerts/${concert.id}`);
+    await a.screenshot({ path: artifact(SHOTS, '01-a-sign-in') });
+    await signInAndJoin(a, base, concert.id, 501);
+    await a.getByTestId('seat-3').waitFor();
+    await a.screenshot({ path: artifact(SHOTS, '02-a-admitted'), fullPage: true });
+
+    await signInAndJoin(b, base, concert.id, 502);
+    await b.waitForFunction(() => document.querySelector('[data-testid=position]')?.textContent === '1');
+    expect(await text(b, 'ahead')).toBe('0');
+    expect((await text(b, 'eta')).length).toBeGreaterThan(0);
+    expect(await b.getByTestId('shop').isHidden()).toBe(true);
+    expect(await b.locator('[aria-live=polite] [data-testid=position]').count()).toBe(1);
+    await b.screenshot({ path: artifact(SHOTS, '03-b-waiting'), fullPage: true });
+
+    // A reload keeps the place: the same position, and no new join.
+    const joins: string[] = [];
+    b.on('request', (r) => { if (r.method() === 'POST' && r.url().endsWith('/queue')) joins.push(r.url()); });
+    await b.reload();
+    await b.waitForFunction(() => document.querySelector('[data-testid=position]')?.textContent === '1');
+    expect(await b.getByTestId('join').isHidden()).toBe(true);
+    expect(joins).toEqual([]);
+    expect(await call(svc.app, 'GET', `/admin/concerts/${concert.id}/queue`, { admin: true }).then((r) => r.body.waiting)).toBe(1);
+    await b.screenshot({ path: artifact(SHOTS, '04-b-after-reload'), fullPage: true });
+
+    // A holds, charges, pays.
+    await a.getByTestId('seat-3').click();
+    await a.waitForSelector('[data-testid=seat-3][data-status=held][data-mine=true]');
+    await a.getByTestId('hold-countdown').waitFor();
+    expect(await text(a, 'hold-countdown')).toMatch(/\d:\d\d/);
+    // Paying without money: a clear message, not a blank screen.
+    await a.getByTestId('pay').click();
+    await a.waitForFunction(() => /balance/i.test(document.querySelector('[data-testid=error]')?.textContent ?? ''));
+    await a.screenshot({ path: artifact(SHOTS, '05-a-held-no-money'), fullPage: true });
+    await a.getByTestId('charge-amount').fill('30000');
+    await a.getByTestId('charge').click();
+    await a.waitForFunction(() => /30,000/.test(document.querySelector('[data-testid=balance]')?.textContent ?? ''));
+    await a.getByTestId('pay').click();
+    await a.getByTestId('confirmation').waitFor();
+    const [payment] = await svc.ctx.db.selectFrom('payments').select('reservation_id').where('seat_number', '=', 3)
+      .where('schedule_id', '=', concert.schedules[0]!.id).execute();
+    expect(await text(a, 'confirmation')).toContain(String(payment!.reservation_id));
+    expect(await text(a, 'error')).toBe('');
+    await a.screenshot({ path: artifact(SHOTS, '06-a-confirmation'), fullPage: true });
+
+    // B's page notices the admission by polling and sees A's seat sold.
+    await b.waitForSelector('[data-testid=seat-3][data-status=sold]', { timeout: 15_000 });
+    expect(await b.getByTestId('seat-4').getAttribute('data-status')).toBe('available');
+    await b.screenshot({ path: artifact(SHOTS, '07-b-admitted-seat-sold'), fullPage: true });
+  }, 45_000);
+
+  test('a hostile concert title is text, never markup, on the list and on its page', async () => {
+    const { svc, base } = open;
+    const concert = await createConcert(svc.app, [{ seats: 4, price: 1000 }], HOSTILE);
+    const page = await newPage();
+    await page.goto(`${base}/`);
+    const link = page.getByTestId(`concert-link-${concert.id}`);
+    await link.waitFor();
+    expect(await link.locator('.title').innerText()).toBe(HOSTILE);
+    await page.screenshot({ path: artifact(SHOTS, '08-hostile-title-list'), fullPage: true });
+    await link.click();
+    await page.waitForFunction((t) => document.querySelector('[data-testid=concert-title]')?.textContent === t, HOSTILE);
+    expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
+    expect(await page.locator('main img').count()).toBe(0);
+    await page.screenshot({ path: artifact(SHOTS, '09-hostile-title-page') });
+  });
+
+  test('security headers on the pages and their assets', async () => {
+    for (const path of ['/', '/concerts/1', '/assets/fan.js', '/assets/fan-concert.js', '/assets/site.css']) {
+      const res = await fetch(`${open.base}${path}`);
+      expect(res.status).toBe(200);
+      const csp = res.headers.get('Content-Security-Policy') ?? '';
+      expect(csp).toContain("script-src 'self'");
+      expect(csp).toContain("connect-src 'self'");
+      expect(csp).toContain("worker-src 'self'");
+      expect(csp).toContain("frame-ancestors 'none'");
+      expect(csp).not.toContain('unsafe-inline');
+      expect(res.headers.get('X-Content-Type-Options')).toBe('nosniff');
+      expect(res.headers.get('Referrer-Policy')).toBe('no-referrer');
+    }
+  });
+
+  test('Korean from Accept-Language; the switch changes the language and is remembered', async () => {
+    const page = await newPage({ locale: 'ko-KR' });
+    await page.goto(`${open.base}/`);
+    expect(await page.locator('html').getAttribute('lang')).toBe('ko');
+    await page.waitForSelector('h1:text("공연")');
+    await page.screenshot({ path: artifact(SHOTS, '10-korean-list'), fullPage: true });
+    const [first] = (await call(open.svc.app, 'GET', '/v1/concerts')).body.concerts;
+    await page.goto(`${open.base}/concerts/${first.id}`);
+    await page.getByText('사용자 번호').waitFor();
+    expect(await page.getByTestId('sign-in').innerText()).toBe('로그인');
+    // A wrong user number is explained in Korean.
+    await page.getByTestId('user-id').fill('abc');
+    await page.getByTestId('sign-in').click();
+    await page.waitForFunction(() => /사용자 번호/.test(document.querySelector('[data-testid=error]')?.textContent ?? ''));
+    await page.screenshot({ path: artifact(SHOTS, '11-korean-sign-in'), fullPage: true });
+
+    await page.getByTestId('lang-switch').click();
+    expect(await page.getByTestId('sign-in').innerText()).toBe('Sign in');
+    expect(await text(page, 'error')).toContain('user number');
+    expect(await page.locator('html').getAttribute('lang')).toBe('en');
+    await page.reload();
+    expect(await page.getByTestId('sign-in').innerText()).toBe('Sign in');
+    await page.getByTestId('lang-switch').click();
+    expect(await page.getByTestId('sign-in').innerText()).toBe('로그인');
+  });
+
+  test('jwt mode: the identity token is taken from the fragment and wiped from the address bar', async () => {
+    const jwt = await serve({ AUTH_MODE: 'jwt', AUTH_SHARED_SECRET: ID_SECRET });
+    try {
+      const concert = await createConcert(jwt.svc.app, [{ seats: 4, price: 1000 }], 'Identity');
+      const now = Math.floor(Date.now() / 1000);
+      const idToken = signJwt({ sub: 'fan-jwt-1', iat: now, exp: now + 300 }, { alg: 'HS256', secret: ID_SECRET });
+      const page = await newPage();
+      handedOver = `${jwt.base}/concerts/${concert.id}#id_token=${idToken}`;
+      await page.goto(handedOver);
+      expect(page.url()).toBe(`${jwt.base}/concerts/${concert.id}`);
+      await page.getByTestId('join').waitFor();
+      expect(await page.evaluate(() => location.hash)).toBe('');
+      await page.getByTestId('join').click();
+      await page.getByTestId('queue-status').waitFor();
+      await page.getByTestId('seat-1').waitFor();
+      expect(page.url()).not.toContain('eyJ');
+      await page.screenshot({ path: artifact(SHOTS, '12-jwt-signed-in'), fullPage: true });
+      // The user-id form refuses politely in this mode.
+      const other = await newPage();
+      await other.goto(`${jwt.base}/concerts/${concert.id}`);
+      await other.getByTestId('user-id').fill('7');
+      await other.getByTestId('sign-in').click();
+      await other.getByText('identity provider').waitFor();
+      expect(await text(other, 'error')).toBe('');
+    } finally {
+      jwt.server.stop(true);
+      await jwt.svc.stop();
+    }
+  }, 30_000);
+
+  test('Redis killed while a fan waits: a calm "retrying", never the error screen, then the place again from SQL', async () => {
+    const { svc, base } = open;
+    // Only this fan's requests may reach the service now: close the other pages.
+    for (const c of contexts.splice(0)) await c.close().catch(() => {});
+    const concert = await createConcert(svc.app, [{ seats: 4, price: 1000 }], 'Storm');
+    await patchQueue(svc.app, concert.id, { maxActive: 1 });
+    const first = await join(svc.app, concert.id, await userToken(svc.app, 601));
+    // The admission ticker lets this user in: the one active slot is taken for the whole test.
+    await eventually(async () => (await call(svc.app, 'GET', '/v1/queue/me', { token: first.body.token })).body.status === 'active');
+
+    const page = await newPage();
+    await signInAndJoin(page, base, concert.id, 602);
+    await page.waitForFunction(() => document.querySelector('[data-testid=position]')?.textContent === '1');
+    await page.evaluate(() => {
+      const box = document.querySelector('[data-testid=error]')!;
+      new MutationObserver(() => { if (box.textContent) (window as unknown as { __errorShown?: string }).__errorShown = box.textContent; })
+        .observe(box, { childList: true, characterData: true, subtree: true });
+    });
+    await svc.ctx.writeBehind.drainOnce();
+
+    await svc.redisProc.kill();
+    await page.getByTestId('retrying').waitFor({ timeout: 15_000 });
+    expect(await page.getByTestId('queue-status').isVisible()).toBe(true);
+    await page.screenshot({ path: artifact(SHOTS, '13-redis-down-retrying'), fullPage: true });
+
+    await page.getByTestId('retrying').waitFor({ state: 'hidden', timeout: 20_000 });
+    expect(svc.ctx.mode.current).toBe('sql');
+    expect(await text(page, 'position')).toBe('1');
+    expect(await page.getByTestId('lost').isHidden()).toBe(true);
+    expect(await page.evaluate(() => (window as unknown as { __errorShown?: string }).__errorShown)).toBeUndefined();
+    await page.screenshot({ path: artifact(SHOTS, '14-sql-mode-place-kept'), fullPage: true });
+  }, 45_000);
+
+  test('no token in any URL or console line, at any step', () => {
+    expect(urls.length).toBeGreaterThan(20);
+    expect(urls.filter((u) => u.includes('eyJ') && u !== handedOver)).toEqual([]);
+    expect(urls.filter((u) => u.startsWith('pageerror'))).toEqual([]);
+  });
+});
