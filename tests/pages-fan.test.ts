@@ -48,6 +48,13 @@ async function signInAndJoin(page: Page, base: string, concertId: number, userId
   await page.getByTestId('queue-status').waitFor();
 }
 
+/** One active slot, taken by a user of the API: whoever joins next waits for the whole test. */
+async function takeOnlySlot(svc: TestService, concertId: number, userId: number) {
+  await patchQueue(svc.app, concertId, { maxActive: 1 });
+  const first = await join(svc.app, concertId, await userToken(svc.app, userId));
+  await eventually(async () => (await call(svc.app, 'GET', '/v1/queue/me', { token: first.body.token })).body.status === 'active');
+}
+
 describe('fan pages in Chromium', () => {
   let open: Served;
   let browser: Browser;
@@ -132,6 +139,14 @@ describe('fan pages in Chromium', () => {
     expect(await call(svc.app, 'GET', `/admin/concerts/${concert.id}/queue`, { admin: true }).then((r) => r.body.waiting)).toBe(1);
     await b.screenshot({ path: artifact(SHOTS, '04-b-after-reload'), fullPage: true });
 
+    // Paused by the operator: said in words, no estimate promised; resumed: the words go.
+    await patchQueue(svc.app, concert.id, { paused: true });
+    await b.getByTestId('paused').waitFor({ timeout: 10_000 });
+    expect(await text(b, 'eta')).toBe('not known yet');
+    await b.screenshot({ path: artifact(SHOTS, '04b-b-paused'), fullPage: true });
+    await patchQueue(svc.app, concert.id, { paused: false });
+    await b.getByTestId('paused').waitFor({ state: 'hidden', timeout: 10_000 });
+
     // A holds, charges, pays.
     await a.getByTestId('seat-3').click();
     await a.waitForSelector('[data-testid=seat-3][data-status=held][data-mine=true]');
@@ -173,6 +188,26 @@ describe('fan pages in Chromium', () => {
     expect(await page.locator('main img').count()).toBe(0);
     await page.screenshot({ path: artifact(SHOTS, '09-hostile-title-page') });
   });
+
+  test('a lost place is explained and the fan can join again', async () => {
+    const { svc, base } = open;
+    const concert = await createConcert(svc.app, [{ seats: 4, price: 1000 }], 'Encore');
+    await takeOnlySlot(svc, concert.id, 700);
+    const page = await newPage();
+    await signInAndJoin(page, base, concert.id, 701);
+    await page.getByTestId('position').filter({ hasText: /^\d+$/ }).waitFor();
+    // The place ends behind the page's back (here: left with the page's own token, as another tab could).
+    const token = await page.evaluate((key) => JSON.parse(sessionStorage.getItem(key)!).queueToken as string, `fan.concert.${concert.id}`);
+    expect((await call(svc.app, 'DELETE', '/v1/queue/me', { token })).status).toBe(204);
+    await page.getByTestId('lost').waitFor({ timeout: 15_000 });
+    expect(await page.getByTestId('queue-status').isHidden()).toBe(true);
+    expect(await text(page, 'error')).toBe('');
+    await page.screenshot({ path: artifact(SHOTS, '10a-place-lost'), fullPage: true });
+    await page.getByTestId('rejoin').click();
+    await page.getByTestId('position').filter({ hasText: /^\d+$/ }).waitFor();
+    expect(await page.getByTestId('lost').isHidden()).toBe(true);
+    expect(await call(svc.app, 'GET', `/admin/concerts/${concert.id}/queue`, { admin: true }).then((r) => r.body.waiting)).toBe(1);
+  }, 30_000);
 
   test('security headers on the pages and their assets', async () => {
     for (const path of ['/', '/concerts/1', '/assets/fan.js', '/assets/fan-concert.js', '/assets/site.css']) {
@@ -216,7 +251,8 @@ describe('fan pages in Chromium', () => {
   });
 
   test('jwt mode: the identity token is taken from the fragment and wiped from the address bar', async () => {
-    const jwt = await serve({ AUTH_MODE: 'jwt', AUTH_SHARED_SECRET: ID_SECRET });
+    // Queue tokens live 6 s: the page must carry on with the refreshed tokens its polls bring.
+    const jwt = await serve({ AUTH_MODE: 'jwt', AUTH_SHARED_SECRET: ID_SECRET, QUEUE_TOKEN_TTL_SECONDS: '6' });
     try {
       const concert = await createConcert(jwt.svc.app, [{ seats: 4, price: 1000 }], 'Identity');
       const now = Math.floor(Date.now() / 1000);
@@ -232,6 +268,16 @@ describe('fan pages in Chromium', () => {
       await page.getByTestId('seat-1').waitFor();
       expect(page.url()).not.toContain('eyJ');
       await page.screenshot({ path: artifact(SHOTS, '12-jwt-signed-in'), fullPage: true });
+
+      const stored = () => page.evaluate((key) => JSON.parse(sessionStorage.getItem(key)!).queueToken as string, `fan.concert.${concert.id}`);
+      const firstToken = await stored();
+      const firstExp = JSON.parse(Buffer.from(firstToken.split('.')[1]!, 'base64url').toString()).exp * 1000;
+      await eventually(async () => (await stored()) !== firstToken, 10_000, 100);
+      // Past the first token's expiry and the service's 5 s leeway, the page still acts.
+      await eventually(() => Date.now() > firstExp + 6000, 15_000, 100);
+      await page.getByTestId('seat-2').click();
+      await page.waitForSelector('[data-testid=seat-2][data-status=held][data-mine=true]');
+      expect(await text(page, 'error')).toBe('');
       // The user-id form refuses politely in this mode.
       const other = await newPage();
       await other.goto(`${jwt.base}/concerts/${concert.id}`);
@@ -250,10 +296,7 @@ describe('fan pages in Chromium', () => {
     // Only this fan's requests may reach the service now: close the other pages.
     for (const c of contexts.splice(0)) await c.close().catch(() => {});
     const concert = await createConcert(svc.app, [{ seats: 4, price: 1000 }], 'Storm');
-    await patchQueue(svc.app, concert.id, { maxActive: 1 });
-    const first = await join(svc.app, concert.id, await userToken(svc.app, 601));
-    // The admission ticker lets this user in: the one active slot is taken for the whole test.
-    await eventually(async () => (await call(svc.app, 'GET', '/v1/queue/me', { token: first.body.token })).body.status === 'active');
+    await takeOnlySlot(svc, concert.id, 601);
 
     const page = await newPage();
     await signInAndJoin(page, base, concert.id, 602);

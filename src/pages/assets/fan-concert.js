@@ -25,6 +25,16 @@ function etaText(el, seconds, paused) {
 /** A wait around `ms`, spread ±20% so that many pages do not poll in step. */
 const jitter = (ms) => Math.round(ms * (0.8 + Math.random() * 0.4));
 
+/** When a token expires (ms), read from its payload; the page only reads it, the service checks it. */
+function tokenExpiry(token) {
+  try {
+    const payload = JSON.parse(atob(token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')));
+    return typeof payload.exp === 'number' ? payload.exp * 1000 : Infinity;
+  } catch {
+    return Infinity;
+  }
+}
+
 export function concertPage(root, concertId, { showError, clearError }) {
   const storeKey = `fan.concert.${concertId}`;
   const st = { holds: [], ...(session.get(storeKey) ?? {}) };
@@ -293,7 +303,9 @@ export function concertPage(root, concertId, { showError, clearError }) {
     if (v.status === 'waiting') showWaiting(v);
     else if (v.status === 'active') showActive(v);
     else return placeLost();
-    schedulePoll(jitter(1000 * Math.max(1, v.pollAfterSeconds ?? 5)));
+    // Poll as asked, but soon enough that the refreshed token (past half its life) comes in time.
+    const tokenLeft = (tokenExpiry(st.queueToken) - Date.now()) / 3;
+    schedulePoll(Math.max(1000, Math.min(tokenLeft, jitter(1000 * Math.max(1, v.pollAfterSeconds ?? 5)))));
   }
 
   function showPrequeue(v) {
@@ -352,6 +364,7 @@ export function concertPage(root, concertId, { showError, clearError }) {
     clearInterval(countdownTimer);
     st.queueToken = null;
     st.holds = [];
+    st.firstPosition = null;
     inShop = false;
     save();
     show('lost');
