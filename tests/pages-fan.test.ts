@@ -122,7 +122,7 @@ describe('fan pages in Chromium', () => {
     await a.screenshot({ path: artifact(SHOTS, '02-a-admitted'), fullPage: true });
 
     await signInAndJoin(b, base, concert.id, 502);
-    await b.waitForFunction(() => document.querySelector('[data-testid=position]')?.textContent === '1');
+    await b.getByTestId('position').filter({ hasText: /^1$/ }).waitFor();
     expect(await text(b, 'ahead')).toBe('0');
     expect((await text(b, 'eta')).length).toBeGreaterThan(0);
     expect(await b.getByTestId('shop').isHidden()).toBe(true);
@@ -133,7 +133,7 @@ describe('fan pages in Chromium', () => {
     const joins: string[] = [];
     b.on('request', (r) => { if (r.method() === 'POST' && r.url().endsWith('/queue')) joins.push(r.url()); });
     await b.reload();
-    await b.waitForFunction(() => document.querySelector('[data-testid=position]')?.textContent === '1');
+    await b.getByTestId('position').filter({ hasText: /^1$/ }).waitFor();
     expect(await b.getByTestId('join').isHidden()).toBe(true);
     expect(joins).toEqual([]);
     expect(await call(svc.app, 'GET', `/admin/concerts/${concert.id}/queue`, { admin: true }).then((r) => r.body.waiting)).toBe(1);
@@ -154,11 +154,11 @@ describe('fan pages in Chromium', () => {
     expect(await text(a, 'hold-countdown')).toMatch(/\d:\d\d/);
     // Paying without money: a clear message, not a blank screen.
     await a.getByTestId('pay').click();
-    await a.waitForFunction(() => /balance/i.test(document.querySelector('[data-testid=error]')?.textContent ?? ''));
+    await a.getByTestId('error').filter({ hasText: /balance/i }).waitFor();
     await a.screenshot({ path: artifact(SHOTS, '05-a-held-no-money'), fullPage: true });
     await a.getByTestId('charge-amount').fill('30000');
     await a.getByTestId('charge').click();
-    await a.waitForFunction(() => /30,000/.test(document.querySelector('[data-testid=balance]')?.textContent ?? ''));
+    await a.getByTestId('balance').filter({ hasText: '30,000' }).waitFor();
     await a.getByTestId('pay').click();
     await a.getByTestId('confirmation').waitFor();
     const [payment] = await svc.ctx.db.selectFrom('payments').select('reservation_id').where('seat_number', '=', 3)
@@ -183,8 +183,9 @@ describe('fan pages in Chromium', () => {
     expect(await link.locator('.title').innerText()).toBe(HOSTILE);
     await page.screenshot({ path: artifact(SHOTS, '08-hostile-title-list'), fullPage: true });
     await link.click();
-    await page.waitForFunction((t) => document.querySelector('[data-testid=concert-title]')?.textContent === t, HOSTILE);
-    expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
+    await page.getByTestId('concert-title').filter({ hasText: HOSTILE }).waitFor();
+    expect(await text(page, 'concert-title')).toBe(HOSTILE);
+    expect(await page.evaluate('typeof window.__pwned')).toBe('undefined');
     expect(await page.locator('main img').count()).toBe(0);
     await page.screenshot({ path: artifact(SHOTS, '09-hostile-title-page') });
   });
@@ -237,7 +238,7 @@ describe('fan pages in Chromium', () => {
     // A wrong user number is explained in Korean.
     await page.getByTestId('user-id').fill('abc');
     await page.getByTestId('sign-in').click();
-    await page.waitForFunction(() => /사용자 번호/.test(document.querySelector('[data-testid=error]')?.textContent ?? ''));
+    await page.getByTestId('error').filter({ hasText: '사용자 번호' }).waitFor();
     await page.screenshot({ path: artifact(SHOTS, '11-korean-sign-in'), fullPage: true });
 
     await page.getByTestId('lang-switch').click();
@@ -262,7 +263,7 @@ describe('fan pages in Chromium', () => {
       await page.goto(handedOver);
       expect(page.url()).toBe(`${jwt.base}/concerts/${concert.id}`);
       await page.getByTestId('join').waitFor();
-      expect(await page.evaluate(() => location.hash)).toBe('');
+      expect(await page.evaluate('location.hash')).toBe('');
       await page.getByTestId('join').click();
       await page.getByTestId('queue-status').waitFor();
       await page.getByTestId('seat-1').waitFor();
@@ -300,12 +301,13 @@ describe('fan pages in Chromium', () => {
 
     const page = await newPage();
     await signInAndJoin(page, base, concert.id, 602);
-    await page.waitForFunction(() => document.querySelector('[data-testid=position]')?.textContent === '1');
-    await page.evaluate(() => {
-      const box = document.querySelector('[data-testid=error]')!;
-      new MutationObserver(() => { if (box.textContent) (window as unknown as { __errorShown?: string }).__errorShown = box.textContent; })
+    await page.getByTestId('position').filter({ hasText: /^1$/ }).waitFor();
+    // Whatever the error line ever says from here on is kept.
+    await page.evaluate(`{
+      const box = document.querySelector('[data-testid=error]');
+      new MutationObserver(() => { if (box.textContent) window.__errorShown = box.textContent; })
         .observe(box, { childList: true, characterData: true, subtree: true });
-    });
+    }`);
     await svc.ctx.writeBehind.drainOnce();
 
     await svc.redisProc.kill();
@@ -317,7 +319,7 @@ describe('fan pages in Chromium', () => {
     expect(svc.ctx.mode.current).toBe('sql');
     expect(await text(page, 'position')).toBe('1');
     expect(await page.getByTestId('lost').isHidden()).toBe(true);
-    expect(await page.evaluate(() => (window as unknown as { __errorShown?: string }).__errorShown)).toBeUndefined();
+    expect(await page.evaluate('window.__errorShown ?? null')).toBeNull();
     await page.screenshot({ path: artifact(SHOTS, '14-sql-mode-place-kept'), fullPage: true });
   }, 45_000);
 
