@@ -128,6 +128,7 @@ describe('fan pages in Chromium', () => {
     expect(await b.getByTestId('shop').isHidden()).toBe(true);
     expect(await b.locator('[aria-live=polite] [data-testid=position]').count()).toBe(1);
     await b.screenshot({ path: artifact(SHOTS, '03-b-waiting'), fullPage: true });
+    await b.locator('.page').screenshot({ path: artifact(SHOTS, 'content-waiting') });
 
     // A reload keeps the place: the same position, and no new join.
     const joins: string[] = [];
@@ -159,6 +160,8 @@ describe('fan pages in Chromium', () => {
     await a.getByTestId('charge-amount').fill('30000');
     await a.getByTestId('charge').click();
     await a.getByTestId('balance').filter({ hasText: '30,000' }).waitFor();
+    expect(await text(a, 'error')).toBe('');
+    await a.locator('.page').screenshot({ path: artifact(SHOTS, 'content-seats') });
     await a.getByTestId('pay').click();
     await a.getByTestId('confirmation').waitFor();
     const [payment] = await svc.ctx.db.selectFrom('payments').select('reservation_id').where('seat_number', '=', 3)

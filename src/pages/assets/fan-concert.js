@@ -356,6 +356,8 @@ export function concertPage(root, concertId, { showError, clearError }) {
     if (!inShop) {
       inShop = true;
       openShop().catch(showError);
+    } else {
+      loadSeats().catch(() => {}); // others buy meanwhile: keep the map current
     }
   }
 
@@ -402,19 +404,34 @@ export function concertPage(root, concertId, { showError, clearError }) {
 
   async function loadSeats() {
     if (!currentSchedule) return;
-    const { seats } = await api('GET', `/v1/concerts/${concertId}/schedules/${currentSchedule}/seats`, { token: st.queueToken });
-    seatMap.textContent = '';
-    for (const seat of seats) seatMap.append(seatButton(seat));
+    const shown = currentSchedule;
+    const { seats } = await api('GET', `/v1/concerts/${concertId}/schedules/${shown}/seats`, { token: st.queueToken });
+    // The same map again is updated in place, so that the seat in focus keeps the focus.
+    const same = seatMap.dataset.schedule === String(shown) && seatMap.children.length === seats.length;
+    if (!same) seatMap.textContent = '';
+    seatMap.dataset.schedule = String(shown);
+    seats.forEach((seat, i) => {
+      if (!same) return seatMap.append(seatButton(seat));
+      const mine = st.holds.some((x) => x.scheduleId === shown && x.seatNumber === seat.seatNumber);
+      setSeat(seatMap.children[i], seat.seatNumber, mine ? 'held' : seat.status, mine);
+    });
   }
+
+  refreshBtn.addEventListener('click', () => action(refreshBtn, null, async () => {
+    schedules = (await api('GET', `/v1/concerts/${concertId}/schedules`, { token: st.queueToken })).schedules;
+    renderSchedules();
+    await loadSeats();
+  }));
 
   function seatButton(seat) {
     const mine = st.holds.some((x) => x.scheduleId === currentSchedule && x.seatNumber === seat.seatNumber);
     const b = h('button', { type: 'button', class: 'seat', 'data-testid': `seat-${seat.seatNumber}` }, String(seat.seatNumber));
     b.dataset.price = seat.price;
+    b.dataset.seat = seat.seatNumber;
     setSeat(b, seat.seatNumber, mine ? 'held' : seat.status, mine);
     b.addEventListener('click', () => {
       if (b.dataset.status !== 'available') return;
-      action(b, null, () => hold(b, seat));
+      action(b, null, () => hold(b, Number(b.dataset.seat)));
     });
     return b;
   }
@@ -427,21 +444,22 @@ export function concertPage(root, concertId, { showError, clearError }) {
     b.setAttribute('aria-label', t('seatLabel', { n, price: num(Number(b.dataset.price)), status: word }));
   }
 
-  async function hold(b, seat) {
+  async function hold(b, seatNumber) {
+    const scheduleId = currentSchedule;
     let r;
     try {
       r = await api('POST', '/v1/reservations', {
-        token: st.queueToken, idempotencyKey: randomId(), body: { scheduleId: currentSchedule, seatNumber: seat.seatNumber },
+        token: st.queueToken, idempotencyKey: randomId(), body: { scheduleId, seatNumber },
       });
     } catch (err) {
       if (err.code === 'SEAT_UNAVAILABLE') loadSeats().catch(() => {});
       throw err;
     }
     if (!st.holds.some((x) => x.reservationId === r.reservationId)) {
-      st.holds.push({ reservationId: r.reservationId, scheduleId: currentSchedule, seatNumber: seat.seatNumber, price: r.price, expiresAt: r.expiresAt });
+      st.holds.push({ reservationId: r.reservationId, scheduleId, seatNumber, price: r.price, expiresAt: r.expiresAt });
     }
     save();
-    setSeat(b, seat.seatNumber, 'held', true);
+    setSeat(b, seatNumber, 'held', true);
   }
 
   async function release(x) {
@@ -530,7 +548,7 @@ export function concertPage(root, concertId, { showError, clearError }) {
   }
 
   onLangChange(() => {
-    for (const b of seatMap.children) setSeat(b, Number(b.dataset.testid.slice(5)), b.dataset.status, b.dataset.mine === 'true');
+    for (const b of seatMap.children) setSeat(b, Number(b.dataset.seat), b.dataset.status, b.dataset.mine === 'true');
   });
 
   // ---- where this fan is: carried on from the session, or a fresh start
