@@ -56,6 +56,9 @@ async function concertList(root) {
   }
 }
 
+// A failure nobody caught still ends up in words, never as a silently stuck page.
+addEventListener('unhandledrejection', (ev) => showError(ev.reason));
+
 const root = h('div', { class: 'page' });
 app.append(header(), errorBox, root);
 const page = document.body.dataset.page;
