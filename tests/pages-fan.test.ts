@@ -128,7 +128,7 @@ describe('fan pages in Chromium', () => {
     expect(await b.getByTestId('shop').isHidden()).toBe(true);
     expect(await b.locator('[aria-live=polite] [data-testid=position]').count()).toBe(1);
     await b.screenshot({ path: artifact(SHOTS, '03-b-waiting'), fullPage: true });
-    await b.locator('.page').screenshot({ path: artifact(SHOTS, 'content-waiting') });
+    await b.locator('main').screenshot({ path: artifact(SHOTS, 'content-waiting') });
 
     // A reload keeps the place: the same position, and no new join.
     const joins: string[] = [];
@@ -161,7 +161,7 @@ describe('fan pages in Chromium', () => {
     await a.getByTestId('charge').click();
     await a.getByTestId('balance').filter({ hasText: '30,000' }).waitFor();
     expect(await text(a, 'error')).toBe('');
-    await a.locator('.page').screenshot({ path: artifact(SHOTS, 'content-seats') });
+    await a.locator('main').screenshot({ path: artifact(SHOTS, 'content-seats') });
     await a.getByTestId('pay').click();
     await a.getByTestId('confirmation').waitFor();
     const [payment] = await svc.ctx.db.selectFrom('payments').select('reservation_id').where('seat_number', '=', 3)
@@ -252,6 +252,13 @@ describe('fan pages in Chromium', () => {
     expect(await page.getByTestId('sign-in').innerText()).toBe('Sign in');
     await page.getByTestId('lang-switch').click();
     expect(await page.getByTestId('sign-in').innerText()).toBe('로그인');
+    // Waiting in Korean (this concert's one active slot is taken by the fan admitted earlier).
+    await page.getByTestId('user-id').fill('801');
+    await page.getByTestId('sign-in').click();
+    await page.getByTestId('join').click();
+    await page.getByTestId('position').filter({ hasText: /^\d+$/ }).waitFor();
+    expect(await page.getByText('내 대기 순서').isVisible()).toBe(true);
+    await page.locator('main').screenshot({ path: artifact(SHOTS, 'content-waiting-ko') });
   });
 
   test('jwt mode: the identity token is taken from the fragment and wiped from the address bar', async () => {
