@@ -1,5 +1,4 @@
-// The fan pages' calls to the public API and a small DOM builder. Everything the service sends
-// reaches the page as text (textContent), never as markup.
+// The fan pages' API calls and DOM builder: what the service sends is only ever text.
 
 /** An answer that is not 2xx: the service's code and message, the status, and Retry-After. */
 export class ApiError extends Error {
@@ -12,10 +11,7 @@ export class ApiError extends Error {
   }
 }
 
-/**
- * One JSON call. Network failures become ApiError with status 0 and code NETWORK, so callers
- * handle one kind of failure. The token travels only in the Authorization header.
- */
+/** One JSON call; a network failure is ApiError 0 NETWORK. The token goes only in Authorization. */
 export async function api(method, path, { token, body, idempotencyKey } = {}) {
   const headers = { Accept: 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
@@ -46,17 +42,12 @@ export function hex(n) {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
-/**
- * h('p', {class: 'x', 'data-testid': 'y', onclick: fn}, 'text', child): an element whose
- * string children become text nodes. `hidden`, `disabled` and the like take booleans.
- */
+/** h('p', {class: 'x', hidden: true}, 'text', child): strings become text nodes. */
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
   for (const [name, value] of Object.entries(attrs)) {
     if (value === undefined || value === null || value === false) continue;
-    if (name.startsWith('on') && typeof value === 'function') el.addEventListener(name.slice(2), value);
-    else if (value === true) el.setAttribute(name, '');
-    else el.setAttribute(name, String(value));
+    el.setAttribute(name, value === true ? '' : String(value));
   }
   for (const child of children.flat()) {
     if (child === null || child === undefined || child === false) continue;

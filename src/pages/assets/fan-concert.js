@@ -1,7 +1,5 @@
-// The waiting room and the purchase of one concert: sign in, join, wait (polling is the
-// heartbeat), choose seats, pay. What must survive a reload (tokens, the first position, the
-// draw nonce, holds) lives in sessionStorage under `fan.concert.<id>`; tokens never go into a
-// URL or a log.
+// One concert's waiting room and purchase. sessionStorage `fan.concert.<id>` keeps what a
+// reload must keep; tokens never go into a URL or a log.
 import { api, h, hex, randomId, session } from './fan-api.js';
 import { dateTime, num, onLangChange, setText, t, timeOnly } from './fan-i18n.js';
 
@@ -18,14 +16,13 @@ function etaText(el, seconds, paused) {
   if (paused || seconds === null || seconds === undefined) return setText(el, 'etaUnknown');
   if (seconds < 60) return setText(el, 'etaSoon');
   const minutes = Math.round(seconds / 60);
-  if (minutes < 60) return setText(el, 'etaMinutes', { n: minutes });
-  return setText(el, 'etaHours', { h: Math.floor(minutes / 60), m: minutes % 60 });
+  return setText(el, 'etaMinutes', { n: minutes });
 }
 
 /** A wait around `ms`, spread ±20% so that many pages do not poll in step. */
 const jitter = (ms) => Math.round(ms * (0.8 + Math.random() * 0.4));
 
-/** When a token expires (ms), read from its payload; the page only reads it, the service checks it. */
+/** A token's expiry (ms) from its payload; only the service checks tokens. */
 function tokenExpiry(token) {
   try {
     const payload = JSON.parse(atob(token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')));
@@ -40,82 +37,80 @@ export function concertPage(root, concertId, { showError, clearError }) {
   const st = { holds: [], ...(session.get(storeKey) ?? {}) };
   const save = () => session.set(storeKey, st);
 
-  // An identity token arrives in the fragment (AUTH_MODE=jwt): take it and wipe it from the
-  // address bar before anything else can read or record the URL.
+  // AUTH_MODE=jwt: the identity token comes in the fragment; wipe it from the address bar at once.
   const fragment = new URLSearchParams(location.hash.slice(1));
   const idToken = fragment.get('id_token');
   if (idToken) history.replaceState(history.state, '', location.pathname + location.search);
 
-  // ---- the page's parts, built once; phases only show and hide them
-  const title = h('h1', { 'data-testid': 'concert-title' });
-  setText(title, 'loading');
-  const back = setText(h('a', { href: '/', class: 'back' }), 'back');
+  // ---- the parts, built once; phases show and hide them
+  const T = (tag, key, attrs) => setText(h(tag, attrs), key);
+  const B = (key, attrs) => T('button', key, { type: 'button', ...attrs });
+  const card = (id, key, ...kids) => h('section', { class: 'card', hidden: true, 'data-testid': id, 'aria-labelledby': `${id}-h` },
+    T('h2', key, { id: `${id}-h` }), ...kids);
+  const field = (id, key, attrs) => {
+    const input = h('input', { id, 'data-testid': id, inputmode: 'numeric', required: true, ...attrs });
+    return [input, h('div', { class: 'field' }, T('label', key, { for: id }), input)];
+  };
 
-  const userIdInput = h('input', { id: 'user-id', 'data-testid': 'user-id', type: 'text', inputmode: 'numeric', autocomplete: 'username', required: true });
-  const signInBtn = setText(h('button', { type: 'submit', 'data-testid': 'sign-in' }), 'signIn');
-  const signInForm = h('form', { class: 'row' },
-    h('div', { class: 'field' }, setText(h('label', { for: 'user-id' }), 'userId'), userIdInput), signInBtn);
-  const idpNote = setText(h('p', { class: 'muted', hidden: true }), 'idpOnly');
-  const signIn = h('section', { class: 'card', hidden: true, 'aria-labelledby': 'sign-in-h' },
-    setText(h('h2', { id: 'sign-in-h' }), 'signInTitle'), signInForm, idpNote);
+  const title = T('h1', 'loading', { 'data-testid': 'concert-title' });
+  const [userIdInput, userIdField] = field('user-id', 'userId', { autocomplete: 'username' });
+  const signInBtn = T('button', 'signIn', { type: 'submit', 'data-testid': 'sign-in' });
+  const signInForm = h('form', { class: 'row' }, userIdField, signInBtn);
+  const idpNote = T('p', 'idpOnly', { class: 'muted', hidden: true });
+  const signIn = card('account', 'signInTitle', signInForm, idpNote);
 
-  const joinBtn = setText(h('button', { type: 'button', class: 'primary', 'data-testid': 'join' }), 'join');
+  const joinBtn = B('join', { class: 'primary', 'data-testid': 'join' });
   const powLine = h('p', { class: 'muted', 'data-testid': 'pow-progress', hidden: true });
-  const joinBox = h('section', { class: 'card', hidden: true, 'aria-labelledby': 'join-h' },
-    setText(h('h2', { id: 'join-h' }), 'joinTitle'), setText(h('p'), 'joinHint'), joinBtn, powLine);
+  const joinBox = card('join-box', 'joinTitle', T('p', 'joinHint'), joinBtn, powLine);
 
   const opensIn = h('p', { 'data-testid': 'prequeue-countdown', 'aria-live': 'polite' });
   const ticketLine = h('p', { class: 'mono', 'data-testid': 'draw-ticket' });
-  const prequeue = h('section', { class: 'card', hidden: true, 'data-testid': 'prequeue', 'aria-labelledby': 'pre-h' },
-    setText(h('h2', { id: 'pre-h' }), 'prequeueTitle'), opensIn, ticketLine, setText(h('p', { class: 'muted' }), 'prequeueHint'));
+  const prequeue = card('prequeue', 'prequeueTitle', opensIn, ticketLine, T('p', 'prequeueHint', { class: 'muted' }));
 
-  const statusTitle = h('h2', { id: 'status-h' });
-  const posOut = h('output', { 'data-testid': 'position', class: 'big' });
-  const aheadOut = h('output', { 'data-testid': 'ahead' });
-  const etaOut = h('output', { 'data-testid': 'eta' });
-  const bar = h('progress', { max: '1', value: '0', 'aria-labelledby': 'progress-l', 'data-testid': 'progress' });
-  const pausedLine = setText(h('p', { class: 'note', hidden: true, 'data-testid': 'paused' }), 'paused');
-  const retryLine = setText(h('p', { class: 'note calm', hidden: true, 'data-testid': 'retrying' }), 'retrying');
-  const activeLine = h('p', { hidden: true, 'data-testid': 'active-until' });
+  const out = (id, big) => h('output', { 'data-testid': id, class: big ? 'big' : null });
+  const posOut = out('position', true), aheadOut = out('ahead'), etaOut = out('eta');
+  const fact = (key, el) => h('div', {}, T('dt', key, { class: 'muted' }), h('dd', {}, el));
+  const bar = h('progress', { max: '1', value: '0', 'aria-labelledby': 'progress-l' });
+  const pausedLine = T('p', 'paused', { class: 'note', hidden: true, 'data-testid': 'paused' });
+  const retryLine = T('p', 'retrying', { class: 'note calm', hidden: true, 'data-testid': 'retrying' });
+  const activeLine = h('p', { hidden: true });
   const waitFacts = h('div', {},
     h('dl', { class: 'facts', 'aria-live': 'polite', 'aria-atomic': 'true' },
-      h('div', {}, setText(h('dt'), 'position'), h('dd', {}, posOut)),
-      h('div', {}, setText(h('dt'), 'ahead'), h('dd', {}, aheadOut)),
-      h('div', {}, setText(h('dt'), 'eta'), h('dd', {}, etaOut))),
-    setText(h('label', { id: 'progress-l', class: 'muted' }), 'progress'), bar,
-    setText(h('p', { class: 'muted' }), 'keepOpen'));
-  const status = h('section', { class: 'card', hidden: true, 'data-testid': 'queue-status', 'aria-labelledby': 'status-h' },
-    statusTitle, waitFacts, activeLine, pausedLine, retryLine);
+      fact('position', posOut), fact('ahead', aheadOut), fact('eta', etaOut)),
+    T('label', 'progress', { id: 'progress-l', class: 'muted' }), bar, T('p', 'keepOpen', { class: 'muted' }));
+  const status = card('queue-status', 'waitingTitle', waitFacts, activeLine, pausedLine, retryLine);
+  const statusTitle = status.firstChild;
 
-  const rejoinBtn = setText(h('button', { type: 'button', class: 'primary', 'data-testid': 'rejoin' }), 'rejoin');
-  const lost = h('section', { class: 'card', hidden: true, 'data-testid': 'lost', 'aria-labelledby': 'lost-h' },
-    setText(h('h2', { id: 'lost-h' }), 'lostTitle'), setText(h('p'), 'lostWhy'), rejoinBtn);
+  const rejoinBtn = B('rejoin', { class: 'primary', 'data-testid': 'rejoin' });
+  const lost = card('lost', 'lostTitle', T('p', 'lostWhy'), rejoinBtn);
 
-  const scheduleList = h('div', { class: 'tabs', role: 'group', 'aria-labelledby': 'sched-h' });
-  const seatMap = h('div', { class: 'seats', role: 'group', 'aria-labelledby': 'seats-h', 'data-testid': 'seat-map' });
-  const refreshBtn = setText(h('button', { type: 'button', class: 'link' }), 'refreshSeats');
+  const scheduleList = h('div', { class: 'tabs', role: 'group', 'aria-labelledby': 'shop-h' });
+  const seatMap = h('div', { class: 'seats', role: 'group', 'aria-labelledby': 'seats-h' });
+  const refreshBtn = B('refreshSeats', { class: 'link' });
   const legend = h('p', { class: 'legend muted' },
-    ...['Available', 'Held', 'Mine', 'Sold'].map((k) => setText(h('span', { class: `key ${k.toLowerCase()}` }), `legend${k}`)));
-  const holdList = h('ul', { class: 'holds' });
+    ...['Available', 'Held', 'Mine', 'Sold'].map((k) => T('span', `legend${k}`, { class: `key ${k.toLowerCase()}` })));
+  const holdList = h('ul');
   const holdCountdown = h('p', { 'data-testid': 'hold-countdown', hidden: true });
-  const totalLine = h('p', { 'data-testid': 'total' });
-  const balanceOut = h('output', { 'data-testid': 'balance', class: 'big' });
-  const amountInput = h('input', { id: 'charge-amount', 'data-testid': 'charge-amount', type: 'number', min: '1', max: '10000000', step: '1', inputmode: 'numeric', required: true });
-  const chargeBtn = setText(h('button', { type: 'submit', 'data-testid': 'charge' }), 'charge');
-  const chargeForm = h('form', { class: 'row' },
-    h('div', { class: 'field' }, setText(h('label', { for: 'charge-amount' }), 'chargeAmount'), amountInput), chargeBtn);
-  const payBtn = setText(h('button', { type: 'button', class: 'primary', 'data-testid': 'pay', disabled: true }), 'pay');
-  const shop = h('section', { class: 'shop', hidden: true, 'data-testid': 'shop' },
-    h('div', { class: 'card' }, setText(h('h2', { id: 'sched-h' }), 'schedules'), scheduleList),
-    h('div', { class: 'card' }, setText(h('h2', { id: 'seats-h' }), 'seats'), legend, seatMap, refreshBtn),
-    h('div', { class: 'card' }, setText(h('h2'), 'holdsTitle'), holdList, holdCountdown, totalLine),
-    h('div', { class: 'card' }, setText(h('h2'), 'balanceTitle'), balanceOut, chargeForm, payBtn));
+  const totalLine = h('p');
+  const balanceOut = out('balance', true);
+  const [amountInput, amountField] = field('charge-amount', 'chargeAmount', { type: 'number', min: '1', max: '10000000', step: '1' });
+  const chargeBtn = T('button', 'charge', { type: 'submit', 'data-testid': 'charge' });
+  const chargeForm = h('form', { class: 'row' }, amountField, chargeBtn);
+  const payBtn = B('pay', { class: 'primary', 'data-testid': 'pay', disabled: true });
+  const box = (...kids) => h('div', { class: 'card' }, ...kids);
+  const shop = h('section', { class: 'shop', hidden: true, 'data-testid': 'shop', 'aria-labelledby': 'shop-h' },
+    box(T('h2', 'schedules', { id: 'shop-h' }), scheduleList),
+    box(T('h2', 'seats', { id: 'seats-h' }), legend, seatMap, refreshBtn),
+    box(T('h2', 'holdsTitle'), holdList, holdCountdown, totalLine),
+    box(T('h2', 'balanceTitle'), balanceOut, chargeForm, payBtn));
 
   const confirmText = h('p');
   const confirmList = h('ul', { class: 'mono' });
-  const done = h('section', { class: 'card ok', hidden: true, 'data-testid': 'confirmation', 'aria-labelledby': 'done-h', tabindex: '-1' },
-    setText(h('h2', { id: 'done-h' }), 'doneTitle'), confirmText, confirmList);
+  const done = card('confirmation', 'doneTitle', confirmText, confirmList);
+  done.classList.add('ok');
+  done.tabIndex = -1;
 
+  const back = T('a', 'back', { href: '/', class: 'back' });
   root.append(back, title, signIn, joinBox, prequeue, status, lost, shop, done);
 
   // ---- phases
@@ -125,13 +120,11 @@ export function concertPage(root, concertId, { showError, clearError }) {
   }
 
   /** Runs a user action with its button busy; failures are shown in words. */
-  async function action(button, busyKey, fn) {
+  async function action(button, fn) {
     if (button.disabled) return;
     clearError();
-    const label = button.dataset.t;
     button.disabled = true;
     button.setAttribute('aria-busy', 'true');
-    if (busyKey) setText(button, busyKey);
     try {
       await fn();
     } catch (err) {
@@ -139,29 +132,18 @@ export function concertPage(root, concertId, { showError, clearError }) {
     } finally {
       button.disabled = false;
       button.removeAttribute('aria-busy');
-      if (busyKey) setText(button, label);
       updateHolds();
     }
   }
 
   // ---- the concert's name: GET /v1/concerts/:id, else found in the list
   (async () => {
-    let concert = null;
-    try {
-      concert = await api('GET', `/v1/concerts/${concertId}`);
-    } catch {
-      try {
-        concert = (await api('GET', '/v1/concerts')).concerts.find((c) => c.id === concertId) ?? null;
-      } catch (err) {
-        showError(err);
-      }
-    }
-    if (concert) {
-      delete title.dataset.t;
-      title.textContent = String(concert.title);
-    } else {
-      setText(title, 'err_noConcert');
-    }
+    const concert = await api('GET', `/v1/concerts/${concertId}`)
+      .catch(() => api('GET', '/v1/concerts').then((r) => r.concerts.find((c) => c.id === concertId)))
+      .catch(showError);
+    if (!concert) return setText(title, 'err_noConcert');
+    delete title.dataset.t;
+    title.textContent = String(concert.title);
   })();
 
   // ---- sign in
@@ -181,7 +163,7 @@ export function concertPage(root, concertId, { showError, clearError }) {
       userIdInput.focus();
       return;
     }
-    action(signInBtn, 'signingIn', async () => {
+    action(signInBtn, async () => {
       try {
         await exchange({ userId: Number(raw) });
       } catch (err) {
@@ -200,16 +182,18 @@ export function concertPage(root, concertId, { showError, clearError }) {
   });
 
   // ---- join, with the draw nonce and, when asked, a proof of work
-  async function join(pow) {
+  async function join(pow, plain) {
     if (!st.drawNonce) { st.drawNonce = hex(16); save(); }
-    const body = { drawNonce: st.drawNonce };
+    const body = plain ? {} : { drawNonce: st.drawNonce };
     if (pow) body.pow = pow;
     let r;
     try {
       r = await api('POST', `/v1/concerts/${concertId}/queue`, { token: st.queueToken || st.userToken, body });
     } catch (err) {
-      if (err.code === 'CHALLENGE_REQUIRED' && !pow) return join(await solveChallenge());
+      if (err.code === 'CHALLENGE_REQUIRED' && !pow) return join(await solveChallenge(), plain);
       if (err.status === 401) return signedOut();
+      // A service without scheduled sales refuses the field: join without it.
+      if (err.code === 'VALIDATION_FAILED' && !plain && err.details.some((d) => d.field === 'drawNonce')) return join(pow, true);
       throw err;
     }
     st.queueToken = r.token;
@@ -235,19 +219,19 @@ export function concertPage(root, concertId, { showError, clearError }) {
           const m = ev.data || {};
           if (m.type === 'progress') setText(powLine, 'powWorking', { tried: num(m.tried ?? 0) });
           else if (m.type === 'done') resolve(String(m.nonce));
+          else if (m.type === 'error') reject({ code: 'err_WORKER' });
         };
         worker.onerror = () => reject({ code: 'err_WORKER' });
         worker.postMessage({ challenge: ch.challenge, bits: ch.bits });
       });
-      setText(powLine, 'powDone');
       return { challenge: ch.challenge, nonce };
     } finally {
       worker.terminate();
     }
   }
 
-  joinBtn.addEventListener('click', () => action(joinBtn, 'joining', () => join()));
-  rejoinBtn.addEventListener('click', () => action(rejoinBtn, 'joining', async () => {
+  joinBtn.addEventListener('click', () => action(joinBtn, () => join()));
+  rejoinBtn.addEventListener('click', () => action(rejoinBtn, async () => {
     if (!st.userToken) {
       if (st.auth !== 'open' || !st.userId) return signedOut();
       await exchange({ userId: st.userId });
@@ -274,11 +258,6 @@ export function concertPage(root, concertId, { showError, clearError }) {
     pollTimer = setTimeout(poll, ms);
   }
 
-  function stopPolling() {
-    clearTimeout(pollTimer);
-    pollTimer = null;
-  }
-
   async function poll() {
     if (!st.queueToken) return;
     let view;
@@ -286,7 +265,7 @@ export function concertPage(root, concertId, { showError, clearError }) {
       view = await api('GET', '/v1/queue/me', { token: st.queueToken });
     } catch (err) {
       if (err.status === 401 || err.status === 404 || err.status === 403) return placeLost();
-      // Busy, switching stores, draining, or the network: a calm line, the place is kept.
+      // Busy, switching stores, draining, or the network: a calm line; the place is kept.
       failures++;
       retryLine.hidden = false;
       const base = 1000 * Math.max(1, err.retryAfter ?? 1);
@@ -362,7 +341,7 @@ export function concertPage(root, concertId, { showError, clearError }) {
   }
 
   function placeLost() {
-    stopPolling();
+    clearTimeout(pollTimer);
     clearInterval(countdownTimer);
     st.queueToken = null;
     st.holds = [];
@@ -406,7 +385,7 @@ export function concertPage(root, concertId, { showError, clearError }) {
     if (!currentSchedule) return;
     const shown = currentSchedule;
     const { seats } = await api('GET', `/v1/concerts/${concertId}/schedules/${shown}/seats`, { token: st.queueToken });
-    // The same map again is updated in place, so that the seat in focus keeps the focus.
+    // The same map is updated in place: the seat in focus keeps it.
     const same = seatMap.dataset.schedule === String(shown) && seatMap.children.length === seats.length;
     if (!same) seatMap.textContent = '';
     seatMap.dataset.schedule = String(shown);
@@ -417,7 +396,7 @@ export function concertPage(root, concertId, { showError, clearError }) {
     });
   }
 
-  refreshBtn.addEventListener('click', () => action(refreshBtn, null, async () => {
+  refreshBtn.addEventListener('click', () => action(refreshBtn, async () => {
     schedules = (await api('GET', `/v1/concerts/${concertId}/schedules`, { token: st.queueToken })).schedules;
     renderSchedules();
     await loadSeats();
@@ -431,7 +410,7 @@ export function concertPage(root, concertId, { showError, clearError }) {
     setSeat(b, seat.seatNumber, mine ? 'held' : seat.status, mine);
     b.addEventListener('click', () => {
       if (b.dataset.status !== 'available') return;
-      action(b, null, () => hold(b, Number(b.dataset.seat)));
+      action(b, () => hold(b, Number(b.dataset.seat)));
     });
     return b;
   }
@@ -482,7 +461,7 @@ export function concertPage(root, concertId, { showError, clearError }) {
     if (!live.length) holdList.append(setText(h('li', { class: 'muted' }), 'noHolds'));
     for (const x of live) {
       const rel = setText(h('button', { type: 'button', class: 'link' }), 'release');
-      rel.addEventListener('click', () => action(rel, null, () => release(x)));
+      rel.addEventListener('click', () => action(rel, () => release(x)));
       holdList.append(h('li', {}, setText(h('span'), 'holdLine', { n: x.seatNumber, price: num(x.price) }), ' ', rel));
     }
     setText(totalLine, 'total', { amount: num(live.reduce((sum, x) => sum + x.price, 0)) });
@@ -514,16 +493,16 @@ export function concertPage(root, concertId, { showError, clearError }) {
       amountInput.focus();
       return;
     }
-    action(chargeBtn, 'working', async () => {
+    action(chargeBtn, async () => {
       const r = await api('POST', '/v1/me/balance/charge', { token: st.queueToken, idempotencyKey: randomId(), body: { amount } });
       setText(balanceOut, 'balance', { amount: num(r.balance) });
       amountInput.value = '';
     });
   });
 
-  payBtn.addEventListener('click', () => action(payBtn, 'paying', async () => {
+  payBtn.addEventListener('click', () => action(payBtn, async () => {
     const ids = st.holds.map((x) => x.reservationId);
-    // A retry of the same payment (a lost answer, a second click) reuses its key.
+    // The same payment again (a lost answer, a second click) reuses its key.
     const same = st.pay && st.pay.ids.join() === ids.join();
     if (!same) { st.pay = { ids, key: randomId() }; save(); }
     const r = await api('POST', '/v1/payments', { token: st.queueToken, idempotencyKey: st.pay.key, body: { reservationIds: ids } });
@@ -533,7 +512,7 @@ export function concertPage(root, concertId, { showError, clearError }) {
     st.holds = [];
     st.pay = null;
     save();
-    stopPolling();
+    clearTimeout(pollTimer);
     inShop = false;
     showDone();
   }));
@@ -553,13 +532,7 @@ export function concertPage(root, concertId, { showError, clearError }) {
 
   // ---- where this fan is: carried on from the session, or a fresh start
   (async () => {
-    if (idToken) {
-      try {
-        await exchange({ idToken });
-      } catch (err) {
-        showError(err);
-      }
-    }
+    if (idToken) await exchange({ idToken }).catch(showError);
     if (st.queueToken) {
       show('status');
       setText(statusTitle, 'loading');

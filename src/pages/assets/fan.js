@@ -1,5 +1,4 @@
-// The fan pages: the concert list (/) and the waiting room with the purchase (/concerts/:id).
-// Plain ES modules, no build step; every text from the service is set with textContent.
+// The fan pages: the concert list (/) and a concert's waiting room and purchase (/concerts/:id).
 import { api, h } from './fan-api.js';
 import { dateTime, hasKey, onLangChange, setLang, setText, currentLang, startLang, t } from './fan-i18n.js';
 import { concertPage } from './fan-concert.js';
@@ -7,10 +6,10 @@ import { concertPage } from './fan-concert.js';
 const app = document.getElementById('app');
 startLang();
 
-/** The error line every page has: role=alert, empty (and hidden by CSS) when all is well. */
+/** The error line: role=alert, empty (hidden) when all is well. */
 const errorBox = h('p', { class: 'error', role: 'alert', 'data-testid': 'error' });
 
-/** Shows a failure in words: the service's code in the current language, else its message. */
+/** A failure in words: its code's text in the page's language, else the service's message. */
 export function showError(err) {
   const code = err && err.code ? String(err.code) : 'unknown';
   const key = hasKey(`err_${code}`) ? `err_${code}` : hasKey(code) ? code : 'err_unknown';
@@ -56,7 +55,7 @@ async function concertList(root) {
   }
 }
 
-// A failure nobody caught still ends up in words, never as a silently stuck page.
+// A failure nobody caught still ends up in words.
 addEventListener('unhandledrejection', (ev) => showError(ev.reason));
 
 const root = h('div', { class: 'page' });
