@@ -217,8 +217,8 @@ export function concertPage(root, concertId, { showError, clearError }) {
       const nonce = await new Promise((resolve, reject) => {
         worker.onmessage = (ev) => {
           const m = ev.data || {};
-          if (m.type === 'progress') setText(powLine, 'powWorking', { tried: num(m.tried ?? 0) });
-          else if (m.type === 'done') resolve(String(m.nonce));
+          if (m.tried) setText(powLine, 'powWorking', { tried: num(m.tried) });
+          if (m.type === 'done') resolve(String(m.nonce));
           else if (m.type === 'error') reject({ code: 'err_WORKER' });
         };
         worker.onerror = () => reject({ code: 'err_WORKER' });
