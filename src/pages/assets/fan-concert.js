@@ -191,7 +191,7 @@ export function concertPage(root, concertId, { showError, clearError }) {
       r = await api('POST', `/v1/concerts/${concertId}/queue`, { token: st.queueToken || st.userToken, body });
     } catch (err) {
       if (err.code === 'CHALLENGE_REQUIRED' && !pow) return join(await solveChallenge(), plain);
-      if (err.status === 401) return signedOut();
+      if (err.status === 401) { showError(err); return signedOut(); }
       // A service without scheduled sales refuses the field: join without it.
       if (err.code === 'VALIDATION_FAILED' && !plain && err.details.some((d) => d.field === 'drawNonce')) return join(pow, true);
       throw err;
