@@ -220,7 +220,7 @@ describe('fan pages in Chromium', () => {
   }, 30_000);
 
   test('security headers on the pages and their assets', async () => {
-    for (const path of ['/', '/concerts/1', '/assets/fan.js', '/assets/fan-concert.js', '/assets/site.css']) {
+    for (const path of ['/', '/concerts/1', '/assets/fan.js', '/assets/fan-concert.js', '/assets/site.css', '/assets/fan.css']) {
       const res = await fetch(`${open.base}${path}`);
       expect(res.status).toBe(200);
       const csp = res.headers.get('Content-Security-Policy') ?? '';
