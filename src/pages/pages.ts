@@ -2,7 +2,7 @@ import { Hono, type Context } from 'hono';
 import type { AppEnv } from '../http/env.ts';
 import { assetsRouter, loadAssets, pageSecurityHeaders, pickLang, renderShell, type Shell } from './site.ts';
 
-const FAN: Omit<Shell, 'page'> = { title: 'Tickets', scripts: ['fan.js'], styles: ['site.css'] };
+const FAN: Omit<Shell, 'page'> = { title: 'Tickets', scripts: ['fan.js'], styles: ['site.css', 'fan.css'] };
 const CONSOLE: Omit<Shell, 'page'> = { title: 'Console', scripts: ['admin.js'], styles: ['site.css', 'admin.css'] };
 
 /** `/`, `/concerts/:id`, `/admin` and their assets: every page is a shell its script fills. */
