@@ -86,6 +86,7 @@ export function goals(rows: Row[]): Goal[] {
     out.push({ goal, value: `${x.toFixed(2)} (${fmt(a.rps)} / ${fmt(b.rps)} req/s)`, met: x >= min });
   };
   ratio('poll, redis mode ≥ 0.7 × MGET ceiling', get('poll', 'redis'), get('poll', 'mget'), 0.7);
+  if (get('poll-one', 'redis')) ratio('poll by one user, redis mode ≥ 0.7 × MGET ceiling', get('poll-one', 'redis'), get('poll-one', 'mget'), 0.7);
   ratio('poll, redis mode ≥ 10 × SQL mode on PostgreSQL', get('poll', 'redis'), get('poll', 'sql-pg'), 10);
   ratio('contended holds, redis mode ≥ 10 × SQL mode on PostgreSQL', get('hold-contended', 'redis'), get('hold-contended', 'sql-pg'), 10);
   const errs = rows.reduce((a, r) => a + r.errors, 0);
@@ -104,7 +105,7 @@ export function markdown(meta: Record<string, unknown>, rows: Row[], runs: RunRe
   const lines: string[] = [];
   lines.push(`# Benchmark ${meta.finishedAt}`, '');
   lines.push(`Machine: ${meta.cpus} cores, load average before ${meta.loadBefore} / after ${meta.loadAfter}. ` +
-    `Client: ${meta.client}, ${meta.connections} connections, ${meta.warmupS} s warm-up then ${meta.durationS} s × ${meta.rounds} rounds per target, targets interleaved. ` +
+    `Client: ${meta.client}, ${meta.connections} connections${meta.pollUsers ? `, poll over ${meta.pollUsers} users` : ''}, ${meta.warmupS} s warm-up then ${meta.durationS} s × ${meta.rounds} rounds per target, targets interleaved. ` +
     `Bun ${meta.bun}, ${meta.redisVersion}, ${meta.pgVersion}.`, '');
   lines.push('CPU columns are shares of one core over the run (100 % = one core busy), from /proc/<pid>/stat: the server process, ' +
     'its redis-server, and the PostgreSQL backends serving its database. "CPU/req" is server CPU time per request.', '');
