@@ -32,7 +32,10 @@ export function createApp(ctx: AppContext, opts: { logRequests?: boolean } = {})
   const { perSecond, burst, trustProxy } = ctx.config.rateLimit;
   app.use('/v1/*', rateLimit({
     perSecond, burst,
-    clientOf: byVerifiedUserElseAddress({ trustProxy, userOf: async (c) => (await bearerPrincipal(c, ctx.tokens, ctx.clock))?.userId ?? null }),
+    clientOf: byVerifiedUserElseAddress({ trustProxy, userOf: (c) => {
+      const p = bearerPrincipal(c, ctx.tokens, ctx.clock);
+      return p instanceof Promise ? p.then((v) => v?.userId ?? null) : p?.userId ?? null;
+    } }),
   }));
   // Minting a token costs a SQL write (and, in jwt mode, a signature check or a key fetch).
   app.use('/v1/tokens', rateLimit({

@@ -27,12 +27,16 @@ export function clientAddress(c: Context, trustProxy: boolean): string | null {
  * be a fresh client with a full burst. `userOf` verifies the request's token (once per request:
  * see bearerPrincipal); null when there is none or it does not verify.
  */
-export function byVerifiedUserElseAddress(opts: { trustProxy: boolean; userOf: (c: Context) => Promise<number | null> }) {
-  return async (c: Context): Promise<string | null> => {
-    const userId = await opts.userOf(c);
+export function byVerifiedUserElseAddress(opts: { trustProxy: boolean; userOf: (c: Context) => number | null | Promise<number | null> }) {
+  const key = (c: Context, userId: number | null): string | null => {
     if (userId !== null) return `u:${userId}`;
     const addr = clientAddress(c, opts.trustProxy);
     return addr ? `a:${addr}` : null;
+  };
+  // No Promise when the user is known at once (a token in the verified-token cache).
+  return (c: Context): string | null | Promise<string | null> => {
+    const userId = opts.userOf(c);
+    return userId instanceof Promise ? userId.then((u) => key(c, u)) : key(c, userId);
   };
 }
 
@@ -55,17 +59,21 @@ export function rateLimit(opts: RateLimitOptions): MiddlewareHandler {
   let sweptAt = Date.now();
   return async function rateLimitMiddleware(c, next) {
     if (opts.perSecond <= 0) return next();
-    const client = await opts.clientOf(c);
+    let client = opts.clientOf(c);
+    if (client instanceof Promise) client = await client;
     if (!client) return next();
     const now = Date.now();
     if (now - sweptAt > 60_000) {
       for (const [k, b] of buckets) if (now - b.at > forgetAfterMs) buckets.delete(k);
       sweptAt = now;
     }
-    const b = buckets.get(client) ?? { tokens: opts.burst, at: now };
+    let b = buckets.get(client);
+    if (b === undefined) {
+      b = { tokens: opts.burst, at: now };
+      buckets.set(client, b);
+    }
     b.tokens = Math.min(opts.burst, b.tokens + ((now - b.at) / 1000) * opts.perSecond);
     b.at = now;
-    buckets.set(client, b);
     if (b.tokens < 1) throw errors.rateLimited(Math.max(1, Math.ceil((1 - b.tokens) / opts.perSecond)));
     b.tokens -= 1;
     await next();

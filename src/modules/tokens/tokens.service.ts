@@ -198,9 +198,14 @@ export class TokenService {
    * recovery paths read it there; Redis keeps no expiry of its own for queue tokens). The old
    * string stays valid until its own exp, so a lost answer loses nothing. Null when not due.
    */
+  /** Whether refreshQueueToken would try (a queue token past half its life, refreshes not paused): no I/O. */
+  refreshDue(p: Principal, now: number): boolean {
+    return p.typ === 'queue' && p.exp * 1000 - now < (this.config.queueTokenTtlSeconds * 1000) / 2 && now >= this.refreshPausedUntil;
+  }
+
   async refreshQueueToken(p: Principal, now: number): Promise<{ token: string; expiresAt: number } | null> {
     const ttlMs = this.config.queueTokenTtlSeconds * 1000;
-    if (p.typ !== 'queue' || p.exp * 1000 - now >= ttlMs / 2 || now < this.refreshPausedUntil) return null;
+    if (!this.refreshDue(p, now)) return null;
     let expiresAt: number | null;
     try {
       expiresAt = await extendTokenExpiry(this.db, p.jti, now + ttlMs, now);
