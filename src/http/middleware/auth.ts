@@ -1,4 +1,4 @@
-import type { Context, MiddlewareHandler } from 'hono';
+import type { Context, MiddlewareHandler, Next } from 'hono';
 import { errors } from '../../errors.ts';
 import type { Principal, TokenService } from '../../modules/tokens/tokens.service.ts';
 
@@ -50,6 +50,14 @@ export function bearerPrincipal(c: Context<{ Variables: AuthVariables }>, tokens
   return checked === false ? null : checked;
 }
 
+/** The user id of the request's verified Bearer token, else null (for the rate limiter): no Promise on a cache hit. */
+export function verifiedUserOf(tokens: TokenService, clock: () => number) {
+  return (c: Context): number | null | Promise<number | null> => {
+    const p = bearerPrincipal(c, tokens, clock);
+    return p instanceof Promise ? p.then((v) => v?.userId ?? null) : p?.userId ?? null;
+  };
+}
+
 /**
  * Checks the Bearer token's signature and expiry (no I/O). Whether the server still knows
  * the token is checked by the feature's store, in the same round trip as its own work.
@@ -58,13 +66,16 @@ export function bearer(opts: { tokens: TokenService; clock: () => number; accept
   MiddlewareHandler<{ Variables: AuthVariables }> {
   const accept = opts.accept ?? ['user', 'queue'];
   const wrongType = `a ${accept.join(' or ')} token is required`;
-  return async function bearerAuth(c, next) {
-    let checked = checkBearer(c, opts.tokens, opts.clock);
+  const admit = (c: Context<{ Variables: AuthVariables }>, next: Next, p: Principal | null) => {
+    if (!p) throw errors.unauthenticated('invalid or expired token');
+    if (!accept.includes(p.typ)) throw errors.unauthenticated(wrongType);
+    c.set('principal', p);
+    return next();
+  };
+  // Not async: a token from the cache goes straight on to next() (refusals throw, as Hono expects).
+  return function bearerAuth(c, next) {
+    const checked = checkBearer(c, opts.tokens, opts.clock);
     if (checked === false) throw errors.unauthenticated('Authorization: Bearer <token> is required');
-    if (checked instanceof Promise) checked = await checked;
-    if (!checked) throw errors.unauthenticated('invalid or expired token');
-    if (!accept.includes(checked.typ)) throw errors.unauthenticated(wrongType);
-    c.set('principal', checked);
-    await next();
+    return checked instanceof Promise ? checked.then((p) => admit(c, next, p)) : admit(c, next, checked);
   };
 }

@@ -1,4 +1,4 @@
-import type { Context, MiddlewareHandler } from 'hono';
+import type { Context, MiddlewareHandler, Next } from 'hono';
 import { errors } from '../../errors.ts';
 import { runtime } from '../../runtime/index.ts';
 
@@ -57,10 +57,7 @@ export function rateLimit(opts: RateLimitOptions): MiddlewareHandler {
   // A bucket idle this long is full again, so forgetting it changes nothing.
   const forgetAfterMs = Math.max(60_000, opts.perSecond > 0 ? (opts.burst / opts.perSecond) * 1000 : 0);
   let sweptAt = Date.now();
-  return async function rateLimitMiddleware(c, next) {
-    if (opts.perSecond <= 0) return next();
-    let client = opts.clientOf(c);
-    if (client instanceof Promise) client = await client;
+  const take = (client: string | null, next: Next) => {
     if (!client) return next();
     const now = Date.now();
     if (now - sweptAt > 60_000) {
@@ -76,6 +73,12 @@ export function rateLimit(opts: RateLimitOptions): MiddlewareHandler {
     b.at = now;
     if (b.tokens < 1) throw errors.rateLimited(Math.max(1, Math.ceil((1 - b.tokens) / opts.perSecond)));
     b.tokens -= 1;
-    await next();
+    return next();
+  };
+  // Not async: a client known at once (a cached token, an address) goes straight on to next().
+  return function rateLimitMiddleware(c, next) {
+    if (opts.perSecond <= 0) return next();
+    const client = opts.clientOf(c);
+    return client instanceof Promise ? client.then((k) => take(k, next)) : take(client, next);
   };
 }
