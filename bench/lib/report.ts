@@ -87,6 +87,14 @@ export function goals(rows: Row[]): Goal[] {
   };
   ratio('poll, redis mode ≥ 0.7 × MGET ceiling', get('poll', 'redis'), get('poll', 'mget'), 0.7);
   if (get('poll-one', 'redis')) ratio('poll by one user, redis mode ≥ 0.7 × MGET ceiling', get('poll-one', 'redis'), get('poll-one', 'mget'), 0.7);
+  // For reading, not goals: what the one-script design allows (script route ÷ MGET), and the service against it.
+  const info = (label: string, a: Row | undefined, b: Row | undefined) => {
+    if (a && b && b.rps > 0) out.push({ goal: label, value: `${(a.rps / b.rps).toFixed(2)} (${fmt(a.rps)} / ${fmt(b.rps)} req/s)`, met: null });
+  };
+  for (const s of ['poll', 'poll-one']) {
+    info(`${s}: script route ÷ MGET ceiling`, get(s, 'script'), get(s, 'mget'));
+    info(`${s}: redis mode ÷ script route`, get(s, 'redis'), get(s, 'script'));
+  }
   ratio('poll, redis mode ≥ 10 × SQL mode on PostgreSQL', get('poll', 'redis'), get('poll', 'sql-pg'), 10);
   ratio('contended holds, redis mode ≥ 10 × SQL mode on PostgreSQL', get('hold-contended', 'redis'), get('hold-contended', 'sql-pg'), 10);
   const errs = rows.reduce((a, r) => a + r.errors, 0);

@@ -89,9 +89,9 @@ function pollScenario(name: ScenarioName, users: (env: PrepareEnv) => number): S
     async prepare(t, env) {
       const n = users(env);
       if (t.kind === 'mget') {
-        // Same request shape: a Bearer header of a queue token's length, which the route ignores.
-        const fake = 'x'.repeat(300);
-        return { requests: async () => Array.from({ length: n }, () => ({ method: 'GET', path: '/v1/queue/me', token: fake })) };
+        // Same request shape: a Bearer header of a queue token's length. The MGET route ignores it;
+        // the script route polls the user whose number it starts with.
+        return { requests: async () => Array.from({ length: n }, (_, i) => ({ method: 'GET', path: '/v1/queue/me', token: String(i).padEnd(300, 'x') })) };
       }
       const api = new Api(t.base);
       const concert = await concertWithSeats(api, `bench ${name}`, 10);
