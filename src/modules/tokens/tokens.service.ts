@@ -192,17 +192,17 @@ export class TokenService {
     };
   }
 
+  /** Whether refreshQueueToken would try (a queue token past half its life, refreshes not paused): no I/O. */
+  refreshDue(p: Principal, now: number): boolean {
+    return p.typ === 'queue' && p.exp * 1000 - now < (this.config.queueTokenTtlSeconds * 1000) / 2 && now >= this.refreshPausedUntil;
+  }
+
   /**
    * A queue token with less than half its life left, whose holder still has the place: the same
    * token id and entry number with a new expiry, recorded in SQL first (every store and the
    * recovery paths read it there; Redis keeps no expiry of its own for queue tokens). The old
    * string stays valid until its own exp, so a lost answer loses nothing. Null when not due.
    */
-  /** Whether refreshQueueToken would try (a queue token past half its life, refreshes not paused): no I/O. */
-  refreshDue(p: Principal, now: number): boolean {
-    return p.typ === 'queue' && p.exp * 1000 - now < (this.config.queueTokenTtlSeconds * 1000) / 2 && now >= this.refreshPausedUntil;
-  }
-
   async refreshQueueToken(p: Principal, now: number): Promise<{ token: string; expiresAt: number } | null> {
     const ttlMs = this.config.queueTokenTtlSeconds * 1000;
     if (!this.refreshDue(p, now)) return null;

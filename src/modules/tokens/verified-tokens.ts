@@ -34,7 +34,7 @@ export class VerifiedTokens<V extends { exp: number }> {
       this.entries.delete(token);
       return undefined;
     }
-    if (this.stamps - e.stamp > this.cap / 2) {
+    if (this.stamps - e.stamp >= this.cap / 2) {
       this.entries.delete(token);
       e.stamp = ++this.stamps;
       this.entries.set(token, e);
