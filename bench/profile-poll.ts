@@ -19,7 +19,7 @@ import { createContext } from '../src/context.ts';
 import { createApp } from '../src/http/app.ts';
 import type { AppEnv } from '../src/http/env.ts';
 import { onError } from '../src/http/errors.ts';
-import { bearer, bearerPrincipal } from '../src/http/middleware/auth.ts';
+import { bearer, verifiedUserOf } from '../src/http/middleware/auth.ts';
 import { observe } from '../src/http/middleware/observe.ts';
 import { byVerifiedUserElseAddress, rateLimit } from '../src/http/middleware/rate-limit.ts';
 import { redisBreaker } from '../src/http/middleware/redis-breaker.ts';
@@ -164,7 +164,7 @@ try {
   const obs = observe({ metrics: ctx.metrics, log: ctx.log, logRequests: false }) as unknown as MiddlewareHandler<AppEnv>;
   const rl = rateLimit({
     ...config.rateLimit,
-    clientOf: byVerifiedUserElseAddress({ trustProxy: false, userOf: async (cx) => (await bearerPrincipal(cx, ctx.tokens, Date.now))?.userId ?? null }),
+    clientOf: byVerifiedUserElseAddress({ trustProxy: false, userOf: verifiedUserOf(ctx.tokens, Date.now) }),
   });
   const brk = redisBreaker({ mode: ctx.mode, coordinator: ctx.coordinator });
   const stacks: Stack[] = [

@@ -4,10 +4,11 @@
  *
  *   --duration 10             seconds per run
  *   --rounds 2                runs per (scenario, target); targets take turns within each round
- *   --scenarios poll,join,hold,hold-contended,journey   (also --scenario; `--scenario scale` runs bench/scale.ts,
+ *   --scenarios poll,join,hold,hold-contended,journey   (also poll-one: one user polling; also --scenario; `--scenario scale` runs bench/scale.ts,
  *                             `--scenario eta` the wait-estimate simulation bench/eta.ts, e.g. `-- --scenario eta --seeds 1,2,3`)
  *   --targets redis,sql-sqlite,sql-pg,mget   (also redis-sqlite: redis mode with SQLite behind; node: the `redis`
  *                             target served by Node through npm run start:node's build)
+ *   --poll-users 2000         waiting users the poll scenario takes turns with
  *   --connections 50          concurrent keep-alive connections (journey: virtual users = 4 × this)
  *   --client auto|wrk|autocannon|bun        auto prefers wrk, then autocannon, then the built-in Bun client
  *   --threads 1               wrk threads
@@ -63,6 +64,7 @@ async function main() {
   const connections = Number(args.connections ?? 50);
   const threads = Number(args.threads ?? 1);
   const warmupS = Number(args.warmup ?? 10);
+  const pollUsers = Number(args['poll-users'] ?? 2000);
   const client = await pickClient(String(args.client ?? 'auto') as 'auto');
   const outDir = resolve(REPO_ROOT, String(args.out ?? 'bench/results'));
   const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
@@ -122,7 +124,7 @@ async function main() {
         const perRun = (scenario.guess[t.name] ?? 3000) * durationS;
         log(`${sname}: preparing ${t.name}`);
         const t0 = Date.now();
-        states.set(t, await scenario.prepare(t, { users: users.get(t)!, totalRequests: Math.ceil(perRun * rounds * 1.5), log }));
+        states.set(t, await scenario.prepare(t, { users: users.get(t)!, totalRequests: Math.ceil(perRun * rounds * 1.5), pollUsers, log }));
         log(`${sname}: ${t.name} prepared in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
       }
       if (warmupS > 0) {
@@ -193,7 +195,7 @@ async function main() {
     client, connections, durationS, rounds, threads, warmupS, bun: Bun.version,
     redisVersion: versionOf('redis-server', ['--version']).split(' ').slice(0, 3).join(' '),
     pgVersion: versionOf('psql', ['--version']),
-    targets: targetNames, scenarios,
+    targets: targetNames, scenarios, ...(scenarios.includes('poll') ? { pollUsers } : {}),
   };
   const md = markdown(meta, rows, runs, notes);
   const base = join(outDir, `bench-${stamp}`);

@@ -141,6 +141,18 @@ describe('VerifiedTokens', () => {
     expect(cache.size).toBe(3);
   });
 
+  test('a hit keeps its entry through at least cap / 2 further additions, wherever the entry was', () => {
+    const cap = 10;
+    for (let hitAt = 0; hitAt < cap; hitAt++) {
+      const cache = new VerifiedTokens<{ exp: number }>(cap);
+      for (let i = 0; i < cap; i++) cache.set(`t${i}`, entry(100), 0);
+      expect(cache.get(`t${hitAt}`, 0)).toBeDefined();
+      for (let i = 0; i < cap / 2; i++) cache.set(`x${i}`, entry(100), 0);
+      expect(cache.size).toBe(cap);
+      expect(cache.get(`t${hitAt}`, 0)).toBeDefined();
+    }
+  });
+
   test('a cap of 0 keeps nothing; a cap that is not a whole number is refused', () => {
     const cache = new VerifiedTokens<{ exp: number }>(0);
     cache.set('a', entry(100), 0);

@@ -86,6 +86,15 @@ export function goals(rows: Row[]): Goal[] {
     out.push({ goal, value: `${x.toFixed(2)} (${fmt(a.rps)} / ${fmt(b.rps)} req/s)`, met: x >= min });
   };
   ratio('poll, redis mode ≥ 0.7 × MGET ceiling', get('poll', 'redis'), get('poll', 'mget'), 0.7);
+  if (get('poll-one', 'redis')) ratio('poll by one user, redis mode ≥ 0.7 × MGET ceiling', get('poll-one', 'redis'), get('poll-one', 'mget'), 0.7);
+  // For reading, not goals: what the one-script design allows (script route ÷ MGET), and the service against it.
+  const info = (label: string, a: Row | undefined, b: Row | undefined) => {
+    if (a && b && b.rps > 0) out.push({ goal: label, value: `${(a.rps / b.rps).toFixed(2)} (${fmt(a.rps)} / ${fmt(b.rps)} req/s)`, met: null });
+  };
+  for (const s of ['poll', 'poll-one']) {
+    info(`${s}: script route ÷ MGET ceiling`, get(s, 'script'), get(s, 'mget'));
+    info(`${s}: redis mode ÷ script route`, get(s, 'redis'), get(s, 'script'));
+  }
   ratio('poll, redis mode ≥ 10 × SQL mode on PostgreSQL', get('poll', 'redis'), get('poll', 'sql-pg'), 10);
   ratio('contended holds, redis mode ≥ 10 × SQL mode on PostgreSQL', get('hold-contended', 'redis'), get('hold-contended', 'sql-pg'), 10);
   const errs = rows.reduce((a, r) => a + r.errors, 0);
@@ -104,7 +113,7 @@ export function markdown(meta: Record<string, unknown>, rows: Row[], runs: RunRe
   const lines: string[] = [];
   lines.push(`# Benchmark ${meta.finishedAt}`, '');
   lines.push(`Machine: ${meta.cpus} cores, load average before ${meta.loadBefore} / after ${meta.loadAfter}. ` +
-    `Client: ${meta.client}, ${meta.connections} connections, ${meta.warmupS} s warm-up then ${meta.durationS} s × ${meta.rounds} rounds per target, targets interleaved. ` +
+    `Client: ${meta.client}, ${meta.connections} connections${meta.pollUsers ? `, poll over ${meta.pollUsers} users` : ''}, ${meta.warmupS} s warm-up then ${meta.durationS} s × ${meta.rounds} rounds per target, targets interleaved. ` +
     `Bun ${meta.bun}, ${meta.redisVersion}, ${meta.pgVersion}.`, '');
   lines.push('CPU columns are shares of one core over the run (100 % = one core busy), from /proc/<pid>/stat: the server process, ' +
     'its redis-server, and the PostgreSQL backends serving its database. "CPU/req" is server CPU time per request.', '');

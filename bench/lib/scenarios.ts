@@ -1,6 +1,7 @@
 /**
  * The load scenarios, each prepared per target through the HTTP API:
- *   poll            a waiting user's GET /v1/queue/me (2,000 waiting users, round robin)
+ *   poll            a waiting user's GET /v1/queue/me (2,000 waiting users, round robin; --poll-users N)
+ *   poll-one        the same poll by one waiting user only (every request the same token)
  *   join            POST /v1/concerts/:id/queue, each with a fresh user token (201 only)
  *   hold            POST /v1/reservations on distinct seats by admitted users (201 only)
  *   hold-contended  admitted users all racing for the same 8 seats (201 or 409 SEAT_UNAVAILABLE)
@@ -11,7 +12,8 @@ import { Api, configureQueue, createConcert, joinAll, pmap, UserIds, userTokens,
 import { percentile, type LoadResult, type RequestSpec } from './load.ts';
 import type { Target } from './servers.ts';
 
-export type ScenarioName = 'poll' | 'join' | 'hold' | 'hold-contended' | 'journey';
+export type ScenarioName = 'poll' | 'poll-one' | 'join' | 'hold' | 'hold-contended' | 'journey';
+/** What `npm run bench` runs without --scenarios (poll-one on request only). */
 export const ALL_SCENARIOS: ScenarioName[] = ['poll', 'join', 'hold', 'hold-contended', 'journey'];
 
 export interface JourneyResult extends LoadResult {
@@ -42,6 +44,8 @@ export interface PrepareEnv {
   users: UserIds;
   /** Requests the pool may need over all rounds (for sizing seat capacity). */
   totalRequests: number;
+  /** Waiting users the poll scenario rotates through (default 2,000). */
+  pollUsers?: number;
   log(msg: string): void;
 }
 
@@ -77,24 +81,31 @@ async function admitUsers(api: Api, concertId: number, env: PrepareEnv, n: numbe
   return queued;
 }
 
-const poll: Scenario = {
-  name: 'poll', ok: [200], cycle: true, guess: {},
-  applies: () => true,
-  async prepare(t, env) {
-    const n = 2000;
-    if (t.kind === 'mget') {
-      // Same request shape: a Bearer header of a queue token's length, which the route ignores.
-      const fake = 'x'.repeat(300);
-      return { requests: async () => Array.from({ length: n }, () => ({ method: 'GET', path: '/v1/queue/me', token: fake })) };
-    }
-    const api = new Api(t.base);
-    const concert = await concertWithSeats(api, 'bench poll', 10);
-    // One admitted user; everyone else keeps waiting for the whole run.
-    await configureQueue(api, concert.id, { maxActive: 1, admitPerSecond: 1 });
-    const tokens = await joinAll(api, concert.id, await userTokens(api, env.users.take(n)));
-    return { requests: async () => tokens.map((token) => ({ method: 'GET', path: '/v1/queue/me', token })) };
-  },
-};
+/** GET /v1/queue/me by `users(env)` waiting users in turn; one more user, joined first, holds the only active slot. */
+function pollScenario(name: ScenarioName, users: (env: PrepareEnv) => number): Scenario {
+  return {
+    name, ok: [200], cycle: true, guess: {},
+    applies: () => true,
+    async prepare(t, env) {
+      const n = users(env);
+      if (t.kind === 'mget') {
+        // Same request shape: a Bearer header of a queue token's length. The MGET route ignores it;
+        // the script route polls the user whose number it starts with.
+        return { requests: async () => Array.from({ length: n }, (_, i) => ({ method: 'GET', path: '/v1/queue/me', token: String(i).padEnd(300, 'x') })) };
+      }
+      const api = new Api(t.base);
+      const concert = await concertWithSeats(api, `bench ${name}`, 10);
+      // maxActive 1: the user joined first is admitted, everyone polling keeps waiting for the whole run.
+      await configureQueue(api, concert.id, { maxActive: 1, admitPerSecond: 1 });
+      await joinAll(api, concert.id, await userTokens(api, env.users.take(1)));
+      const tokens = await joinAll(api, concert.id, await userTokens(api, env.users.take(n)));
+      return { requests: async () => tokens.map((token) => ({ method: 'GET', path: '/v1/queue/me', token })) };
+    },
+  };
+}
+
+const poll = pollScenario('poll', (env) => env.pollUsers ?? 2000);
+const pollOne = pollScenario('poll-one', () => 1);
 
 const join: Scenario = {
   name: 'join', ok: [201], cycle: false,
@@ -195,7 +206,7 @@ const journey: Scenario = {
 };
 
 export const SCENARIOS: Record<ScenarioName, Scenario> = {
-  poll, join, hold, 'hold-contended': holdContended, journey,
+  poll, 'poll-one': pollOne, join, hold, 'hold-contended': holdContended, journey,
 };
 
 /** How often a journey's client polls while waiting (a real client waits pollAfterSeconds). */

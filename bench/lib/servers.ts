@@ -19,8 +19,8 @@ export const BENCH_JWT_SECRET = 'bench-secret-that-is-at-least-32-bytes-long!';
 export const BENCH_ADMIN_KEY = 'bench-admin-key';
 const PG_ADMIN_URL = process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
-export type TargetName = 'redis' | 'redis-sqlite' | 'sql-sqlite' | 'sql-pg' | 'mget' | 'node';
-export const ALL_TARGETS: TargetName[] = ['redis', 'redis-sqlite', 'sql-sqlite', 'sql-pg', 'mget', 'node'];
+export type TargetName = 'redis' | 'redis-sqlite' | 'sql-sqlite' | 'sql-pg' | 'mget' | 'script' | 'node';
+export const ALL_TARGETS: TargetName[] = ['redis', 'redis-sqlite', 'sql-sqlite', 'sql-pg', 'mget', 'script', 'node'];
 export const DEFAULT_TARGETS: TargetName[] = ['redis', 'sql-sqlite', 'sql-pg', 'mget'];
 
 export const TARGET_LABEL: Record<TargetName, string> = {
@@ -29,11 +29,13 @@ export const TARGET_LABEL: Record<TargetName, string> = {
   'sql-sqlite': 'service, SQL mode on SQLite',
   'sql-pg': 'service, SQL mode on PostgreSQL',
   mget: 'bare Hono route, one MGET',
+  script: 'bare Hono route, one call of the service\'s pollQueue script (bench/script-server.ts)',
   node: 'service on Node (npm run start:node), redis mode (PostgreSQL behind)',
 };
 
 export interface Target {
   name: TargetName;
+  /** mget: a bare route (the MGET or the script route), sent the same requests without real tokens. */
   kind: 'service' | 'mget';
   mode: 'redis' | 'sql';
   db: 'sqlite' | 'postgres' | null;
@@ -196,8 +198,8 @@ export interface StartOptions { logDir: string; cpuProfileDir?: string; env?: Re
 export async function startTarget(name: TargetName, opts: StartOptions): Promise<Target> {
   const redis = await startRedis();
   const bunArgs = opts.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-md', `--cpu-prof-dir=${opts.cpuProfileDir}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`] : [];
-  if (name === 'mget') {
-    const srv = await spawnBun('bench/mget-server.ts', { REDIS_URL: redis.url }, { name, logDir: opts.logDir, bunArgs });
+  if (name === 'mget' || name === 'script') {
+    const srv = await spawnBun(name === 'mget' ? 'bench/mget-server.ts' : 'bench/script-server.ts', { REDIS_URL: redis.url }, { name, logDir: opts.logDir, bunArgs });
     return {
       name, kind: 'mget', mode: 'redis', db: null, base: srv.base, pid: srv.pid, redis, logFile: srv.logFile,
       dbPids: async () => [],

@@ -4,7 +4,7 @@ import { errors } from '../errors.ts';
 import type { AppContext } from '../context.ts';
 import type { AppEnv } from './env.ts';
 import { errorBody, onError } from './errors.ts';
-import { bearerPrincipal } from './middleware/auth.ts';
+import { verifiedUserOf } from './middleware/auth.ts';
 import { observe } from './middleware/observe.ts';
 import { cors } from './middleware/cors.ts';
 import { byAddress, byVerifiedUserElseAddress, rateLimit } from './middleware/rate-limit.ts';
@@ -32,7 +32,7 @@ export function createApp(ctx: AppContext, opts: { logRequests?: boolean } = {})
   const { perSecond, burst, trustProxy } = ctx.config.rateLimit;
   app.use('/v1/*', rateLimit({
     perSecond, burst,
-    clientOf: byVerifiedUserElseAddress({ trustProxy, userOf: async (c) => (await bearerPrincipal(c, ctx.tokens, ctx.clock))?.userId ?? null }),
+    clientOf: byVerifiedUserElseAddress({ trustProxy, userOf: verifiedUserOf(ctx.tokens, ctx.clock) }),
   }));
   // Minting a token costs a SQL write (and, in jwt mode, a signature check or a key fetch).
   app.use('/v1/tokens', rateLimit({

@@ -27,7 +27,7 @@ export function registerScripts(client: RedisClient): void {
 type ScriptReply = (string | number | null)[];
 
 /** Calls a registered script by name; wrappers in each feature give it types. */
-export function runScript(client: RedisClient, name: string, keys: string[], args: (string | number)[]): Promise<ScriptReply> {
+export function runScript(client: RedisClient, name: string, keys: readonly string[], args: readonly (string | number)[]): Promise<ScriptReply> {
   const fn = (client as unknown as Record<string, (...a: (string | number)[]) => Promise<ScriptReply>>)[name];
   if (!fn) throw new Error(`unknown script ${name}`);
   return fn.call(client, ...keys, ...args);

@@ -1,4 +1,4 @@
-import type { Context, MiddlewareHandler } from 'hono';
+import type { Context, MiddlewareHandler, Next } from 'hono';
 import { errors } from '../../errors.ts';
 import { runtime } from '../../runtime/index.ts';
 
@@ -27,12 +27,16 @@ export function clientAddress(c: Context, trustProxy: boolean): string | null {
  * be a fresh client with a full burst. `userOf` verifies the request's token (once per request:
  * see bearerPrincipal); null when there is none or it does not verify.
  */
-export function byVerifiedUserElseAddress(opts: { trustProxy: boolean; userOf: (c: Context) => Promise<number | null> }) {
-  return async (c: Context): Promise<string | null> => {
-    const userId = await opts.userOf(c);
+export function byVerifiedUserElseAddress(opts: { trustProxy: boolean; userOf: (c: Context) => number | null | Promise<number | null> }) {
+  const key = (c: Context, userId: number | null): string | null => {
     if (userId !== null) return `u:${userId}`;
     const addr = clientAddress(c, opts.trustProxy);
     return addr ? `a:${addr}` : null;
+  };
+  // No Promise when the user is known at once (a token in the verified-token cache).
+  return (c: Context): string | null | Promise<string | null> => {
+    const userId = opts.userOf(c);
+    return userId instanceof Promise ? userId.then((u) => key(c, u)) : key(c, userId);
   };
 }
 
@@ -53,21 +57,28 @@ export function rateLimit(opts: RateLimitOptions): MiddlewareHandler {
   // A bucket idle this long is full again, so forgetting it changes nothing.
   const forgetAfterMs = Math.max(60_000, opts.perSecond > 0 ? (opts.burst / opts.perSecond) * 1000 : 0);
   let sweptAt = Date.now();
-  return async function rateLimitMiddleware(c, next) {
-    if (opts.perSecond <= 0) return next();
-    const client = await opts.clientOf(c);
+  const take = (client: string | null, next: Next) => {
     if (!client) return next();
     const now = Date.now();
     if (now - sweptAt > 60_000) {
       for (const [k, b] of buckets) if (now - b.at > forgetAfterMs) buckets.delete(k);
       sweptAt = now;
     }
-    const b = buckets.get(client) ?? { tokens: opts.burst, at: now };
+    let b = buckets.get(client);
+    if (b === undefined) {
+      b = { tokens: opts.burst, at: now };
+      buckets.set(client, b);
+    }
     b.tokens = Math.min(opts.burst, b.tokens + ((now - b.at) / 1000) * opts.perSecond);
     b.at = now;
-    buckets.set(client, b);
     if (b.tokens < 1) throw errors.rateLimited(Math.max(1, Math.ceil((1 - b.tokens) / opts.perSecond)));
     b.tokens -= 1;
-    await next();
+    return next();
+  };
+  // Not async: a client known at once (a cached token, an address) goes straight on to next().
+  return function rateLimitMiddleware(c, next) {
+    if (opts.perSecond <= 0) return next();
+    const client = opts.clientOf(c);
+    return client instanceof Promise ? client.then((k) => take(k, next)) : take(client, next);
   };
 }

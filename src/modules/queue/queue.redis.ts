@@ -29,8 +29,17 @@ export class RedisQueueStore implements QueueStore {
     private readonly loadQueue: QueueLoader,
   ) {}
 
-  private queueKeys(c: number): string[] {
-    return [keys.queueMeta(c), keys.waiting(c), keys.active(c), keys.seen(c), keys.queueTokens(c), keys.stream(c)];
+  /** The six keys of a concert's queue, built once per concert (every poll needs them). */
+  private readonly keysByConcert = new Map<number, readonly string[]>();
+
+  private queueKeys(c: number): readonly string[] {
+    let k = this.keysByConcert.get(c);
+    if (k === undefined) {
+      if (this.keysByConcert.size >= 10_000) this.keysByConcert.clear();
+      k = Object.freeze([keys.queueMeta(c), keys.waiting(c), keys.active(c), keys.seen(c), keys.queueTokens(c), keys.stream(c)]);
+      this.keysByConcert.set(c, k);
+    }
+    return k;
   }
 
   async join(concertId: number, userId: number, jti: string, now: number): Promise<JoinOutcome> {

@@ -43,16 +43,15 @@ export class QueueService {
    * whether Redis lost the place (SQL has it live) and, once it is back, runs the step again.
    * A token that was replaced or whose place ended stays unknown: 401 as before.
    */
-  async withPlace<T>(principal: Principal, now: number, step: () => Promise<T>): Promise<T> {
-    try {
-      return await step();
-    } catch (err) {
+  withPlace<T>(principal: Principal, now: number, step: () => Promise<T>): Promise<T> {
+    // A plain catch, not an async wrapper: one Promise fewer on every poll.
+    return step().catch(async (err: unknown) => {
       if (!(err instanceof UnknownQueueTokenError) || principal.typ !== 'queue' || !this.mode.useRedis()) throw err;
       const back = await this.restorePlace(
         { concertId: principal.concertId!, userId: principal.userId, jti: principal.jti, seq: principal.seq ?? 0 }, now);
       if (!back) throw err;
       return step();
-    }
+    });
   }
 
   store(): QueueStore {
@@ -211,6 +210,7 @@ export class QueueService {
     const store = this.store();
     const place = await this.withPlace(principal, now, () => store.poll(concertId, principal.userId, principal.jti, now));
     const view = this.view(concertId, place);
+    if (!this.tokens.refreshDue(principal, now)) return view;
     const refreshed = await this.tokens.refreshQueueToken(principal, now).catch(() => null);
     return refreshed ? { ...view, token: refreshed.token } : view;
   }

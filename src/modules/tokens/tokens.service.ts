@@ -192,6 +192,11 @@ export class TokenService {
     };
   }
 
+  /** Whether refreshQueueToken would try (a queue token past half its life, refreshes not paused): no I/O. */
+  refreshDue(p: Principal, now: number): boolean {
+    return p.typ === 'queue' && p.exp * 1000 - now < (this.config.queueTokenTtlSeconds * 1000) / 2 && now >= this.refreshPausedUntil;
+  }
+
   /**
    * A queue token with less than half its life left, whose holder still has the place: the same
    * token id and entry number with a new expiry, recorded in SQL first (every store and the
@@ -200,7 +205,7 @@ export class TokenService {
    */
   async refreshQueueToken(p: Principal, now: number): Promise<{ token: string; expiresAt: number } | null> {
     const ttlMs = this.config.queueTokenTtlSeconds * 1000;
-    if (p.typ !== 'queue' || p.exp * 1000 - now >= ttlMs / 2 || now < this.refreshPausedUntil) return null;
+    if (!this.refreshDue(p, now)) return null;
     let expiresAt: number | null;
     try {
       expiresAt = await extendTokenExpiry(this.db, p.jti, now + ttlMs, now);

@@ -6,12 +6,17 @@
  * business: the stores check the token's server-side record on every use anyway.
  *
  * Bounded: at most `cap` entries, the least recently used going first (a Map keeps insertion
- * order; a hit moves its entry to the end). An entry is served only strictly before its token's
- * exp, by the caller's clock, whatever the verification leeway: past exp the token is verified
- * again (and judged with the leeway) rather than answered from here.
+ * order; a hit moves its entry to the end). A hit on an entry that is among the newest half
+ * (fewer than cap / 2 entries were added or moved after it) leaves it where it is: it is not
+ * next in line to go, and the move would cost a delete and an insert of the key on every poll.
+ * So every hit keeps its entry for at least cap / 2 further additions. An entry is served only
+ * strictly before its token's exp, by the caller's clock, whatever the verification leeway: past
+ * exp the token is verified again (and judged with the leeway) rather than answered from here.
  */
 export class VerifiedTokens<V extends { exp: number }> {
-  private readonly entries = new Map<string, V>();
+  private readonly entries = new Map<string, { value: V; stamp: number }>();
+  /** Counts additions and moves: an entry's stamp says how many happened before it got its place. */
+  private stamps = 0;
 
   constructor(readonly cap: number) {
     if (!Number.isSafeInteger(cap) || cap < 0) throw new Error(`cache cap must be a whole number ≥ 0, got ${cap}`);
@@ -23,12 +28,18 @@ export class VerifiedTokens<V extends { exp: number }> {
 
   /** The entry for `token` if its exp (seconds) is still ahead of `nowMs`; an expired one is dropped. */
   get(token: string, nowMs: number): V | undefined {
-    const v = this.entries.get(token);
-    if (v === undefined) return undefined;
-    this.entries.delete(token);
-    if (v.exp * 1000 <= nowMs) return undefined;
-    this.entries.set(token, v);
-    return v;
+    const e = this.entries.get(token);
+    if (e === undefined) return undefined;
+    if (e.value.exp * 1000 <= nowMs) {
+      this.entries.delete(token);
+      return undefined;
+    }
+    if (this.stamps - e.stamp >= this.cap / 2) {
+      this.entries.delete(token);
+      e.stamp = ++this.stamps;
+      this.entries.set(token, e);
+    }
+    return e.value;
   }
 
   /** Remembers a verified token (not one already past its exp), evicting the least recently used. */
@@ -40,7 +51,7 @@ export class VerifiedTokens<V extends { exp: number }> {
       const oldest = this.entries.keys().next();
       if (!oldest.done) this.entries.delete(oldest.value);
     }
-    this.entries.set(token, value);
+    this.entries.set(token, { value, stamp: ++this.stamps });
   }
 
   clear(): void {
