@@ -16,6 +16,22 @@ export async function insertToken(db: Db, t: {
   }).onConflict((oc) => oc.column('jti').doNothing()).execute(); // a jti is random: only the same token conflicts
 }
 
+/**
+ * User tokens in one go: their users (created with balance 0 if new) and the token rows. Users
+ * are inserted in id order, so two batches that create the same new users wait for each other
+ * instead of deadlocking. Safe to run again: both inserts skip rows already there.
+ */
+export async function insertUserTokens(db: Db | Transaction<Database>, ts: { jti: string; userId: number; expiresAt: number; now: number }[]): Promise<void> {
+  if (ts.length === 0) return;
+  const users = [...new Map(ts.map((t) => [t.userId, t.now])).entries()].sort((a, b) => a[0] - b[0]);
+  await db.insertInto('users').values(users.map(([id, now]) => ({ id, balance: 0, created_at: now })))
+    .onConflict((oc) => oc.column('id').doNothing()).execute();
+  await db.insertInto('tokens').values(ts.map((t) => ({
+    jti: t.jti, user_id: t.userId, typ: 'user' as const, concert_id: null, seq: null,
+    expires_at: t.expiresAt, revoked_at: null, created_at: t.now,
+  }))).onConflict((oc) => oc.column('jti').doNothing()).execute();
+}
+
 export async function revokeTokens(db: Db, jtis: string[], now: number): Promise<void> {
   if (jtis.length === 0) return;
   await db.updateTable('tokens').set({ revoked_at: now }).where('jti', 'in', jtis).where('revoked_at', 'is', null).execute();
