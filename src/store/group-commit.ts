@@ -1,28 +1,24 @@
-import type { Transaction } from 'kysely';
-import type { Db } from './connect.ts';
-import type { Database } from './schema.ts';
-
 interface Waiter<T> { item: T; resolve: () => void; reject: (err: unknown) => void }
 
 /**
- * Group commit: small writes that arrive together share one SQL transaction, so that a burst of
- * them costs one BEGIN/COMMIT (one fsync on PostgreSQL) instead of one each. A write waits at most
- * `windowMs` for company, or less once `maxBatch` are waiting; its promise settles only when the
- * transaction holding it has committed (or failed).
+ * Group commit: small writes that arrive together are committed together, so that a burst of
+ * them costs one commit (one round trip and one WAL flush on PostgreSQL) instead of one each. A
+ * write waits at most `windowMs` for company, or less once `maxBatch` are waiting; its promise
+ * settles only when the commit holding it has returned.
  *
- * A failed batch is tried again one item per transaction, so that a row SQL refuses fails its own
- * request only; when SQL itself is failing, each retry fails too and every caller gets the error.
- * `write` must therefore be safe to run again for items a failed commit may have kept.
+ * `commit` must write all of its items atomically (one transaction, or one statement). A failed
+ * batch is tried again one item per commit, so that a row SQL refuses fails its own caller only;
+ * when SQL itself is failing, each retry fails too and every caller gets the error. `commit` must
+ * therefore be safe to run again for items a failed commit may have kept.
  */
 export class GroupCommitter<T> {
-  /** Transactions begun, single retries included (for tests and the bench). */
-  transactions = 0;
+  /** Commits begun, single retries included (for tests and the bench). */
+  commits = 0;
   private waiting: Waiter<T>[] = [];
   private timer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(
-    private readonly db: Db,
-    private readonly write: (trx: Transaction<Database>, items: T[]) => Promise<void>,
+    private readonly commit: (items: T[]) => Promise<void>,
     private readonly opts: { windowMs: number; maxBatch: number },
   ) {}
 
@@ -40,16 +36,16 @@ export class GroupCommitter<T> {
     this.timer = null;
     const batch = this.waiting;
     this.waiting = [];
-    void this.commit(batch);
+    void this.write(batch);
   }
 
-  private async commit(batch: Waiter<T>[]): Promise<void> {
+  private async write(batch: Waiter<T>[]): Promise<void> {
     try {
-      this.transactions++;
-      await this.db.transaction().execute((trx) => this.write(trx, batch.map((w) => w.item)));
+      this.commits++;
+      await this.commit(batch.map((w) => w.item));
     } catch (err) {
       if (batch.length === 1) return batch[0]!.reject(err);
-      await Promise.all(batch.map((w) => this.commit([w])));
+      await Promise.all(batch.map((w) => this.write([w])));
       return;
     }
     for (const w of batch) w.resolve();

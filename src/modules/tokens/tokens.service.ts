@@ -34,7 +34,7 @@ const REFRESH_PAUSE_MS = 5000;
 export const VERIFIED_TOKENS_CAP = 100_000;
 
 /**
- * User tokens issued together are recorded in one SQL transaction (GroupCommitter): a token waits
+ * User tokens issued together are recorded in one SQL commit (GroupCommitter): a token waits
  * at most this long for others, or less once this many are waiting. 64 rows of 8 columns keep a
  * batch's INSERT under SQLite's 999 bound parameters.
  */
@@ -55,7 +55,7 @@ export class TokenService {
   private refreshPausedUntil = 0;
   constructor(private readonly db: Db, private readonly redis: RedisClient, private readonly config: Config) {
     this.jwt = new JwtCodec(config.jwtSecret);
-    this.userTokenCommits = new GroupCommitter(db, insertUserTokens, USER_TOKEN_COMMIT);
+    this.userTokenCommits = new GroupCommitter((items) => insertUserTokens(db, items), USER_TOKEN_COMMIT);
   }
 
   /**
@@ -77,15 +77,18 @@ export class TokenService {
     const jti = newUserTokenId(limit);
     const ttlMs = this.config.userTokenTtlSeconds * 1000;
     const expiresAt = now + ttlMs;
-    // Answered only once the row is committed (with the other tokens issued in the same instant).
-    await this.userTokenCommits.submit({ jti, userId, expiresAt, now });
+    // Signed while the row waits for its commit (with the other tokens issued in the same
+    // instant); the token is handed out only once the row is committed, then written to Redis.
+    const [token] = await Promise.all([
+      this.jwt.sign({ typ: 'user', sub: String(userId), jti, iat: Math.floor(now / 1000), exp: Math.floor(expiresAt / 1000) }),
+      this.userTokenCommits.submit({ jti, userId, expiresAt, now }),
+    ]);
     let inRedis = false;
     if (useRedis) {
       const r = await runScript(this.redis, 'issueToken', [keys.userToken(jti), keys.liveUserTokens(jti)],
         [userId, jti, now, ttlMs, tagLimit(limit, tagOf(jti))]);
       inRedis = r[1] === 1;
     }
-    const token = await this.jwt.sign({ typ: 'user', sub: String(userId), jti, iat: Math.floor(now / 1000), exp: Math.floor(expiresAt / 1000) });
     return { token, expiresAt, inRedis };
   }
 
