@@ -50,7 +50,7 @@ export interface IssuedQueueToken { token: string; jti: string; seq: number; exp
 export class TokenService {
   readonly jwt: JwtCodec;
   readonly verified = new VerifiedTokens<Principal>(VERIFIED_TOKENS_CAP);
-  /** Where new user tokens are recorded in SQL, many to a transaction. */
+  /** Where new user tokens are recorded in SQL, many to a commit. */
   readonly userTokenCommits: GroupCommitter<{ jti: string; userId: number; expiresAt: number; now: number }>;
   private refreshPausedUntil = 0;
   constructor(private readonly db: Db, private readonly redis: RedisClient, private readonly config: Config) {
@@ -237,4 +237,3 @@ export class TokenService {
     await this.redis.pipeline().set(keys.userToken(jti), userId, 'PXAT', expiresAt).zadd(keys.liveUserTokens(jti), expiresAt, jti).exec();
   }
 }
-
