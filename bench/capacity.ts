@@ -153,7 +153,7 @@ async function main() {
     );
     detail.catalog = { usedMemoryDelta: catalogDelta, memoryUsage: usage, scale };
 
-    // ---- user tokens: issueToken (string key {tok}:<jti> = userId with TTL, + live zset member)
+    // ---- user tokens: issueToken (string key {tok:<hh>}:<jti> = userId with TTL, + a member of its tag's live zset)
     log(`user tokens: ${sample.tokens}`);
     const beforeTokens = await usedMemory(r);
     const ttlMs = config.userTokenTtlSeconds * 1000;
@@ -161,12 +161,12 @@ async function main() {
       const p = (r as Redis).pipeline();
       for (let i = from; i < Math.min(sample.tokens, from + 1000); i++) {
         const jti = randomUUID();
-        runScript(p as unknown as RedisClient, 'issueToken', [keys.userToken(jti), keys.liveUserTokens], [20_000_000 + i, jti, now, ttlMs, 1_000_000_000]);
+        runScript(p as unknown as RedisClient, 'issueToken', [keys.userToken(jti), keys.liveUserTokens(jti)], [20_000_000 + i, jti, now, ttlMs, 1_000_000_000]);
       }
       await p.exec();
     }
     const tokenBytes = ((await usedMemory(r)) - beforeTokens) / sample.tokens;
-    entities.push({ name: 'user token', bytes: tokenBytes, how: '{tok}:<jti> string = userId, with TTL, + a member of the live-token zset (issueToken)' });
+    entities.push({ name: 'user token', bytes: tokenBytes, how: '{tok:<hh>}:<jti> string = userId, with TTL, + a member of its tag\'s live-token zset (issueToken)' });
     const jwtLength = (await new JwtCodec(BENCH_JWT_SECRET).sign({
       typ: 'user', sub: '12345678', jti: randomUUID(), iat: Math.floor(now / 1000), exp: Math.floor(now / 1000) + 1800,
     })).length;

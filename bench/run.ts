@@ -4,7 +4,7 @@
  *
  *   --duration 10             seconds per run
  *   --rounds 2                runs per (scenario, target); targets take turns within each round
- *   --scenarios poll,join,hold,hold-contended,journey   (also poll-one: one user polling; also --scenario; `--scenario scale` runs bench/scale.ts,
+ *   --scenarios poll,join,hold,hold-contended,journey,tokens   (also poll-one: one user polling; also --scenario; `--scenario scale` runs bench/scale.ts,
  *                             `--scenario eta` the wait-estimate simulation bench/eta.ts, e.g. `-- --scenario eta --seeds 1,2,3`)
  *   --targets redis,sql-sqlite,sql-pg,mget   (also redis-sqlite: redis mode with SQLite behind; node: the `redis`
  *                             target served by Node through npm run start:node's build)

@@ -1,13 +1,18 @@
 import { afterAll, beforeAll, expect, test } from 'bun:test';
 import { Cluster } from 'ioredis';
+import { loadConfig } from '../src/config.ts';
+import { createContext } from '../src/context.ts';
+import { createApp } from '../src/http/app.ts';
 import { keys } from '../src/redis/keys.ts';
 import { startRedis, type RedisProc } from '../sentinel/topology.ts';
+import { enterMode } from './helpers/harness.ts';
 import { call, createConcert, eventually, join, userToken } from './helpers/http.ts';
-import { startService, type TestService } from './helpers/service.ts';
+import { ADMIN_KEY, JWT_SECRET, startService, type TestService } from './helpers/service.ts';
 
 /**
  * The same code on Redis Cluster: three masters, concerts spread over them by their hash tag.
- * Every script touches one slot, so the whole journey works unchanged.
+ * Every script touches one slot, so the whole journey works unchanged. User tokens spread over
+ * the masters by their own tags.
  */
 let nodes: RedisProc[] = [];
 let svc: TestService;
@@ -87,4 +92,76 @@ test('the console samples concerts on different masters and reads them back', as
     expect(row).toMatchObject({ waiting: 1, mode: 'redis', writeBehindLagSeconds: expect.any(Number) });
     expect(await ctx.redis.llen(keys.consoleSamples(c.id))).toBe(2);
   }
+});
+
+test('user tokens spread over more than one master, and issue, use, replace and overflow all work there', async () => {
+  const { app, ctx } = svc;
+  const cluster = ctx.redis as Cluster;
+  const slots = (await cluster.cluster('SLOTS')) as unknown as [number, number, [string, number]][];
+  const ownerOf = async (key: string) => {
+    const slot = Number(await cluster.cluster('KEYSLOT', key));
+    return slots.find(([from, to]) => slot >= from && slot <= to)![2][1];
+  };
+  const users = Array.from({ length: 60 }, (_, i) => 900 + i);
+  const tokens = await Promise.all(users.map((u) => userToken(app, u)));
+  const jtis = await Promise.all(tokens.map(async (t) => (await ctx.tokens.decode(t, Date.now()))!.jti));
+  // The default limit spreads tokens over 25 tags; 60 tokens land on several of them, on several masters.
+  expect(new Set(jtis.map((j) => j.slice(0, 2))).size).toBeGreaterThan(3);
+  expect(new Set(await Promise.all(jtis.map((j) => ownerOf(keys.userToken(j))))).size).toBeGreaterThan(1);
+  for (const j of jtis) expect(await cluster.exists(keys.userToken(j))).toBe(1);
+  // Each tag counts its own tokens, in the tag's slot.
+  const tags = [...new Set(jtis.map((j) => j.slice(0, 2)))];
+  const counted = await Promise.all(tags.map((t) => cluster.zcard(keys.liveUserTokens(t))));
+  expect(counted.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(jtis.length);
+  for (const t of tokens.slice(0, 5)) expect((await call(app, 'GET', '/v1/me/balance', { token: t })).status).toBe(200);
+
+  // A join replaces the user token: its record leaves Redis (and its tag's count) on whichever master holds it.
+  const concert = await createConcert(app, [{ seats: 5, price: 1000 }], 'Cluster tokens');
+  for (const [i, t] of tokens.slice(0, 8).entries()) {
+    expect((await join(app, concert.id, t)).status).toBe(201);
+    expect(await cluster.exists(keys.userToken(jtis[i]!))).toBe(0);
+    expect(await cluster.zscore(keys.liveUserTokens(jtis[i]!), jtis[i]!)).toBeNull();
+    expect((await call(app, 'GET', '/v1/me/balance', { token: t })).status).toBe(401);
+  }
+
+  // A tag whose share of TOKEN_REDIS_LIMIT is full sends its new tokens to SQL only; the other tags still take theirs.
+  const limit = 3 * 4096; // three tags, a share of 4,096 each
+  const small = createContext(loadConfig({
+    JWT_SECRET, ADMIN_API_KEY: ADMIN_KEY, LOG_LEVEL: 'error', TOKEN_REDIS_LIMIT: String(limit),
+    REDIS_CLUSTER_NODES: nodes.map((n) => `127.0.0.1:${n.port}`).join(','), DATABASE_URL: svc.database.url,
+  }), { db: ctx.db, redis: ctx.redis });
+  const smallApp = createApp(small);
+  const far = Date.now() + 3_600_000;
+  await cluster.del(keys.liveUserTokens('00'));
+  const filler = Array.from({ length: 4096 }, (_, i) => [far, `00-filler-${i}`]).flat();
+  await cluster.zadd(keys.liveUserTokens('00'), ...filler);
+  const seen = new Map<string, number>();
+  for (let i = 0; i < 200 && ((seen.get('00') ?? 0) < 2 || seen.size < 3); i++) {
+    const t = await userToken(smallApp, 5000 + i);
+    const jti = (await small.tokens.decode(t, Date.now()))!.jti;
+    const tag = jti.slice(0, 2);
+    seen.set(tag, (seen.get(tag) ?? 0) + 1);
+    expect(['00', '01', '02']).toContain(tag);
+    expect(await cluster.exists(keys.userToken(jti))).toBe(tag === '00' ? 0 : 1);
+    expect((await call(smallApp, 'GET', '/v1/me/balance', { token: t })).status).toBe(200);
+  }
+  expect(seen.get('00')).toBeGreaterThanOrEqual(2);
+  expect(seen.size).toBe(3);
+  await cluster.del(keys.liveUserTokens('00'));
+
+  // Tokens revoked in SQL mode leave Redis at the rebuild, whichever masters they are on.
+  const later = tokens.slice(20, 40);
+  await enterMode(svc, 'sql');
+  try {
+    const sqlConcert = await createConcert(app, [{ seats: 5, price: 1000 }], 'Cluster tokens, SQL mode');
+    for (const t of later) expect((await join(app, sqlConcert.id, t)).status).toBe(201);
+    for (const j of jtis.slice(20, 40)) expect(await cluster.exists(keys.userToken(j))).toBe(1);
+    expect(await ctx.coordinator.rebuildNow()).toBe(true);
+    expect(ctx.mode.current).toBe('redis');
+  } finally {
+    await enterMode(svc, 'redis');
+  }
+  for (const j of jtis.slice(20, 40)) expect(await cluster.exists(keys.userToken(j))).toBe(0);
+  for (const t of later) expect((await call(app, 'GET', '/v1/me/balance', { token: t })).status).toBe(401);
+  expect((await call(app, 'GET', '/v1/me/balance', { token: tokens[50]! })).status).toBe(200);
 });

@@ -415,27 +415,27 @@ describe('checkQueueToken', () => {
 
 describe('issueToken', () => {
   const issue = (jti: string, now: number, ttl: number, limit: number) =>
-    runScript(scratch.redis, 'issueToken', [keys.userToken(jti), keys.liveUserTokens], [7, jti, now, ttl, limit]);
+    runScript(scratch.redis, 'issueToken', [keys.userToken(jti), keys.liveUserTokens(jti)], [7, jti, now, ttl, limit]);
 
   test('stores tokens up to the limit; past it the token is SQL only; expired tokens do not count', async () => {
-    await scratch.redis.del(keys.liveUserTokens);
-    expect(await issue('t1', T0, 60_000, 2)).toEqual([0, 1, 1]);
-    expect(await issue('t2', T0 + 10, 60_000, 2)).toEqual([0, 1, 2]);
-    expect(await issue('t3', T0 + 20, 60_000, 2)).toEqual([0, 0, 2]);
-    expect(await scratch.redis.exists(keys.userToken('t3'))).toBe(0);
-    expect(await scratch.redis.get(keys.userToken('t1'))).toBe('7');
-    const pttl = await scratch.redis.pttl(keys.userToken('t1'));
+    await scratch.redis.del(keys.liveUserTokens('00'));
+    expect(await issue('00t1', T0, 60_000, 2)).toEqual([0, 1, 1]);
+    expect(await issue('00t2', T0 + 10, 60_000, 2)).toEqual([0, 1, 2]);
+    expect(await issue('00t3', T0 + 20, 60_000, 2)).toEqual([0, 0, 2]);
+    expect(await scratch.redis.exists(keys.userToken('00t3'))).toBe(0);
+    expect(await scratch.redis.get(keys.userToken('00t1'))).toBe('7');
+    const pttl = await scratch.redis.pttl(keys.userToken('00t1'));
     expect(pttl).toBeGreaterThan(50_000);
     expect(pttl).toBeLessThanOrEqual(60_000);
     // t1 has expired by then: its place in the count is free again.
-    expect(await issue('t4', T0 + 60_001, 60_000, 2)).toEqual([0, 1, 2]);
-    expect(await scratch.redis.zrange(keys.liveUserTokens, '0', '-1')).toEqual(['t2', 't4']);
+    expect(await issue('00t4', T0 + 60_001, 60_000, 2)).toEqual([0, 1, 2]);
+    expect(await scratch.redis.zrange(keys.liveUserTokens('00'), '0', '-1')).toEqual(['00t2', '00t4']);
   });
 
   test('a limit of 0 keeps every token out of Redis', async () => {
-    await scratch.redis.del(keys.liveUserTokens);
-    expect(await issue('z1', T0, 1000, 0)).toEqual([0, 0, 0]);
-    expect(await scratch.redis.exists(keys.userToken('z1'))).toBe(0);
+    await scratch.redis.del(keys.liveUserTokens('00'));
+    expect(await issue('00z1', T0, 1000, 0)).toEqual([0, 0, 0]);
+    expect(await scratch.redis.exists(keys.userToken('00z1'))).toBe(0);
   });
 });
 

@@ -97,6 +97,8 @@ export function goals(rows: Row[]): Goal[] {
   }
   ratio('poll, redis mode ≥ 10 × SQL mode on PostgreSQL', get('poll', 'redis'), get('poll', 'sql-pg'), 10);
   ratio('contended holds, redis mode ≥ 10 × SQL mode on PostgreSQL', get('hold-contended', 'redis'), get('hold-contended', 'sql-pg'), 10);
+  ratio('token issue, redis mode on PostgreSQL ≥ 0.2 × MGET ceiling', get('tokens', 'redis'), get('tokens', 'mget'), 0.2);
+  ratio('token issue, SQL mode on PostgreSQL ≥ 0.2 × MGET ceiling', get('tokens', 'sql-pg'), get('tokens', 'mget'), 0.2);
   const errs = rows.reduce((a, r) => a + r.errors, 0);
   out.push({ goal: 'no errors', value: `${errs} errors in ${rows.reduce((a, r) => a + r.requests, 0)} requests`, met: errs === 0 });
   return out;

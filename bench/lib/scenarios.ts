@@ -6,15 +6,17 @@
  *   hold            POST /v1/reservations on distinct seats by admitted users (201 only)
  *   hold-contended  admitted users all racing for the same 8 seats (201 or 409 SEAT_UNAVAILABLE)
  *   journey         token → join → poll until active → hold → charge → pay, per virtual user
+ *   tokens          POST /v1/tokens for 2,000 users round robin (201 only; every request issues and records a
+ *                   new user token); on the mget target the poll-shaped GET, so the run has its own ceiling
  */
 import { randomUUID } from 'node:crypto';
 import { Api, configureQueue, createConcert, joinAll, pmap, UserIds, userTokens, waitActive, type Concert } from './api.ts';
 import { percentile, type LoadResult, type RequestSpec } from './load.ts';
 import type { Target } from './servers.ts';
 
-export type ScenarioName = 'poll' | 'poll-one' | 'join' | 'hold' | 'hold-contended' | 'journey';
+export type ScenarioName = 'poll' | 'poll-one' | 'join' | 'hold' | 'hold-contended' | 'journey' | 'tokens';
 /** What `npm run bench` runs without --scenarios (poll-one on request only). */
-export const ALL_SCENARIOS: ScenarioName[] = ['poll', 'join', 'hold', 'hold-contended', 'journey'];
+export const ALL_SCENARIOS: ScenarioName[] = ['poll', 'join', 'hold', 'hold-contended', 'journey', 'tokens'];
 
 export interface JourneyResult extends LoadResult {
   journeys: number;
@@ -205,8 +207,19 @@ const journey: Scenario = {
   },
 };
 
+const tokens: Scenario = {
+  name: 'tokens', ok: [200, 201], cycle: true, guess: {},
+  applies: () => true,
+  async prepare(t, env) {
+    const n = 2000;
+    if (t.kind === 'mget') return poll.prepare(t, env);
+    const reqs = env.users.take(n).map((userId) => ({ method: 'POST', path: '/v1/tokens', body: JSON.stringify({ userId }) }));
+    return { requests: async () => reqs };
+  },
+};
+
 export const SCENARIOS: Record<ScenarioName, Scenario> = {
-  poll, 'poll-one': pollOne, join, hold, 'hold-contended': holdContended, journey,
+  poll, 'poll-one': pollOne, join, hold, 'hold-contended': holdContended, journey, tokens,
 };
 
 /** How often a journey's client polls while waiting (a real client waits pollAfterSeconds). */

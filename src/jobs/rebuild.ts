@@ -1,5 +1,6 @@
 import type { Logger } from '../logger.ts';
 import { reloadConcert, type LoadReport } from '../modules/catalog/load-concert.ts';
+import { forgetUserTokens } from '../modules/tokens/token-slots.ts';
 import type { RedisClient } from '../redis/connection.ts';
 import { keys } from '../redis/keys.ts';
 import { withLease } from '../redis/lease.ts';
@@ -57,10 +58,7 @@ async function purgeRevokedUserTokens(db: Db, redis: RedisClient, now: number): 
     .where('typ', '=', 'user').where('revoked_at', 'is not', null).where('expires_at', '>', now).execute();
   for (let i = 0; i < rows.length; i += 1000) {
     const jtis = rows.slice(i, i + 1000).map((r) => r.jti);
-    // All user-token keys share the {tok} tag: one slot, so one multi-key DEL also on Cluster.
-    const res = await redis.pipeline().del(...jtis.map((j) => keys.userToken(j))).zrem(keys.liveUserTokens, ...jtis).exec();
-    const failed = res?.find(([err]) => err);
-    if (failed) throw failed[0];
+    await forgetUserTokens(redis, jtis);
   }
   return rows.length;
 }

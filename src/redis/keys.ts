@@ -38,9 +38,11 @@ export const keys = {
   consoleSamples: (c: number) => `${tag(c)}:console:samples`,
   consoleSlot: (slot: number) => `console:slot:${slot}`,
 
-  // user tokens share one tag so the overflow count and the token are written together
-  userToken: (jti: string) => `{tok}:${jti}`,
-  liveUserTokens: '{tok}:live',
+  // user tokens: the token id's first two hex digits are its tag (src/modules/tokens/token-slots.ts),
+  // so tokens spread over Cluster slots and each tag's count is written with its tokens
+  userToken: (jti: string) => `{tok:${jti.slice(0, 2)}}:${jti}`,
+  /** The live tokens of a tag: give a token id of the tag, or the tag's two hex digits. */
+  liveUserTokens: (jti: string) => `{tok:${jti.slice(0, 2)}}:live`,
 
   /** A proof-of-work challenge used for a join; value: the join that spent it (src/modules/pow/). */
   spentChallenge: (id: string) => `pow:spent:${id}`,

@@ -1,5 +1,5 @@
 import type { Transaction } from 'kysely';
-import type { Db } from '../../store/connect.ts';
+import { isPostgres, type Db } from '../../store/connect.ts';
 import type { Database, TokenType } from '../../store/schema.ts';
 
 export async function ensureUser(db: Db, userId: number, now: number): Promise<void> {
@@ -14,6 +14,32 @@ export async function insertToken(db: Db, t: {
     jti: t.jti, user_id: t.userId, typ: t.typ, concert_id: t.concertId ?? null, seq: t.seq ?? null,
     expires_at: t.expiresAt, revoked_at: null, created_at: t.now,
   }).onConflict((oc) => oc.column('jti').doNothing()).execute(); // a jti is random: only the same token conflicts
+}
+
+/**
+ * User tokens in one commit: their users (created with balance 0 if new) and the token rows.
+ * PostgreSQL takes both in one statement (one round trip, its own transaction); SQLite, which has
+ * no writes inside WITH, in one transaction. Users are inserted in id order, so two batches that
+ * create the same new users wait for each other instead of deadlocking. Safe to run again: both
+ * inserts skip rows already there.
+ */
+export async function insertUserTokens(db: Db, ts: { jti: string; userId: number; expiresAt: number; now: number }[]): Promise<void> {
+  if (ts.length === 0) return;
+  const users = [...new Map(ts.map((t) => [t.userId, t.now])).entries()].sort((a, b) => a[0] - b[0])
+    .map(([id, now]) => ({ id, balance: 0, created_at: now }));
+  const tokens = ts.map((t) => ({
+    jti: t.jti, user_id: t.userId, typ: 'user' as const, concert_id: null, seq: null,
+    expires_at: t.expiresAt, revoked_at: null, created_at: t.now,
+  }));
+  if (isPostgres(db)) {
+    await db.with('new_users', (q) => q.insertInto('users').values(users).onConflict((oc) => oc.column('id').doNothing()))
+      .insertInto('tokens').values(tokens).onConflict((oc) => oc.column('jti').doNothing()).execute();
+    return;
+  }
+  await db.transaction().execute(async (trx) => {
+    await trx.insertInto('users').values(users).onConflict((oc) => oc.column('id').doNothing()).execute();
+    await trx.insertInto('tokens').values(tokens).onConflict((oc) => oc.column('jti').doNothing()).execute();
+  });
 }
 
 export async function revokeTokens(db: Db, jtis: string[], now: number): Promise<void> {

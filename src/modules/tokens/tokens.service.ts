@@ -9,8 +9,10 @@ import { JwtCodec, type TokenClaims } from './jwt.ts';
 import { VerifiedTokens } from './verified-tokens.ts';
 import { assertSqlMode } from '../../resilience/sql-fence.ts';
 import { claimEntry } from '../queue/entries.repo.ts';
+import { GroupCommitter } from '../../store/group-commit.ts';
 import { claimJoin, dropJoinClaimUnlessRecorded, findJoinReplay, holdJoinClaim } from './join-replays.repo.ts';
-import { ensureUser, extendTokenExpiry, insertToken, isTokenLive, queueTokenRecord, revokeTokens } from './tokens.repo.ts';
+import { extendTokenExpiry, insertToken, insertUserTokens, isTokenLive, queueTokenRecord, revokeTokens } from './tokens.repo.ts';
+import { forgetUserTokens, newUserTokenId, tagLimit, tagOf } from './token-slots.ts';
 
 export interface Principal {
   typ: 'user' | 'queue';
@@ -31,6 +33,13 @@ const REFRESH_PAUSE_MS = 5000;
  */
 export const VERIFIED_TOKENS_CAP = 100_000;
 
+/**
+ * User tokens issued together are recorded in one SQL commit (GroupCommitter): a token waits
+ * at most this long for others, or less once this many are waiting. 64 rows of 8 columns keep a
+ * batch's INSERT under SQLite's 999 bound parameters.
+ */
+export const USER_TOKEN_COMMIT = { windowMs: 2, maxBatch: 64 };
+
 /** A queue token as issued: the signed string and what it carries. */
 export interface IssuedQueueToken { token: string; jti: string; seq: number; expiresAt: number }
 
@@ -41,9 +50,12 @@ export interface IssuedQueueToken { token: string; jti: string; seq: number; exp
 export class TokenService {
   readonly jwt: JwtCodec;
   readonly verified = new VerifiedTokens<Principal>(VERIFIED_TOKENS_CAP);
+  /** Where new user tokens are recorded in SQL, many to a commit. */
+  readonly userTokenCommits: GroupCommitter<{ jti: string; userId: number; expiresAt: number; now: number }>;
   private refreshPausedUntil = 0;
   constructor(private readonly db: Db, private readonly redis: RedisClient, private readonly config: Config) {
     this.jwt = new JwtCodec(config.jwtSecret);
+    this.userTokenCommits = new GroupCommitter((items) => insertUserTokens(db, items), USER_TOKEN_COMMIT);
   }
 
   /**
@@ -61,20 +73,22 @@ export class TokenService {
   }
 
   async issueUserToken(userId: number, now: number, useRedis: boolean): Promise<{ token: string; expiresAt: number; inRedis: boolean }> {
-    const jti = randomUUID();
+    const limit = this.config.tokenRedisLimit;
+    const jti = newUserTokenId(limit);
     const ttlMs = this.config.userTokenTtlSeconds * 1000;
     const expiresAt = now + ttlMs;
-    await this.db.transaction().execute(async (trx) => {
-      await ensureUser(trx, userId, now);
-      await insertToken(trx, { jti, userId, typ: 'user', expiresAt, now });
-    });
+    // Signed while the row waits for its commit (with the other tokens issued in the same
+    // instant); the token is handed out only once the row is committed, then written to Redis.
+    const [token] = await Promise.all([
+      this.jwt.sign({ typ: 'user', sub: String(userId), jti, iat: Math.floor(now / 1000), exp: Math.floor(expiresAt / 1000) }),
+      this.userTokenCommits.submit({ jti, userId, expiresAt, now }),
+    ]);
     let inRedis = false;
     if (useRedis) {
-      const r = await runScript(this.redis, 'issueToken', [keys.userToken(jti), keys.liveUserTokens],
-        [userId, jti, now, ttlMs, this.config.tokenRedisLimit]);
+      const r = await runScript(this.redis, 'issueToken', [keys.userToken(jti), keys.liveUserTokens(jti)],
+        [userId, jti, now, ttlMs, tagLimit(limit, tagOf(jti))]);
       inRedis = r[1] === 1;
     }
-    const token = await this.jwt.sign({ typ: 'user', sub: String(userId), jti, iat: Math.floor(now / 1000), exp: Math.floor(expiresAt / 1000) });
     return { token, expiresAt, inRedis };
   }
 
@@ -144,11 +158,7 @@ export class TokenService {
 
   /** The Redis half: replaced user tokens leave Redis once SQL has them revoked. */
   async forgetInRedis(replaced: string[]): Promise<void> {
-    if (replaced.length === 0) return;
-    await this.redis.pipeline()
-      .del(...replaced.map((j) => keys.userToken(j)))
-      .zrem(keys.liveUserTokens, ...replaced)
-      .exec();
+    await forgetUserTokens(this.redis, replaced);
   }
 
   /**
@@ -229,6 +239,6 @@ export class TokenService {
   /** Copies an overflowed user's token into Redis (the seed: when the user becomes active). */
   async promoteToRedis(jti: string, userId: number, expiresAt: number, now: number): Promise<void> {
     if (expiresAt <= now) return;
-    await this.redis.pipeline().set(keys.userToken(jti), userId, 'PXAT', expiresAt).zadd(keys.liveUserTokens, expiresAt, jti).exec();
+    await this.redis.pipeline().set(keys.userToken(jti), userId, 'PXAT', expiresAt).zadd(keys.liveUserTokens(jti), expiresAt, jti).exec();
   }
 }
