@@ -88,3 +88,20 @@ test('the console samples concerts on different masters and reads them back', as
     expect(await ctx.redis.llen(keys.consoleSamples(c.id))).toBe(2);
   }
 });
+
+test('the write-behind backlog is measured for concerts on different masters', async () => {
+  const { app, ctx } = svc;
+  const concerts = [];
+  for (let i = 0; i < 4; i++) concerts.push(await createConcert(app, [{ seats: 5, price: 1000 }], `Backlog ${i}`));
+  await eventually(async () => (await ctx.liveConcerts(Date.now())).includes(concerts.at(-1)!.id), 3000, 50);
+  // A different number of entries per concert, none yet committed to SQL.
+  for (const [i, c] of concerts.entries()) {
+    for (let k = 0; k <= i; k++) expect((await join(app, c.id, await userToken(app, 900 + 10 * i + k))).status).toBe(201);
+  }
+  const wb = ctx.writeBehind;
+  await wb.measureBacklog();
+  expect(concerts.map((c) => wb.backlog(c.id))).toEqual([1, 2, 3, 4]);
+  await wb.drainOnce();
+  await wb.measureBacklog();
+  expect(concerts.map((c) => wb.backlog(c.id))).toEqual([0, 0, 0, 0]);
+});

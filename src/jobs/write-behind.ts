@@ -97,14 +97,13 @@ export class WriteBehindWorker {
   }
 
   async measureBacklog(now = Date.now()): Promise<void> {
-    const concerts = await this.opts.concerts(now);
-    const p = this.redis.pipeline();
-    for (const c of concerts) p.xlen(keys.stream(c));
-    const res = (await p.exec()) ?? [];
-    concerts.forEach((c, i) => {
-      const [err, len] = res[i] ?? [];
-      if (!err) this.backlogs.set(c, Number(len));
-    });
+    // One call per concert, all at once: each stream has its own slot on a cluster, and a
+    // pipeline that spans slots is refused whole. A concert whose length could not be read
+    // keeps its last measure.
+    await Promise.all((await this.opts.concerts(now)).map(async (c) => {
+      const len = await this.redis.xlen(keys.stream(c)).catch(() => null);
+      if (len !== null) this.backlogs.set(c, Number(len));
+    }));
   }
 
   /** Entries of a dead consumer become claimable after claimIdleMs; looking twice as often suffices. */
