@@ -91,7 +91,7 @@ test('the console samples concerts on different masters and reads them back', as
 
 test('the write-behind backlog is measured for concerts on different masters', async () => {
   const { app, ctx } = svc;
-  const concerts = [];
+  const concerts: { id: number }[] = [];
   for (let i = 0; i < 4; i++) concerts.push(await createConcert(app, [{ seats: 5, price: 1000 }], `Backlog ${i}`));
   await eventually(async () => (await ctx.liveConcerts(Date.now())).includes(concerts.at(-1)!.id), 3000, 50);
   // A different number of entries per concert, none yet committed to SQL.
