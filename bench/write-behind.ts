@@ -11,7 +11,7 @@
  *                    loop runs; the lag (age of the oldest entry) is sampled every 100 ms
  *
  * The drains time WriteBehindWorker.drainOnce over a stream filled beforehand (entries/s).
- * Usage: bun bench/write-behind.ts [--entries 40000] [--rate 7800] [--seconds 5] [--sql sqlite,postgres]
+ * Usage: bun bench/write-behind.ts [--entries 40000] [--rate 7800] [--seconds 5] [--sql sqlite,postgres] [--batch n]
  */
 import { parseArgs } from 'node:util';
 import { randomUUID } from 'node:crypto';
@@ -33,6 +33,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '5' },
     sql: { type: 'string', default: 'sqlite,postgres' },
     scenarios: { type: 'string', default: 'holds,holds-unwritten,queue,sustained' },
+    batch: { type: 'string' },
   },
 });
 const N = Number(values.entries);
@@ -84,6 +85,7 @@ async function fill(redis: Redis, stream: string, entries: string[][]) {
 function worker(db: Db, redis: Redis, concertId: number, intervalMs = 100) {
   return new WriteBehindWorker(db, redis, createLogger('silent'), createMetrics(), {
     consumer: `bench-${randomUUID()}`, concerts: async () => [concertId], intervalMs,
+    batchSize: values.batch ? Number(values.batch) : undefined,
   });
 }
 
