@@ -152,6 +152,28 @@ for (const target of SQL_TARGETS) {
       expect((await call(svc.app, 'GET', '/metrics')).body).toContain('write_behind_pending_entries 0\n');
     });
 
+    test('holds SQL has no row for yet: the seat is mirrored for the last one, a release ends only its own', async () => {
+      const concert = await createConcert(svc.app, [{ seats: 3, price: 1000 }]);
+      const c = concert.id;
+      const sc = String(concert.schedules[0]!.id);
+      const t = Date.now();
+      const rid = (n: number) => `${c}-00000000-0000-4000-8000-00000000000${n}`;
+      const hold = (n: number, user: number, seat: number, at: number): StreamEvent =>
+        ({ e: 'hold', r: rid(n), u: String(user), sc, n: String(seat), p: '1000', x: String(at + 60_000), t: String(at) });
+      // Seat 1: held by 1, given back, then held by 2 — three entries of one batch. Seat 2: held by 3.
+      const events = [hold(1, 11, 1, t), { ...hold(1, 11, 1, t), e: 'release', t: String(t + 5) }, hold(2, 12, 1, t + 10), hold(3, 13, 2, t)];
+      for (let i = 0; i < 2; i++) await applyEvents(svc.database.db, c, events, t + 20); // and once more: nothing changes
+      const seats = await svc.database.db.selectFrom('seats').select(['seat_number', 'status', 'hold_reservation_id'])
+        .where('schedule_id', '=', Number(sc)).orderBy('seat_number').execute();
+      expect(seats).toEqual([
+        { seat_number: 1, status: 'held', hold_reservation_id: rid(2) },
+        { seat_number: 2, status: 'held', hold_reservation_id: rid(3) },
+        { seat_number: 3, status: 'available', hold_reservation_id: null },
+      ]);
+      const reservations = await svc.database.db.selectFrom('reservations').select(['id', 'status']).where('concert_id', '=', c).orderBy('id').execute();
+      expect(reservations).toEqual([{ id: rid(1), status: 'released' }, { id: rid(2), status: 'held' }, { id: rid(3), status: 'held' }]);
+    });
+
     test('a stream that vanished with its group (Redis restarted) is recreated and drained', async () => {
       const c = await concert();
       await joinUsers(c, 1);
