@@ -8,6 +8,7 @@ import { ModeCoordinator } from './resilience/coordinator.ts';
 import { watchMasterChanges } from './resilience/failover-watch.ts';
 import { restorePlacesSince, syncSoldSeats } from './modules/catalog/load-concert.ts';
 import { WriteBehindWorker } from './jobs/write-behind.ts';
+import { applyEvents } from './jobs/write-behind.apply.ts';
 import { DrainState } from './http/drain.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
@@ -116,7 +117,11 @@ export function createContext(config: Config, deps: { db: Db; redis: RedisClient
   mode.on('change', ({ to }: { to: string }) => { if (to === 'sql') sqlSince = clock(); });
   const sqlQueue = new SqlQueueStore(db, config, () => sqlSince);
   const queue = new QueueService({
-    redis: new RedisQueueStore(redis, config, (id) => catalog.ensureLoaded(id, clock())),
+    // A tick's admissions are committed to SQL before Redis makes them (see RedisQueueStore.admitTick).
+    redis: new RedisQueueStore(redis, config, (id) => catalog.ensureLoaded(id, clock()), (concertId, admissions, now) =>
+      applyEvents(db, concertId, admissions.map((a) => ({
+        e: 'admit', u: String(a.userId), s: String(a.seq), t: String(now), x: String(a.activeUntil),
+      })), now)),
     sql: sqlQueue,
   }, mode, tokens, catalog, config, (concertId) => writeBehind.overloaded(concertId), async (place, now) => {
     // Replaced, left and spent tokens are revoked in SQL at once: most unknown tokens end here.

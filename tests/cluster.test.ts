@@ -165,3 +165,20 @@ test('user tokens spread over more than one master, and issue, use, replace and 
   for (const t of later) expect((await call(app, 'GET', '/v1/me/balance', { token: t })).status).toBe(401);
   expect((await call(app, 'GET', '/v1/me/balance', { token: tokens[50]! })).status).toBe(200);
 });
+
+test('the write-behind backlog is measured for concerts on different masters', async () => {
+  const { app, ctx } = svc;
+  const concerts: { id: number }[] = [];
+  for (let i = 0; i < 4; i++) concerts.push(await createConcert(app, [{ seats: 5, price: 1000 }], `Backlog ${i}`));
+  await eventually(async () => (await ctx.liveConcerts(Date.now())).includes(concerts.at(-1)!.id), 3000, 50);
+  // A different number of entries per concert, none yet committed to SQL.
+  for (const [i, c] of concerts.entries()) {
+    for (let k = 0; k <= i; k++) expect((await join(app, c.id, await userToken(app, 900 + 10 * i + k))).status).toBe(201);
+  }
+  const wb = ctx.writeBehind;
+  await wb.measureBacklog();
+  expect(concerts.map((c) => wb.backlog(c.id))).toEqual([1, 2, 3, 4]);
+  await wb.drainOnce();
+  await wb.measureBacklog();
+  expect(concerts.map((c) => wb.backlog(c.id))).toEqual([0, 0, 0, 0]);
+});

@@ -47,7 +47,7 @@ describe.skipIf(!pgBin)('PostgreSQL down or slow, Redis up', () => {
     const waiting = await join(svc.app, c.id, await userToken(svc.app, newUserId()));
     expect(waiting.status).toBe(201);
     const laterToken = await userToken(svc.app, newUserId());
-    await svc.ctx.writeBehind.drainOnce(clock.now());
+    // Not drained: the joins' entries are still in the stream when SQL goes.
 
     await cluster.crash();
     const answers: Record<string, number> = {};
@@ -74,9 +74,15 @@ describe.skipIf(!pgBin)('PostgreSQL down or slow, Redis up', () => {
     expect(ready.body).toMatchObject({ mode: 'redis', sql: false, redis: true });
     expect(elapsed).toBeLessThan(8000); // refusals, not hangs (each bounded by the 1 s SQL timeout)
 
-    // Admissions go on in Redis; their entries wait in the stream.
-    await tick();
-    expect((await call(svc.app, 'GET', '/v1/queue/me', { token: waiting.body.token })).body.status).toBe('active');
+    // Admissions wait for SQL (each is recorded there before Redis shows it): the tick admits
+    // nobody and says why.
+    const store = svc.ctx.queue.store();
+    const refused = await store.admitTick(c.id, clock.now() + svc.config.admissionTickMs, clock.now() + svc.config.admissionTickMs);
+    clock.advance(svc.config.admissionTickMs);
+    expect(refused).toMatchObject({ admitted: 0 });
+    expect(refused?.unrecorded).toBeDefined();
+    expect((await call(svc.app, 'GET', '/v1/queue/me', { token: waiting.body.token })).body.status).toBe('waiting');
+    // The entries made before the outage wait in the stream.
     await expect(svc.ctx.writeBehind.drainOnce(clock.now())).rejects.toBeDefined();
     await svc.ctx.writeBehind.measureBacklog(clock.now());
     const backlog = svc.ctx.writeBehind.backlog(c.id);
@@ -86,6 +92,9 @@ describe.skipIf(!pgBin)('PostgreSQL down or slow, Redis up', () => {
     await svc.ctx.writeBehind.drainOnce(clock.now());
     await svc.ctx.writeBehind.measureBacklog(clock.now());
     expect(svc.ctx.writeBehind.backlog(c.id)).toBe(0);
+    // SQL is back: the next tick admits the waiting fan, recorded in SQL first.
+    await tick();
+    expect((await call(svc.app, 'GET', '/v1/queue/me', { token: waiting.body.token })).body.status).toBe('active');
     const rows = await svc.database.db.selectFrom('queue_entries').select(['seq', 'status']).where('concert_id', '=', c.id).orderBy('seq').execute();
     // The refused join took no place at all: a join claims its token id in SQL before Redis.
     expect(rows).toEqual([{ seq: 1, status: 'active' }, { seq: 2, status: 'active' }]);

@@ -115,13 +115,15 @@ for (const target of SQL_TARGETS) {
     test('entries a dead consumer read and never acknowledged are reclaimed and committed; backlog is reported', async () => {
       const c = await concert();
       const stream = keys.stream(c);
-      await joinUsers(c, 3);
-      // The joins claimed their entries in SQL with their tokens; the admissions exist only in Redis.
+      const u = await joinUsers(c, 3);
+      // The joins claimed their entries in SQL with their tokens, and the tick recorded its
+      // admissions there before making them; the departures exist only in Redis.
       await admit(c);
+      for (const x of u) expect((await call(svc.app, 'DELETE', '/v1/queue/me', { token: x.token })).status).toBe(204);
       // A consumer reads the entries, then dies before it commits and acknowledges them.
       const read = (await svc.redis.xreadgroup('GROUP', WRITE_BEHIND_GROUP, 'dead', 'COUNT', 100, 'STREAMS', stream, '>')) as [string, unknown[]][];
-      expect(read[0]![1]).toHaveLength(6);
-      expect((await svc.redis.xpending(stream, WRITE_BEHIND_GROUP))[0]).toBe(6);
+      expect(read[0]![1]).toHaveLength(9);
+      expect((await svc.redis.xpending(stream, WRITE_BEHIND_GROUP))[0]).toBe(9);
 
       // Nothing new to read: the backlog is visible in the status report and the metrics.
       await svc.ctx.writeBehind.drainOnce();
@@ -133,21 +135,43 @@ for (const target of SQL_TARGETS) {
       const metrics = (await call(svc.app, 'GET', '/metrics')).body as string;
       expect(Number(/write_behind_pending_entries (\d+)/.exec(metrics)?.[1])).toBeGreaterThanOrEqual(3);
       expect(Number(/write_behind_lag_seconds ([\d.]+)/.exec(metrics)?.[1])).toBeGreaterThan(0.05);
-      expect((await entries(c)).map((r) => r.status)).toEqual(['waiting', 'waiting', 'waiting']);
+      expect((await entries(c)).map((r) => r.status)).toEqual(['active', 'active', 'active']);
 
       // Once the entries have been idle longer than writeBehindClaimIdleMs, a live worker takes them.
       svc.ctx.writeBehind.start();
       try {
-        await eventually(async () => (await entries(c)).every((r) => r.status === 'active'), 5000, 50);
+        await eventually(async () => (await entries(c)).every((r) => r.status === 'left'), 5000, 50);
       } finally {
         svc.ctx.writeBehind.stop();
       }
-      expect((await entries(c)).map((r) => r.status)).toEqual(['active', 'active', 'active']);
+      expect((await entries(c)).map((r) => r.status)).toEqual(['left', 'left', 'left']);
       expect((await svc.redis.xpending(stream, WRITE_BEHIND_GROUP))[0]).toBe(0);
       expect(await svc.redis.xlen(stream)).toBe(0);
       const after = await call(svc.app, 'GET', '/admin/status', { admin: true });
       expect(after.body.writeBehind).toEqual({ pending: 0, lagSeconds: 0 });
       expect((await call(svc.app, 'GET', '/metrics')).body).toContain('write_behind_pending_entries 0\n');
+    });
+
+    test('holds SQL has no row for yet: the seat is mirrored for the last one, a release ends only its own', async () => {
+      const concert = await createConcert(svc.app, [{ seats: 3, price: 1000 }]);
+      const c = concert.id;
+      const sc = String(concert.schedules[0]!.id);
+      const t = Date.now();
+      const rid = (n: number) => `${c}-00000000-0000-4000-8000-00000000000${n}`;
+      const hold = (n: number, user: number, seat: number, at: number): StreamEvent =>
+        ({ e: 'hold', r: rid(n), u: String(user), sc, n: String(seat), p: '1000', x: String(at + 60_000), t: String(at) });
+      // Seat 1: held by 1, given back, then held by 2 — three entries of one batch. Seat 2: held by 3.
+      const events = [hold(1, 11, 1, t), { ...hold(1, 11, 1, t), e: 'release', t: String(t + 5) }, hold(2, 12, 1, t + 10), hold(3, 13, 2, t)];
+      for (let i = 0; i < 2; i++) await applyEvents(svc.database.db, c, events, t + 20); // and once more: nothing changes
+      const seats = await svc.database.db.selectFrom('seats').select(['seat_number', 'status', 'hold_reservation_id'])
+        .where('schedule_id', '=', Number(sc)).orderBy('seat_number').execute();
+      expect(seats).toEqual([
+        { seat_number: 1, status: 'held', hold_reservation_id: rid(2) },
+        { seat_number: 2, status: 'held', hold_reservation_id: rid(3) },
+        { seat_number: 3, status: 'available', hold_reservation_id: null },
+      ]);
+      const reservations = await svc.database.db.selectFrom('reservations').select(['id', 'status']).where('concert_id', '=', c).orderBy('id').execute();
+      expect(reservations).toEqual([{ id: rid(1), status: 'released' }, { id: rid(2), status: 'held' }, { id: rid(3), status: 'held' }]);
     });
 
     test('a stream that vanished with its group (Redis restarted) is recreated and drained', async () => {

@@ -47,6 +47,7 @@ export class AdmissionTicker {
       if (this.queue.recordBehind(concertId)) continue;
       const out = await store.admitTick(concertId, now, tickId);
       if (!out) continue;
+      if (out.unrecorded !== undefined) this.log.warn('admissions wait: SQL did not record them', { concertId, err: out.unrecorded });
       const label = String(concertId);
       this.metrics.waiting.set({ concert: label }, out.waiting);
       this.metrics.active.set({ concert: label }, out.active);

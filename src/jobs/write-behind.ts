@@ -21,6 +21,9 @@ export interface WriteBehindOptions {
 
 type Entry = [id: string, fields: string[]];
 
+/** Concerts drained at the same time in one pass. */
+const DRAIN_LANES = 4;
+
 const toEvent = (fields: string[]): StreamEvent => {
   const ev: StreamEvent = {};
   for (let i = 0; i + 1 < fields.length; i += 2) ev[fields[i]!] = fields[i + 1]!;
@@ -97,14 +100,13 @@ export class WriteBehindWorker {
   }
 
   async measureBacklog(now = Date.now()): Promise<void> {
-    const concerts = await this.opts.concerts(now);
-    const p = this.redis.pipeline();
-    for (const c of concerts) p.xlen(keys.stream(c));
-    const res = (await p.exec()) ?? [];
-    concerts.forEach((c, i) => {
-      const [err, len] = res[i] ?? [];
-      if (!err) this.backlogs.set(c, Number(len));
-    });
+    // One call per concert, all at once: each stream has its own slot on a cluster, and a
+    // pipeline that spans slots is refused whole. A concert whose length could not be read
+    // keeps its last measure.
+    await Promise.all((await this.opts.concerts(now)).map(async (c) => {
+      const len = await this.redis.xlen(keys.stream(c)).catch(() => null);
+      if (len !== null) this.backlogs.set(c, Number(len));
+    }));
   }
 
   /** Entries of a dead consumer become claimable after claimIdleMs; looking twice as often suffices. */
@@ -127,17 +129,33 @@ export class WriteBehindWorker {
   async drainOnce(now = Date.now(), opts: { reclaim?: boolean; everything?: boolean } = {}): Promise<number> {
     let total = 0;
     const reclaimIdleMs = opts.everything ? 0 : opts.reclaim ?? true ? this.claimIdleMs : null;
-    for (const concertId of await this.opts.concerts(now)) {
-      try {
-        total += await this.drainConcert(concertId, reclaimIdleMs);
-      } catch (err) {
-        // A Redis that restarted empty has neither the stream nor the group: recreate and go on.
-        if (!String((err as Error).message).includes('NOGROUP')) throw err;
-        this.grouped.delete(concertId);
-        total += await this.drainConcert(concertId, reclaimIdleMs);
+    const queue = [...await this.opts.concerts(now)];
+    let failure: { err: unknown } | null = null;
+    // Concerts share nothing in SQL (their rows, reservations and seats are their own), so a
+    // few are drained side by side; each one's batches still commit in stream order.
+    const lane = async () => {
+      for (let concertId = queue.shift(); concertId !== undefined; concertId = queue.shift()) {
+        try {
+          total += await this.drainConcertOnce(concertId, reclaimIdleMs);
+        } catch (err) {
+          failure ??= { err };
+        }
       }
-    }
+    };
+    await Promise.all(Array.from({ length: Math.min(DRAIN_LANES, queue.length) }, lane));
+    if (failure) throw (failure as { err: unknown }).err;
     return total;
+  }
+
+  private async drainConcertOnce(concertId: number, reclaimIdleMs: number | null): Promise<number> {
+    try {
+      return await this.drainConcert(concertId, reclaimIdleMs);
+    } catch (err) {
+      // A Redis that restarted empty has neither the stream nor the group: recreate and go on.
+      if (!String((err as Error).message).includes('NOGROUP')) throw err;
+      this.grouped.delete(concertId);
+      return this.drainConcert(concertId, reclaimIdleMs);
+    }
   }
 
   private readonly sharedDrains = new Map<number, Promise<number>>();
@@ -171,19 +189,28 @@ export class WriteBehindWorker {
     // Our own entries first: those a failed commit (SQL down, a deadlock) left pending for us.
     let total = await this.retryOwn(concertId);
     total += reclaimIdleMs === null ? 0 : await this.reclaim(concertId, reclaimIdleMs);
-    for (;;) {
-      const n = await this.readNew(concertId);
-      total += n;
-      if (n < this.batchSize) return total;
+    // A full batch is followed by the read of the next one while it commits. Batches still
+    // commit one after the other, in stream order; a read whose batch is never committed here
+    // (the commit before it failed) stays pending for this consumer and is retried first.
+    let next: Promise<Entry[]> | null = this.readNew(concertId);
+    while (next) {
+      const entries: Entry[] = await next;
+      next = entries.length < this.batchSize ? null : this.readNew(concertId);
+      try {
+        total += await this.commit(concertId, entries);
+      } catch (err) {
+        next?.catch(() => {});
+        throw err;
+      }
     }
+    return total;
   }
 
-  private async readNew(concertId: number): Promise<number> {
+  private async readNew(concertId: number): Promise<Entry[]> {
     const stream = keys.stream(concertId);
     const reply = (await this.redis.xreadgroup('GROUP', WRITE_BEHIND_GROUP, this.opts.consumer, 'COUNT', this.batchSize,
       'STREAMS', stream, '>')) as [string, Entry[]][] | null;
-    const entries = reply?.[0]?.[1] ?? [];
-    return this.commit(concertId, entries);
+    return reply?.[0]?.[1] ?? [];
   }
 
   private async retryOwn(concertId: number): Promise<number> {

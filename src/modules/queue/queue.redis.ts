@@ -11,6 +11,12 @@ import type { AdmitOutcome, JoinOutcome, QueueConfig, QueueCounts, QueuePlace, Q
 /** Loads a concert's queue counters and config into Redis when they are missing. */
 export type QueueLoader = (concertId: number) => Promise<void>;
 
+/** An admission a tick is about to make, as SQL records it. */
+export interface PendingAdmission { userId: number; seq: number; activeUntil: number }
+
+/** Commits a tick's admissions to SQL (idempotent: the stream delivers them again later). */
+export type AdmissionRecorder = (concertId: number, admissions: PendingAdmission[], now: number) => Promise<void>;
+
 const MAX_SCAN_PER_TICK = 5000;
 
 /** The wait estimate's part of a joinQueue / pollQueue reply, from index `at` on (see the scripts' contracts). */
@@ -27,6 +33,7 @@ export class RedisQueueStore implements QueueStore {
     private readonly redis: RedisClient,
     private readonly config: Config,
     private readonly loadQueue: QueueLoader,
+    private readonly recordAdmissions?: AdmissionRecorder,
   ) {}
 
   /** The six keys of a concert's queue, built once per concert (every poll needs them). */
@@ -103,10 +110,47 @@ export class RedisQueueStore implements QueueStore {
     return { active: r[0] === ScriptCode.Ok, seq: Number(r[1]), activeUntil: Number(r[2]) };
   }
 
+  /**
+   * One admission tick. With a recorder, the admissions are committed to SQL before Redis makes
+   * them: the tick first asks Redis whom it would admit (peekAdmissions), records those in SQL,
+   * then admits only them (admitNext with the list). A fan who sees `active` is thus active in
+   * SQL already, so SQL mode never answers `waiting` after Redis said `active`. The reverse can
+   * happen and is harmless: an entry SQL recorded that Redis then did not admit (it left, or
+   * another instance took the tick) is admitted in SQL a moment early, and its leave reaches SQL
+   * through the stream. While SQL refuses the record, ticks admit nobody (they still free the
+   * slots whose time is up) and say why (`unrecorded`); after a refusal, SQL is asked again
+   * one tick later, so that a SQL that hangs costs one timeout per tick, not one per concert.
+   */
   async admitTick(concertId: number, now: number, tickId: number): Promise<AdmitOutcome | null> {
+    const grace = this.config.queueGraceSeconds * 1000;
+    let gate: (string | number)[] = [];
+    let unrecorded: unknown;
+    if (this.recordAdmissions) {
+      const peek = () => runScript(this.redis, 'peekAdmissions', this.queueKeys(concertId).slice(0, 4),
+        [now, tickId, grace, this.config.admissionTickMs, MAX_SCAN_PER_TICK]);
+      let p = await peek();
+      if (p[0] === ScriptCode.NoQueue) {
+        await this.loadQueue(concertId);
+        p = await peek();
+      }
+      if (p[0] === ScriptCode.TickTaken || p[0] === ScriptCode.NoQueue || p[0] === ScriptCode.Reloading) return null;
+      const admissions: PendingAdmission[] = [];
+      for (let i = 2; i + 1 < p.length; i += 2) admissions.push({ userId: Number(p[i]), seq: Number(p[i + 1]), activeUntil: Number(p[1]) });
+      gate = ['1'];
+      if (admissions.length > 0 && now < this.recordRefusedUntil) {
+        unrecorded = this.recordRefusal;
+      } else if (admissions.length > 0) {
+        try {
+          await this.recordAdmissions(concertId, admissions, now);
+          gate.push(...admissions.map((a) => a.seq));
+        } catch (err) {
+          unrecorded = this.recordRefusal = err;
+          this.recordRefusedUntil = now + this.config.admissionTickMs;
+        }
+      }
+    }
     const call = () => runScript(this.redis, 'admitNext', this.queueKeys(concertId),
-      [now, tickId, this.config.queueGraceSeconds * 1000, this.config.admissionTickMs, MAX_SCAN_PER_TICK,
-        ETA_WINDOW_MS, ETA_GAP_TICKS, ETA_AGE_BUCKETS]);
+      [now, tickId, grace, this.config.admissionTickMs, MAX_SCAN_PER_TICK, ETA_WINDOW_MS, ETA_GAP_TICKS, ETA_AGE_BUCKETS, ...gate]);
     let r = await call();
     if (r[0] === ScriptCode.NoQueue) {
       await this.loadQueue(concertId);
@@ -114,8 +158,15 @@ export class RedisQueueStore implements QueueStore {
     }
     if (r[0] === ScriptCode.TickTaken || r[0] === ScriptCode.NoQueue || r[0] === ScriptCode.Reloading) return null;
     if (Number(r[1]) > 0) await this.replicated();
-    return { admitted: Number(r[1]), skipped: Number(r[2]), expired: Number(r[3]), active: Number(r[4]), waiting: Number(r[5]) };
+    return {
+      admitted: Number(r[1]), skipped: Number(r[2]), expired: Number(r[3]), active: Number(r[4]), waiting: Number(r[5]),
+      ...(unrecorded === undefined ? {} : { unrecorded }),
+    };
   }
+
+  /** The last refusal to record admissions, and until when (the caller's clock) SQL is not asked again. */
+  private recordRefusal: unknown;
+  private recordRefusedUntil = 0;
 
   async counts(concertId: number, now: number): Promise<QueueCounts> {
     const [[, waiting], [, active], [, meta]] = (await this.redis.multi()

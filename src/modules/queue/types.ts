@@ -39,6 +39,8 @@ export interface AdmitOutcome {
   expired: number;
   active: number;
   waiting: number;
+  /** Redis mode: why this tick admitted nobody although some were due (SQL refused to record them). */
+  unrecorded?: unknown;
 }
 
 export interface QueueCounts {

@@ -9,6 +9,10 @@
   ARGV[5] most waiting entries examined in one tick
   ARGV[6] wait-estimate window (ms)   ARGV[7] ticks apart beyond which the estimate learns nothing
   ARGV[8] age buckets of the active set
+  ARGV[9], ARGV[10...] (optional) '1' and the entry numbers the caller has recorded in SQL as
+  admitted (peekAdmissions-4.lua chose them): only those are admitted, and the tick stops at the
+  first live entry not among them, which stays first in line. Without ARGV[9] any live entry
+  within the budget is admitted.
 
   Meta fields for the wait estimate (src/modules/queue/eta.ts, stepEtaState: the same step in
   TypeScript for SQL mode): etaState (JSON: the tick's time, active slots per age bucket, decayed
@@ -21,6 +25,9 @@ local tokenKey, streamKey = KEYS[5], KEYS[6]
 local now, tick, grace = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local tickMs, maxScan = tonumber(ARGV[4]), tonumber(ARGV[5])
 local etaWindow, etaGapTicks, etaBuckets = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local gated = ARGV[9] == '1'
+local approved = {}
+for i = 10, #ARGV do approved[tonumber(ARGV[i])] = true end
 
 local m = rcall('HMGET', metaKey, 'lastTick', 'paused', 'maxActive', 'admitPerSecond', 'activeTtl', 'rate', 'credit', 'lastAdmitted',
   'loadingUntil', 'etaState')
@@ -110,16 +117,24 @@ local lastAdmitted = tonumber(m[8]) or 0
 local firstPassed = lastAdmitted
 local admitted, skipped, scanned = 0, 0, 0
 
-while admitted < budget and scanned < maxScan do
+local held = false
+while not held and admitted < budget and scanned < maxScan do
   local popped = rcall('ZPOPMIN', waitKey, math.min(budget - admitted, maxScan - scanned))
   if #popped == 0 then break end
   for i = 1, #popped, 2 do
     local user, seq = popped[i], popped[i + 1]
+    local seen = tonumber(rcall('HGET', seenKey, user))
+    local live = seen and now - seen <= grace
+    if live and gated and not approved[tonumber(seq)] then
+      -- Not in SQL yet: this entry and the ones popped after it go back, unchanged.
+      for j = i, #popped, 2 do rcall('ZADD', waitKey, popped[j + 1], popped[j]) end
+      held = true
+      break
+    end
     scanned = scanned + 1
     lastAdmitted = tonumber(seq)
-    local seen = tonumber(rcall('HGET', seenKey, user))
     rcall('HDEL', seenKey, user)
-    if seen and now - seen <= grace then
+    if live then
       local activeUntil = now + activeTtlMs
       rcall('ZADD', activeKey, activeUntil, user)
       rcall('XADD', streamKey, '*', 'e', 'admit', 'u', user, 's', seq, 't', now, 'x', activeUntil)

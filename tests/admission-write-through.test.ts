@@ -1,0 +1,97 @@
+/**
+ * An admission is in SQL before Redis shows it. It used to reach SQL only through the
+ * write-behind stream: if Redis died while the admission was still in the stream, SQL mode
+ * answered `waiting` to a fan Redis had already told `active` (found by the fault checker).
+ * Real Redis (killed), both SQL engines; the write-behind worker is not running, so the stream
+ * holds every entry when Redis dies.
+ */
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { keys } from '../src/redis/keys.ts';
+import { runScript } from '../src/redis/scripts.ts';
+import { ETA_AGE_BUCKETS, ETA_GAP_TICKS, ETA_WINDOW_MS } from '../src/modules/queue/eta.ts';
+import { enterMode, newUserId, patchQueue } from './helpers/harness.ts';
+import { call, createConcert, eventually, join, userToken } from './helpers/http.ts';
+import { startService, type TestService } from './helpers/service.ts';
+import { SQL_TARGETS } from './helpers/sql.ts';
+
+for (const target of SQL_TARGETS) {
+  describe(`admissions written through [${target}]`, () => {
+    let svc: TestService;
+    beforeAll(async () => {
+      svc = await startService({ sql: target, env: { REDIS_TIMEOUT_MS: '300' } });
+    });
+    afterAll(async () => {
+      await svc?.stop();
+    });
+
+    test('a fan Redis admitted is active in SQL mode after Redis dies with the admission still in the stream', async () => {
+      const { app, ctx } = svc;
+      const concert = await createConcert(app, [{ seats: 5, price: 1000 }]);
+      await patchQueue(app, concert.id, { maxActive: 2 });
+      await eventually(async () => (await ctx.liveConcerts(Date.now())).includes(concert.id), 3000, 50);
+      const fans = [];
+      for (let i = 0; i < 3; i++) {
+        const r = await join(app, concert.id, await userToken(app, newUserId()));
+        expect(r.status).toBe(201);
+        fans.push(r.body.token as string);
+      }
+      await ctx.ticker.tickOnce(Date.now() + 1000);
+      const seen = [];
+      for (const token of fans) seen.push((await call(app, 'GET', '/v1/queue/me', { token })).body.status);
+      expect(seen).toEqual(['active', 'active', 'waiting']);
+      // Nothing has been drained: the admissions are still stream entries.
+      const stream = await svc.redis.xrange(keys.stream(concert.id), '-', '+');
+      expect(stream.filter(([, f]) => f[1] === 'admit')).toHaveLength(2);
+
+      await svc.redisProc.kill();
+      await enterMode(svc, 'sql');
+      const after = [];
+      for (const token of fans) {
+        const r = await call(app, 'GET', '/v1/queue/me', { token });
+        expect(r.status).toBe(200);
+        after.push(r.body.status);
+      }
+      expect(after).toEqual(['active', 'active', 'waiting']);
+      const state = await svc.database.db.selectFrom('queue_state').select(['last_admitted_seq', 'admitted_total'])
+        .where('concert_id', '=', concert.id).executeTakeFirstOrThrow();
+      expect(state).toEqual({ last_admitted_seq: 2, admitted_total: 2 });
+      await svc.redisProc.restart();
+      await enterMode(svc, 'redis');
+    });
+
+    test('Redis admits only the entries SQL recorded; the first live one it may not admit keeps its place', async () => {
+      const { app, ctx } = svc;
+      const concert = await createConcert(app, [{ seats: 5, price: 1000 }]);
+      await patchQueue(app, concert.id, { maxActive: 3 });
+      const users: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        const userId = newUserId();
+        expect((await join(app, concert.id, await userToken(app, userId))).status).toBe(201);
+        users.push(userId);
+      }
+      const c: number = concert.id;
+      const queueKeys = [keys.queueMeta(c), keys.waiting(c), keys.active(c), keys.seen(c), keys.queueTokens(c), keys.stream(c)];
+      const now = Date.now() + 1000;
+      const grace = ctx.config.queueGraceSeconds * 1000;
+      const tickMs = ctx.config.admissionTickMs;
+      const tickId = Math.floor(now / tickMs) * tickMs;
+      await eventually(async () => (await ctx.liveConcerts(Date.now())).includes(c), 3000, 50);
+      // The peek names the three the budget allows, in entry order, and changes nothing.
+      const peek = await runScript(svc.redis, 'peekAdmissions', queueKeys.slice(0, 4), [now, tickId, grace, tickMs, 5000]);
+      expect(peek.slice(2).map(Number)).toEqual([users[0]!, 1, users[1]!, 2, users[2]!, 3]);
+      expect(await svc.redis.zcard(keys.waiting(c))).toBe(4);
+      // SQL recorded 1 and 3 only (say): 1 is admitted, 2 stops the tick and stays first in line.
+      const r = await runScript(svc.redis, 'admitNext', queueKeys,
+        [now, tickId, grace, tickMs, 5000, ETA_WINDOW_MS, ETA_GAP_TICKS, ETA_AGE_BUCKETS, '1', 1, 3]);
+      expect(r.slice(0, 3)).toEqual([0, 1, 0]);
+      expect(await svc.redis.zrange(keys.waiting(c), '0', '-1', 'WITHSCORES')).toEqual(
+        [String(users[1]), '2', String(users[2]), '3', String(users[3]), '4']);
+      expect(await svc.redis.zrange(keys.active(c), '0', '-1')).toEqual([String(users[0])]);
+      // The next tick through the ticker records and admits 2 and 3 (the budget's two slots left).
+      await ctx.ticker.tickOnce(now + tickMs);
+      expect(await svc.redis.zrange(keys.active(c), '0', '-1')).toEqual(users.slice(0, 3).map(String));
+      const rows = await svc.database.db.selectFrom('queue_entries').select(['seq', 'status']).where('concert_id', '=', c).orderBy('seq').execute();
+      expect(rows.map((x) => [x.seq, x.status])).toEqual([[1, 'waiting'], [2, 'active'], [3, 'active'], [4, 'waiting']]);
+    });
+  });
+}
