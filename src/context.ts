@@ -1,6 +1,8 @@
 import { hostname } from 'node:os';
 import type { Config } from './config.ts';
 import { AdmissionTicker } from './jobs/admission-ticker.ts';
+import { DrawJob } from './jobs/draw-job.ts';
+import { SaleService } from './modules/draw/sale.service.ts';
 import { HoldSweeper } from './jobs/hold-sweeper.ts';
 import { rebuildRedis } from './jobs/rebuild.ts';
 import { ModeCoordinator } from './resilience/coordinator.ts';
@@ -43,6 +45,9 @@ export interface AppContext {
   identity: IdentityService | null;
   catalog: CatalogService;
   queue: QueueService;
+  /** Scheduled sales: pre-queue, draw, published draw. */
+  sale: SaleService;
+  drawJob: DrawJob;
   admin: AdminService;
   reservations: ReservationService;
   balance: BalanceService;
@@ -116,6 +121,12 @@ export function createContext(config: Config, deps: { db: Db; redis: RedisClient
     return restoreLostPlace(db, redis, { ...place, now });
   });
 
+  const sale = new SaleService(db, redis, config, tokens, log, () => sqlSince);
+  queue.attachSale(sale);
+  const drawJob = new DrawJob(sale, queue, mode, log, {
+    intervalMs: Math.min(250, config.admissionTickMs), clock, load: (id) => catalog.ensureLoaded(id, clock()),
+  });
+
   const sqlHolds = new SqlHoldStore(db, sqlQueue);
   const reservations = new ReservationService({
     redis: new RedisHoldStore(redis, async (id) => (await catalog.concert(id)).endsAt, {
@@ -181,17 +192,18 @@ export function createContext(config: Config, deps: { db: Db; redis: RedisClient
   });
 
   return {
-    config, db, redis, log, metrics, mode, clock, instanceId, tokens, identity, catalog, queue, admin, reservations, balance, payments,
+    config, db, redis, log, metrics, mode, clock, instanceId, tokens, identity, catalog, queue, sale, drawJob, admin, reservations, balance, payments,
     writeBehind, ticker, sweeper, coordinator, liveConcerts,
     drain: new DrainState(),
     startJobs() {
       coordinator.start();
       ticker.start();
+      drawJob.start();
       writeBehind.start();
       sweeper.start();
     },
     async stopJobs() {
-      await Promise.all([coordinator.stop(), ticker.stop(), writeBehind.stop(), sweeper.stop()]);
+      await Promise.all([coordinator.stop(), ticker.stop(), drawJob.stop(), writeBehind.stop(), sweeper.stop()]);
     },
   };
 }

@@ -39,14 +39,32 @@ export const idTokenBody = z.object({
   userId: z.never({ error: 'is not accepted with AUTH_MODE=jwt; send {"idToken": "<JWT from the identity provider>"}' }).optional(),
 }).strict();
 
+const futureTime = z.iso.datetime({ offset: true, error: 'must be an ISO-8601 date-time such as 2026-12-24T10:00:00Z' });
+
 export const createConcertBody = z.object({
   title: text(1, 200),
+  /** Scheduled sale: joins before it are pre-queued, and a verifiable draw orders them at it. */
+  saleStartsAt: futureTime.optional(),
   schedules: z.array(z.object({
     date: z.iso.datetime({ offset: true, error: 'must be an ISO-8601 date-time such as 2026-12-24T19:00:00Z' }),
     seats: wholeNumber(1, 10_000),
     price: wholeNumber(0, 100_000_000),
   }, { error: 'must be an object with date, seats and price' }).strict(), { error: 'must be a list of schedules' })
     .min(1, { error: 'must list at least 1 schedule' }).max(100, { error: 'must list at most 100 schedules' }),
+}).strict();
+
+/** PATCH /admin/concerts/:concertId: moves a scheduled sale's opening while it is still ahead. */
+export const concertPatchBody = z.object({
+  saleStartsAt: futureTime,
+}).strict();
+
+/** A draw nonce the fan's client makes (docs/api.md, scheduled sale): 16 to 64 hexadecimal characters. */
+export const drawNonce = z.string({ error: 'must be 16 to 64 hexadecimal characters' })
+  .regex(/^[0-9a-fA-F]{16,64}$/, 'must be 16 to 64 hexadecimal characters');
+
+/** POST /v1/concerts/:concertId/queue: an optional body. */
+export const joinBody = z.object({
+  drawNonce: drawNonce.optional(),
 }).strict();
 
 export const queueConfigBody = z.object({

@@ -102,3 +102,19 @@ export const validate = <T extends ZodType, Target extends keyof ValidationTarge
   };
   return withBody as typeof check;
 };
+
+/**
+ * An optional JSON body: a request with no body (or an empty one) reads as `{}`; a body that is
+ * sent is checked as validate('json') checks it.
+ */
+export const validateOptionalJson = <T extends ZodType>(schema: T) => {
+  const check = validate('json', schema);
+  const optional: MiddlewareHandler = async (c, next) => {
+    if ((await c.req.text()).trim() === '') {
+      c.req.addValidatedData('json', {});
+      return next();
+    }
+    return check(c, next);
+  };
+  return optional as typeof check;
+};

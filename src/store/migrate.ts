@@ -4,6 +4,7 @@ import * as initial from './migrations/2026-11-25T0000_initial.ts';
 import * as identities from './migrations/2026-11-30T0000_identities.ts';
 import * as joinReplays from './migrations/2026-11-30T0100_join_replays.ts';
 import * as queueEta from './migrations/2026-11-30T0200_queue_eta.ts';
+import * as saleDraw from './migrations/2026-12-01T0100_sale_draw.ts';
 
 /** Listed explicitly so the set is the same whether run from source or a bundle. */
 const migrations: Record<string, Migration> = {
@@ -11,6 +12,7 @@ const migrations: Record<string, Migration> = {
   '2026-11-30T0000_identities': identities,
   '2026-11-30T0100_join_replays': joinReplays,
   '2026-11-30T0200_queue_eta': queueEta,
+  '2026-12-01T0100_sale_draw': saleDraw,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -2,19 +2,21 @@ import { Hono } from 'hono';
 import type { AppContext } from '../../context.ts';
 import type { AppEnv } from '../env.ts';
 import { bearer } from '../middleware/auth.ts';
-import { concertParam } from '../schemas.ts';
-import { validate } from '../validate.ts';
+import { concertParam, joinBody } from '../schemas.ts';
+import { validate, validateOptionalJson } from '../validate.ts';
 
 /** POST /v1/concerts/:concertId/queue */
 export function joinRouter(ctx: AppContext) {
   return new Hono<AppEnv>().post('/:concertId/queue', validate('param', concertParam), bearer({ tokens: ctx.tokens, clock: ctx.clock }),
+    validateOptionalJson(joinBody),
     async (c) => {
       const { concertId } = c.req.valid('param');
-      const r = await ctx.queue.join(c.get('principal'), concertId, ctx.clock());
-      const { status, position, ahead, estimatedWaitSeconds, paused, pollAfterSeconds, activeUntil } = r.place;
+      const { drawNonce } = c.req.valid('json');
+      const r = await ctx.queue.join(c.get('principal'), concertId, ctx.clock(), { drawNonce });
+      const { status, position, ahead, estimatedWaitSeconds, paused, pollAfterSeconds, activeUntil, opensAt, drawTicket } = r.place;
       return c.json({
         token: r.token, expiresAt: new Date(r.expiresAt).toISOString(), status, concertId, position, ahead,
-        estimatedWaitSeconds, paused, pollAfterSeconds, activeUntil,
+        estimatedWaitSeconds, paused, pollAfterSeconds, activeUntil, ...(opensAt ? { opensAt, drawTicket } : {}),
       }, r.created ? 201 : 200);
     });
 }
