@@ -5,7 +5,7 @@ import { runScript } from '../../redis/scripts.ts';
 
 /** The Redis half of the pre-queue: who is pre-queued under which token, and their last poll. */
 
-export type PrequeuePoll = 'prequeued' | 'placed' | 'unknown' | 'lapsed';
+export type PrequeuePoll = 'prequeued' | { placed: number } | 'unknown' | 'lapsed';
 
 /** Records a pre-queued place (SQL already has it) with a fresh heartbeat. */
 export async function putPrequeued(redis: RedisClient, concertId: number, userId: number, jti: string, now: number): Promise<void> {
@@ -20,7 +20,7 @@ export async function pollPrequeued(redis: RedisClient, concertId: number, userI
     [userId, jti, now, graceMs]);
   switch (Number(r[0])) {
     case ScriptCode.Prequeued: return 'prequeued';
-    case ScriptCode.Ok: return 'placed';
+    case ScriptCode.Ok: return { placed: Number(r[1]) };
     case ScriptCode.PlaceLost: return 'lapsed';
     default: return 'unknown';
   }

@@ -187,12 +187,17 @@ export class SaleService {
    * A pre-queue token's poll (and heartbeat). Redis mode asks Redis; what Redis does not know
    * (lost in a failover, or never written) SQL answers and Redis learns again.
    */
-  async pollPrequeue(p: { concertId: number; userId: number; jti: string }, now: number, useRedis: boolean): Promise<PrequeueRoad> {
+  async pollPrequeue(p: { concertId: number; userId: number; jti: string }, now: number, useRedis: boolean,
+    withTicket = false): Promise<PrequeueRoad> {
     const s = await this.state(p.concertId, now);
     if (useRedis) {
       const r = await pollPrequeued(this.redis, p.concertId, p.userId, p.jti, now, this.graceMs);
-      if (r === 'prequeued') return { kind: 'prequeued', standing: this.standing(p.concertId, p.userId, s.saleStartsAt ?? now, now) };
-      if (r === 'placed') return { kind: 'placed', seq: null };
+      if (r === 'prequeued') {
+        // Joining again answers with the ticket (SQL has it); a poll, the hot path, does not.
+        const ticket = withTicket ? (await findPrequeued(this.db, p.concertId, p.userId))?.ticket : undefined;
+        return { kind: 'prequeued', standing: this.standing(p.concertId, p.userId, s.saleStartsAt ?? now, now, ticket) };
+      }
+      if (typeof r === 'object') return { kind: 'placed', seq: r.placed };
       if (r === 'lapsed') await this.lapse(p, now);
     }
     const row = await findPrequeued(this.db, p.concertId, p.userId);
@@ -207,7 +212,7 @@ export class SaleService {
       if (now - Math.max(row.last_seen_at, this.sqlSince()) > this.graceMs) await this.lapse(p, now);
       await touchPrequeued(this.db, p.concertId, p.userId, now);
     }
-    return { kind: 'prequeued', standing: this.standing(p.concertId, p.userId, fresh.saleStartsAt ?? now, now) };
+    return { kind: 'prequeued', standing: this.standing(p.concertId, p.userId, fresh.saleStartsAt ?? now, now, withTicket ? row.ticket : undefined) };
   }
 
   private lost(): AppError {

@@ -66,10 +66,10 @@ export class QueueService {
    * pre-queued the pre-queue answers for them; once drawn they take the ordinary road, under
    * the entry number the draw gave.
    */
-  private async road(principal: Principal, now: number): Promise<Road> {
+  private async road(principal: Principal, now: number, withTicket = false): Promise<Road> {
     if (!this.sale || principal.typ !== 'queue' || principal.seq !== 0) return { principal };
     const concertId = principal.concertId!;
-    const r = await this.sale.pollPrequeue({ concertId, userId: principal.userId, jti: principal.jti }, now, this.mode.useRedis());
+    const r = await this.sale.pollPrequeue({ concertId, userId: principal.userId, jti: principal.jti }, now, this.mode.useRedis(), withTicket);
     if (r.kind === 'prequeued') return { view: this.prequeueView(concertId, r.standing) };
     return { principal: r.seq ? { ...principal, seq: r.seq } : principal };
   }
@@ -220,7 +220,7 @@ export class QueueService {
     const store = this.store();
     let place: QueuePlace;
     try {
-      const road = await this.road(principal, now);
+      const road = await this.road(principal, now, true);
       if ('view' in road) return { created: false, token: principal.token, expiresAt: principal.exp * 1000, place: road.view };
       const p = road.principal;
       place = await this.withPlace(p, now, () => store.poll(concertId, p.userId, p.jti, now));
@@ -238,7 +238,7 @@ export class QueueService {
     const store = this.store();
     let place: QueuePlace;
     try {
-      const road = await this.road(replay.principal, now);
+      const road = await this.road(replay.principal, now, true);
       if ('view' in road) return { created: false, token: replay.issued.token, expiresAt: replay.issued.expiresAt, place: road.view };
       const q = road.principal;
       place = await this.withPlace(q, now, () => store.poll(concertId, q.userId, q.jti, now));

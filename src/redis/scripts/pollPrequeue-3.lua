@@ -7,7 +7,7 @@
   KEYS[3] queue meta hash
   ARGV[1] userId   ARGV[2] jti   ARGV[3] now (ms)   ARGV[4] grace (ms)
 
-  Returns {code}   Codes: 17 pre-queued (heartbeat kept), 0 drawn (the token has a place in line),
+  Returns {code, seq (when drawn)}   Codes: 17 pre-queued (heartbeat kept), 0 drawn (the token has a place in line),
   1 not known here, 3 heartbeat lapsed (the pre-queued place is gone from Redis)
 ]]
 local rcall = redis.call
@@ -15,7 +15,7 @@ local preKey, tokenKey, metaKey = KEYS[1], KEYS[2], KEYS[3]
 local user, jti, now, grace = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 
 local placed = rcall('HGET', tokenKey, user)
-if placed and string.sub(placed, 1, #jti + 1) == jti .. ':' then return {0} end
+if placed and string.sub(placed, 1, #jti + 1) == jti .. ':' then return {0, tonumber(string.sub(placed, #jti + 2))} end
 if rcall('HGET', metaKey, 'drawn') == '1' then return {1} end
 local pre = rcall('HGET', preKey, user)
 if not pre then return {1} end
