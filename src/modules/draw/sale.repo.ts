@@ -1,4 +1,4 @@
-import type { ExpressionBuilder, Transaction } from 'kysely';
+import { sql, type ExpressionBuilder, type Transaction } from 'kysely';
 import { errors } from '../../errors.ts';
 import { isPostgres, type Db } from '../../store/connect.ts';
 import type { Database, PrequeueEntry } from '../../store/schema.ts';
@@ -140,18 +140,10 @@ export async function recordDraw(db: Db, concertId: number, now: number, seenSin
         concert_id: concertId, seq, user_id: fan.user_id, status: 'waiting' as const, joined_at: fan.joined_at,
         admitted_at: null, active_until: null, last_seen_at: now, updated_at: now,
       }))).execute();
+      const numbers = sql.join(rows.map(({ fan, seq }) => sql`WHEN ${fan.user_id} THEN ${seq}`), sql` `);
+      await trx.updateTable('prequeue_entries').set({ drawn_seq: sql<number>`CASE user_id ${numbers} END` })
+        .where('concert_id', '=', concertId).where('user_id', 'in', rows.map((r) => r.fan.user_id)).execute();
     }
-    // Every drawn fan's number, from the entries just written (numbers above `base` are theirs).
-    const drawnNow = (eb: ExpressionBuilder<Database, any>) => eb.selectFrom('queue_entries as e').select('e.user_id')
-      .where('e.concert_id', '=', concertId).where('e.seq', '>', base);
-    await trx.updateTable('prequeue_entries')
-      .set((eb) => ({
-        drawn_seq: eb.selectFrom('queue_entries as e').select('e.seq')
-          .whereRef('e.concert_id', '=', 'prequeue_entries.concert_id').whereRef('e.user_id', '=', 'prequeue_entries.user_id')
-          .where('e.seq', '>', base),
-      }))
-      .where('concert_id', '=', concertId).where('status', '=', 'waiting').where('user_id', 'in', drawnNow)
-      .execute();
     // Tokens take their entry numbers; the tokens of fans the draw left out end here.
     const jtisOf = (drawn: boolean) => (eb: ExpressionBuilder<Database, any>) => eb.selectFrom('prequeue_entries as p').select('p.jti')
       .where('p.concert_id', '=', concertId).where('p.drawn_seq', drawn ? 'is not' : 'is', null);

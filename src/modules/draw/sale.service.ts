@@ -29,7 +29,7 @@ export interface PrequeueStanding { opensAt: number; ticket?: string; pollAfterS
 export type PrequeueRoad = { kind: 'prequeued'; standing: PrequeueStanding } | { kind: 'placed'; seq: number | null };
 
 const STATE_FRESH_MS = 1000;
-const APPLY_BATCH = 1000;
+const APPLY_BATCH = 250;
 const DRAW_LEASE_MS = 10_000;
 
 const saleError = {
