@@ -35,7 +35,7 @@ export async function seenSince(redis: RedisClient, concertId: number, since: nu
   const out: number[] = [];
   let cursor = '0';
   do {
-    const [next, flat] = await redis.hscan(keys.prequeue(concertId), cursor, 'COUNT', 1000);
+    const [next, flat] = await redis.hscan(keys.prequeue(concertId), cursor, 'COUNT', 250);
     cursor = next;
     for (let i = 0; i < flat.length; i += 2) {
       const v = flat[i + 1]!;
