@@ -48,6 +48,7 @@ const saleError = {
  */
 export class SaleService {
   private readonly states = new Map<number, SaleState>();
+  private readonly reading = new Map<number, Promise<SaleState>>();
   /** Concerts whose draw this instance saw all in Redis's line (a lost flag is caught by joinQueue's check). */
   private readonly appliedSeen = new Set<number>();
 
@@ -73,11 +74,18 @@ export class SaleService {
   async state(concertId: number, now: number): Promise<SaleState> {
     const known = this.states.get(concertId);
     if (known && (known.saleStartsAt === null || known.drawnAt !== null || now - known.readAt < STATE_FRESH_MS)) return known;
-    const row = await findSale(this.db, concertId);
-    if (!row) throw errors.notFound('concert');
-    const state = { saleStartsAt: row.saleStartsAt, drawnAt: row.drawnAt, commitment: row.commitment, readAt: now };
-    this.states.set(concertId, state);
-    return state;
+    // Requests that miss at once share one read (a crowd joining a concert just created).
+    let reading = this.reading.get(concertId);
+    if (!reading) {
+      reading = findSale(this.db, concertId).then((row) => {
+        if (!row) throw errors.notFound('concert');
+        const state = { saleStartsAt: row.saleStartsAt, drawnAt: row.drawnAt, commitment: row.commitment, readAt: now };
+        this.states.set(concertId, state);
+        return state;
+      }).finally(() => this.reading.delete(concertId));
+      this.reading.set(concertId, reading);
+    }
+    return reading;
   }
 
   /**
