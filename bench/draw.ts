@@ -85,8 +85,10 @@ try {
   process.stderr.write('drawing\n');
   const drawAt = saleAt + 1;
   const draw = await timed(() => ctx.sale.drawConcert(c, drawAt, true));
+  process.stderr.write(`draw ${draw.ms} ms\n`);
   const apply = await timed(() => ctx.sale.applyDraw(c, drawAt));
-  const slow = (await sendCommand(port, ['SLOWLOG', 'GET', '100000'])) as unknown as [number, number, number, string[]][];
+  process.stderr.write(`apply ${apply.ms} ms\n`);
+  const slow = (await sendCommand(port, ['SLOWLOG', 'GET', '100000'], 60_000)) as unknown as [number, number, number, string[]][];
   const name = (e: [number, number, number, string[]]) => (e[3][0]!.toLowerCase().startsWith('eval') ? `${e[3][0]} (a script)` : e[3][0]!);
   const longest = slow.reduce((m, e) => (e[2] > m.us ? { us: e[2], cmd: name(e) } : m), { us: 0, cmd: '-' });
   const byCmd = new Map<string, number>();
