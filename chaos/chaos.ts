@@ -17,6 +17,7 @@ import { check, type CheckConfig, type SqlFacts } from './checker.ts';
 import { ChaosClient } from './client.ts';
 import { findPgBin, killPostmaster, startPgCluster, type PgCluster } from './cluster.ts';
 import { Fans } from './fans.ts';
+import { checkOpening, OpeningFans } from './opening.ts';
 import { emptyHistory, FAULT_KINDS, RunClock, type FaultKind, type History } from './history.ts';
 import { Nemesis, planFaults } from './nemesis.ts';
 import { Rng, randomSeed } from './prng.ts';
@@ -114,6 +115,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
     const concerts: ConcertSetup[] = [];
     const adminKey = randomBytes(16).toString('hex');
     const maxActive: Record<number, number> = {};
+    let opening = { concertId: 0, saleStartsAt: '', commitment: '', fault: null as string | null };
     try {
       topology = await startSentinelTopology({ downAfterMs: 1_000, failoverTimeoutMs: 5_000, minReplicasToWrite: options.minReplicasToWrite ?? 2 });
       cleanups.push(() => topology.stopAll());
@@ -149,6 +151,13 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
         maxActive[c.id] = Number(SERVICE_SETTINGS.DEFAULT_MAX_ACTIVE);
       }
       log(`concerts: ${concerts.map((c) => `${c.id} (${c.schedules.length} × ${SEATS_PER_SCHEDULE} seats)`).join(', ')}`);
+      // A scheduled sale that opens during the run, with a planned fault just before the opening.
+      const planned = planFaults(Rng.of(seed, 'nemesis'), faultKinds, runMs).find((f) => f.atMs >= 12_000);
+      const openingOffsetMs = planned ? planned.atMs + Math.min(1_000, planned.durationMs / 2) : Math.round(runMs / 3);
+      const saleStartsAt = new Date(Date.now() + 1_000 + openingOffsetMs).toISOString();
+      const c = await createConcert(apps[0]!, adminKey, `chaos ${seed} opening`, 2, SEATS_PER_SCHEDULE, PRICE, saleStartsAt);
+      opening = { concertId: c.id, saleStartsAt, commitment: c.commitment ?? '', fault: planned?.kind ?? null };
+      log(`scheduled sale: concert ${c.id} opens ${saleStartsAt}${planned ? ` (during ${planned.kind})` : ''}`);
     } catch (err) {
       keepLogs = true;
       throw new SetupError(`setup failed: ${(err as Error).message}`);
@@ -206,6 +215,13 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
 
     fans.start();
     cleanups.push(() => fans.stop());
+    const openingHistory = emptyHistory();
+    const openingFans = new OpeningFans(new ChaosClient(() => apps.map((a) => a.baseUrl), openingHistory, clock, 3_000), {
+      concertId: opening.concertId, firstUserId: FIRST_USER_ID + fanCount + 1_000, fans: OPENING_FANS, lateFans: OPENING_LATE_FANS, seed,
+      now: () => clock.now(), openingMs: clock.fromWall(opening.saleStartsAt), maxPollMs: 3_000,
+    });
+    openingFans.start();
+    cleanups.push(() => openingFans.stop());
     const t0 = clock.now();
     const nemesisDone = nemesis.run(plan, t0);
     await sleep(runMs);
@@ -214,6 +230,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
     await nemesis.healAll().catch((err) => log(`final heal failed: ${(err as Error).message}`));
     log('traffic: stopping');
     await fans.stop();
+    await openingFans.stop();
     const trafficEndMs = clock.now();
 
     // ---- settle --------------------------------------------------------------------------
@@ -273,6 +290,18 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
       concertOfSchedule: Object.fromEntries(concerts.flatMap((c) => c.schedules.map((s) => [s.id, c.id]))),
     };
     const result = check(history, sqlFacts, cfg);
+    // The opening's rules, and no 5xx but 503 with Retry-After on its requests.
+    const openingFacts = await readOpeningFacts(pgCluster!.url, apps, opening, clock);
+    const openingViolations = [
+      ...checkOpening(openingFans.fans, openingFacts, cfg),
+      ...openingHistory.ops.filter((o) => o.status >= 500 && (o.status !== 503 || !o.retryAfter)).map((o) => ({
+        invariant: 'opening-draw' as const, message: `pre-queue ${o.op} answered ${o.status} ${o.code ?? ''} ${o.error ?? ''}`.trim(), fans: [o.userId], opIds: [],
+      })),
+    ];
+    result.violations.push(...openingViolations);
+    result.counts['opening-draw'] += openingViolations.length;
+    log(`opening: ${openingFacts.published?.tickets.length ?? 0} drawn of ${openingFans.fans.filter((f) => f.ticket).length} pre-queued`
+      + ` (fault at the opening: ${opening.fault ?? 'none'}); ${openingViolations.length} violations`);
     const byKind: Record<string, number> = {};
     for (const f of history.faults) byKind[f.kind] = (byKind[f.kind] ?? 0) + 1;
     const modes: ChaosReport['modes'] = [];
@@ -327,6 +356,35 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
     process.removeListener('SIGTERM', onSigint);
     process.removeListener('exit', lastResort);
     rmSync(runDir, { recursive: true, force: true });
+  }
+}
+
+const OPENING_FANS = 24;
+const OPENING_LATE_FANS = 6;
+
+async function readOpeningFacts(url: string, apps: AppInstance[], opening: { concertId: number; saleStartsAt: string; commitment: string },
+  clock: RunClock) {
+  let published = null;
+  for (let attempt = 0; attempt < 20 && !published; attempt++) {
+    try {
+      const res = await fetch(`${apps[attempt % apps.length]!.baseUrl}/v1/concerts/${opening.concertId}/draw`, { signal: AbortSignal.timeout(3_000) });
+      if (res.status === 200) published = await res.json() as { seed: string; commitment: string; tickets: string[] };
+      else await res.arrayBuffer();
+    } catch { /* retried */ }
+    if (!published) await sleep(500);
+  }
+  const pool = new pg.Pool({ connectionString: url, max: 1 });
+  pool.on('error', () => {});
+  try {
+    const pre = (await pool.query('select user_id, ticket, drawn_seq, status from prequeue_entries where concert_id = $1', [opening.concertId])).rows;
+    const entries = (await pool.query('select seq, user_id from queue_entries where concert_id = $1', [opening.concertId])).rows;
+    return {
+      commitment: opening.commitment, published, openingMs: clock.fromWall(opening.saleStartsAt),
+      prequeue: pre.map((r: any) => ({ userId: Number(r.user_id), ticket: String(r.ticket), drawnSeq: r.drawn_seq === null ? null : Number(r.drawn_seq), status: String(r.status) })),
+      entries: entries.map((r: any) => ({ seq: Number(r.seq), userId: Number(r.user_id) })),
+    };
+  } finally {
+    await pool.end();
   }
 }
 

@@ -26,6 +26,7 @@ export const INVARIANTS = {
   'readiness': '8. /readyz answers 200 or 503 within 2 s',
   'no-lockout': '9. a join retried with the token it was made with is answered, never 401, within the replay window, nor refused for the challenge it already showed',
   'ticket-cap': '10. never more than MAX_TICKETS_PER_USER seats of a concert sold to one user (SQL)',
+  'opening-draw': '11. a scheduled sale\'s drawn order is the published one, recomputes from its seed, and places every pre-queued fan who kept the heartbeat ahead of later joiners',
 } as const;
 export type InvariantName = keyof typeof INVARIANTS;
 

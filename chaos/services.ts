@@ -143,14 +143,18 @@ async function admin(app: AppInstance, key: string, method: string, path: string
   return { status: res.status, body: parsed };
 }
 
-export async function createConcert(app: AppInstance, key: string, title: string, schedules: number, seats: number, price: number): Promise<ConcertSetup> {
+export async function createConcert(app: AppInstance, key: string, title: string, schedules: number, seats: number, price: number,
+  saleStartsAt?: string): Promise<ConcertSetup & { commitment?: string }> {
   const day = 86_400_000;
   const r = await admin(app, key, 'POST', '/admin/concerts', {
-    title,
+    title, ...(saleStartsAt ? { saleStartsAt } : {}),
     schedules: Array.from({ length: schedules }, (_, i) => ({ date: new Date(Date.now() + (7 + i) * day).toISOString(), seats, price })),
   });
   if (r.status !== 201) throw new Error(`POST /admin/concerts answered ${r.status}: ${JSON.stringify(r.body)}`);
-  return { id: r.body.id, schedules: r.body.schedules.map((s: any) => ({ id: s.id, capacity: s.capacity, price: s.price })) };
+  return {
+    id: r.body.id, schedules: r.body.schedules.map((s: any) => ({ id: s.id, capacity: s.capacity, price: s.price })),
+    commitment: r.body.draw?.commitment,
+  };
 }
 
 export async function adminStatus(app: AppInstance, key: string, timeoutMs = 2_000): Promise<{ mode: string | null; pending: number | null; lagSeconds: number | null } | null> {

@@ -2,6 +2,8 @@ import { hostname } from 'node:os';
 import type { Config } from './config.ts';
 import { AdmissionTicker } from './jobs/admission-ticker.ts';
 import { ConsoleSampler } from './jobs/console-sampler.ts';
+import { DrawJob } from './jobs/draw-job.ts';
+import { SaleService } from './modules/draw/sale.service.ts';
 import { HoldSweeper } from './jobs/hold-sweeper.ts';
 import { rebuildRedis } from './jobs/rebuild.ts';
 import { ModeCoordinator } from './resilience/coordinator.ts';
@@ -51,6 +53,9 @@ export interface AppContext {
   queue: QueueService;
   /** Proof of work on joins (JOIN_POW_BITS): challenges and their single use. */
   joinProof: JoinProofService;
+  /** Scheduled sales: pre-queue, draw, published draw. */
+  sale: SaleService;
+  drawJob: DrawJob;
   admin: AdminService;
   /** The operator console's overview and samples. */
   console: ConsoleService;
@@ -134,6 +139,11 @@ export function createContext(config: Config, deps: { db: Db; redis: RedisClient
   const sqlSpent = new SqlSpentChallenges(db);
   const joinProof = new JoinProofService({ redis: new RedisSpentChallenges(redis, sqlSpent), sql: sqlSpent }, mode,
     config.joinPowBits, config.jwtSecret);
+  const sale = new SaleService(db, redis, config, tokens, log, () => sqlSince);
+  queue.attachSale(sale);
+  const drawJob = new DrawJob(sale, queue, mode, log, {
+    intervalMs: Math.min(250, config.admissionTickMs), clock, load: (id) => catalog.ensureLoaded(id, clock()),
+  });
 
   const sqlHolds = new SqlHoldStore(db, sqlQueue);
   const reservations = new ReservationService({
@@ -212,18 +222,19 @@ export function createContext(config: Config, deps: { db: Db; redis: RedisClient
   });
 
   return {
-    config, db, redis, log, metrics, mode, clock, instanceId, tokens, identity, catalog, queue, joinProof, admin, console: consoleService, reservations, balance, payments,
-    writeBehind, ticker, sweeper, sampler, coordinator, liveConcerts,
+    config, db, redis, log, metrics, mode, clock, instanceId, tokens, identity, catalog, queue, joinProof, sale, drawJob, admin, console: consoleService,
+    reservations, balance, payments, writeBehind, ticker, sweeper, sampler, coordinator, liveConcerts,
     drain: new DrainState(),
     startJobs() {
       coordinator.start();
       ticker.start();
+      drawJob.start();
       writeBehind.start();
       sweeper.start();
       sampler.start();
     },
     async stopJobs() {
-      await Promise.all([coordinator.stop(), ticker.stop(), writeBehind.stop(), sweeper.stop(), sampler.stop()]);
+      await Promise.all([coordinator.stop(), ticker.stop(), drawJob.stop(), writeBehind.stop(), sweeper.stop(), sampler.stop()]);
     },
   };
 }

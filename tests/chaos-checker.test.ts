@@ -2,6 +2,9 @@
  * The chaos checker on small hand-made histories: for each invariant one history that keeps
  * it and one that breaks it, so the checker is shown able to fail.
  */
+import { createHash } from 'node:crypto';
+import { drawOrder } from '../src/modules/draw/algorithm.ts';
+import { checkOpening, type OpeningFacts, type OpeningFan } from '../chaos/opening.ts';
 import { describe, expect, test } from 'bun:test';
 import {
   check, checkActiveBound, checkAdmissionOrder, checkAdmissionOrderSql, checkErrors, checkHolds, checkMoney,
@@ -275,7 +278,7 @@ describe('check() and the seed', () => {
     const sql: SqlFacts = { payments: [{ id: 'pay-r1', reservationId: 'r1', userId: 1, scheduleId: 1, seatNumber: 7 }], users: [], queueEntries: [] };
     const r = check(h, sql, cfg);
     expect(r.violations).toEqual([]);
-    expect(Object.keys(r.counts)).toHaveLength(13);
+    expect(Object.keys(r.counts)).toHaveLength(14);
   });
   test('repeated sightings of one finding are merged', () => {
     const h = historyOf(join(1, 1, 0), hold(1, 1, 100, 'r1'), pay(1, 1, 1_000, 'r1'),
@@ -301,4 +304,44 @@ test('different seeds give different streams and plans', () => {
   expect(new Set(first).size).toBe(4);
   const plans = [1, 2, 3, 4].map((s) => JSON.stringify(planFaults(Rng.of(s, 'nemesis'), ['kill', 'freeze', 'failover', 'redis-down', 'pg-restart', 'app-kill'], 60_000)));
   expect(new Set(plans).size).toBe(4);
+});
+
+describe('opening-draw (a scheduled sale)', () => {
+  const seed = 'seed-for-the-checker';
+  const commitment = createHash('sha256').update(seed).digest('hex');
+  const tickets = ['aa', 'bb', 'cc', 'dd'];
+  const order = drawOrder(seed, tickets);
+  const fan = (userId: number, ticket: string, beats: number[], extra: Partial<OpeningFan> = {}): OpeningFan =>
+    ({ userId, nonce: 'n', ticket, token: 't', beats, late: false, ...extra });
+  const fans = order.map((t, i) => fan(i + 1, t, [95_000]));
+  const facts = (over: Partial<OpeningFacts> = {}): OpeningFacts => ({
+    commitment, openingMs: 100_000, published: { seed, commitment, tickets: order },
+    prequeue: fans.map((f) => ({ userId: f.userId, ticket: f.ticket!, drawnSeq: order.indexOf(f.ticket!) + 1, status: 'waiting' })),
+    entries: fans.map((f) => ({ seq: order.indexOf(f.ticket!) + 1, userId: f.userId })),
+    ...over,
+  });
+  const rule = { graceMs: 20_000, graceMarginMs: 3_000 };
+
+  test('a clean opening has no violation', () => {
+    expect(checkOpening(fans, facts(), rule)).toEqual([]);
+  });
+  test('a published order the seed does not give, or another SQL order, is caught', () => {
+    const swapped = [order[1]!, order[0]!, ...order.slice(2)];
+    expect(checkOpening(fans, facts({ published: { seed, commitment, tickets: swapped } }), rule).length).toBeGreaterThan(0);
+    const f = facts();
+    f.prequeue[0]!.drawnSeq = 9;
+    expect(checkOpening(fans, f, rule).some((v) => v.invariant === 'opening-draw')).toBe(true);
+  });
+  test('a fan who kept the heartbeat but is not drawn is caught; one who went quiet is not', () => {
+    const missing = [...fans, fan(99, 'ee', [90_000])];
+    expect(checkOpening(missing, facts(), rule).map((v) => v.fans)).toEqual([[99]]);
+    const quiet = [...fans, fan(98, 'ff', [60_000])];
+    expect(checkOpening(quiet, facts(), rule)).toEqual([]);
+  });
+  test('a later joiner inside the draw, or a commitment that changed, is caught', () => {
+    const late = fan(50, '', [], { late: true, ticket: undefined });
+    const f = facts({ entries: [...facts().entries.slice(1), { seq: 1, userId: 50 }] });
+    expect(checkOpening([...fans, late], f, rule).length).toBeGreaterThan(0);
+    expect(checkOpening(fans, facts({ commitment: 'other' }), rule).length).toBe(1);
+  });
 });

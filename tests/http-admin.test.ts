@@ -31,7 +31,7 @@ describeEach('admin', {}, (h) => {
     });
     expect(r.status).toBe(201);
     expect(r.body).toEqual({
-      id: expect.any(Number), title: 'Spring tour', startsAt: d1, endsAt: d2,
+      id: expect.any(Number), title: 'Spring tour', startsAt: d1, endsAt: d2, saleStartsAt: null, draw: null,
       schedules: [
         { id: expect.any(Number), date: d2, capacity: 3, price: 99_000 },
         { id: expect.any(Number), date: d1, capacity: 2, price: 0 },

@@ -462,13 +462,15 @@ describe('script SHAs', () => {
   /** An edit to a script is a conscious change: update its pin here in the same commit. */
   const PINNED: Record<string, string> = {
     admitNext: '56f07f059cf1088bec0a74b881ef59f80821eda1',
+    applyDraw: '3b9aa028f0e085309fe5ff9af857beec9df676cd',
     checkQueueToken: 'dc09b8df9b5a0bed0641a0231f1957d650cd0eb8',
     holdSeat: '43c2741cf0852185ea86781e63a3ba8747c3375f',
     issueToken: 'a2b47d3d2cb9d4ddf2acf062eca40b3b9c517ba5',
-    joinQueue: 'da47f3730c87ecac331883e89f2844ddf606fb8e',
+    joinQueue: 'c318943b363451fa6e3a8d67d17d4e1d6552a6aa',
     leaveQueue: '5d5e2575352511a5a06d34562200326467641519',
     markSold: 'a2dd3b7fba6d5f1443add69f27d45a91f019fed7',
     peekAdmissions: '740fac3a12724dd6a3e76e873e60451468aa0d6a',
+    pollPrequeue: '18d8b4346916b5c09bee801a6b863436ffc93719',
     pollQueue: '2918feffb2bce59772dd7da8f4578547fec0c575',
     releaseHold: '85fc721aff98e105c7b4651eb1b61f18477448a1',
   };

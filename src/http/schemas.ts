@@ -39,8 +39,12 @@ export const idTokenBody = z.object({
   userId: z.never({ error: 'is not accepted with AUTH_MODE=jwt; send {"idToken": "<JWT from the identity provider>"}' }).optional(),
 }).strict();
 
+const futureTime = z.iso.datetime({ offset: true, error: 'must be an ISO-8601 date-time such as 2026-12-24T10:00:00Z' });
+
 export const createConcertBody = z.object({
   title: text(1, 200),
+  /** Scheduled sale: joins before it are pre-queued, and a verifiable draw orders them at it. */
+  saleStartsAt: futureTime.optional(),
   schedules: z.array(z.object({
     date: z.iso.datetime({ offset: true, error: 'must be an ISO-8601 date-time such as 2026-12-24T19:00:00Z' }),
     seats: wholeNumber(1, 10_000),
@@ -48,6 +52,15 @@ export const createConcertBody = z.object({
   }, { error: 'must be an object with date, seats and price' }).strict(), { error: 'must be a list of schedules' })
     .min(1, { error: 'must list at least 1 schedule' }).max(100, { error: 'must list at most 100 schedules' }),
 }).strict();
+
+/** PATCH /admin/concerts/:concertId: moves a scheduled sale's opening while it is still ahead. */
+export const concertPatchBody = z.object({
+  saleStartsAt: futureTime,
+}).strict();
+
+/** A draw nonce the fan's client makes (docs/api.md, scheduled sale): 16 to 64 hexadecimal characters. */
+export const drawNonce = z.string({ error: 'must be 16 to 64 hexadecimal characters' })
+  .regex(/^[0-9a-fA-F]{16,64}$/, 'must be 16 to 64 hexadecimal characters');
 
 export const queueConfigBody = z.object({
   maxActive: wholeNumber(1, 10_000_000).optional(),
@@ -109,9 +122,10 @@ export const powAnswer = z.object({
 
 /**
  * POST /v1/concerts/:concertId/queue. The body is optional (no body reads as `{}`); `pow` is
- * required when JOIN_POW_BITS > 0 and the join would take a new place.
+ * required when JOIN_POW_BITS > 0 and the join would take a new place; `drawNonce` makes the
+ * draw ticket of a join before a scheduled sale opens.
  */
-export const joinBody = z.object({ pow: powAnswer.optional() }).strict();
+export const joinBody = z.object({ pow: powAnswer.optional(), drawNonce: drawNonce.optional() }).strict();
 
 /** GET /v1/challenge: find a nonce such that SHA-256(challenge + ":" + nonce) starts with `bits` zero bits. */
 export const challengeAnswer = z.object({

@@ -18,6 +18,8 @@ export enum ScriptCode {
   ShowStarted = 13,
   Reloading = 14,
   TicketLimit = 15,
+  DrawPending = 16,
+  Prequeued = 17,
 }
 
 /** Turns a script's failure code into the domain error the client sees. */
@@ -35,6 +37,7 @@ export function scriptError(code: number, ctx: { maxHolds?: number; maxTickets?:
     case ScriptCode.Forbidden: return errors.forbidden('this reservation belongs to someone else');
     case ScriptCode.AlreadyPaid: return errors.alreadyPaid();
     case ScriptCode.ShowStarted: return errors.seatUnavailable('this show has already started');
+    case ScriptCode.DrawPending: return errors.unavailable('the sale opens with a draw that is being made; retry in a moment', 1);
     case ScriptCode.Reloading: return errors.unavailable('the waiting room is being reloaded; retry in a moment', 1);
     default: return new AppError(503, 'UNAVAILABLE', `unexpected script code ${code}`, undefined, 1);
   }

@@ -9,6 +9,8 @@ export const keys = {
   // catalog (cache of SQL)
   concertList: 'catalog:concerts',
   concert: (c: number) => `${tag(c)}:concert`,
+  /** The public concert detail (GET /v1/concerts/:id), JSON, a few seconds. */
+  concertDetail: (c: number) => `${tag(c)}:detail`,
   /** Held while one loader writes the concert from SQL; no second loader may wipe its work. */
   loadLock: (c: number) => `${tag(c)}:loading`,
   scheduleIds: (c: number) => `${tag(c)}:schedules`,
@@ -30,6 +32,10 @@ export const keys = {
   active: (c: number) => `${tag(c)}:q:active`,
   seen: (c: number) => `${tag(c)}:q:seen`,
   queueTokens: (c: number) => `${tag(c)}:q:tok`,
+  /** Scheduled sale: fans pre-queued for the draw (user -> "jti|last poll ms"). */
+  prequeue: (c: number) => `${tag(c)}:q:pre`,
+  /** Held by the instance applying a recorded draw to Redis. */
+  drawLock: (c: number) => `${tag(c)}:q:drawing`,
 
   // write-behind
   stream: (c: number) => `${tag(c)}:wb`,

@@ -6,6 +6,7 @@ import * as joinReplays from './migrations/2026-11-30T0100_join_replays.ts';
 import * as queueEta from './migrations/2026-11-30T0200_queue_eta.ts';
 import * as consoleSamples from './migrations/2026-12-01T0000_console_samples.ts';
 import * as spentChallenges from './migrations/2026-12-01T0200_spent_challenges.ts';
+import * as saleDraw from './migrations/2026-12-01T0100_sale_draw.ts';
 
 /** Listed explicitly so the set is the same whether run from source or a bundle. */
 const migrations: Record<string, Migration> = {
@@ -14,6 +15,7 @@ const migrations: Record<string, Migration> = {
   '2026-11-30T0100_join_replays': joinReplays,
   '2026-11-30T0200_queue_eta': queueEta,
   '2026-12-01T0000_console_samples': consoleSamples,
+  '2026-12-01T0100_sale_draw': saleDraw,
   '2026-12-01T0200_spent_challenges': spentChallenges,
 };
 

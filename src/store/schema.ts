@@ -23,6 +23,13 @@ export interface ConcertsTable {
   starts_at: number;
   ends_at: number;
   created_at: number;
+  /** Scheduled sale: joins before it are pre-queued and drawn (null: open from creation). */
+  sale_starts_at: number | null;
+  /** The draw's secret seed, revealed once drawn; its lowercase hex SHA-256 is public from creation. */
+  draw_seed: string | null;
+  draw_commitment: string | null;
+  /** Set, once, in the transaction that records the drawn order. */
+  drawn_at: number | null;
 }
 
 export interface SchedulesTable {
@@ -116,6 +123,20 @@ export interface QueueEntriesTable {
   updated_at: number;
 }
 
+export type PrequeueStatus = 'waiting' | 'left' | 'lapsed';
+
+/** A fan pre-queued for a scheduled sale; `drawn_seq` is the entry number the draw gave. */
+export interface PrequeueEntriesTable {
+  concert_id: number;
+  user_id: number;
+  ticket: string;
+  jti: string;
+  status: PrequeueStatus;
+  joined_at: number;
+  last_seen_at: number;
+  drawn_seq: number | null;
+}
+
 /** One row per concert: the queue's counters and configuration. */
 export interface QueueStateTable {
   concert_id: number;
@@ -199,6 +220,7 @@ export interface Database {
   spent_challenges: SpentChallengesTable;
   queue_entries: QueueEntriesTable;
   queue_state: QueueStateTable;
+  prequeue_entries: PrequeueEntriesTable;
   idempotency_keys: IdempotencyKeysTable;
   service_mode: ServiceModeTable;
   identities: IdentitiesTable;
@@ -218,4 +240,5 @@ export type Payment = Selectable<PaymentsTable>;
 export type TokenRow = Selectable<TokensTable>;
 export type QueueEntry = Selectable<QueueEntriesTable>;
 export type QueueState = Selectable<QueueStateTable>;
+export type PrequeueEntry = Selectable<PrequeueEntriesTable>;
 export type QueueStateUpdate = Updateable<QueueStateTable>;

@@ -1,9 +1,18 @@
 import { Hono } from 'hono';
+import { errors } from '../../errors.ts';
 import type { AppContext } from '../../context.ts';
 import type { AppEnv } from '../env.ts';
 import { adminKey } from '../middleware/admin-key.ts';
-import { concertParam, createConcertBody, queueConfigBody, samplesQuery } from '../schemas.ts';
+import { concertParam, concertPatchBody, createConcertBody, queueConfigBody, samplesQuery } from '../schemas.ts';
 import { validate } from '../validate.ts';
+
+/** A scheduled opening must lie ahead: one in the past would open a sale with no pre-queue at all. */
+function parseSaleStart(iso: string | undefined, now: number): number | null {
+  if (iso === undefined) return null;
+  const at = Date.parse(iso);
+  if (at <= now) throw errors.validation('saleStartsAt: must be in the future', [{ field: 'saleStartsAt', problem: 'must be in the future' }]);
+  return at;
+}
 
 export function adminRouter(ctx: AppContext) {
   return new Hono<AppEnv>()
@@ -13,12 +22,22 @@ export function adminRouter(ctx: AppContext) {
       const { concert, schedules } = await ctx.catalog.create({
         title: body.title,
         schedules: body.schedules.map((s) => ({ date: Date.parse(s.date), seats: s.seats, price: s.price })),
+        saleStartsAt: parseSaleStart(body.saleStartsAt, ctx.clock()),
       }, ctx.clock(), ctx.mode.useRedis());
       return c.json({
         id: concert.id, title: concert.title,
         startsAt: new Date(concert.starts_at).toISOString(), endsAt: new Date(concert.ends_at).toISOString(),
+        saleStartsAt: concert.sale_starts_at === null ? null : new Date(concert.sale_starts_at).toISOString(),
+        draw: concert.draw_commitment && concert.sale_starts_at !== null ? { commitment: concert.draw_commitment } : null,
         schedules: schedules.map((s) => ({ id: s.id, date: new Date(s.date).toISOString(), capacity: s.capacity, price: s.price })),
       }, 201);
+    })
+    .patch('/concerts/:concertId', validate('param', concertParam), validate('json', concertPatchBody), async (c) => {
+      const { concertId } = c.req.valid('param');
+      const now = ctx.clock();
+      await ctx.sale.reschedule(concertId, parseSaleStart(c.req.valid('json').saleStartsAt, now)!, now);
+      ctx.catalog.forget(concertId);
+      return c.json({ id: concertId, ...(await ctx.sale.publicView(concertId, now)) });
     })
     .get('/concerts/:concertId/queue', validate('param', concertParam), async (c) => {
       const { concertId } = c.req.valid('param');

@@ -9,6 +9,15 @@ export function catalogRouter(ctx: AppContext) {
   const auth = bearer({ tokens: ctx.tokens, clock: ctx.clock });
   return new Hono<AppEnv>()
     .get('/', async (c) => c.json({ concerts: await ctx.catalog.list(ctx.mode.useRedis()) }))
+    .get('/:concertId', validate('param', concertParam), async (c) => {
+      const { concertId } = c.req.valid('param');
+      return c.json(await ctx.catalog.detail(concertId, ctx.clock(), ctx.mode.useRedis(), (id, now) => ctx.sale.publicView(id, now)));
+    })
+    .get('/:concertId/draw', validate('param', concertParam), async (c) => {
+      const { concertId } = c.req.valid('param');
+      await ctx.catalog.concert(concertId);
+      return c.json(await ctx.sale.published(concertId));
+    })
     .get('/:concertId/schedules', validate('param', concertParam), auth, async (c) => {
       const { concertId } = c.req.valid('param');
       const now = ctx.clock();

@@ -11,16 +11,17 @@ export function joinRouter(ctx: AppContext) {
     validateOptionalJson(joinBody),
     async (c) => {
       const { concertId } = c.req.valid('param');
-      const { pow } = c.req.valid('json');
+      const { pow, drawNonce } = c.req.valid('json');
       const principal = c.get('principal');
       const now = ctx.clock();
       const r = await ctx.queue.join(principal, concertId, now, {
+        drawNonce,
         beforeNewPlace: () => ctx.joinProof.assertSolved(pow, { srcJti: principal.jti, concertId }, now),
       });
-      const { status, position, ahead, estimatedWaitSeconds, paused, pollAfterSeconds, activeUntil } = r.place;
+      const { status, position, ahead, estimatedWaitSeconds, paused, pollAfterSeconds, activeUntil, opensAt, drawTicket } = r.place;
       return c.json({
         token: r.token, expiresAt: new Date(r.expiresAt).toISOString(), status, concertId, position, ahead,
-        estimatedWaitSeconds, paused, pollAfterSeconds, activeUntil,
+        estimatedWaitSeconds, paused, pollAfterSeconds, activeUntil, ...(opensAt ? { opensAt, drawTicket } : {}),
       }, r.created ? 201 : 200);
     });
 }

@@ -1,5 +1,6 @@
 import type { Db } from '../../store/connect.ts';
 import type { Concert, Schedule } from '../../store/schema.ts';
+import { drawCommitment, newDrawSeed } from '../draw/algorithm.ts';
 
 export interface NewScheduleInput { date: number; seats: number; price: number }
 
@@ -12,14 +13,19 @@ const SEAT_INSERT_CHUNK = 500;
 
 export async function insertConcert(
   db: Db,
-  input: { title: string; schedules: NewScheduleInput[] },
+  input: { title: string; schedules: NewScheduleInput[]; saleStartsAt?: number | null },
   queueDefaults: { maxActive: number; admitPerSecond: number; activeTtlSeconds: number },
   now: number,
 ): Promise<CreatedConcert> {
   const dates = input.schedules.map((s) => s.date);
+  // Every concert commits to a draw seed at creation; only a scheduled sale ever uses (and reveals) it.
+  const seed = newDrawSeed();
   return db.transaction().execute(async (trx) => {
     const concert = await trx.insertInto('concerts')
-      .values({ title: input.title, starts_at: Math.min(...dates), ends_at: Math.max(...dates), created_at: now })
+      .values({
+        title: input.title, starts_at: Math.min(...dates), ends_at: Math.max(...dates), created_at: now,
+        sale_starts_at: input.saleStartsAt ?? null, draw_seed: seed, draw_commitment: drawCommitment(seed), drawn_at: null,
+      })
       .returningAll().executeTakeFirstOrThrow();
     const schedules: Schedule[] = [];
     for (const s of input.schedules) {

@@ -38,7 +38,7 @@ export class CatalogService {
     this.createdListeners.push(listener);
   }
 
-  async create(input: { title: string; schedules: NewScheduleInput[] }, now: number, useRedis: boolean) {
+  async create(input: { title: string; schedules: NewScheduleInput[]; saleStartsAt?: number | null }, now: number, useRedis: boolean) {
     const created = await insertConcert(this.db, input, {
       maxActive: this.config.defaultMaxActive,
       admitPerSecond: this.config.defaultAdmitPerSecond,
@@ -60,6 +60,21 @@ export class CatalogService {
     const rows = (await listConcerts(this.db)).map((c) => view({ id: c.id, title: c.title, startsAt: c.starts_at, endsAt: c.ends_at }));
     if (useRedis) await this.redis.set(keys.concertList, JSON.stringify(rows), 'EX', LIST_CACHE_SECONDS);
     return rows;
+  }
+
+  /**
+   * One concert's public page data, cached in Redis for a few seconds like the list (the sale's
+   * part can change until the opening: PATCH forgets the cached copy).
+   */
+  async detail(id: number, now: number, useRedis: boolean,
+    sale: (id: number, now: number) => Promise<{ saleStartsAt: string | null; draw: { commitment: string; drawn: boolean } | null }>) {
+    if (useRedis) {
+      const cached = await this.redis.get(keys.concertDetail(id));
+      if (cached) return JSON.parse(cached) as ConcertView & Awaited<ReturnType<typeof sale>>;
+    }
+    const out = { ...view(await this.concert(id)), ...(await sale(id, now)) };
+    if (useRedis) await this.redis.set(keys.concertDetail(id), JSON.stringify(out), 'EX', LIST_CACHE_SECONDS);
+    return out;
   }
 
   /** Concerts whose queue may still move: the admission ticker and write-behind worker walk these. */
@@ -183,6 +198,7 @@ export class CatalogService {
   }
 
   forget(concertId: number): void {
+    void this.redis.del(keys.concertDetail(concertId)).catch(() => {});
     this.concerts.delete(concertId);
     this.scheduleIds.delete(concertId);
   }

@@ -146,7 +146,7 @@ export async function loadConcert(db: Db, redis: RedisClient, concertId: number,
     .where('concert_id', '=', c).where('status', 'in', ['waiting', 'active'])
     .orderBy('seq').execute();
   const liveTokens = await db.selectFrom('tokens').select(['jti', 'user_id', 'seq'])
-    .where('typ', '=', 'queue').where('concert_id', '=', c)
+    .where('typ', '=', 'queue').where('concert_id', '=', c).where('seq', '>', 0)
     .where('revoked_at', 'is', null).where('expires_at', '>', now)
     .orderBy('created_at').execute();
   const tokenBySeq = new Map<number, { jti: string; user: number }>();
@@ -160,8 +160,19 @@ export async function loadConcert(db: Db, redis: RedisClient, concertId: number,
   }
   entries.sort((a, b) => a.seq - b.seq);
 
-  const qKeys = [keys.waiting(c), keys.active(c), keys.seen(c), keys.queueTokens(c)];
+  const qKeys = [keys.waiting(c), keys.active(c), keys.seen(c), keys.queueTokens(c), keys.prequeue(c)];
   await add((p) => p.del(...qKeys));
+  // A scheduled sale not drawn yet: its pre-queued fans, whose heartbeat starts again now (as
+  // waiting users' does). Once drawn, the drawn fans are ordinary entries, loaded below.
+  if (concert.sale_starts_at !== null && concert.drawn_at === null) {
+    const pre = await db.selectFrom('prequeue_entries').select(['user_id', 'jti'])
+      .where('concert_id', '=', c).where('status', '=', 'waiting').where('drawn_seq', 'is', null).execute();
+    for (let i = 0; i < pre.length; i += 1000) {
+      const fields: Record<string, string> = {};
+      for (const f of pre.slice(i, i + 1000)) fields[f.user_id] = `${f.jti}|${now}`;
+      await add((p) => p.hset(keys.prequeue(c), fields));
+    }
+  }
   let waiting = 0;
   let active = 0;
   // Entry numbers handed out so far: every written-through queue token counts, revoked ones
@@ -191,6 +202,8 @@ export async function loadConcert(db: Db, redis: RedisClient, concertId: number,
     lastSeq: maxSeq, lastAdmitted, admittedTotal: Math.max(Number(admittedRow?.n ?? 0), state?.admitted_total ?? 0),
     maxActive: state?.max_active ?? 1000, admitPerSecond: state?.admit_per_second ?? 100,
     activeTtl: state?.active_ttl_seconds ?? 600, paused: state?.paused ?? 0, lastTick: 0, rate: 0, credit: 0, loadingUntil: 0,
+    // A scheduled sale: joinQueue takes no place until the drawn line is all here (it is, below).
+    saleAt: concert.sale_starts_at ?? '', drawn: concert.drawn_at !== null ? 1 : 0,
   }));
   for (const k of [...qKeys, keys.queueMeta(c)]) await add((p) => p.pexpireat(k, expireAt));
   await add((p) => p.del(keys.scheduleIds(c)));
@@ -258,7 +271,7 @@ export async function restorePlacesSince(db: Db, redis: RedisClient, concertId: 
     .execute();
   let restored = 0;
   for (const r of rows) {
-    if (r.seq === null || (r.status !== null && r.status !== 'waiting')) continue;
+    if (r.seq === null || r.seq <= 0 || (r.status !== null && r.status !== 'waiting')) continue;
     if (await redis.hexists(keys.queueTokens(concertId), String(r.user_id))) continue;
     await redis.multi()
       .hsetnx(keys.queueTokens(concertId), String(r.user_id), `${r.jti}:${r.seq}`)

@@ -2,23 +2,31 @@ import type { Config } from '../../config.ts';
 import { AppError, errors, UnknownQueueTokenError } from '../../errors.ts';
 import type { ModeController } from '../../resilience/mode.ts';
 import type { CatalogService } from '../catalog/catalog.service.ts';
+import type { PrequeueStanding, SaleService } from '../draw/sale.service.ts';
 import type { IssuedQueueToken, Principal, TokenService } from '../tokens/tokens.service.ts';
 import { estimateWaitSeconds } from './eta.ts';
 import type { QueuePlace, QueueStore } from './types.ts';
 
 export interface PlaceView {
-  status: 'waiting' | 'active';
+  status: 'waiting' | 'active' | 'prequeue';
   concertId: number;
-  position: number;
-  ahead: number;
+  /** null while pre-queued: the draw has not given the place its number yet. */
+  position: number | null;
+  ahead: number | null;
   /** null while the queue is paused: nobody is admitted, so no time can be promised. */
   estimatedWaitSeconds: number | null;
   paused: boolean;
   pollAfterSeconds: number;
   activeUntil: string | null;
+  /** Pre-queued only: when the sale opens (and the draw is made), and the fan's draw ticket (on joining). */
+  opensAt?: string;
+  drawTicket?: string;
 }
 
 export interface JoinAnswer { created: boolean; token: string; expiresAt: number; place: PlaceView }
+
+/** A pre-queue token (entry number 0) that is still pre-queued, or the token to take the ordinary road with. */
+type Road = { view: PlaceView } | { principal: Principal };
 
 const isUnauthenticated = (err: unknown) => err instanceof AppError && err.status === 401;
 
@@ -37,6 +45,34 @@ export class QueueService {
     private readonly restorePlace: (p: { concertId: number; userId: number; jti: string; seq: number }, now: number) => Promise<boolean>
       = async () => false,
   ) {}
+
+  /** Scheduled sales (src/modules/draw): set once by the composition root. */
+  private sale: SaleService | null = null;
+
+  attachSale(sale: SaleService): void {
+    this.sale = sale;
+  }
+
+  prequeueView(concertId: number, s: PrequeueStanding): PlaceView {
+    return {
+      status: 'prequeue', concertId, position: null, ahead: null, estimatedWaitSeconds: null, paused: false,
+      pollAfterSeconds: s.pollAfterSeconds, activeUntil: null, opensAt: new Date(s.opensAt).toISOString(),
+      ...(s.ticket ? { drawTicket: s.ticket } : {}),
+    };
+  }
+
+  /**
+   * Queue tokens issued before a sale's draw carry entry number 0: while their holder is
+   * pre-queued the pre-queue answers for them; once drawn they take the ordinary road, under
+   * the entry number the draw gave.
+   */
+  private async road(principal: Principal, now: number, withTicket = false): Promise<Road> {
+    if (!this.sale || principal.typ !== 'queue' || principal.seq !== 0) return { principal };
+    const concertId = principal.concertId!;
+    const r = await this.sale.pollPrequeue({ concertId, userId: principal.userId, jti: principal.jti }, now, this.mode.useRedis(), withTicket);
+    if (r.kind === 'prequeued') return { view: this.prequeueView(concertId, r.standing) };
+    return { principal: r.seq ? { ...principal, seq: r.seq } : principal };
+  }
 
   /**
    * Runs a Redis-mode step that checks a queue token; when Redis does not know the token, asks
@@ -114,9 +150,11 @@ export class QueueService {
    * only when the join is about to take a new place (the proof of work on joins).
    */
   async join(principal: Principal, concertId: number, now: number,
-    opts: { beforeNewPlace?: () => Promise<void> } = {}): Promise<JoinAnswer> {
+    opts: { beforeNewPlace?: () => Promise<void>; drawNonce?: string } = {}): Promise<JoinAnswer> {
     const concert = await this.catalog.concert(concertId);
     if (concert.endsAt <= now) throw errors.queueClosed('the concert is over');
+    const sale = this.sale ? await this.sale.phase(concertId, now, this.mode.useRedis()) : { phase: 'open' as const };
+    if (sale.phase === 'drawing') throw errors.unavailable('the sale opens with a draw that is being made; retry in a moment', 1);
     this.assertAccepting(concertId);
     const useRedis = this.mode.useRedis();
     const store = this.store();
@@ -136,7 +174,9 @@ export class QueueService {
     // the new place is recorded. Until then the old token stays live, so that a double-submit
     // racing this join takes the same road (and a refused join keeps the old place).
     const moving = principal.typ === 'queue' && principal.concertId !== concertId;
+    // Proof of work (when asked for) covers every new place, a pre-queued one too.
     await opts.beforeNewPlace?.();
+    if (sale.phase === 'prequeue') return this.joinPrequeue(principal, concertId, now, opts.drawNonce, useRedis, moving);
     const jti = await this.tokens.claimJoin(principal, concertId, now);
     const outcome = await store.join(concertId, principal.userId, jti, now);
     // A double-submit that got here second finds its own place under the claimed id: nothing to revoke.
@@ -166,6 +206,13 @@ export class QueueService {
     return { created: outcome.fresh, token: issued.token, expiresAt: issued.expiresAt, place: this.view(concertId, outcome) };
   }
 
+  private async joinPrequeue(principal: Principal, concertId: number, now: number, nonce: string | undefined,
+    useRedis: boolean, moving: boolean): Promise<JoinAnswer> {
+    const r = await this.sale!.joinPrequeue(principal, concertId, now, nonce, { useRedis, moving });
+    if (moving) await this.leave(principal, now).catch(() => this.tokens.revoke([principal.jti], now)).catch(() => {});
+    return { created: r.created, token: r.token, expiresAt: r.expiresAt, place: this.prequeueView(concertId, r.standing) };
+  }
+
   /**
    * Joining again with the live queue token of this concert: the same token and place, the
    * heartbeat refreshed as a poll would. Null when the waiting place has lapsed: the token
@@ -176,7 +223,10 @@ export class QueueService {
     const store = this.store();
     let place: QueuePlace;
     try {
-      place = await this.withPlace(principal, now, () => store.poll(concertId, principal.userId, principal.jti, now));
+      const road = await this.road(principal, now, true);
+      if ('view' in road) return { created: false, token: principal.token, expiresAt: principal.exp * 1000, place: road.view };
+      const p = road.principal;
+      place = await this.withPlace(p, now, () => store.poll(concertId, p.userId, p.jti, now));
     } catch (err) {
       if (isUnauthenticated(err)) return null;
       throw err;
@@ -189,9 +239,11 @@ export class QueueService {
     const replay = await this.tokens.replayableJoin(principal, concertId, now);
     if (!replay) return null;
     const store = this.store();
-    const q = replay.principal;
     let place: QueuePlace;
     try {
+      const road = await this.road(replay.principal, now, true);
+      if ('view' in road) return { created: false, token: replay.issued.token, expiresAt: replay.issued.expiresAt, place: road.view };
+      const q = road.principal;
       place = await this.withPlace(q, now, () => store.poll(concertId, q.userId, q.jti, now));
     } catch (err) {
       if (isUnauthenticated(err)) return null; // the place has ended: the replaced token is just that
@@ -208,16 +260,29 @@ export class QueueService {
   async poll(principal: Principal, now: number): Promise<PlaceView & { token?: string }> {
     const concertId = this.queueConcert(principal);
     const store = this.store();
-    const place = await this.withPlace(principal, now, () => store.poll(concertId, principal.userId, principal.jti, now));
-    const view = this.view(concertId, place);
-    if (!this.tokens.refreshDue(principal, now)) return view;
-    const refreshed = await this.tokens.refreshQueueToken(principal, now).catch(() => null);
-    return refreshed ? { ...view, token: refreshed.token } : view;
+    const road = await this.road(principal, now);
+    const p = 'view' in road ? principal : road.principal;
+    const view = 'view' in road ? road.view
+      : this.view(concertId, await this.withPlace(p, now, () => store.poll(concertId, p.userId, p.jti, now)));
+    if (this.tokens.refreshDue(p, now)) {
+      const refreshed = await this.tokens.refreshQueueToken(p, now).catch(() => null);
+      if (refreshed) return { ...view, token: refreshed.token };
+    }
+    // Drawn: from now on the token names the entry number the draw gave.
+    if (p.seq !== principal.seq && p.seq) {
+      const token = await this.tokens.signQueueToken({
+        userId: p.userId, jti: p.jti, concertId, seq: p.seq, createdAt: now, expiresAt: p.exp * 1000,
+      });
+      return { ...view, token };
+    }
+    return view;
   }
 
   async leave(principal: Principal, now: number): Promise<void> {
     const concertId = this.queueConcert(principal);
     this.assertWritable();
+    if (this.sale && principal.seq === 0
+      && (await this.sale.leavePrequeue({ concertId, userId: principal.userId, jti: principal.jti }, now, this.mode.useRedis()))) return;
     const store = this.store();
     // Redis mode: the token's SQL record first, so that a failure leaves the place untouched
     // for the retry (which finds it still live in Redis and completes the leave). SQL mode
@@ -231,7 +296,10 @@ export class QueueService {
     if (principal.typ !== 'queue') throw errors.notAdmitted('an admitted queue token is required');
     if (principal.concertId !== concertId) throw errors.notAdmitted('this queue token belongs to another concert');
     const store = this.store();
-    const r = await this.withPlace(principal, now, () => store.check(concertId, principal.userId, principal.jti, now));
+    const road = await this.road(principal, now);
+    if ('view' in road) throw errors.notAdmitted('the sale has not opened yet: you are pre-queued for its draw');
+    const p = road.principal;
+    const r = await this.withPlace(p, now, () => store.check(concertId, p.userId, p.jti, now));
     if (!r.active) throw errors.notAdmitted();
     return { activeUntil: r.activeUntil };
   }
@@ -240,7 +308,10 @@ export class QueueService {
   async assertLive(principal: Principal, now: number, useRedis = this.mode.useRedis()): Promise<void> {
     if (principal.typ === 'user') return this.tokens.assertUserTokenLive(principal, now, useRedis);
     const store = this.store();
-    await this.withPlace(principal, now, () => store.check(principal.concertId!, principal.userId, principal.jti, now));
+    const road = await this.road(principal, now);
+    if ('view' in road) return;
+    const p = road.principal;
+    await this.withPlace(p, now, () => store.check(p.concertId!, p.userId, p.jti, now));
   }
 
   private queueConcert(principal: Principal): number {

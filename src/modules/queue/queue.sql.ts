@@ -49,7 +49,8 @@ export class SqlQueueStore implements QueueStore {
     const token = await db.selectFrom('tokens').select(['seq', 'user_id', 'created_at'])
       .where('jti', '=', jti).where('concert_id', '=', concertId).where('revoked_at', 'is', null).where('expires_at', '>', now)
       .executeTakeFirst();
-    if (!token || token.user_id !== userId || token.seq === null) return null;
+    // Entry number 0: a pre-queue token of a scheduled sale, which has no place in line (yet).
+    if (!token || token.user_id !== userId || token.seq === null || token.seq <= 0) return null;
     const find = () => db.selectFrom('queue_entries').selectAll()
       .where('concert_id', '=', concertId).where('seq', '=', token.seq!).where('user_id', '=', userId).executeTakeFirst();
     let entry = await find();
@@ -83,7 +84,7 @@ export class SqlQueueStore implements QueueStore {
           sql<number>`${now}`.as('updated_at'),
         ].map((x) => x as never))
         .where('t.typ', '=', 'queue').where('t.concert_id', '=', concertId)
-        .where('t.revoked_at', 'is', null).where('t.expires_at', '>', now).where('t.seq', 'is not', null)
+        .where('t.revoked_at', 'is', null).where('t.expires_at', '>', now).where('t.seq', '>', 0)
         .where((w) => w.not(w.exists(w.selectFrom('queue_entries as e').select('e.seq')
           .where('e.concert_id', '=', concertId).whereRef('e.seq', '=', 't.seq')))))
       .onConflict((oc) => oc.columns(['concert_id', 'seq']).doNothing())

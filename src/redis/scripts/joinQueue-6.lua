@@ -12,7 +12,8 @@
            rate (admissions/s x1000), admitPerSecond, fresh (1 when a new place was taken),
            paused (0|1), maxActive, activeCount (unexpired), activeTtl (s),
            etaMeanHold (s, '' before the first tick), etaSpread (see admitNext; strings)}
-  Codes: 0 ok, 4 queue closed (paused), 11 queue not loaded, 14 being reloaded (retry)
+  Codes: 0 ok, 4 queue closed (paused), 11 queue not loaded, 14 being reloaded (retry),
+         16 a scheduled sale whose draw is not in the line yet (retry)
 ]]
 local rcall = redis.call
 local metaKey, waitKey, activeKey, seenKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -20,8 +21,10 @@ local tokenKey, streamKey = KEYS[5], KEYS[6]
 local user, jti, now, grace = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 
 local meta = rcall('HMGET', metaKey, 'paused', 'lastAdmitted', 'rate', 'admitPerSecond', 'loadingUntil',
-  'maxActive', 'activeTtl', 'etaMeanHold', 'etaSpread')
+  'maxActive', 'activeTtl', 'etaMeanHold', 'etaSpread', 'saleAt', 'drawn')
 if not meta[4] then return {11} end
+-- A scheduled sale opens with its draw: nobody takes a place before every drawn fan has one.
+if (meta[10] or '') ~= '' and meta[11] ~= '1' then return {16} end
 -- The rebuild is reloading this concert from SQL: a place taken now could be overwritten.
 if now < (tonumber(meta[5]) or 0) then return {14} end
 local lastAdmitted = tonumber(meta[2]) or 0
