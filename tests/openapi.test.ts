@@ -15,6 +15,7 @@ import { describeEach, newConcert, newUserId, type Harness } from './helpers/har
 import { ADMIN_KEY, startService, type TestService } from './helpers/service.ts';
 import { call, join, userToken, type Reply } from './helpers/http.ts';
 import { ROOT } from './helpers/spawn.ts';
+import { openSale } from './helpers/draw.ts';
 
 type Json = any;
 type App = TestService['app'];
@@ -298,6 +299,31 @@ describeEach('openapi', {}, (h) => {
     await exchange('DELETE', '/v1/queue/me', { token: second });
     await exchange('GET', '/v1/queue/me', { token: second });
     await exchange('GET', '/admin/status', { admin: 'wrong' });
+    // A scheduled sale: its detail, the draw before and after, moving the opening, a pre-queued fan.
+    await exchange('GET', `/v1/concerts/${concertId}`);
+    await exchange('GET', `/v1/concerts/${concertId}/draw`);
+    await exchange('PATCH', `/admin/concerts/${concertId}`, { admin: true, body: { saleStartsAt: new Date(h.clock.now() + 60_000).toISOString() } });
+    const sale = await exchange('POST', '/admin/concerts', {
+      admin: true,
+      body: { title: 'Scheduled', saleStartsAt: new Date(h.clock.now() + 60_000).toISOString(), schedules: [{ date: new Date(h.clock.now() + 86_400_000).toISOString(), seats: 2, price: 500 }] },
+    });
+    h.clock.advance(1001);
+    const saleId = sale.body.id as number;
+    const opensAt = new Date(h.clock.now() + 120_000).toISOString();
+    await exchange('PATCH', `/admin/concerts/${saleId}`, { admin: true, body: { saleStartsAt: opensAt } });
+    await exchange('GET', `/v1/concerts/${saleId}`);
+    await exchange('GET', `/v1/concerts/${saleId}/draw`);
+    const early = (await exchange('POST', '/v1/tokens', { body: { userId: newUserId() } })).body.token as string;
+    const pre = await exchange('POST', `/v1/concerts/${saleId}/queue`, { token: early, body: { drawNonce: '0123456789abcdef0123456789abcdef' } });
+    await exchange('GET', '/v1/queue/me', { token: pre.body.token });
+    await openSale(h, opensAt);
+    await exchange('GET', `/v1/concerts/${saleId}/draw`);
+    await exchange('PATCH', `/admin/concerts/${saleId}`, { admin: true, body: { saleStartsAt: new Date(h.clock.now() + 60_000).toISOString() } });
+    expect(seen).toEqual(expect.arrayContaining([
+      'GET /v1/concerts/{concertId} 200', 'GET /v1/concerts/{concertId}/draw 404', 'GET /v1/concerts/{concertId}/draw 409',
+      'GET /v1/concerts/{concertId}/draw 200', 'PATCH /admin/concerts/{concertId} 200', 'PATCH /admin/concerts/{concertId} 409',
+      'POST /v1/concerts/{concertId}/queue 201',
+    ]));
     expect(seen).toEqual(expect.arrayContaining([
       'POST /v1/concerts/{concertId}/queue 201', 'POST /v1/concerts/{concertId}/queue 200', 'POST /v1/reservations 201',
       'POST /v1/reservations 200', 'POST /v1/reservations 404', 'POST /v1/reservations 409', 'POST /v1/payments 201',

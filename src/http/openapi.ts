@@ -2,7 +2,7 @@ import type { ZodObject, ZodType } from 'zod';
 import type { Config } from '../config.ts';
 import * as res from './responses.ts';
 import {
-  chargeBody, concertParam, createConcertBody, holdBody, idempotencyHeader, idTokenBody, joinBody, paymentBody, queueConfigBody,
+  chargeBody, concertParam, concertPatchBody, createConcertBody, holdBody, idempotencyHeader, idTokenBody, joinBody, paymentBody, queueConfigBody,
   reservationParam, samplesQuery, scheduleParams, tokenBody,
 } from './schemas.ts';
 
@@ -41,6 +41,9 @@ export const ERROR_CODES = {
   QUEUE_CLOSED: [409, 'the queue is paused or the concert is over'],
   CHALLENGE_FAILED: [400, 'a proof-of-work answer that is wrong, expired or already used by another join'],
   CHALLENGE_REQUIRED: [428, 'joining needs a solved proof-of-work challenge (JOIN_POW_BITS > 0)'],
+  DRAW_NOT_MADE: [409, 'the draw of a scheduled sale is made (and published) when the sale opens'],
+  SALE_STARTED: [409, 'the sale has opened or its draw was made: its opening can no longer move'],
+  SALE_NOT_SCHEDULED: [409, 'the concert opened at creation: it has no scheduled sale to move'],
   PAYLOAD_TOO_LARGE: [413, 'a request body over 16 KiB'],
   IDEMPOTENCY_KEY_REUSED: [422, 'this Idempotency-Key was used with a different request'],
   RATE_LIMITED: [429, 'the client\'s rate limit; `Retry-After` says when to retry'],
@@ -135,6 +138,21 @@ export function routeCatalogue(config: Pick<Config, 'maxHoldsPerUser' | 'auth'>)
       answers: { 200: { description: 'the concerts on sale', json: res.concertList } },
     },
     {
+      method: 'get', path: '/v1/concerts/{concertId}', tag: 'catalog', summary: 'Read a concert and its scheduled sale',
+      description: 'With a scheduled sale, `draw.commitment` (SHA-256 of the draw\'s secret seed) is shown from creation on.',
+      params: concertParam,
+      answers: { 200: { description: 'the concert', json: res.concertDetail } },
+      errors: ['NOT_FOUND'],
+    },
+    {
+      method: 'get', path: '/v1/concerts/{concertId}/draw', tag: 'catalog', summary: 'The published draw of a scheduled sale',
+      description: 'After the opening: the seed and the draw tickets in drawn order, so anyone can recompute the order '
+        + '(docs/architecture.md, "Scheduled sale"; scripts/verify-draw.ts).',
+      params: concertParam,
+      answers: { 200: { description: 'the draw', json: res.publishedDraw } },
+      errors: ['NOT_FOUND', 'DRAW_NOT_MADE'],
+    },
+    {
       method: 'get', path: '/v1/concerts/{concertId}/schedules', tag: 'catalog', summary: 'List a concert\'s schedules',
       callers: ['active'], params: concertParam,
       answers: { 200: { description: 'the schedules with their free seats', json: res.scheduleList } },
@@ -205,6 +223,14 @@ export function routeCatalogue(config: Pick<Config, 'maxHoldsPerUser' | 'auth'>)
         example: { title: 'New Year Gala', schedules: [{ date: '2026-12-31T19:00:00Z', seats: 500, price: 80_000 }] },
       },
       answers: { 201: { description: 'the concert and its schedules with their ids', json: res.createdConcert } },
+    },
+    {
+      method: 'patch', path: '/admin/concerts/{concertId}', tag: 'admin', summary: 'Move a scheduled sale\'s opening',
+      description: 'Only while the opening is still ahead and the draw not made.',
+      callers: ['admin'], params: concertParam,
+      body: { name: 'ConcertPatchRequest', schema: concertPatchBody, example: { saleStartsAt: '2099-06-01T10:00:00Z' } },
+      answers: { 200: { description: 'the scheduled sale now', json: res.saleSchedule } },
+      errors: ['NOT_FOUND', 'SALE_STARTED', 'SALE_NOT_SCHEDULED'],
     },
     {
       method: 'get', path: '/admin/concerts/{concertId}/queue', tag: 'admin', summary: 'Read a queue\'s state',

@@ -29,17 +29,20 @@ export const issuedToken = z.strictObject({
   userId: entityId,
 });
 
-const queueStatus = z.enum(['waiting', 'active']);
+const queueStatus = z.enum(['waiting', 'active', 'prequeue']);
 
 const placeFields = {
   status: queueStatus,
   concertId: entityId,
-  position: z.int().min(0).describe('0 once active'),
-  ahead: z.int().min(0),
+  position: z.int().min(0).nullable().describe('0 once active; null while pre-queued'),
+  ahead: z.int().min(0).nullable().describe('null while pre-queued'),
   estimatedWaitSeconds: z.int().min(0).nullable().describe('null while the queue is paused'),
   paused: z.boolean(),
   pollAfterSeconds: z.int().min(1).describe('poll again after this long: polling is the heartbeat that keeps the place'),
   activeUntil: isoTime.nullable().describe('while active: the end of the buying window'),
+  opensAt: isoTime.optional().describe('pre-queued: when the sale opens and the draw is made'),
+  drawTicket: z.string().regex(/^[0-9a-f]{64}$/).optional()
+    .describe('pre-queued: SHA-256 of drawNonce + ":" + userId, published in the drawn order after the draw'),
 };
 
 export const joinedQueue = z.strictObject({
@@ -104,8 +107,36 @@ export const payment = z.strictObject({
   paidAt: isoTime,
 });
 
+const commitment = z.string().regex(/^[0-9a-f]{64}$/).describe('SHA-256 (hex) of the draw\'s secret seed, published before the sale');
+
+/** GET /v1/concerts/:id: the concert with its scheduled sale, if any. */
+export const concertDetail = z.strictObject({
+  id: entityId, title: z.string(), startsAt: isoTime, endsAt: isoTime,
+  saleStartsAt: isoTime.nullable().describe('null: on sale since creation'),
+  draw: z.strictObject({ commitment, drawn: z.boolean() }).nullable(),
+});
+
+/** PATCH /admin/concerts/:id: the scheduled sale after the change. */
+export const saleSchedule = z.strictObject({
+  id: entityId,
+  saleStartsAt: isoTime.nullable(),
+  draw: z.strictObject({ commitment, drawn: z.boolean() }).nullable(),
+});
+
+/** GET /v1/concerts/:id/draw: everything needed to recompute the drawn order. */
+export const publishedDraw = z.strictObject({
+  concertId: entityId,
+  seed: z.string().describe('the secret seed, revealed after the draw; SHA-256 of its UTF-8 bytes is the commitment'),
+  commitment,
+  algorithm: z.string().describe('the name of the documented shuffle'),
+  drawnAt: isoTime,
+  tickets: z.array(z.string()).describe('draw tickets in drawn order (no user ids)'),
+});
+
 export const createdConcert = z.strictObject({
   id: entityId, title: z.string(), startsAt: isoTime, endsAt: isoTime,
+  saleStartsAt: isoTime.nullable(),
+  draw: z.strictObject({ commitment }).nullable(),
   schedules: z.array(z.strictObject({ id: entityId, date: isoTime, capacity: z.int().min(1), price: z.int().min(0) })),
 });
 
