@@ -259,6 +259,20 @@ describe('npm run start:node on SQLite, node dist/main.js on PostgreSQL', () => 
     expect((await script.text()).length).toBeGreaterThan(1_000_000);
   }));
 
+  test('the pages and their assets, copied to dist/ by the build', () => onBoth(async (svc) => {
+    for (const path of ['/', '/concerts/1', '/admin']) {
+      const page = await fetch(`${svc.base}${path}`, { headers: { 'Accept-Language': 'ko-KR,ko;q=0.9' } });
+      expect(page.status).toBe(200);
+      expect(page.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
+      expect(await page.text()).toContain('<html lang="ko">');
+    }
+    for (const asset of ['fan.js', 'fan-concert.js', 'admin.js', 'pow-worker.js', 'site.css']) {
+      const r = await fetch(`${svc.base}/assets/${asset}`);
+      expect(r.status).toBe(200);
+      expect((await r.text()).length).toBeGreaterThan(100);
+    }
+  }));
+
   test('CORS: a listed origin gets its preflight answered, another gets no CORS headers', () => onBoth(async (svc) => {
     const preflight = (origin: string) => fetch(`${svc.base}/v1/queue/me`, {
       method: 'OPTIONS',
