@@ -22,6 +22,27 @@ export async function claimEntry(db: Conn, e: { concertId: number; seq: number; 
   return row?.user_id === e.userId;
 }
 
+/**
+ * claimEntry for many places at once: inserts the entries not there yet, and answers who holds
+ * each entry number (`concertId:seq` → user id) afterwards.
+ */
+export async function claimEntries(db: Conn, es: { concertId: number; seq: number; userId: number; now: number }[]): Promise<Map<string, number>> {
+  const owners = new Map<string, number>();
+  if (es.length === 0) return owners;
+  const unique = new Map<string, (typeof es)[number]>();
+  for (const e of es) if (!unique.has(`${e.concertId}:${e.seq}`)) unique.set(`${e.concertId}:${e.seq}`, e);
+  await db.insertInto('queue_entries').values([...unique.values()].map((e) => ({
+    concert_id: e.concertId, seq: e.seq, user_id: e.userId, status: 'waiting' as const, joined_at: e.now,
+    admitted_at: null, active_until: null, last_seen_at: e.now, updated_at: e.now,
+  }))).onConflict((oc) => oc.columns(['concert_id', 'seq']).doNothing()).execute();
+  for (const concertId of new Set(es.map((e) => e.concertId))) {
+    const rows = await db.selectFrom('queue_entries').select(['seq', 'user_id']).where('concert_id', '=', concertId)
+      .where('seq', 'in', es.filter((e) => e.concertId === concertId).map((e) => e.seq)).execute();
+    for (const r of rows) owners.set(`${concertId}:${r.seq}`, r.user_id);
+  }
+  return owners;
+}
+
 /** The highest entry number of a concert that any table knows of (entries, tokens, counters). */
 export async function highestSeq(db: Conn, concertId: number, counter: number): Promise<number> {
   const [issued, entered] = await Promise.all([

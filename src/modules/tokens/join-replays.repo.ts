@@ -19,6 +19,38 @@ export async function claimJoin(db: Db, c: { srcJti: string; concertId: number; 
   return findJoinReplay(db, c.srcJti, c.concertId);
 }
 
+/**
+ * claimJoin for many joins in two statements (see TokenService's group commit): the answer for
+ * each claim, in order. Copies of one join in the same batch read back the same claim.
+ */
+export async function claimJoins(db: Db, cs: { srcJti: string; concertId: number; queueJti: string; userId: number; now: number }[]):
+  Promise<(JoinReplay | null)[]> {
+  const keyOf = (src: string, concertId: number) => `${concertId}:${src}`;
+  const unique = new Map<string, (typeof cs)[number]>();
+  for (const c of cs) if (!unique.has(keyOf(c.srcJti, c.concertId))) unique.set(keyOf(c.srcJti, c.concertId), c);
+  await db.insertInto('join_replays').values([...unique.values()].map((c) => ({
+    src_jti: c.srcJti, concert_id: c.concertId, queue_jti: c.queueJti, user_id: c.userId, created_at: c.now,
+  }))).onConflict((oc) => oc.columns(['src_jti', 'concert_id']).doNothing()).execute();
+  const rows = await db.selectFrom('join_replays').select(['src_jti', 'concert_id', 'queue_jti', 'user_id', 'created_at'])
+    .where('src_jti', 'in', [...new Set(cs.map((c) => c.srcJti))]).execute();
+  const found = new Map(rows.map((r) => [keyOf(r.src_jti, r.concert_id), { queueJti: r.queue_jti, userId: r.user_id, createdAt: r.created_at }]));
+  return cs.map((c) => found.get(keyOf(c.srcJti, c.concertId)) ?? null);
+}
+
+/**
+ * holdJoinClaim for many joins at once, inside the transaction that records their tokens: the
+ * claims (`concertId:srcJti` → queue token id) as they stand, locked until commit on PostgreSQL
+ * (in one order, so that two batches never wait on each other crosswise).
+ */
+export async function holdJoinClaims(trx: Transaction<Database>, srcJtis: string[]): Promise<Map<string, string>> {
+  if (srcJtis.length === 0) return new Map();
+  let q = trx.selectFrom('join_replays').select(['src_jti', 'concert_id', 'queue_jti'])
+    .where('src_jti', 'in', [...new Set(srcJtis)]).orderBy('src_jti').orderBy('concert_id');
+  if (isPostgres(trx)) q = q.forUpdate();
+  const rows = await q.execute();
+  return new Map(rows.map((r) => [`${r.concert_id}:${r.src_jti}`, r.queue_jti]));
+}
+
 export async function findJoinReplay(db: Db, srcJti: string, concertId: number): Promise<JoinReplay | null> {
   const row = await db.selectFrom('join_replays').select(['queue_jti', 'user_id', 'created_at'])
     .where('src_jti', '=', srcJti).where('concert_id', '=', concertId).executeTakeFirst();

@@ -1,0 +1,41 @@
+/**
+ * Runs many callers' small SQL writes as one batch (group commit): a caller hands in its item
+ * and waits for the batch it lands in. At most one batch is under way at a time; items that
+ * arrive meanwhile wait for it and then go together in the next one (at most `maxBatch` each),
+ * so the batches grow with the load and a lone caller waits for one batch only. `run` answers
+ * per item, in order: a result, or an Error for that item alone; a thrown error fails the batch.
+ */
+export class GroupCommit<I, O> {
+  private queue: { item: I; resolve: (o: O) => void; reject: (e: unknown) => void }[] = [];
+  private running = false;
+
+  constructor(private readonly run: (items: I[]) => Promise<(O | Error)[]>, private readonly maxBatch = 200) {}
+
+  submit(item: I): Promise<O> {
+    return new Promise<O>((resolve, reject) => {
+      this.queue.push({ item, resolve, reject });
+      if (!this.running) void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    this.running = true;
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue.splice(0, this.maxBatch);
+        try {
+          const out = await this.run(batch.map((b) => b.item));
+          batch.forEach((b, i) => {
+            const o = out[i];
+            if (o instanceof Error) b.reject(o);
+            else b.resolve(o as O);
+          });
+        } catch (err) {
+          for (const b of batch) b.reject(err);
+        }
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+}
