@@ -1,25 +1,26 @@
 /**
  * Runs many callers' small SQL writes as one batch (group commit): a caller hands in its item
- * and waits for the batch it lands in. At most one batch is under way at a time; items that
- * arrive meanwhile wait for it and then go together in the next one (at most `maxBatch` each),
- * so the batches grow with the load and a lone caller waits for one batch only. `run` answers
+ * and waits for the batch it lands in. At most `inFlight` batches are under way at a time; items
+ * that arrive while all are busy wait and then go together in the next one (at most `maxBatch`
+ * each), so the batches grow with the load and a lone caller waits for one batch only. `run` answers
  * per item, in order: a result, or an Error for that item alone; a thrown error fails the batch.
  */
 export class GroupCommit<I, O> {
   private queue: { item: I; resolve: (o: O) => void; reject: (e: unknown) => void }[] = [];
-  private running = false;
+  private running = 0;
 
-  constructor(private readonly run: (items: I[]) => Promise<(O | Error)[]>, private readonly maxBatch = 200) {}
+  constructor(private readonly run: (items: I[]) => Promise<(O | Error)[]>, private readonly maxBatch = 200,
+    private readonly inFlight = 2) {}
 
   submit(item: I): Promise<O> {
     return new Promise<O>((resolve, reject) => {
       this.queue.push({ item, resolve, reject });
-      if (!this.running) void this.drain();
+      if (this.running < this.inFlight) void this.drain();
     });
   }
 
   private async drain(): Promise<void> {
-    this.running = true;
+    this.running++;
     try {
       while (this.queue.length > 0) {
         const batch = this.queue.splice(0, this.maxBatch);
@@ -35,7 +36,7 @@ export class GroupCommit<I, O> {
         }
       }
     } finally {
-      this.running = false;
+      this.running--;
     }
   }
 }
