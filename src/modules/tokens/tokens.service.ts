@@ -203,7 +203,7 @@ export class TokenService {
           out[i] = errors.unavailable('that place in line was taken while the service switched stores; join again', 1);
         }
       }
-      const toRecord = pending().map((i) => items[i]!);
+      const toRecord = pending().map((i) => items[i]!).sort((a, b) => (a.p.jti < b.p.jti ? -1 : a.p.jti > b.p.jti ? 1 : 0));
       await insertTokens(trx, toRecord.map((it) => ({
         jti: it.p.jti, userId: it.p.userId, typ: 'queue' as const, concertId: it.p.concertId, seq: it.p.seq, expiresAt: it.p.expiresAt, now: it.now,
       })));
