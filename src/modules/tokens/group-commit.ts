@@ -4,12 +4,15 @@
  * that arrive while all are busy wait and then go together in the next one (at most `maxBatch`
  * each), so the batches grow with the load and a lone caller waits for one batch only. `run` answers
  * per item, in order: a result, or an Error for that item alone; a thrown error fails the batch.
+ * Unlike GroupCommitter (src/store/group-commit.ts, for writes that either land or fail), the
+ * batch itself decides which items it refuses and answers each, and nothing is retried here.
+ * 100 items a batch keep a batch's widest INSERT (9 columns) under SQLite's 999 bound parameters.
  */
 export class GroupCommit<I, O> {
   private queue: { item: I; resolve: (o: O) => void; reject: (e: unknown) => void }[] = [];
   private running = 0;
 
-  constructor(private readonly run: (items: I[]) => Promise<(O | Error)[]>, private readonly maxBatch = 200,
+  constructor(private readonly run: (items: I[]) => Promise<(O | Error)[]>, private readonly maxBatch = 100,
     private readonly inFlight = 2) {}
 
   submit(item: I): Promise<O> {
