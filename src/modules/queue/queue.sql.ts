@@ -136,7 +136,7 @@ export class SqlQueueStore implements QueueStore {
       }
       if (state.paused) throw errors.queueClosed();
       // Entry numbers given out by Redis are claimed with their tokens, even when the stream
-      // that carries the entries lagged: never hand one out twice (see claimEntry).
+      // that carries the entries lagged: never hand one out twice (see claimEntries).
       const seq = (await highestSeq(trx, concertId, state.last_seq)) + 1;
       await trx.updateTable('queue_state').set({ last_seq: seq }).where('concert_id', '=', concertId).execute();
       // A Redis-mode join claiming this very number at this moment makes the insert fail: 503, retry.

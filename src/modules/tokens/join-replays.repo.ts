@@ -5,18 +5,41 @@ import type { Database } from '../../store/schema.ts';
 export interface JoinReplay { queueJti: string; userId: number; createdAt: number }
 
 /**
- * Claims the queue token id a join made with token `srcJti` gives out in a concert: the first
+ * Claims the queue token ids that joins give out, many joins in two statements (TokenService's
+ * group commit): for a join made with token `srcJti` in a concert, the first
  * caller's `queueJti` is stored, every later one (a double-submit racing it, a retry whose answer
  * was lost) reads that one back. The row is also the replay record: SQL, so it outlives a switch
- * between Redis and SQL mode.
+ * between Redis and SQL mode. Answers each claim in order; copies of one join in the same batch
+ * read back the same claim; null only when a refused attempt dropped the claim in between.
  */
-export async function claimJoin(db: Db, c: { srcJti: string; concertId: number; queueJti: string; userId: number; now: number }):
-  Promise<JoinReplay | null> {
-  await db.insertInto('join_replays').values({
+export async function claimJoins(db: Db, cs: { srcJti: string; concertId: number; queueJti: string; userId: number; now: number }[]):
+  Promise<(JoinReplay | null)[]> {
+  const keyOf = (src: string, concertId: number) => `${concertId}:${src}`;
+  const unique = new Map<string, (typeof cs)[number]>();
+  for (const c of cs) if (!unique.has(keyOf(c.srcJti, c.concertId))) unique.set(keyOf(c.srcJti, c.concertId), c);
+  // In one order, so that two batches with copies of the same joins never wait on each other crosswise.
+  const ordered = [...unique.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, c]) => c);
+  await db.insertInto('join_replays').values(ordered.map((c) => ({
     src_jti: c.srcJti, concert_id: c.concertId, queue_jti: c.queueJti, user_id: c.userId, created_at: c.now,
-  }).onConflict((oc) => oc.columns(['src_jti', 'concert_id']).doNothing()).execute();
-  // Null only when a refused attempt dropped its claim between the two statements: claim again.
-  return findJoinReplay(db, c.srcJti, c.concertId);
+  }))).onConflict((oc) => oc.columns(['src_jti', 'concert_id']).doNothing()).execute();
+  const rows = await db.selectFrom('join_replays').select(['src_jti', 'concert_id', 'queue_jti', 'user_id', 'created_at'])
+    .where('src_jti', 'in', [...new Set(cs.map((c) => c.srcJti))]).execute();
+  const found = new Map(rows.map((r) => [keyOf(r.src_jti, r.concert_id), { queueJti: r.queue_jti, userId: r.user_id, createdAt: r.created_at }]));
+  return cs.map((c) => found.get(keyOf(c.srcJti, c.concertId)) ?? null);
+}
+
+/**
+ * holdJoinClaim for many joins at once, inside the transaction that records their tokens: the
+ * claims (`concertId:srcJti` → queue token id) as they stand, locked until commit on PostgreSQL
+ * (in one order, so that two batches never wait on each other crosswise).
+ */
+export async function holdJoinClaims(trx: Transaction<Database>, srcJtis: string[]): Promise<Map<string, string>> {
+  if (srcJtis.length === 0) return new Map();
+  let q = trx.selectFrom('join_replays').select(['src_jti', 'concert_id', 'queue_jti'])
+    .where('src_jti', 'in', [...new Set(srcJtis)]).orderBy('src_jti').orderBy('concert_id');
+  if (isPostgres(trx)) q = q.forUpdate();
+  const rows = await q.execute();
+  return new Map(rows.map((r) => [`${r.concert_id}:${r.src_jti}`, r.queue_jti]));
 }
 
 export async function findJoinReplay(db: Db, srcJti: string, concertId: number): Promise<JoinReplay | null> {

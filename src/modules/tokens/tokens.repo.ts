@@ -42,6 +42,17 @@ export async function insertUserTokens(db: Db, ts: { jti: string; userId: number
   });
 }
 
+/** insertToken for many tokens in one statement. */
+export async function insertTokens(db: Db | Transaction<Database>, ts: {
+  jti: string; userId: number; typ: TokenType; concertId?: number; seq?: number; expiresAt: number; now: number;
+}[]): Promise<void> {
+  if (ts.length === 0) return;
+  await db.insertInto('tokens').values(ts.map((t) => ({
+    jti: t.jti, user_id: t.userId, typ: t.typ, concert_id: t.concertId ?? null, seq: t.seq ?? null,
+    expires_at: t.expiresAt, revoked_at: null, created_at: t.now,
+  }))).onConflict((oc) => oc.column('jti').doNothing()).execute();
+}
+
 export async function revokeTokens(db: Db, jtis: string[], now: number): Promise<void> {
   if (jtis.length === 0) return;
   await db.updateTable('tokens').set({ revoked_at: now }).where('jti', 'in', jtis).where('revoked_at', 'is', null).execute();
@@ -58,6 +69,16 @@ export async function isTokenLive(db: Db, jti: string, now: number): Promise<boo
 export async function queueTokenRecord(db: Db | Transaction<Database>, jti: string) {
   return db.selectFrom('tokens').select(['user_id', 'concert_id', 'seq', 'expires_at', 'revoked_at', 'created_at'])
     .where('jti', '=', jti).where('typ', '=', 'queue').executeTakeFirst();
+}
+
+export type TokenRow = NonNullable<Awaited<ReturnType<typeof queueTokenRecord>>>;
+
+/** queueTokenRecord for many token ids at once, by id. */
+export async function queueTokenRecords(db: Db | Transaction<Database>, jtis: string[]): Promise<Map<string, TokenRow>> {
+  if (jtis.length === 0) return new Map();
+  const rows = await db.selectFrom('tokens').select(['jti', 'user_id', 'concert_id', 'seq', 'expires_at', 'revoked_at', 'created_at'])
+    .where('jti', 'in', [...new Set(jtis)]).where('typ', '=', 'queue').execute();
+  return new Map(rows.map(({ jti, ...r }) => [jti, r]));
 }
 
 /** Moves a live token's expiry later (never earlier); returns the expiry now recorded, or null when it is not live. */

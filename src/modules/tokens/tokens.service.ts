@@ -8,10 +8,14 @@ import type { Db } from '../../store/connect.ts';
 import { JwtCodec, type TokenClaims } from './jwt.ts';
 import { VerifiedTokens } from './verified-tokens.ts';
 import { assertSqlMode } from '../../resilience/sql-fence.ts';
-import { claimEntry } from '../queue/entries.repo.ts';
+import { claimEntries } from '../queue/entries.repo.ts';
 import { GroupCommitter } from '../../store/group-commit.ts';
-import { claimJoin, dropJoinClaimUnlessRecorded, findJoinReplay, holdJoinClaim } from './join-replays.repo.ts';
-import { extendTokenExpiry, insertToken, insertUserTokens, isTokenLive, queueTokenRecord, revokeTokens } from './tokens.repo.ts';
+import { claimJoins, dropJoinClaimUnlessRecorded, findJoinReplay, holdJoinClaims } from './join-replays.repo.ts';
+import { GroupCommit } from './group-commit.ts';
+import {
+  extendTokenExpiry, insertToken, insertTokens, insertUserTokens, isTokenLive, queueTokenRecord, queueTokenRecords, revokeTokens,
+  type TokenRow,
+} from './tokens.repo.ts';
 import { forgetUserTokens, newUserTokenId, tagLimit, tagOf } from './token-slots.ts';
 
 export interface Principal {
@@ -39,6 +43,12 @@ export const VERIFIED_TOKENS_CAP = 100_000;
  * batch's INSERT under SQLite's 999 bound parameters.
  */
 export const USER_TOKEN_COMMIT = { windowMs: 2, maxBatch: 64 };
+
+/** What a queue token's record says, before it is recorded. */
+type QueueTokenFacts = { userId: number; jti: string; concertId: number; seq: number; expiresAt: number };
+
+/** One join's record for the group commit: its token, the tokens it replaces, its claim. */
+interface TokenRecord { p: QueueTokenFacts; replaced: string[]; now: number; claim?: { srcJti: string } }
 
 /** A queue token as issued: the signed string and what it carries. */
 export interface IssuedQueueToken { token: string; jti: string; seq: number; expiresAt: number }
@@ -130,29 +140,89 @@ export class TokenService {
    * transaction: a number SQL mode has already given to someone else refuses the join (503)
    * before anything is acknowledged. The token id may already be recorded (a double-submit of
    * the same join recorded it first): then that record is the token, if it is this place's.
+   * Concurrent joins share one transaction (see recordBatch): a join waits for one commit, not
+   * for one of its own.
    */
-  async recordQueueTokenInSql(p: { userId: number; jti: string; concertId: number; seq: number; expiresAt: number }, replaced: string[],
-    now: number, useRedis: boolean, claim?: { srcJti: string }): Promise<IssuedQueueToken> {
+  async recordQueueTokenInSql(p: QueueTokenFacts, replaced: string[], now: number, useRedis: boolean,
+    claim?: { srcJti: string }): Promise<IssuedQueueToken> {
+    const row = await (useRedis ? this.redisModeRecords : this.sqlModeRecords).submit({ p, replaced, now, claim });
+    const issued = { ...p, createdAt: row.createdAt, expiresAt: row.expiresAt };
+    return { token: await this.signQueueToken(issued), jti: p.jti, seq: p.seq, expiresAt: row.expiresAt };
+  }
+
+  private readonly redisModeRecords = new GroupCommit((items: TokenRecord[]) => this.recordBatch(items, true));
+  private readonly sqlModeRecords = new GroupCommit((items: TokenRecord[]) => this.recordBatch(items, false));
+
+  /**
+   * Records the queue tokens of many joins in one transaction, each with its own answer: a join
+   * that must be refused writes nothing and gets its 503, the others are recorded. The checks
+   * are those of a join alone, made before anything of the join is written: its claim still
+   * names its token id (a refused copy did not give it back); the id is new or names this very
+   * place, live; the entry number is free or this user's.
+   */
+  private async recordBatch(items: TokenRecord[], useRedis: boolean): Promise<({ createdAt: number; expiresAt: number } | Error)[]> {
+    try {
+      return await this.recordBatchOnce(items, useRedis);
+    } catch (err) {
+      // Another writer of the same entry rows (the write-behind applying these very joins) may
+      // have locked them in another order: PostgreSQL breaks the tie by failing one side. The
+      // batch wrote nothing: once more.
+      if ((err as { code?: string }).code !== '40P01') throw err;
+      return this.recordBatchOnce(items, useRedis);
+    }
+  }
+
+  private async recordBatchOnce(items: TokenRecord[], useRedis: boolean): Promise<({ createdAt: number; expiresAt: number } | Error)[]> {
     return this.db.transaction().execute(async (trx) => {
       // A SQL-mode place is recorded only while the fleet is in SQL mode (see assertSqlMode).
       if (!useRedis) await assertSqlMode(trx);
-      // A refused copy of this join gave the claim back (and is ending the place): refuse too.
-      if (claim && !(await holdJoinClaim(trx, claim.srcJti, p.concertId, p.jti))) {
-        throw errors.unavailable('this join was refused while a copy of it was under way; join again', 1);
+      const out: ({ createdAt: number; expiresAt: number } | Error | undefined)[] = items.map(() => undefined);
+      const claims = await holdJoinClaims(trx, items.flatMap((it) => (it.claim ? [it.claim.srcJti] : [])));
+      items.forEach((it, i) => {
+        // A refused copy of this join gave the claim back (and is ending the place): refuse too.
+        if (it.claim && claims.get(`${it.p.concertId}:${it.claim.srcJti}`) !== it.p.jti) {
+          out[i] = errors.unavailable('this join was refused while a copy of it was under way; join again', 1);
+        }
+      });
+      const recordOk = (r: TokenRow | undefined, it: TokenRecord) => !!r && r.user_id === it.p.userId
+        && r.concert_id === it.p.concertId && r.seq === it.p.seq && r.revoked_at === null && r.expires_at > it.now;
+      // The id names another (ended) place of this user: refuse, so that the retry claims a new id.
+      const changed = () => errors.unavailable('your place in line changed while joining; join again', 1);
+      const pending = () => items.flatMap((it, i) => (out[i] === undefined ? [i] : []));
+      const before = await queueTokenRecords(trx, pending().map((i) => items[i]!.p.jti));
+      for (const i of pending()) {
+        const r = before.get(items[i]!.p.jti);
+        if (r && !recordOk(r, items[i]!)) out[i] = changed();
       }
-      if (!(await claimEntry(trx, { concertId: p.concertId, seq: p.seq, userId: p.userId, now }))) {
-        throw errors.unavailable('that place in line was taken while the service switched stores; join again', 1);
+      // In entry order, as the write-behind mostly writes them, so that neither waits on the other crosswise.
+      const entries = pending().map((i) => ({ ...items[i]!.p, now: items[i]!.now }))
+        .sort((a, b) => a.concertId - b.concertId || a.seq - b.seq);
+      const owners = await claimEntries(trx, entries);
+      for (const i of pending()) {
+        if (owners.get(`${items[i]!.p.concertId}:${items[i]!.p.seq}`) !== items[i]!.p.userId) {
+          out[i] = errors.unavailable('that place in line was taken while the service switched stores; join again', 1);
+        }
       }
-      await insertToken(trx, { jti: p.jti, userId: p.userId, typ: 'queue', concertId: p.concertId, seq: p.seq, expiresAt: p.expiresAt, now });
-      const row = await queueTokenRecord(trx, p.jti);
-      if (!row || row.user_id !== p.userId || row.concert_id !== p.concertId || row.seq !== p.seq
-        || row.revoked_at !== null || row.expires_at <= now) {
-        // The id names another (ended) place of this user: refuse, so that the retry claims a new id.
-        throw errors.unavailable('your place in line changed while joining; join again', 1);
+      const toRecord = pending().map((i) => items[i]!).sort((a, b) => (a.p.jti < b.p.jti ? -1 : a.p.jti > b.p.jti ? 1 : 0));
+      await insertTokens(trx, toRecord.map((it) => ({
+        jti: it.p.jti, userId: it.p.userId, typ: 'queue' as const, concertId: it.p.concertId, seq: it.p.seq, expiresAt: it.p.expiresAt, now: it.now,
+      })));
+      const after = await queueTokenRecords(trx, toRecord.map((it) => it.p.jti));
+      const revoked = new Set<string>();
+      let at = 0;
+      for (const i of pending()) {
+        const it = items[i]!;
+        const r = after.get(it.p.jti);
+        if (!r || !recordOk(r, it)) {
+          out[i] = changed();
+          continue;
+        }
+        for (const j of it.replaced) if (j !== it.p.jti) revoked.add(j);
+        at = Math.max(at, it.now);
+        out[i] = { createdAt: r.created_at, expiresAt: r.expires_at };
       }
-      await revokeTokens(trx, replaced.filter((j) => j !== p.jti), now);
-      const issued = { ...p, createdAt: row.created_at, expiresAt: row.expires_at };
-      return { token: await this.signQueueToken(issued), jti: p.jti, seq: p.seq, expiresAt: row.expires_at };
+      await revokeTokens(trx, [...revoked], at);
+      return out as ({ createdAt: number; expiresAt: number } | Error)[];
     });
   }
 
@@ -167,11 +237,14 @@ export class TokenService {
    */
   async claimJoin(src: Principal, concertId: number, now: number): Promise<string> {
     for (let attempt = 0; attempt < 3; attempt++) {
-      const claim = await claimJoin(this.db, { srcJti: src.jti, concertId, queueJti: randomUUID(), userId: src.userId, now });
+      const claim = await this.claims.submit({ srcJti: src.jti, concertId, queueJti: randomUUID(), userId: src.userId, now });
       if (claim) return claim.queueJti;
     }
     throw errors.unavailable('this join is being retried at the same time; join again', 1);
   }
+
+  /** Concurrent joins' claims go to SQL together (two statements for the lot). */
+  private readonly claims = new GroupCommit((cs: Parameters<typeof claimJoins>[1]) => claimJoins(this.db, cs));
 
   /**
    * Forgets a claim whose join was refused, so that its retry takes a new place under a new id;

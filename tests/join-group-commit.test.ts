@@ -1,0 +1,108 @@
+/**
+ * Joins record their claims and queue tokens in shared SQL transactions (group commit). A batch
+ * must answer each join as it would have been answered alone: a join that is refused writes
+ * nothing (no token, no entry, no revocation), and the joins recorded beside it are unaffected.
+ * Both service modes, both SQL engines.
+ */
+import { expect, test } from 'bun:test';
+import { describeEach, newConcert, newUserId, type Harness } from './helpers/harness.ts';
+import { userToken } from './helpers/http.ts';
+
+async function principalOf(h: Harness, userId: number) {
+  const token = await userToken(h.app, userId);
+  return (await h.svc.ctx.tokens.decode(token, h.clock.now()))!;
+}
+
+describeEach('join group commit', {}, (h) => {
+  test('refused joins in a batch write nothing; the others in it are recorded and revoke what they replace', async () => {
+    const c = await newConcert(h);
+    const db = h.svc.database.db;
+    const tokens = h.svc.ctx.tokens;
+    const now = h.clock.now();
+    const useRedis = h.mode === 'redis';
+    const expiresAt = now + 60_000;
+    const base = 700_000 + Math.floor(Math.random() * 100_000) * 10;
+
+    const good = await Promise.all(Array.from({ length: 12 }, async (_, i) => {
+      const src = await principalOf(h, newUserId());
+      return { src, jti: await tokens.claimJoin(src, c.id, now), seq: base + i };
+    }));
+    // A copy of this join gave its claim back.
+    const dropped = await principalOf(h, newUserId());
+    const droppedJti = await tokens.claimJoin(dropped, c.id, now);
+    expect(await tokens.dropJoinClaim(dropped, c.id, droppedJti)).toBe(true);
+    // Its entry number is another fan's already (given out by SQL mode around a switch).
+    const taken = await principalOf(h, newUserId());
+    const takenJti = await tokens.claimJoin(taken, c.id, now);
+    await db.insertInto('queue_entries').values({
+      concert_id: c.id, seq: base + 50, user_id: newUserId(), status: 'waiting', joined_at: now,
+      admitted_at: null, active_until: null, last_seen_at: now, updated_at: now,
+    }).execute();
+
+    const record = (src: typeof dropped, jti: string, seq: number) => tokens.recordQueueTokenInSql(
+      { userId: src.userId, jti, concertId: c.id, seq, expiresAt }, [src.jti], now, useRedis, { srcJti: src.jti });
+    // All at once: after the first two (each starts a batch of its own) they share batches.
+    const outcomes = await Promise.allSettled([
+      ...good.map((g) => record(g.src, g.jti, g.seq)),
+      record(dropped, droppedJti, base + 40),
+      record(taken, takenJti, base + 50),
+      // A second copy of the first join, in the same batch as the first or the next.
+      record(good[0]!.src, good[0]!.jti, good[0]!.seq),
+    ]);
+
+    const issued = outcomes.slice(0, 12);
+    for (const o of issued) expect(o.status).toBe('fulfilled');
+    expect(outcomes[12]).toMatchObject({ status: 'rejected', reason: { code: 'UNAVAILABLE' } });
+    expect(outcomes[13]).toMatchObject({ status: 'rejected', reason: { code: 'UNAVAILABLE' } });
+    // Both copies of one join answer with one token string.
+    expect(outcomes[14]).toMatchObject({ status: 'fulfilled' });
+    expect((outcomes[14] as PromiseFulfilledResult<{ token: string }>).value.token)
+      .toBe((outcomes[0] as PromiseFulfilledResult<{ token: string }>).value.token);
+
+    const rows = await db.selectFrom('tokens').select(['jti', 'user_id', 'seq', 'revoked_at'])
+      .where('jti', 'in', [...good.map((g) => g.jti), droppedJti, takenJti, ...good.map((g) => g.src.jti), dropped.jti, taken.jti])
+      .execute();
+    const byJti = new Map(rows.map((r) => [r.jti, r]));
+    good.forEach((g) => {
+      expect(byJti.get(g.jti)).toMatchObject({ user_id: g.src.userId, seq: g.seq, revoked_at: null });
+      // The user token each join replaced is revoked; the refused joins' user tokens are not.
+      expect(byJti.get(g.src.jti)?.revoked_at).not.toBeNull();
+    });
+    expect(byJti.has(droppedJti)).toBe(false);
+    expect(byJti.has(takenJti)).toBe(false);
+    expect(byJti.get(dropped.jti)?.revoked_at).toBeNull();
+    expect(byJti.get(taken.jti)?.revoked_at).toBeNull();
+    const entries = await db.selectFrom('queue_entries').select(['seq', 'user_id']).where('concert_id', '=', c.id)
+      .where('seq', '>=', base).where('seq', '<', base + 100).orderBy('seq').execute();
+    expect(entries.map((e) => e.seq)).toEqual([...good.map((g) => g.seq), base + 50]);
+    expect(entries.find((e) => e.seq === base + 50)?.user_id).not.toBe(taken.userId);
+  });
+
+  test('a join whose token id was recorded for another place is refused, beside joins that are not', async () => {
+    const c = await newConcert(h);
+    const tokens = h.svc.ctx.tokens;
+    const now = h.clock.now();
+    const useRedis = h.mode === 'redis';
+    const base = 800_000 + Math.floor(Math.random() * 100_000) * 10;
+    const src = await principalOf(h, newUserId());
+    const jti = await tokens.claimJoin(src, c.id, now);
+    const first = await tokens.recordQueueTokenInSql({ userId: src.userId, jti, concertId: c.id, seq: base, expiresAt: now + 60_000 },
+      [], now, useRedis, { srcJti: src.jti });
+    expect(first.seq).toBe(base);
+    const others = await Promise.all(Array.from({ length: 4 }, async (_, i) => {
+      const s = await principalOf(h, newUserId());
+      return { s, jti: await tokens.claimJoin(s, c.id, now), seq: base + 1 + i };
+    }));
+    const outcomes = await Promise.allSettled([
+      ...others.map((o) => tokens.recordQueueTokenInSql({ userId: o.s.userId, jti: o.jti, concertId: c.id, seq: o.seq, expiresAt: now + 60_000 },
+        [o.s.jti], now, useRedis, { srcJti: o.s.jti })),
+      tokens.recordQueueTokenInSql({ userId: src.userId, jti, concertId: c.id, seq: base + 9, expiresAt: now + 60_000 },
+        [src.jti], now, useRedis, { srcJti: src.jti }),
+    ]);
+    expect(outcomes.slice(0, 4).every((o) => o.status === 'fulfilled')).toBe(true);
+    expect(outcomes[4]).toMatchObject({ status: 'rejected', reason: { code: 'UNAVAILABLE' } });
+    const entry = await h.svc.database.db.selectFrom('queue_entries').select('seq').where('concert_id', '=', c.id)
+      .where('seq', '=', base + 9).executeTakeFirst();
+    expect(entry).toBeUndefined();
+  });
+});
