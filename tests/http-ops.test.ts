@@ -90,7 +90,7 @@ describeEach('operations', {}, (h) => {
   });
 
   test('an unknown route or method → 404 NOT_FOUND as JSON', async () => {
-    for (const [method, path] of [['GET', '/v2/tokens'], ['PUT', '/v1/tokens'], ['GET', '/v1/concerts/1'], ['POST', '/healthz']]) {
+    for (const [method, path] of [['GET', '/v2/tokens'], ['PUT', '/v1/tokens'], ['GET', '/v1/concerts/1/lineup'], ['POST', '/healthz']]) {
       const r = await call(h.app, method!, path!);
       expect(r.status).toBe(404);
       expect(r.body.error.code).toBe('NOT_FOUND');

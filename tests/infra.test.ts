@@ -357,6 +357,10 @@ describe.skipIf(engineProblem !== null && !inCi)('compose stack with a Docker en
     // The containerised app names the new master, and serves fresh users again.
     await until(`the containerised app to name the sentinels' master ${report.final.sentinelMaster}`, 30_000,
       async () => (await appStatus()).redis.master === report.final.sentinelMaster);
+    // Back from SQL mode once the rebuild has run (the fleet's shared mode; seconds after the failover).
+    const backSince = Date.now();
+    await until('the containerised app to serve from Redis again', 30_000, async () => (await appStatus()).mode === 'redis');
+    console.log(`  the containerised app served from Redis again ${((Date.now() - backSince) / 1000).toFixed(1)} s after it named the new master`);
     const status = await appStatus();
     expect(status.redis.master).toBe(report.final.sentinelMaster);
     expect(status.redis.master).not.toBe(report.fault.oldMaster);
