@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { keys } from '../src/redis/keys.ts';
 import { scripts, runScript } from '../src/redis/scripts.ts';
 import { ScriptCode } from '../src/redis/codes.ts';
+import { readLine } from '../src/modules/queue/line.ts';
 import { useScratchRedis } from './helpers/redis.ts';
 import { ETA_AGE_BUCKETS, ETA_GAP_TICKS, ETA_WINDOW_MS, meanHoldSeconds, type EtaState } from '../src/modules/queue/eta.ts';
 
@@ -27,7 +28,7 @@ async function concert(meta: Meta = {}): Promise<number> {
   return c;
 }
 
-const queueKeys = (c: number) => [keys.queueMeta(c), keys.waiting(c), keys.active(c), keys.seen(c), keys.queueTokens(c), keys.stream(c)];
+const queueKeys = (c: number) => [keys.queueMeta(c), keys.line(c), keys.active(c), keys.queueTokens(c), keys.stream(c)];
 const joinQueue = (c: number, user: number, jti: string, now: number, grace = GRACE) =>
   runScript(scratch.redis, 'joinQueue', queueKeys(c), [user, jti, now, grace]);
 const pollQueue = (c: number, user: number, jti: string, now: number, grace = GRACE) =>
@@ -49,7 +50,13 @@ async function events(c: number): Promise<Record<string, string>[]> {
 }
 const eventNames = async (c: number) => (await events(c)).map((e) => `${e.e}:${e.u}:${e.s}`);
 const activeUsers = async (c: number) => (await scratch.redis.zrange(keys.active(c), '0', '-1')).map(Number);
-const waitingUsers = async (c: number) => (await scratch.redis.zrange(keys.waiting(c), '0', '-1')).map(Number);
+const waitingUsers = async (c: number) => (await readLine(scratch.redis, c)).map((p) => p.userId);
+/** The last poll the line holds for the user, as a string (null when the user has no slot). */
+const seenOf = async (c: number, user: number) => {
+  const p = (await readLine(scratch.redis, c)).find((x) => x.userId === user);
+  return p ? String(p.seenMs) : null;
+};
+const waitingCount = async (c: number) => Number(await scratch.redis.hget(keys.queueMeta(c), 'waiting'));
 
 /** Users 1..n join at T0 + i ms; user u's jti is `j<u>`. */
 async function joinAll(c: number, n: number, at = T0) {
@@ -61,8 +68,8 @@ describe('joinQueue', () => {
     const c = await concert({ admitPerSecond: 7 });
     expect((await joinQueue(c, 42, 'a', T0)).slice(0, 9)).toEqual([0, 1, 0, 0, 0, '', 0, 7, 1]);
     expect((await joinQueue(c, 43, 'b', T0 + 1)).slice(0, 9)).toEqual([0, 2, 0, 0, 0, '', 0, 7, 1]);
-    expect(await scratch.redis.zrange(keys.waiting(c), '0', '-1', 'WITHSCORES')).toEqual(['42', '1', '43', '2']);
-    expect(await scratch.redis.hgetall(keys.seen(c))).toEqual({ 42: String(T0), 43: String(T0 + 1) });
+    expect(await readLine(scratch.redis, c)).toEqual([{ seq: 1, userId: 42, seenMs: T0 }, { seq: 2, userId: 43, seenMs: T0 + 1 }]);
+    expect(await waitingCount(c)).toBe(2);
     expect(await scratch.redis.hgetall(keys.queueTokens(c))).toEqual({ 42: 'a:1', 43: 'b:2' });
     expect(await scratch.redis.hget(keys.queueMeta(c), 'lastSeq')).toBe('2');
     expect(await events(c)).toEqual([
@@ -77,7 +84,7 @@ describe('joinQueue', () => {
     const again = await joinQueue(c, 1, 'j1b', T0 + 500);
     expect(again.slice(0, 9)).toEqual([0, 1, 0, 0, 0, 'j1', 0, 100, 0]);
     expect(await scratch.redis.hget(keys.queueTokens(c), '1')).toBe('j1b:1');
-    expect(await scratch.redis.hget(keys.seen(c), '1')).toBe(String(T0 + 500));
+    expect(await seenOf(c, 1)).toBe(String(T0 + 500));
     expect(await scratch.redis.hget(keys.queueMeta(c), 'lastSeq')).toBe('2');
     expect(await eventNames(c)).toEqual(['join:1:1', 'join:2:2']);
   });
@@ -103,7 +110,7 @@ describe('joinQueue', () => {
   test('a queue that is not loaded answers code 11 and writes nothing', async () => {
     const c = nextConcert++;
     expect(await joinQueue(c, 1, 'x', T0)).toEqual([ScriptCode.NoQueue]);
-    expect(await scratch.redis.exists(keys.waiting(c), keys.queueTokens(c), keys.stream(c))).toBe(0);
+    expect(await scratch.redis.exists(keys.line(c), keys.queueTokens(c), keys.stream(c))).toBe(0);
   });
 
   test('while the rebuild reloads the concert (loadingUntil ahead) joins and admissions answer code 14 and write nothing', async () => {
@@ -144,7 +151,8 @@ describe('joinQueue', () => {
     expect(r.slice(0, 3)).toEqual([0, 3, 0]);
     expect(r[8]).toBe(1);
     expect(await waitingUsers(c)).toEqual([2, 1]);
-    expect(await scratch.redis.zscore(keys.waiting(c), '1')).toBe('3');
+    expect((await readLine(scratch.redis, c)).map((p) => [p.userId, p.seq])).toEqual([[2, 2], [1, 3]]);
+    expect(await waitingCount(c)).toBe(2);
     expect(await eventNames(c)).toEqual(['join:1:1', 'join:2:2', 'lapse:1:1', 'join:1:3']);
   });
 });
@@ -156,7 +164,7 @@ describe('pollQueue', () => {
     expect(await pollQueue(c, 9, 'j9', T0 + 10)).toEqual([ScriptCode.UnknownToken]);
     await joinQueue(c, 1, 'j1b', T0 + 10);
     expect(await pollQueue(c, 1, 'j1', T0 + 20)).toEqual([ScriptCode.UnknownToken]);
-    expect(await scratch.redis.hget(keys.seen(c), '1')).toBe(String(T0 + 10));
+    expect(await seenOf(c, 1)).toBe(String(T0 + 10));
     expect(await waitingUsers(c)).toEqual([1]);
   });
 
@@ -164,7 +172,7 @@ describe('pollQueue', () => {
     const c = await concert({ admitPerSecond: 3 });
     await joinAll(c, 3);
     expect((await pollQueue(c, 3, 'j3', T0 + 5000)).slice(0, 7)).toEqual([0, 0, 3, 0, 0, 0, 3]);
-    expect(await scratch.redis.hget(keys.seen(c), '3')).toBe(String(T0 + 5000));
+    expect(await seenOf(c, 3)).toBe(String(T0 + 5000));
     // The refreshed heartbeat carries the user past the first grace period.
     expect((await pollQueue(c, 3, 'j3', T0 + 5000 + GRACE))[0]).toBe(0);
   });
@@ -174,7 +182,8 @@ describe('pollQueue', () => {
     await joinAll(c, 2);
     expect(await pollQueue(c, 1, 'j1', T0 + 1 + GRACE + 1)).toEqual([ScriptCode.PlaceLost]);
     expect(await waitingUsers(c)).toEqual([2]);
-    expect(await scratch.redis.hexists(keys.seen(c), '1')).toBe(0);
+    expect(await seenOf(c, 1)).toBeNull();
+    expect(await waitingCount(c)).toBe(1);
     expect(await scratch.redis.hexists(keys.queueTokens(c), '1')).toBe(0);
     expect(await eventNames(c)).toEqual(['join:1:1', 'join:2:2', 'lapse:1:1']);
     expect(await pollQueue(c, 1, 'j1', T0 + GRACE + 5)).toEqual([ScriptCode.UnknownToken]);
@@ -384,7 +393,7 @@ describe('leaveQueue', () => {
     await joinAll(c, 2);
     expect(await leaveQueue(c, 2, 'j2', T0 + 200, 'done')).toEqual([0, 2]);
     expect(await waitingUsers(c)).toEqual([1]);
-    expect(await scratch.redis.hexists(keys.seen(c), '2')).toBe(0);
+    expect(await waitingCount(c)).toBe(1);
     expect(await eventNames(c)).toEqual(['join:1:1', 'join:2:2', 'done:2:2']);
   });
 
@@ -446,7 +455,7 @@ describe('key lifetimes', () => {
     await scratch.redis.pexpireat(keys.queueMeta(c), until);
     await joinAll(c, 3);
     await admitNext(c, T0 + 100, 1, { grace: Number.MAX_SAFE_INTEGER });
-    for (const k of [keys.waiting(c), keys.active(c), keys.seen(c), keys.queueTokens(c), keys.stream(c)]) {
+    for (const k of [keys.line(c), keys.active(c), keys.queueTokens(c), keys.stream(c)]) {
       expect([k, await scratch.redis.pexpiretime(k)]).toEqual([k, until]);
     }
   });
@@ -454,7 +463,7 @@ describe('key lifetimes', () => {
   test('a queue whose meta hash has no expiry gives none to the others', async () => {
     const c = await concert();
     await joinAll(c, 1);
-    expect(await scratch.redis.pttl(keys.waiting(c))).toBe(-1);
+    expect(await scratch.redis.pttl(keys.line(c))).toBe(-1);
   });
 });
 

@@ -2,13 +2,17 @@ import { errors } from '../../errors.ts';
 import type { RedisClient } from '../../redis/connection.ts';
 import { withLease } from '../../redis/lease.ts';
 import { keys, WRITE_BEHIND_GROUP } from '../../redis/keys.ts';
+import { runScript } from '../../redis/scripts.ts';
 import type { Db } from '../../store/connect.ts';
 import { concertSeatStates, findConcert, findSchedules } from './catalog.repo.ts';
 import { sleep } from '../../runtime/index.ts';
+import { packSlots, SLOT_BYTES, type LinePlace } from '../queue/line.ts';
 
 /** Catalog and queue keys outlive the concert's last show by a day, then Redis drops them. */
 const RETAIN_AFTER_END_MS = 86_400_000;
 const PIPELINE_CHUNK = 10_000;
+/** Waiting places written to the line per SETRANGE (a gap between them is written as empty slots). */
+const LINE_WRITE_SLOTS = 10_000;
 
 export interface LoadReport { concertId: number; seats: number; holds: number; waiting: number; active: number }
 
@@ -160,7 +164,7 @@ export async function loadConcert(db: Db, redis: RedisClient, concertId: number,
   }
   entries.sort((a, b) => a.seq - b.seq);
 
-  const qKeys = [keys.waiting(c), keys.active(c), keys.seen(c), keys.queueTokens(c), keys.prequeue(c)];
+  const qKeys = [keys.line(c), keys.active(c), keys.queueTokens(c), keys.prequeue(c)];
   await add((p) => p.del(...qKeys));
   // A scheduled sale not drawn yet: its pre-queued fans, whose heartbeat starts again now (as
   // waiting users' does). Once drawn, the drawn fans are ordinary entries, loaded below.
@@ -173,6 +177,7 @@ export async function loadConcert(db: Db, redis: RedisClient, concertId: number,
       await add((p) => p.hset(keys.prequeue(c), fields));
     }
   }
+  const line: LinePlace[] = [];
   let waiting = 0;
   let active = 0;
   // Entry numbers handed out so far: every written-through queue token counts, revoked ones
@@ -192,14 +197,22 @@ export async function loadConcert(db: Db, redis: RedisClient, concertId: number,
       await add((p) => p.zadd(keys.active(c), e.active_until!, e.user_id));
     } else {
       waiting++;
-      await add((p) => p.zadd(keys.waiting(c), e.seq, e.user_id).hset(keys.seen(c), e.user_id, now));
+      line.push({ seq: e.seq, userId: e.user_id, seenMs: now });
     }
     await add((p) => p.hset(keys.queueTokens(c), e.user_id, `${token.jti}:${e.seq}`));
   }
+  // The line's slots in a few large SETRANGEs; its head is the slot before the first waiting
+  // place (the slots before it are empty), so admission starts there.
+  for (let i = 0; i < line.length; i += LINE_WRITE_SLOTS) {
+    const part = line.slice(i, i + LINE_WRITE_SLOTS);
+    const from = part[0]!.seq;
+    await add((p) => p.setrange(keys.line(c), from * SLOT_BYTES, packSlots(from, part[part.length - 1]!.seq, part)));
+  }
+  const lineHead = line.length ? line[0]!.seq - 1 : maxSeq;
   const admittedRow = await db.selectFrom('queue_entries').select((eb) => eb.fn.countAll<number>().as('n'))
     .where('concert_id', '=', c).where('admitted_at', 'is not', null).executeTakeFirst();
   await add((p) => p.hset(keys.queueMeta(c), {
-    lastSeq: maxSeq, lastAdmitted, admittedTotal: Math.max(Number(admittedRow?.n ?? 0), state?.admitted_total ?? 0),
+    lastSeq: maxSeq, lastAdmitted, lineHead, waiting, admittedTotal: Math.max(Number(admittedRow?.n ?? 0), state?.admitted_total ?? 0),
     maxActive: state?.max_active ?? 1000, admitPerSecond: state?.admit_per_second ?? 100,
     activeTtl: state?.active_ttl_seconds ?? 600, paused: state?.paused ?? 0, lastTick: 0, rate: 0, credit: 0, loadingUntil: 0,
     // A scheduled sale: joinQueue takes no place until the drawn line is all here (it is, below).
@@ -273,11 +286,10 @@ export async function restorePlacesSince(db: Db, redis: RedisClient, concertId: 
   for (const r of rows) {
     if (r.seq === null || r.seq <= 0 || (r.status !== null && r.status !== 'waiting')) continue;
     if (await redis.hexists(keys.queueTokens(concertId), String(r.user_id))) continue;
-    await redis.multi()
-      .hsetnx(keys.queueTokens(concertId), String(r.user_id), `${r.jti}:${r.seq}`)
-      .zadd(keys.waiting(concertId), 'NX', r.seq, r.user_id)
-      .hsetnx(keys.seen(concertId), String(r.user_id), now)
-      .exec();
+    const [, ok] = await runScript(redis, 'restorePlace',
+      [keys.queueMeta(concertId), keys.line(concertId), keys.active(concertId), keys.queueTokens(concertId)],
+      [r.user_id, `${r.jti}:${r.seq}`, r.seq, now, 0]);
+    if (ok !== 1) continue;
     restored++;
   }
   return restored;
