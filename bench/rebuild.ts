@@ -72,7 +72,7 @@ for (const target of String(values.sql).split(',') as SqlTarget[]) {
     const seedMs = Math.round(performance.now() - seedStart);
 
     const report = await rebuildRedis(db, redis, createLogger('silent'), concertIds, Date.now());
-    const waitingInRedis = await redis.zcard(keys.waiting(hot));
+    const waitingInRedis = Number(await redis.hget(keys.queueMeta(hot), 'waiting'));
     const activeInRedis = await redis.zcard(keys.active(hot));
     const memory = /used_memory:(\d+)/.exec(await redis.info('memory'))?.[1];
     results.push({ sql: target, seedMs, rebuildMs: report?.ms, ...report, waitingInRedis, activeInRedis, redisBytes: Number(memory) });
