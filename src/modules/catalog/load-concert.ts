@@ -13,6 +13,8 @@ const RETAIN_AFTER_END_MS = 86_400_000;
 const PIPELINE_CHUNK = 10_000;
 /** Waiting places written to the line per SETRANGE (a gap between them is written as empty slots). */
 const LINE_WRITE_SLOTS = 10_000;
+/** Token records or active places per HSET / ZADD of a load. */
+const RECORDS_PER_COMMAND = 1000;
 
 export interface LoadReport { concertId: number; seats: number; holds: number; waiting: number; active: number }
 
@@ -77,12 +79,36 @@ export async function reloadConcert(db: Db, redis: RedisClient, concertId: numbe
  * users with their remaining time. Used on a cache miss and by the rebuild job. Idempotent.
  */
 export async function loadConcert(db: Db, redis: RedisClient, concertId: number, now: number): Promise<LoadReport | null> {
-  const concert = await findConcert(db, concertId);
-  if (!concert) return null;
-  const schedules = await findSchedules(db, concertId);
-  const state = await db.selectFrom('queue_state').selectAll().where('concert_id', '=', concertId).executeTakeFirst();
-  const expireAt = concert.ends_at + RETAIN_AFTER_END_MS;
   const c = concertId;
+  // Every SQL read at once: they are independent, and on PostgreSQL they overlap on the pool.
+  const [concert, schedules, state, allSeats, payments, sqlEntries, liveTokens, ended, issued, admittedRow] = await Promise.all([
+    findConcert(db, c),
+    findSchedules(db, c),
+    db.selectFrom('queue_state').selectAll().where('concert_id', '=', c).executeTakeFirst(),
+    concertSeatStates(db, c, now),
+    db.selectFrom('payments').select(['reservation_id', 'user_id']).where('concert_id', '=', c).execute(),
+    // Queue: waiting users in entry order and active users with their remaining time. Queue
+    // tokens are written through to SQL, so an entry the write-behind stream had not yet
+    // delivered is still recovered from its token.
+    db.selectFrom('queue_entries')
+      .select(['user_id', 'seq', 'status', 'active_until', 'last_seen_at'])
+      .where('concert_id', '=', c).where('status', 'in', ['waiting', 'active'])
+      .orderBy('seq').execute(),
+    db.selectFrom('tokens').select(['jti', 'user_id', 'seq'])
+      .where('typ', '=', 'queue').where('concert_id', '=', c).where('seq', '>', 0)
+      .where('revoked_at', 'is', null).where('expires_at', '>', now)
+      .orderBy('created_at').execute(),
+    db.selectFrom('queue_entries').select('seq')
+      .where('concert_id', '=', c).where('status', 'not in', ['waiting', 'active']).execute(),
+    // Entry numbers handed out so far: every written-through queue token counts, revoked ones
+    // too (a paid user's entry may not have reached queue_entries), so none is handed out twice.
+    db.selectFrom('tokens').select((eb) => eb.fn.max<number | null>('seq').as('m'))
+      .where('concert_id', '=', c).executeTakeFirst(),
+    db.selectFrom('queue_entries').select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('concert_id', '=', c).where('admitted_at', 'is not', null).executeTakeFirst(),
+  ]);
+  if (!concert) return null;
+  const expireAt = concert.ends_at + RETAIN_AFTER_END_MS;
 
   let batch = redis.pipeline();
   let pending = 0;
@@ -102,9 +128,14 @@ export async function loadConcert(db: Db, redis: RedisClient, concertId: number,
 
   let seatCount = 0;
   let holdCount = 0;
-  const allSeats = await concertSeatStates(db, c, now);
+  const seatsBySchedule = new Map<number, typeof allSeats>();
+  for (const seat of allSeats) {
+    const list = seatsBySchedule.get(seat.scheduleId);
+    if (list) list.push(seat);
+    else seatsBySchedule.set(seat.scheduleId, [seat]);
+  }
   for (const s of schedules) {
-    const seats = allSeats.filter((x) => x.scheduleId === s.id);
+    const seats = seatsBySchedule.get(s.id) ?? [];
     const seatsKey = keys.seats(c, s.id);
     const soldKey = keys.sold(c, s.id);
     const holdsKey = keys.holds(c, s.id);
@@ -140,24 +171,12 @@ export async function loadConcert(db: Db, redis: RedisClient, concertId: number,
 
   // Each buyer's paid reservations, for MAX_TICKETS_PER_USER. Like the sold sets they are only
   // added to (a sale is final), so a sale mirrored after this load read SQL is kept.
-  await addPaidReservations(db, c, expireAt, add);
+  await addPaidReservations(payments, c, expireAt, add);
 
-  // Queue: waiting users in entry order and active users with their remaining time. Queue
-  // tokens are written through to SQL, so an entry the write-behind stream had not yet
-  // delivered is still recovered from its token.
-  const entries = await db.selectFrom('queue_entries')
-    .select(['user_id', 'seq', 'status', 'active_until', 'last_seen_at'])
-    .where('concert_id', '=', c).where('status', 'in', ['waiting', 'active'])
-    .orderBy('seq').execute();
-  const liveTokens = await db.selectFrom('tokens').select(['jti', 'user_id', 'seq'])
-    .where('typ', '=', 'queue').where('concert_id', '=', c).where('seq', '>', 0)
-    .where('revoked_at', 'is', null).where('expires_at', '>', now)
-    .orderBy('created_at').execute();
+  const entries = [...sqlEntries];
   const tokenBySeq = new Map<number, { jti: string; user: number }>();
   for (const t of liveTokens) tokenBySeq.set(Number(t.seq), { jti: t.jti, user: t.user_id });
   const known = new Set(entries.map((e) => e.seq));
-  const ended = await db.selectFrom('queue_entries').select('seq')
-    .where('concert_id', '=', c).where('status', 'not in', ['waiting', 'active']).execute();
   for (const e of ended) known.add(e.seq);
   for (const [seq, t] of tokenBySeq) {
     if (!known.has(seq)) entries.push({ user_id: t.user, seq, status: 'waiting', active_until: null, last_seen_at: now });
@@ -178,12 +197,10 @@ export async function loadConcert(db: Db, redis: RedisClient, concertId: number,
     }
   }
   const line: LinePlace[] = [];
+  const records: string[] = [];
+  const activeUntil: number[] = [];
   let waiting = 0;
   let active = 0;
-  // Entry numbers handed out so far: every written-through queue token counts, revoked ones
-  // too (a paid user's entry may not have reached queue_entries), so none is handed out twice.
-  const issued = await db.selectFrom('tokens').select((eb) => eb.fn.max<number | null>('seq').as('m'))
-    .where('concert_id', '=', c).executeTakeFirst();
   let maxSeq = Math.max(state?.last_seq ?? 0, Number(issued?.m ?? 0));
   let lastAdmitted = state?.last_admitted_seq ?? 0;
   for (const e of entries) {
@@ -194,12 +211,21 @@ export async function loadConcert(db: Db, redis: RedisClient, concertId: number,
       if (!e.active_until || e.active_until <= now) continue;
       active++;
       lastAdmitted = Math.max(lastAdmitted, e.seq);
-      await add((p) => p.zadd(keys.active(c), e.active_until!, e.user_id));
+      activeUntil.push(e.active_until, e.user_id);
     } else {
       waiting++;
       line.push({ seq: e.seq, userId: e.user_id, seenMs: now });
     }
-    await add((p) => p.hset(keys.queueTokens(c), e.user_id, `${token.jti}:${e.seq}`));
+    records.push(String(e.user_id), `${token.jti}:${e.seq}`);
+  }
+  // Many members per command: one HSET / ZADD per RECORDS_PER_COMMAND places, not one each.
+  for (let i = 0; i < records.length; i += 2 * RECORDS_PER_COMMAND) {
+    const part = records.slice(i, i + 2 * RECORDS_PER_COMMAND);
+    await add((p) => p.hset(keys.queueTokens(c), ...part));
+  }
+  for (let i = 0; i < activeUntil.length; i += 2 * RECORDS_PER_COMMAND) {
+    const part = activeUntil.slice(i, i + 2 * RECORDS_PER_COMMAND);
+    await add((p) => p.zadd(keys.active(c), ...part));
   }
   // The line's slots in a few large SETRANGEs; its head is the slot before the first waiting
   // place (the slots before it are empty), so admission starts there.
@@ -209,8 +235,6 @@ export async function loadConcert(db: Db, redis: RedisClient, concertId: number,
     await add((p) => p.setrange(keys.line(c), from * SLOT_BYTES, packSlots(from, part[part.length - 1]!.seq, part)));
   }
   const lineHead = line.length ? line[0]!.seq - 1 : maxSeq;
-  const admittedRow = await db.selectFrom('queue_entries').select((eb) => eb.fn.countAll<number>().as('n'))
-    .where('concert_id', '=', c).where('admitted_at', 'is not', null).executeTakeFirst();
   await add((p) => p.hset(keys.queueMeta(c), {
     lastSeq: maxSeq, lastAdmitted, lineHead, waiting, admittedTotal: Math.max(Number(admittedRow?.n ?? 0), state?.admitted_total ?? 0),
     maxActive: state?.max_active ?? 1000, admitPerSecond: state?.admit_per_second ?? 100,
@@ -260,9 +284,8 @@ export async function syncSoldSeats(db: Db, redis: RedisClient, concertId: numbe
 }
 
 /** Writes every buyer's paid reservations of the concert from SQL's payments (see keys.userPaid). */
-async function addPaidReservations(db: Db, concertId: number, expireAt: number,
+async function addPaidReservations(rows: { reservation_id: string; user_id: number }[], concertId: number, expireAt: number,
   add: (fn: (p: ReturnType<RedisClient['pipeline']>) => void) => Promise<void>): Promise<void> {
-  const rows = await db.selectFrom('payments').select(['reservation_id', 'user_id']).where('concert_id', '=', concertId).execute();
   const byUser = new Map<number, string[]>();
   for (const r of rows) byUser.set(r.user_id, [...(byUser.get(r.user_id) ?? []), r.reservation_id]);
   for (const [user, rids] of byUser) {
