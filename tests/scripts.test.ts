@@ -265,6 +265,32 @@ describe('admitNext', () => {
     expect(await waitingUsers(c)).toEqual([3, 4, 5]);
   });
 
+  test('empty slots of the line (leavers, lapses) are passed over: they count against maxScan, not the budget', async () => {
+    const c = await concert({ admitPerSecond: 2 });
+    await joinAll(c, 300);
+    for (let u = 1; u <= 200; u++) await leaveQueue(c, u, `j${u}`, T0 + 400);
+    expect(await waitingCount(c)).toBe(100);
+    // Slots 1..200 are empty: a scan of 150 reaches none of the waiting users.
+    expect(await admitNext(c, T0 + 500, 1, { maxScan: 150 })).toEqual([0, 0, 0, 0, 0, 100]);
+    expect(await scratch.redis.hget(keys.queueMeta(c), 'lineHead')).toBe('150');
+    expect(await scratch.redis.hget(keys.queueMeta(c), 'lastAdmitted')).toBe('0');
+    // The next tick crosses the last empty slots (in more than one chunk) and admits 201 and 202.
+    expect(await admitNext(c, T0 + 600, 2)).toEqual([0, 2, 0, 0, 2, 98]);
+    expect(await activeUsers(c)).toEqual([201, 202]);
+    expect(await scratch.redis.hmget(keys.queueMeta(c), 'lineHead', 'lastAdmitted', 'waiting')).toEqual(['202', '202', '98']);
+    expect((await waitingUsers(c))[0]).toBe(203);
+    // Passed slots are zeros: the string's prefix holds nobody.
+    expect((await scratch.redis.getrangeBuffer(keys.line(c), 0, 202 * 10 + 9)).every((b) => b === 0)).toBe(true);
+  });
+
+  test('a line nobody waits in is not scanned: the head jumps to the last entry number', async () => {
+    const c = await concert();
+    await joinAll(c, 3);
+    for (let u = 1; u <= 3; u++) await leaveQueue(c, u, `j${u}`, T0 + 10);
+    expect(await admitNext(c, T0 + 20, 1, { maxScan: 1 })).toEqual([0, 0, 0, 0, 0, 0]);
+    expect(await scratch.redis.hget(keys.queueMeta(c), 'lineHead')).toBe('3');
+  });
+
   test('active users whose time is up are freed, their token record deleted, and an expire event written', async () => {
     const c = await concert({ maxActive: 1, activeTtl: 1 });
     await joinAll(c, 2);
@@ -407,6 +433,37 @@ describe('leaveQueue', () => {
   });
 });
 
+describe('restorePlace', () => {
+  const restore = (c: number, user: number, record: string, seq: number, now: number, activeUntil = 0) =>
+    runScript(scratch.redis, 'restorePlace', [keys.queueMeta(c), keys.line(c), keys.active(c), keys.queueTokens(c)],
+      [user, record, seq, now, activeUntil]);
+
+  test('a waiting place behind the head is put back and the head moves back to reach it', async () => {
+    const c = await concert({ admitPerSecond: 1 });
+    await joinAll(c, 3);
+    await admitNext(c, T0 + 10, 1);
+    expect(await scratch.redis.hget(keys.queueMeta(c), 'lineHead')).toBe('1');
+    // Entry 1's user is unknown to Redis again (its record lost) but SQL proves the place.
+    await scratch.redis.multi().hdel(keys.queueTokens(c), '1').zrem(keys.active(c), '1').exec();
+    expect(await restore(c, 1, 'j1:1', 1, T0 + 20)).toEqual([0, 1]);
+    expect(await scratch.redis.hmget(keys.queueMeta(c), 'lineHead', 'waiting')).toEqual(['0', '3']);
+    expect(await waitingUsers(c)).toEqual([1, 2, 3]);
+    expect((await admitNext(c, T0 + 1010, 2))[1]).toBe(1);
+    expect(await activeUsers(c)).toEqual([1]);
+    // Twice is once; a user Redis knows under another token is left alone.
+    expect(await restore(c, 2, 'j2:2', 2, T0 + 30)).toEqual([0, 1]);
+    expect(await restore(c, 3, 'old:9', 9, T0 + 30)).toEqual([0, 0]);
+    expect(await scratch.redis.hmget(keys.queueMeta(c), 'waiting', 'lastSeq')).toEqual(['2', '3']);
+  });
+
+  test('an active place goes back to the active set with its time', async () => {
+    const c = await concert();
+    expect(await restore(c, 7, 'j7:4', 4, T0, T0 + 60_000)).toEqual([0, 1]);
+    expect(await scratch.redis.zscore(keys.active(c), '7')).toBe(String(T0 + 60_000));
+    expect(await waitingCount(c)).toBe(0);
+  });
+});
+
 describe('checkQueueToken', () => {
   test('unknown, replaced, waiting, active and expired tokens', async () => {
     const c = await concert({ maxActive: 1, activeTtl: 1 });
@@ -470,17 +527,18 @@ describe('key lifetimes', () => {
 describe('script SHAs', () => {
   /** An edit to a script is a conscious change: update its pin here in the same commit. */
   const PINNED: Record<string, string> = {
-    admitNext: '56f07f059cf1088bec0a74b881ef59f80821eda1',
-    applyDraw: '3b9aa028f0e085309fe5ff9af857beec9df676cd',
+    admitNext: '7afb65e235a5e7bcd669f64e25bce57326de4036',
+    applyDraw: 'cdddeb0c8886ef329c772cc95616d7ae22f43c1a',
     checkQueueToken: 'dc09b8df9b5a0bed0641a0231f1957d650cd0eb8',
     holdSeat: '43c2741cf0852185ea86781e63a3ba8747c3375f',
     issueToken: 'a2b47d3d2cb9d4ddf2acf062eca40b3b9c517ba5',
-    joinQueue: 'c318943b363451fa6e3a8d67d17d4e1d6552a6aa',
-    leaveQueue: '5d5e2575352511a5a06d34562200326467641519',
-    markSold: 'a2dd3b7fba6d5f1443add69f27d45a91f019fed7',
-    peekAdmissions: '740fac3a12724dd6a3e76e873e60451468aa0d6a',
+    joinQueue: '739357726f5f313c87ee145c3bde850917bf57f3',
+    leaveQueue: '56d906251e235c6a73ce3f334145639089a346c4',
+    markSold: '11c882a20b15500a6dce7b9073693282aa3ed70a',
+    peekAdmissions: 'b119892d8e26befde9af7c73dfcf1276a1d00ce6',
     pollPrequeue: '18d8b4346916b5c09bee801a6b863436ffc93719',
-    pollQueue: '2918feffb2bce59772dd7da8f4578547fec0c575',
+    pollQueue: '474091f3fc4fd0d24a9d05202b5320eaf4925510',
+    restorePlace: 'db68f0150fc2ffa16a4fcf34d4c0b796202b5111',
     releaseHold: '85fc721aff98e105c7b4651eb1b61f18477448a1',
   };
 
