@@ -5,6 +5,7 @@ import type { RedisClient } from '../../redis/connection.ts';
 import { keys } from '../../redis/keys.ts';
 import { awaitReplicas } from '../../redis/replication.ts';
 import { runScript } from '../../redis/scripts.ts';
+import { MAX_LINE_USER_ID } from './line.ts';
 import { ETA_AGE_BUCKETS, ETA_GAP_TICKS, ETA_WINDOW_MS } from './eta.ts';
 import type { AdmitOutcome, JoinOutcome, QueueConfig, QueueCounts, QueuePlace, QueueStore } from './types.ts';
 
@@ -50,6 +51,8 @@ export class RedisQueueStore implements QueueStore {
   }
 
   async join(concertId: number, userId: number, jti: string, now: number): Promise<JoinOutcome> {
+    // The line's slot holds the user id in 32 bits (line.ts): a larger id would alias another user.
+    if (userId > MAX_LINE_USER_ID) throw new Error(`user id ${userId} does not fit the waiting line's 32-bit slot`);
     const call = () => runScript(this.redis, 'joinQueue', this.queueKeys(concertId),
       [userId, jti, now, this.config.queueGraceSeconds * 1000]);
     let r = await call();
