@@ -86,7 +86,7 @@ for (const target of SQL_TARGETS) {
         [now, tickId, grace, tickMs, 5000, ETA_WINDOW_MS, ETA_GAP_TICKS, ETA_AGE_BUCKETS, '1', 1, 3]);
       expect(r.slice(0, 3)).toEqual([0, 1, 0]);
       expect((await readLine(svc.redis, c)).map((p) => [p.userId, p.seq])).toEqual(
-        [[users[1], 2], [users[2], 3], [users[3], 4]]);
+        [[users[1]!, 2], [users[2]!, 3], [users[3]!, 4]]);
       expect(await svc.redis.zrange(keys.active(c), '0', '-1')).toEqual([String(users[0])]);
       // The next tick through the ticker records and admits 2 and 3 (the budget's two slots left).
       await ctx.ticker.tickOnce(now + tickMs);
