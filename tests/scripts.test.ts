@@ -16,7 +16,9 @@ let nextConcert = 1;
 const GRACE = 10_000;
 const T0 = 1_800_000_000_000;
 
-interface Meta { maxActive?: number; admitPerSecond?: number; activeTtl?: number; paused?: 0 | 1 }
+interface Meta { maxActive?: number; admitPerSecond?: number; activeTtl?: number; paused?: 0 | 1;
+  /** A scheduled sale: its opening (ms), whether its draw is all in the line, and the line as the load left it. */
+  saleAt?: number; drawn?: 0 | 1; lineHead?: number; waiting?: number }
 
 /** A concert whose queue is loaded, as loadConcert leaves it. */
 async function concert(meta: Meta = {}): Promise<number> {
@@ -461,6 +463,54 @@ describe('restorePlace', () => {
     expect(await restore(c, 7, 'j7:4', 4, T0, T0 + 60_000)).toEqual([0, 1]);
     expect(await scratch.redis.zscore(keys.active(c), '7')).toBe(String(T0 + 60_000));
     expect(await waitingCount(c)).toBe(0);
+  });
+});
+
+describe('applyDraw', () => {
+  const apply = (c: number, now: number, lastSeq: number, places: [number, string, number][]) =>
+    runScript(scratch.redis, 'applyDraw', [keys.queueMeta(c), keys.line(c), keys.queueTokens(c), keys.prequeue(c)],
+      [now, lastSeq, ...places.flat()]);
+
+  test('drawn places take their slots in the line; joins wait (code 16) until the draw is marked applied', async () => {
+    const c = await concert({ saleAt: T0, drawn: 0, lineHead: 0, waiting: 0 });
+    await scratch.redis.hset(keys.prequeue(c), { 7: `p7|${T0 - 5}`, 8: `p8|${T0 - 5}`, 9: `p9|${T0 - 5}` });
+    expect(await joinQueue(c, 50, 'j50', T0)).toEqual([ScriptCode.DrawPending]);
+    expect(await apply(c, T0 + 1, 3, [[8, 'p8', 1], [7, 'p7', 2]])).toEqual([0, 2]);
+    expect(await apply(c, T0 + 2, 3, [[9, 'p9', 3]])).toEqual([0, 1]);
+    expect(await readLine(scratch.redis, c)).toEqual([
+      { seq: 1, userId: 8, seenMs: T0 + 1 }, { seq: 2, userId: 7, seenMs: T0 + 1 }, { seq: 3, userId: 9, seenMs: T0 + 2 },
+    ]);
+    expect(await scratch.redis.hgetall(keys.queueTokens(c))).toEqual({ 7: 'p7:2', 8: 'p8:1', 9: 'p9:3' });
+    expect(await scratch.redis.hmget(keys.queueMeta(c), 'lastSeq', 'lineHead', 'waiting')).toEqual(['3', '0', '3']);
+    expect(await scratch.redis.exists(keys.prequeue(c))).toBe(0);
+    expect(await joinQueue(c, 50, 'j50', T0 + 3)).toEqual([ScriptCode.DrawPending]);
+    await scratch.redis.hset(keys.queueMeta(c), 'drawn', 1);
+    expect((await joinQueue(c, 50, 'j50', T0 + 3)).slice(0, 2)).toEqual([0, 4]);
+    expect(await waitingUsers(c)).toEqual([8, 7, 9, 50]);
+  });
+
+  test('applied again it changes nothing; a lost place comes back and moves the head back to reach it', async () => {
+    const c = await concert({ admitPerSecond: 2, saleAt: T0, drawn: 0, lineHead: 0, waiting: 0 });
+    const places: [number, string, number][] = [[3, 'p3', 1], [1, 'p1', 2], [2, 'p2', 3]];
+    expect(await apply(c, T0, 3, places)).toEqual([0, 3]);
+    expect(await apply(c, T0 + 5, 3, places)).toEqual([0, 0]);
+    expect(await scratch.redis.hmget(keys.queueMeta(c), 'waiting', 'lineHead')).toEqual(['3', '0']);
+    expect(await seenOf(c, 3)).toBe(String(T0));
+    await scratch.redis.hset(keys.queueMeta(c), 'drawn', 1);
+    await admitNext(c, T0 + 10, 1, { grace: 60_000 });
+    expect(await activeUsers(c)).toEqual([1, 3]);
+    expect(await scratch.redis.hget(keys.queueMeta(c), 'lineHead')).toBe('2');
+    // As a failover that lost the last writes might leave it: entry 1's record and slot are gone.
+    await scratch.redis.multi().hdel(keys.queueTokens(c), '3').zrem(keys.active(c), '3').exec();
+    expect(await apply(c, T0 + 20, 3, places)).toEqual([0, 1]);
+    expect(await scratch.redis.hmget(keys.queueMeta(c), 'lineHead', 'waiting', 'lastSeq')).toEqual(['0', '2', '3']);
+    expect(await waitingUsers(c)).toEqual([3, 2]);
+  });
+
+  test('a queue that is not loaded answers code 11 and writes nothing', async () => {
+    const c = nextConcert++;
+    expect(await apply(c, T0, 1, [[1, 'p1', 1]])).toEqual([ScriptCode.NoQueue]);
+    expect(await scratch.redis.exists(keys.line(c), keys.queueTokens(c))).toBe(0);
   });
 });
 
