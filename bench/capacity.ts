@@ -187,22 +187,21 @@ async function main() {
     await (r as Redis).xtrim(keys.stream(waitConcert), 'MAXLEN', 0);
     const afterWaiting = await usedMemory(r);
     const waitingBytesSample = (afterWaiting - beforeWaiting) / sample.waiting;
-    // Three dicts (zset's, seen's, tokens') whose bucket arrays are a power of two: project the
-    // per-entry cost from the sample's size to the planned size.
-    const waitingBytes = waitingBytesSample - 3 * bucketBytesPerEntry(sample.waiting) + 3 * bucketBytesPerEntry(counts.waiting);
+    // One dict (the token hash's) whose bucket array is a power of two: project the per-entry
+    // cost from the sample's size to the planned size. The line string grows linearly.
+    const waitingBytes = waitingBytesSample - bucketBytesPerEntry(sample.waiting) + bucketBytesPerEntry(counts.waiting);
     const queueKeyUsage = {
-      waitingZset: (await memoryUsage(r, keys.waiting(waitConcert))) / sample.waiting,
-      seenHash: (await memoryUsage(r, keys.seen(waitConcert))) / sample.waiting,
+      line: (await memoryUsage(r, keys.line(waitConcert))) / sample.waiting,
       tokenHash: (await memoryUsage(r, keys.queueTokens(waitConcert))) / sample.waiting,
     };
     entities.push({
       name: 'waiting user', bytes: waitingBytes,
-      how: `waiting zset member + seen hash field + queue token hash field ("<jti>:<seq>"); measured over ${fmt(sample.waiting)} (${fmt(waitingBytesSample, 1)} B), projected to ${fmt(counts.waiting)}`,
+      how: `a 10-byte slot of the line string (user id, last poll) + queue token hash field ("<jti>:<seq>"); measured over ${fmt(sample.waiting)} (${fmt(waitingBytesSample, 1)} B), projected to ${fmt(counts.waiting)}`,
     });
     const streamJoinBytes = (withStream - afterWaiting) / joinEntries;
     detail.waiting = { sample: sample.waiting, bytesAtSample: waitingBytesSample, perKey: queueKeyUsage, joinStreamEntries: joinEntries };
     // The line is not needed below: free it so the next measurements start from a small Redis.
-    await (r as Redis).del(keys.waiting(waitConcert), keys.seen(waitConcert), keys.queueTokens(waitConcert));
+    await (r as Redis).del(keys.line(waitConcert), keys.queueTokens(waitConcert));
 
     // ---- active users: joined, then admitted by the admission script, in another concert
     const activeConcert = concertIds[1]!;
@@ -220,7 +219,7 @@ async function main() {
     const activeCount = await (r as Redis).zcard(keys.active(activeConcert));
     if (activeCount !== sample.active) throw new Error(`admitted ${activeCount} of ${sample.active}`);
     const activeBytes = ((await usedMemory(r)) - beforeActive) / sample.active;
-    entities.push({ name: 'active user', bytes: activeBytes, how: 'active zset member + queue token hash field (admitNext drops the seen field)' });
+    entities.push({ name: 'active user', bytes: activeBytes, how: 'active zset member + queue token hash field (admitNext empties the line slot)' });
 
     // ---- holds: holdSeat through RedisHoldStore, one per admitted user, distinct seats
     // Holds are written through to SQL as in the service; only their Redis bytes are measured.
@@ -269,14 +268,34 @@ async function main() {
         await (r as Redis).del(key);
         return bytes;
       };
-      alt.listOfUserIds = await measure((p, from, to) => {
-        p.rpush('alt:list', ...Array.from({ length: to - from }, (_, k) => 30_000_000 + from + k));
-      }, 'alt:list');
-      alt.mergedTokenSeenField = await measure((p, from, to) => {
-        const fields: Record<string, string> = {};
-        for (let i = from; i < to; i++) fields[30_000_000 + i] = `${jtis(i)}:${i + 1}:${now}`;
-        p.hset('alt:tok', fields);
-      }, 'alt:tok');
+      // The token record (user -> "<jti>:<seq>") is the largest part left; other shapes of it:
+      // small hashes of 128 users each (listpack), bucketed by user id with the users of one
+      // concert spread over the whole id range (ids 100 apart: 1 in 100 users waits).
+      const bucketed = (users: number, spread: number, value: (i: number) => string) => measure((p, from, to) => {
+        for (let i = from; i < to; i++) {
+          const u = 30_000_000 + i * spread;
+          p.hset(`alt:tb:${Math.floor(u / 128)}`, u % 128, value(i));
+        }
+      }, 'alt:none').then(async (bytes) => {
+        let cursor = '0';
+        do {
+          const [next, found] = await (r as Redis).scan(cursor, 'MATCH', 'alt:tb:*', 'COUNT', 1000);
+          cursor = next;
+          if (found.length) await (r as Redis).del(...found);
+        } while (cursor !== '0');
+        return bytes;
+      });
+      alt.tokenBucketsDenseText = await bucketed(n, 1, (i) => `${jtis(i)}:${i + 1}`);
+      alt.tokenBucketsSparseText = await bucketed(n, 100, (i) => `${jtis(i)}:${i + 1}`);
+      const jtiBytes = (i: number) => Buffer.from(jtis(i).replace(/-/g, ''), 'hex').toString('latin1');
+      alt.tokenBucketsDenseBinary = await bucketed(n, 1, (i) => `${jtiBytes(i)}${i + 1}`);
+      // The jti in the line's slot (26 bytes: user, last poll, 16-byte jti) and a user -> seq
+      // index as the only per-user record.
+      alt.userSeqIndex = await measure((p, from, to) => {
+        const fields: Record<string, number> = {};
+        for (let i = from; i < to; i++) fields[30_000_000 + i] = i + 1;
+        p.hset('alt:useq', fields);
+      }, 'alt:useq');
       alt.shortJtiTokenField = await measure((p, from, to) => {
         const fields: Record<string, string> = {};
         for (let i = from; i < to; i++) fields[30_000_000 + i] = `${i.toString(36).padStart(16, '0')}:${i + 1}`;
@@ -321,8 +340,8 @@ async function main() {
       `divided by the number of entities loaded (the catalog is split by MEMORY USAGE of its keys).`, '');
     md.push('| entity | bytes | what it is in Redis |', '|---|---:|---|');
     for (const e of entities) md.push(`| ${e.name} | ${fmt(e.bytes, 1)} | ${e.how} |`);
-    md.push('', `Per waiting user, MEMORY USAGE of each key: waiting zset ${fmt(queueKeyUsage.waitingZset, 1)} B, seen hash ` +
-      `${fmt(queueKeyUsage.seenHash, 1)} B, queue token hash ${fmt(queueKeyUsage.tokenHash, 1)} B (at ${fmt(sample.waiting)} users).`, '');
+    md.push('', `Per waiting user, MEMORY USAGE of each key: line string ${fmt(queueKeyUsage.line, 1)} B, ` +
+      `queue token hash ${fmt(queueKeyUsage.tokenHash, 1)} B (at ${fmt(sample.waiting)} users).`, '');
     md.push(`## Plan: ${nodes} nodes (each holds everything: 1 master + ${nodes - 1} replicas) + ${Math.round(headroom * 100)} % headroom`, '');
     md.push('| item | count | B/item (seed) | MB (seed) | MB (seed, corrected) | B/item (measured) | MB (measured) |');
     md.push('|---|---:|---:|---:|---:|---:|---:|');
@@ -338,11 +357,12 @@ async function main() {
     md.push(`Each node needs about ${fmt((perNode * (1 + headroom)) / 1e9, 2)} GB (data + ${Math.round(headroom * 100)} %); ` +
       `the waiting line is ${fmt((100 * counts.waiting * byName['waiting user']!) / dataBytes, 0)} % of it.`, '');
     md.push('Seed corrections: ' + seedItems.filter((s) => s.note).map((s) => `${s.item}: ${s.note}`).join('; ') + '.', '');
-    md.push(`Where the waiting line could shrink (measured the same way, ${fmt(sample.waiting)} entries): a plain list of user ids ` +
-      `costs ${fmt(alt.listOfUserIds!, 1)} B an entry against the zset's ${fmt(queueKeyUsage.waitingZset, 1)} B; the seen time kept in ` +
-      `the queue token field ("<jti>:<seq>:<seen>") costs ${fmt(alt.mergedTokenSeenField!, 1)} B an entry against ` +
-      `${fmt(queueKeyUsage.tokenHash + queueKeyUsage.seenHash, 1)} B for the two hashes; a 16-character token id instead of a 36-character ` +
-      `uuid makes the token field ${fmt(alt.shortJtiTokenField!, 1)} B.`, '');
+    md.push(`The token record is most of a waiting user now (${fmt(queueKeyUsage.tokenHash, 1)} B). Other shapes of it, measured the ` +
+      `same way over ${fmt(sample.waiting)} entries: hashes of 128 users bucketed by user id ${fmt(alt.tokenBucketsDenseText!, 1)} B ` +
+      `when one concert's users are consecutive ids, ${fmt(alt.tokenBucketsSparseText!, 1)} B when 1 in 100 ids waits; the same with ` +
+      `the jti as 16 raw bytes ${fmt(alt.tokenBucketsDenseBinary!, 1)} B; a user → entry number hash alone (the jti kept in a ` +
+      `26-byte line slot instead) ${fmt(alt.userSeqIndex!, 1)} B + 16 B; a 16-character token id instead of a 36-character uuid ` +
+      `${fmt(alt.shortJtiTokenField!, 1)} B.`, '');
     md.push('Not in the plan: allocator fragmentation (used_memory_rss / used_memory, typically 1.1–1.5 after churn), the ' +
       'replication backlog (repl-backlog-size, 1 MB by default; size it for a failover window), replica output buffers, and ' +
       'copy-on-write during a fork if persistence is turned on. The headroom has to cover these.', '');

@@ -97,7 +97,7 @@ try {
   const scriptUs = slow.filter((e) => name(e).endsWith('(a script)')).map((e) => e[2]).sort((a, b) => a - b);
   const pct = (q: number) => (scriptUs.length ? (scriptUs[Math.min(scriptUs.length - 1, Math.floor(q * scriptUs.length))]! / 1000).toFixed(2) : '-');
   const memDrawn = await usedMemory();
-  const waiting = await redis.zcard(keys.waiting(c));
+  const waiting = Number(await redis.hget(keys.queueMeta(c), 'waiting'));
 
   rows.push({
     sql: target, fans, 'sql fill s': (sqlFill.ms / 1000).toFixed(1), 'redis fill s': (redisFill.ms / 1000).toFixed(1),

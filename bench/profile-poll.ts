@@ -89,7 +89,7 @@ try {
     tokens.push((await call('POST', `/v1/concerts/${concert.id}/queue`, undefined, t.token)).token);
   }
   const c = concert.id as number;
-  const qKeys = [keys.queueMeta(c), keys.waiting(c), keys.active(c), keys.seen(c), keys.queueTokens(c), keys.stream(c)];
+  const qKeys = [keys.queueMeta(c), keys.line(c), keys.active(c), keys.queueTokens(c), keys.stream(c)];
   const principals = await Promise.all(tokens.map(async (t) => (await ctx.tokens.decode(t, Date.now()))!));
   const byHeader = new Map(tokens.map((t, i) => [`Bearer ${t}`, principals[i]!]));
   await (redis as Redis).mset('bench:mget:a', '1', 'bench:mget:b', '2');

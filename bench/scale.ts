@@ -110,7 +110,7 @@ export async function main(argv: string[]): Promise<void> {
 
     redis = new Redis(redisProc.url, { maxRetriesPerRequest: null });
     registerScripts(redis);
-    const qKeys = [keys.queueMeta(concertId), keys.waiting(concertId), keys.active(concertId), keys.seen(concertId),
+    const qKeys = [keys.queueMeta(concertId), keys.line(concertId), keys.active(concertId),
       keys.queueTokens(concertId), keys.stream(concertId)];
     const baseline = await usedMemory(redis);
     const seqs = new Int32Array(users);
@@ -155,15 +155,15 @@ export async function main(argv: string[]): Promise<void> {
       // ---- memory
       const used = await usedMemory(redis);
       const keyBytes: Record<string, number> = {};
-      for (const [name, key] of [['waiting zset', qKeys[1]!], ['seen hash', qKeys[3]!], ['queue token hash', qKeys[4]!],
-        ['meta hash', qKeys[0]!], ['active zset', qKeys[2]!], ['stream', qKeys[5]!]] as const) {
+      for (const [name, key] of [['line string', qKeys[1]!], ['queue token hash', qKeys[3]!],
+        ['meta hash', qKeys[0]!], ['active zset', qKeys[2]!], ['stream', qKeys[4]!]] as const) {
         keyBytes[name] = await memoryUsage(redis, key);
       }
-      const streamEntries = await redis.xlen(qKeys[5]!);
-      const queueBytes = keyBytes['waiting zset']! + keyBytes['seen hash']! + keyBytes['queue token hash']!;
+      const streamEntries = await redis.xlen(qKeys[4]!);
+      const queueBytes = keyBytes['line string']! + keyBytes['queue token hash']!;
       // The write-behind worker acknowledges and deletes entries as it commits them; drain the
       // stream the same way so later measurements see the steady state.
-      await redis.xtrim(qKeys[5]!, 'MAXLEN', 0);
+      await redis.xtrim(qKeys[4]!, 'MAXLEN', 0);
       const usedAfterDrain = await usedMemory(redis);
 
       // ---- pollQueue script: one call at a time from a client, then as Redis counts it
@@ -183,7 +183,7 @@ export async function main(argv: string[]): Promise<void> {
       for (const i of sample) runScript(pp as unknown as Redis, 'pollQueue', qKeys, [USER_BASE + i, jtiOf(i), Date.now(), GRACE_MS]);
       await pp.exec();
       const pipelinedPerS = sample.length / ((performance.now() - pt0) / 1000);
-      await redis.xtrim(qKeys[5]!, 'MAXLEN', 0);
+      await redis.xtrim(qKeys[4]!, 'MAXLEN', 0);
 
       // ---- HTTP poll through the real service
       let http: Checkpoint['http'] = null;
@@ -204,7 +204,7 @@ export async function main(argv: string[]): Promise<void> {
         http = { ...r, serverCpu: c?.cores ?? null };
         await stopProcess(server.proc);
         server = null;
-        await redis.xtrim(qKeys[5]!, 'MAXLEN', 0);
+        await redis.xtrim(qKeys[4]!, 'MAXLEN', 0);
         log(`${target} waiting: HTTP poll ${fmt(r.rps)} req/s, p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms, errors ${r.errors}`);
       }
 
@@ -222,7 +222,7 @@ export async function main(argv: string[]): Promise<void> {
       });
     }
     const encodings: Record<string, string> = {};
-    for (const k of [qKeys[1]!, qKeys[3]!, qKeys[4]!]) encodings[k] = String(await redis.object('ENCODING', k));
+    for (const k of [qKeys[1]!, qKeys[3]!]) encodings[k] = String(await redis.object('ENCODING', k));
 
     const meta = {
       finishedAt: new Date().toISOString(), cpus: cpuCount(), loadBefore: loadBefore?.join(' '), loadAfter: loadAverage()?.join(' '),
@@ -256,10 +256,10 @@ function report(meta: Record<string, unknown>, rs: Checkpoint[]): string {
       `${fmt(r.bytesPerUserAfterDrain, 1)} | ${fmt(r.bytesPerUserQueue, 1)} | ${fmt(r.streamBytesPerEntry, 1)} |`);
   }
   l.push('', 'MEMORY USAGE (SAMPLES 0) of each queue key, bytes per waiting user:', '');
-  l.push('| waiting | waiting zset | seen hash | queue token hash |', '|---:|---:|---:|---:|');
+  l.push('| waiting | line string (FIFO + heartbeat) | queue token hash |', '|---:|---:|---:|');
   for (const r of rs) {
     const k = r.keyBytes;
-    l.push(`| ${fmt(r.waiting)} | ${fmt(k['waiting zset']! / r.waiting, 1)} | ${fmt(k['seen hash']! / r.waiting, 1)} | ${fmt(k['queue token hash']! / r.waiting, 1)} |`);
+    l.push(`| ${fmt(r.waiting)} | ${fmt(k['line string']! / r.waiting, 1)} | ${fmt(k['queue token hash']! / r.waiting, 1)} |`);
   }
   l.push('', 'Poll cost:', '');
   l.push('| waiting | pollQueue p50 µs (client) | p99 µs | Redis µs/call | pipelined polls/s | HTTP poll req/s | HTTP p50 ms | HTTP p99 ms | errors | server CPU |');

@@ -13,6 +13,7 @@ import { Hono } from 'hono';
 import { Redis } from 'ioredis';
 import { keys } from '../src/redis/keys.ts';
 import { registerScripts, runScript } from '../src/redis/scripts.ts';
+import { packSlots, SLOT_BYTES } from '../src/modules/queue/line.ts';
 
 const USERS = 2000;
 const CONCERT = 1;
@@ -21,16 +22,16 @@ const GRACE_MS = 3_600_000;
 const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
 redis.on('error', () => {});
 registerScripts(redis);
-const qKeys = [keys.queueMeta(CONCERT), keys.waiting(CONCERT), keys.active(CONCERT), keys.seen(CONCERT), keys.queueTokens(CONCERT), keys.stream(CONCERT)];
-// A line as the service keeps it: meta, the waiting zset by entry number, the heartbeat hash,
-// and each user's `<jti>:<seq>`; user 0 is the admitted one, users 1..USERS wait.
+const qKeys = [keys.queueMeta(CONCERT), keys.line(CONCERT), keys.active(CONCERT), keys.queueTokens(CONCERT), keys.stream(CONCERT)];
+// A line as the service keeps it: meta, the line string (a slot per entry number: user id and
+// last poll), and each user's `<jti>:<seq>`; user 0 is the admitted one, users 1..USERS wait.
 const now = Date.now();
 const load = redis.pipeline().hset(keys.queueMeta(CONCERT), {
-  lastSeq: USERS + 1, lastAdmitted: 1, admittedTotal: 1, rate: 0, admitPerSecond: 1, maxActive: 1, activeTtl: 600, paused: 0,
+  lastSeq: USERS + 1, lastAdmitted: 1, lineHead: 1, waiting: USERS, admittedTotal: 1, rate: 0, admitPerSecond: 1, maxActive: 1, activeTtl: 600, paused: 0,
 }).zadd(keys.active(CONCERT), now + 3_600_000, '0').hset(keys.queueTokens(CONCERT), '0', 'jti-0:1');
-for (let u = 1; u <= USERS; u++) {
-  load.zadd(keys.waiting(CONCERT), u + 1, String(u)).hset(keys.seen(CONCERT), String(u), now).hset(keys.queueTokens(CONCERT), String(u), `jti-${u}:${u + 1}`);
-}
+const places = Array.from({ length: USERS }, (_, i) => ({ seq: i + 2, userId: i + 1, seenMs: now }));
+load.setrange(keys.line(CONCERT), 2 * SLOT_BYTES, packSlots(2, USERS + 1, places));
+for (let u = 1; u <= USERS; u++) load.hset(keys.queueTokens(CONCERT), String(u), `jti-${u}:${u + 1}`);
 await load.exec();
 
 const app = new Hono();

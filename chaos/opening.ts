@@ -54,8 +54,21 @@ export class OpeningFans {
     await Promise.all(this.loops);
   }
 
-  private call(f: OpeningFan, i: number, op: 'token' | 'join' | 'poll', method: 'GET' | 'POST', path: string, token?: string, body?: unknown) {
+  private call(f: OpeningFan, i: number, op: 'token' | 'challenge' | 'join' | 'poll', method: 'GET' | 'POST', path: string, token?: string, body?: unknown) {
     return this.client.call({ fan: 10_000 + i, userId: f.userId, instance: (i + f.beats.length) % this.client.instanceCount, op, method, path, token, body });
+  }
+
+  /** A solved join challenge; null when the service asks for none (404), 'retry' when it did not answer. */
+  private async solveChallenge(f: OpeningFan, i: number): Promise<{ challenge: string; nonce: string } | null | 'retry'> {
+    const r = await this.call(f, i, 'challenge', 'GET', '/v1/challenge');
+    if (r.op.status === 404) return null;
+    if (r.op.status !== 200 || typeof r.body?.challenge !== 'string') return 'retry';
+    const { challenge, bits } = r.body as { challenge: string; bits: number };
+    for (let n = 0; ; n++) {
+      const nonce = n.toString(36);
+      const word = createHash('sha256').update(`${challenge}:${nonce}`).digest().readUInt32BE(0);
+      if (bits === 0 || word >>> (32 - bits) === 0) return { challenge, nonce };
+    }
   }
 
   private async run(f: OpeningFan, i: number): Promise<void> {
@@ -64,7 +77,11 @@ export class OpeningFans {
     while (this.running && !f.token) {
       const t = await this.call(f, i, 'token', 'POST', '/v1/tokens', undefined, { userId: f.userId });
       if (t.op.status !== 201) { await sleep(500); continue; }
-      const j = await this.call(f, i, 'join', 'POST', `/v1/concerts/${this.opts.concertId}/queue`, String(t.body.token), { drawNonce: f.nonce });
+      // With JOIN_POW_BITS the join shows a solved challenge, as every fan's join does.
+      const pow = await this.solveChallenge(f, i);
+      if (pow === 'retry') { await sleep(500); continue; }
+      const j = await this.call(f, i, 'join', 'POST', `/v1/concerts/${this.opts.concertId}/queue`, String(t.body.token),
+        { drawNonce: f.nonce, ...(pow ? { pow } : {}) });
       if ((j.op.status === 201 || j.op.status === 200) && j.body.status === 'prequeue') {
         f.token = String(j.body.token);
         f.ticket = String(j.body.drawTicket);

@@ -6,6 +6,7 @@
  * holds every entry when Redis dies.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { readLine } from '../src/modules/queue/line.ts';
 import { keys } from '../src/redis/keys.ts';
 import { runScript } from '../src/redis/scripts.ts';
 import { ETA_AGE_BUCKETS, ETA_GAP_TICKS, ETA_WINDOW_MS } from '../src/modules/queue/eta.ts';
@@ -70,22 +71,22 @@ for (const target of SQL_TARGETS) {
         users.push(userId);
       }
       const c: number = concert.id;
-      const queueKeys = [keys.queueMeta(c), keys.waiting(c), keys.active(c), keys.seen(c), keys.queueTokens(c), keys.stream(c)];
+      const queueKeys = [keys.queueMeta(c), keys.line(c), keys.active(c), keys.queueTokens(c), keys.stream(c)];
       const now = Date.now() + 1000;
       const grace = ctx.config.queueGraceSeconds * 1000;
       const tickMs = ctx.config.admissionTickMs;
       const tickId = Math.floor(now / tickMs) * tickMs;
       await eventually(async () => (await ctx.liveConcerts(Date.now())).includes(c), 3000, 50);
       // The peek names the three the budget allows, in entry order, and changes nothing.
-      const peek = await runScript(svc.redis, 'peekAdmissions', queueKeys.slice(0, 4), [now, tickId, grace, tickMs, 5000]);
+      const peek = await runScript(svc.redis, 'peekAdmissions', queueKeys.slice(0, 3), [now, tickId, grace, tickMs, 5000]);
       expect(peek.slice(2).map(Number)).toEqual([users[0]!, 1, users[1]!, 2, users[2]!, 3]);
-      expect(await svc.redis.zcard(keys.waiting(c))).toBe(4);
+      expect((await readLine(svc.redis, c)).map((p) => p.userId)).toEqual(users);
       // SQL recorded 1 and 3 only (say): 1 is admitted, 2 stops the tick and stays first in line.
       const r = await runScript(svc.redis, 'admitNext', queueKeys,
         [now, tickId, grace, tickMs, 5000, ETA_WINDOW_MS, ETA_GAP_TICKS, ETA_AGE_BUCKETS, '1', 1, 3]);
       expect(r.slice(0, 3)).toEqual([0, 1, 0]);
-      expect(await svc.redis.zrange(keys.waiting(c), '0', '-1', 'WITHSCORES')).toEqual(
-        [String(users[1]), '2', String(users[2]), '3', String(users[3]), '4']);
+      expect((await readLine(svc.redis, c)).map((p) => [p.userId, p.seq])).toEqual(
+        [[users[1]!, 2], [users[2]!, 3], [users[3]!, 4]]);
       expect(await svc.redis.zrange(keys.active(c), '0', '-1')).toEqual([String(users[0])]);
       // The next tick through the ticker records and admits 2 and 3 (the budget's two slots left).
       await ctx.ticker.tickOnce(now + tickMs);

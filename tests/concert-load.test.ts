@@ -6,6 +6,7 @@
  */
 import { expect, test } from 'bun:test';
 import { loadConcert, loadConcertIfMissing, withLoadLock } from '../src/modules/catalog/load-concert.ts';
+import { readLine } from '../src/modules/queue/line.ts';
 import { keys } from '../src/redis/keys.ts';
 import { describeEach, enterMode, newUserId } from './helpers/harness.ts';
 import { call, createConcert, join, userToken } from './helpers/http.ts';
@@ -42,7 +43,8 @@ describeEach('loading a concert into Redis', { modes: ['redis'] }, (h) => {
     expect(await waiter!).toBe(true);
     const poll = await call(h.app, 'GET', '/v1/queue/me', { token: r.body.token });
     expect(poll.status).toBe(200);
-    expect(await redis.zcard(keys.waiting(c.id))).toBe(1);
+    expect(await redis.hget(keys.queueMeta(c.id), 'waiting')).toBe('1');
+    expect(await readLine(redis, c.id)).toHaveLength(1);
   });
 
   test('300 fans joining an unloaded concert at once all keep the place they were given', async () => {
@@ -53,6 +55,7 @@ describeEach('loading a concert into Redis', { modes: ['redis'] }, (h) => {
     expect(joins.map((j) => j.status).filter((s) => s !== 201)).toEqual([]);
     const polls = await inPool(joins, 64, (j) => call(h.app, 'GET', '/v1/queue/me', { token: j.body.token }));
     expect(polls.filter((p) => p.status !== 200).map((p) => `${p.status} ${JSON.stringify(p.body)}`)).toEqual([]);
-    expect(await h.svc.redis.zcard(keys.waiting(c.id))).toBe(300);
+    expect(await h.svc.redis.hget(keys.queueMeta(c.id), 'waiting')).toBe('300');
+    expect(await readLine(h.svc.redis, c.id)).toHaveLength(300);
   });
 });

@@ -48,7 +48,7 @@ const releaseHold = (c: number, rid: string, o: { user?: number; owner?: number;
 const markSold = (c: number, rid: string, o: { user?: number; seat?: number; seq?: number; now?: number; end?: boolean } = {}) =>
   runScript(scratch.redis, 'markSold', [
     keys.sold(c, S), keys.hold(c, S, o.seat ?? 1), keys.holds(c, S), keys.userHolds(c, o.user ?? 1), keys.reservation(c, rid),
-    keys.seats(c, S), keys.schedule(c, S), keys.active(c), keys.queueTokens(c), keys.seen(c), keys.stream(c), keys.userPaid(c, o.user ?? 1),
+    keys.seats(c, S), keys.schedule(c, S), keys.active(c), keys.queueTokens(c), keys.stream(c), keys.userPaid(c, o.user ?? 1),
   ], [o.seat ?? 1, rid, o.user ?? 1, o.now ?? T0, o.seq ?? 3, CATALOG_UNTIL, o.end === false ? 0 : 1]);
 
 async function events(c: number): Promise<Record<string, string>[]> {
@@ -184,7 +184,6 @@ describe('markSold', () => {
   test('sold for good: hold gone, record paid, the buyer\'s place ended and its slot free', async () => {
     const c = await concert();
     await holdSeat(c, { rid: 'r1', seat: 4 });
-    await scratch.redis.hset(keys.seen(c), 1, T0);
     expect(await markSold(c, 'r1', { seat: 4, seq: 3, now: T0 + 9 })).toEqual([ScriptCode.Ok, 0]);
     expect(await scratch.redis.smembers(keys.sold(c, S))).toEqual(['4']);
     expect(await scratch.redis.pexpiretime(keys.sold(c, S))).toBe(CATALOG_UNTIL);
@@ -194,7 +193,6 @@ describe('markSold', () => {
     expect(await scratch.redis.hget(keys.reservation(c, 'r1'), 'st')).toBe('paid');
     expect(await scratch.redis.zscore(keys.active(c), 1)).toBeNull();
     expect(await scratch.redis.hexists(keys.queueTokens(c), '1')).toBe(0);
-    expect(await scratch.redis.hexists(keys.seen(c), '1')).toBe(0);
     expect((await events(c))[1]).toEqual({ e: 'done', u: '1', s: '3', t: String(T0 + 9) });
     expect(await scratch.redis.smembers(keys.userPaid(c, 1))).toEqual(['r1']);
     expect(await scratch.redis.pexpiretime(keys.userPaid(c, 1))).toBe(CATALOG_UNTIL);

@@ -6,6 +6,7 @@ import { expect, test } from 'bun:test';
 import { loadConfig } from '../src/config.ts';
 import { createContext } from '../src/context.ts';
 import { createApp } from '../src/http/app.ts';
+import { readLine } from '../src/modules/queue/line.ts';
 import { keys } from '../src/redis/keys.ts';
 import { describeEach, enterMode, newConcert, newUserId, queueStats, type Harness } from './helpers/harness.ts';
 import { call, eventually, futureIso, join, userToken } from './helpers/http.ts';
@@ -154,8 +155,8 @@ describeEach('admin', {}, (h) => {
     expect(r.body).toMatchObject({ accepted: true });
     await eventually(async () => (await h.svc.redis.exists(keys.concert(concert.id))) === 1);
     // Places come back from the queue tokens SQL recorded, in entry order.
-    expect(await h.svc.redis.zrange(keys.waiting(concert.id), '0', '-1')).toEqual(
-      await Promise.all([a, b].map(async (j) => String((await h.svc.ctx.tokens.decode(j.body.token, h.clock.now()))!.userId))),
+    expect((await readLine(h.svc.redis, concert.id)).map((p) => p.userId)).toEqual(
+      await Promise.all([a, b].map(async (j) => (await h.svc.ctx.tokens.decode(j.body.token, h.clock.now()))!.userId)),
     );
     // A rebuild always ends with the service back on Redis, whatever mode it started in.
     await eventually(() => h.svc.ctx.mode.current === 'redis');

@@ -4,6 +4,7 @@ import { drawCommitment, drawOrder, drawTicket } from '../src/modules/draw/algor
 import { keepAliveUntilOpening, openSale, poll, prequeue, saleConcert } from './helpers/draw.ts';
 import { describeEach, newUserId } from './helpers/harness.ts';
 import { call, createConcert, userToken } from './helpers/http.ts';
+import { readLine } from '../src/modules/queue/line.ts';
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
@@ -244,14 +245,17 @@ describeEach('scheduled sale across a mode switch', { modes: ['redis'] }, (h) =>
     const lost = fans.slice(0, 3).map((f) => f.reply);
     const users = Object.keys(before).slice(0, 3);
     await r.hdel(tok, ...users);
-    await r.zrem(`{c:${c.id}}:q:wait`, ...users);
+    // Each lost place's 10-byte slot in the line back to zeros (empty).
+    for (const u of users) await r.setrange(`{c:${c.id}}:q:line`, Number(before[u]!.split(':')[1]) * 10, Buffer.alloc(10));
+    await r.hincrby(`{c:${c.id}}:q:meta`, 'waiting', -users.length);
     await r.hset(`{c:${c.id}}:q:meta`, 'drawn', 0);
     expect(lost.length).toBe(3);
     const early = await call(h.app, 'POST', `/v1/concerts/${c.id}/queue`, { token: await userToken(h.app, newUserId()) });
     expect(early.status).toBe(503);
     await h.svc.ctx.drawJob.tickOnce(h.clock.now());
     expect(await r.hgetall(tok)).toEqual(before);
-    expect(await r.zcard(`{c:${c.id}}:q:wait`)).toBe(fans.length);
+    expect((await readLine(r, c.id)).map((p) => p.userId).sort()).toEqual(Object.keys(before).map(Number).sort());
+    expect(await r.hget(`{c:${c.id}}:q:meta`, 'waiting')).toBe(String(fans.length));
     for (const f of fans) expect((await poll(h, f.token)).body.position).toBe(order.indexOf(f.ticket) + 1);
     const late = await call(h.app, 'POST', `/v1/concerts/${c.id}/queue`, { token: await userToken(h.app, newUserId()) });
     expect(late.body.position).toBe(fans.length + 1);

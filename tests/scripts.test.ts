@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { keys } from '../src/redis/keys.ts';
 import { scripts, runScript } from '../src/redis/scripts.ts';
 import { ScriptCode } from '../src/redis/codes.ts';
+import { readLine } from '../src/modules/queue/line.ts';
 import { useScratchRedis } from './helpers/redis.ts';
 import { ETA_AGE_BUCKETS, ETA_GAP_TICKS, ETA_WINDOW_MS, meanHoldSeconds, type EtaState } from '../src/modules/queue/eta.ts';
 
@@ -15,7 +16,9 @@ let nextConcert = 1;
 const GRACE = 10_000;
 const T0 = 1_800_000_000_000;
 
-interface Meta { maxActive?: number; admitPerSecond?: number; activeTtl?: number; paused?: 0 | 1 }
+interface Meta { maxActive?: number; admitPerSecond?: number; activeTtl?: number; paused?: 0 | 1;
+  /** A scheduled sale: its opening (ms), whether its draw is all in the line, and the line as the load left it. */
+  saleAt?: number; drawn?: 0 | 1; lineHead?: number; waiting?: number }
 
 /** A concert whose queue is loaded, as loadConcert leaves it. */
 async function concert(meta: Meta = {}): Promise<number> {
@@ -27,7 +30,7 @@ async function concert(meta: Meta = {}): Promise<number> {
   return c;
 }
 
-const queueKeys = (c: number) => [keys.queueMeta(c), keys.waiting(c), keys.active(c), keys.seen(c), keys.queueTokens(c), keys.stream(c)];
+const queueKeys = (c: number) => [keys.queueMeta(c), keys.line(c), keys.active(c), keys.queueTokens(c), keys.stream(c)];
 const joinQueue = (c: number, user: number, jti: string, now: number, grace = GRACE) =>
   runScript(scratch.redis, 'joinQueue', queueKeys(c), [user, jti, now, grace]);
 const pollQueue = (c: number, user: number, jti: string, now: number, grace = GRACE) =>
@@ -49,7 +52,13 @@ async function events(c: number): Promise<Record<string, string>[]> {
 }
 const eventNames = async (c: number) => (await events(c)).map((e) => `${e.e}:${e.u}:${e.s}`);
 const activeUsers = async (c: number) => (await scratch.redis.zrange(keys.active(c), '0', '-1')).map(Number);
-const waitingUsers = async (c: number) => (await scratch.redis.zrange(keys.waiting(c), '0', '-1')).map(Number);
+const waitingUsers = async (c: number) => (await readLine(scratch.redis, c)).map((p) => p.userId);
+/** The last poll the line holds for the user, as a string (null when the user has no slot). */
+const seenOf = async (c: number, user: number) => {
+  const p = (await readLine(scratch.redis, c)).find((x) => x.userId === user);
+  return p ? String(p.seenMs) : null;
+};
+const waitingCount = async (c: number) => Number(await scratch.redis.hget(keys.queueMeta(c), 'waiting'));
 
 /** Users 1..n join at T0 + i ms; user u's jti is `j<u>`. */
 async function joinAll(c: number, n: number, at = T0) {
@@ -61,8 +70,8 @@ describe('joinQueue', () => {
     const c = await concert({ admitPerSecond: 7 });
     expect((await joinQueue(c, 42, 'a', T0)).slice(0, 9)).toEqual([0, 1, 0, 0, 0, '', 0, 7, 1]);
     expect((await joinQueue(c, 43, 'b', T0 + 1)).slice(0, 9)).toEqual([0, 2, 0, 0, 0, '', 0, 7, 1]);
-    expect(await scratch.redis.zrange(keys.waiting(c), '0', '-1', 'WITHSCORES')).toEqual(['42', '1', '43', '2']);
-    expect(await scratch.redis.hgetall(keys.seen(c))).toEqual({ 42: String(T0), 43: String(T0 + 1) });
+    expect(await readLine(scratch.redis, c)).toEqual([{ seq: 1, userId: 42, seenMs: T0 }, { seq: 2, userId: 43, seenMs: T0 + 1 }]);
+    expect(await waitingCount(c)).toBe(2);
     expect(await scratch.redis.hgetall(keys.queueTokens(c))).toEqual({ 42: 'a:1', 43: 'b:2' });
     expect(await scratch.redis.hget(keys.queueMeta(c), 'lastSeq')).toBe('2');
     expect(await events(c)).toEqual([
@@ -77,7 +86,7 @@ describe('joinQueue', () => {
     const again = await joinQueue(c, 1, 'j1b', T0 + 500);
     expect(again.slice(0, 9)).toEqual([0, 1, 0, 0, 0, 'j1', 0, 100, 0]);
     expect(await scratch.redis.hget(keys.queueTokens(c), '1')).toBe('j1b:1');
-    expect(await scratch.redis.hget(keys.seen(c), '1')).toBe(String(T0 + 500));
+    expect(await seenOf(c, 1)).toBe(String(T0 + 500));
     expect(await scratch.redis.hget(keys.queueMeta(c), 'lastSeq')).toBe('2');
     expect(await eventNames(c)).toEqual(['join:1:1', 'join:2:2']);
   });
@@ -103,7 +112,7 @@ describe('joinQueue', () => {
   test('a queue that is not loaded answers code 11 and writes nothing', async () => {
     const c = nextConcert++;
     expect(await joinQueue(c, 1, 'x', T0)).toEqual([ScriptCode.NoQueue]);
-    expect(await scratch.redis.exists(keys.waiting(c), keys.queueTokens(c), keys.stream(c))).toBe(0);
+    expect(await scratch.redis.exists(keys.line(c), keys.queueTokens(c), keys.stream(c))).toBe(0);
   });
 
   test('while the rebuild reloads the concert (loadingUntil ahead) joins and admissions answer code 14 and write nothing', async () => {
@@ -144,7 +153,8 @@ describe('joinQueue', () => {
     expect(r.slice(0, 3)).toEqual([0, 3, 0]);
     expect(r[8]).toBe(1);
     expect(await waitingUsers(c)).toEqual([2, 1]);
-    expect(await scratch.redis.zscore(keys.waiting(c), '1')).toBe('3');
+    expect((await readLine(scratch.redis, c)).map((p) => [p.userId, p.seq])).toEqual([[2, 2], [1, 3]]);
+    expect(await waitingCount(c)).toBe(2);
     expect(await eventNames(c)).toEqual(['join:1:1', 'join:2:2', 'lapse:1:1', 'join:1:3']);
   });
 });
@@ -156,7 +166,7 @@ describe('pollQueue', () => {
     expect(await pollQueue(c, 9, 'j9', T0 + 10)).toEqual([ScriptCode.UnknownToken]);
     await joinQueue(c, 1, 'j1b', T0 + 10);
     expect(await pollQueue(c, 1, 'j1', T0 + 20)).toEqual([ScriptCode.UnknownToken]);
-    expect(await scratch.redis.hget(keys.seen(c), '1')).toBe(String(T0 + 10));
+    expect(await seenOf(c, 1)).toBe(String(T0 + 10));
     expect(await waitingUsers(c)).toEqual([1]);
   });
 
@@ -164,7 +174,7 @@ describe('pollQueue', () => {
     const c = await concert({ admitPerSecond: 3 });
     await joinAll(c, 3);
     expect((await pollQueue(c, 3, 'j3', T0 + 5000)).slice(0, 7)).toEqual([0, 0, 3, 0, 0, 0, 3]);
-    expect(await scratch.redis.hget(keys.seen(c), '3')).toBe(String(T0 + 5000));
+    expect(await seenOf(c, 3)).toBe(String(T0 + 5000));
     // The refreshed heartbeat carries the user past the first grace period.
     expect((await pollQueue(c, 3, 'j3', T0 + 5000 + GRACE))[0]).toBe(0);
   });
@@ -174,7 +184,8 @@ describe('pollQueue', () => {
     await joinAll(c, 2);
     expect(await pollQueue(c, 1, 'j1', T0 + 1 + GRACE + 1)).toEqual([ScriptCode.PlaceLost]);
     expect(await waitingUsers(c)).toEqual([2]);
-    expect(await scratch.redis.hexists(keys.seen(c), '1')).toBe(0);
+    expect(await seenOf(c, 1)).toBeNull();
+    expect(await waitingCount(c)).toBe(1);
     expect(await scratch.redis.hexists(keys.queueTokens(c), '1')).toBe(0);
     expect(await eventNames(c)).toEqual(['join:1:1', 'join:2:2', 'lapse:1:1']);
     expect(await pollQueue(c, 1, 'j1', T0 + GRACE + 5)).toEqual([ScriptCode.UnknownToken]);
@@ -254,6 +265,32 @@ describe('admitNext', () => {
     const r = await admitNext(c, T0 + GRACE + 100, 1, { maxScan: 2 });
     expect(r).toEqual([0, 0, 2, 0, 0, 3]);
     expect(await waitingUsers(c)).toEqual([3, 4, 5]);
+  });
+
+  test('empty slots of the line (leavers, lapses) are passed over: they count against maxScan, not the budget', async () => {
+    const c = await concert({ admitPerSecond: 2 });
+    await joinAll(c, 300);
+    for (let u = 1; u <= 200; u++) await leaveQueue(c, u, `j${u}`, T0 + 400);
+    expect(await waitingCount(c)).toBe(100);
+    // Slots 1..200 are empty: a scan of 150 reaches none of the waiting users.
+    expect(await admitNext(c, T0 + 500, 1, { maxScan: 150 })).toEqual([0, 0, 0, 0, 0, 100]);
+    expect(await scratch.redis.hget(keys.queueMeta(c), 'lineHead')).toBe('150');
+    expect(await scratch.redis.hget(keys.queueMeta(c), 'lastAdmitted')).toBe('0');
+    // The next tick crosses the last empty slots (in more than one chunk) and admits 201 and 202.
+    expect(await admitNext(c, T0 + 600, 2)).toEqual([0, 2, 0, 0, 2, 98]);
+    expect(await activeUsers(c)).toEqual([201, 202]);
+    expect(await scratch.redis.hmget(keys.queueMeta(c), 'lineHead', 'lastAdmitted', 'waiting')).toEqual(['202', '202', '98']);
+    expect((await waitingUsers(c))[0]).toBe(203);
+    // Passed slots are zeros: the string's prefix holds nobody.
+    expect((await scratch.redis.getrangeBuffer(keys.line(c), 0, 202 * 10 + 9)).every((b) => b === 0)).toBe(true);
+  });
+
+  test('a line nobody waits in is not scanned: the head jumps to the last entry number', async () => {
+    const c = await concert();
+    await joinAll(c, 3);
+    for (let u = 1; u <= 3; u++) await leaveQueue(c, u, `j${u}`, T0 + 10);
+    expect(await admitNext(c, T0 + 20, 1, { maxScan: 1 })).toEqual([0, 0, 0, 0, 0, 0]);
+    expect(await scratch.redis.hget(keys.queueMeta(c), 'lineHead')).toBe('3');
   });
 
   test('active users whose time is up are freed, their token record deleted, and an expire event written', async () => {
@@ -384,7 +421,7 @@ describe('leaveQueue', () => {
     await joinAll(c, 2);
     expect(await leaveQueue(c, 2, 'j2', T0 + 200, 'done')).toEqual([0, 2]);
     expect(await waitingUsers(c)).toEqual([1]);
-    expect(await scratch.redis.hexists(keys.seen(c), '2')).toBe(0);
+    expect(await waitingCount(c)).toBe(1);
     expect(await eventNames(c)).toEqual(['join:1:1', 'join:2:2', 'done:2:2']);
   });
 
@@ -395,6 +432,85 @@ describe('leaveQueue', () => {
     expect(await leaveQueue(c, 1, 'j1', T0 + 20)).toEqual([ScriptCode.UnknownToken]);
     expect(await leaveQueue(c, 2, 'j2', T0 + 20)).toEqual([ScriptCode.UnknownToken]);
     expect(await waitingUsers(c)).toEqual([1]);
+  });
+});
+
+describe('restorePlace', () => {
+  const restore = (c: number, user: number, record: string, seq: number, now: number, activeUntil = 0) =>
+    runScript(scratch.redis, 'restorePlace', [keys.queueMeta(c), keys.line(c), keys.active(c), keys.queueTokens(c)],
+      [user, record, seq, now, activeUntil]);
+
+  test('a waiting place behind the head is put back and the head moves back to reach it', async () => {
+    const c = await concert({ admitPerSecond: 1 });
+    await joinAll(c, 3);
+    await admitNext(c, T0 + 10, 1);
+    expect(await scratch.redis.hget(keys.queueMeta(c), 'lineHead')).toBe('1');
+    // Entry 1's user is unknown to Redis again (its record lost) but SQL proves the place.
+    await scratch.redis.multi().hdel(keys.queueTokens(c), '1').zrem(keys.active(c), '1').exec();
+    expect(await restore(c, 1, 'j1:1', 1, T0 + 20)).toEqual([0, 1]);
+    expect(await scratch.redis.hmget(keys.queueMeta(c), 'lineHead', 'waiting')).toEqual(['0', '3']);
+    expect(await waitingUsers(c)).toEqual([1, 2, 3]);
+    expect((await admitNext(c, T0 + 1010, 2))[1]).toBe(1);
+    expect(await activeUsers(c)).toEqual([1]);
+    // Twice is once; a user Redis knows under another token is left alone.
+    expect(await restore(c, 2, 'j2:2', 2, T0 + 30)).toEqual([0, 1]);
+    expect(await restore(c, 3, 'old:9', 9, T0 + 30)).toEqual([0, 0]);
+    expect(await scratch.redis.hmget(keys.queueMeta(c), 'waiting', 'lastSeq')).toEqual(['2', '3']);
+  });
+
+  test('an active place goes back to the active set with its time', async () => {
+    const c = await concert();
+    expect(await restore(c, 7, 'j7:4', 4, T0, T0 + 60_000)).toEqual([0, 1]);
+    expect(await scratch.redis.zscore(keys.active(c), '7')).toBe(String(T0 + 60_000));
+    expect(await waitingCount(c)).toBe(0);
+  });
+});
+
+describe('applyDraw', () => {
+  const apply = (c: number, now: number, lastSeq: number, places: [number, string, number][]) =>
+    runScript(scratch.redis, 'applyDraw', [keys.queueMeta(c), keys.line(c), keys.queueTokens(c), keys.prequeue(c)],
+      [now, lastSeq, ...places.flat()]);
+
+  test('drawn places take their slots in the line; joins wait (code 16) until the draw is marked applied', async () => {
+    const c = await concert({ saleAt: T0, drawn: 0, lineHead: 0, waiting: 0 });
+    await scratch.redis.hset(keys.prequeue(c), { 7: `p7|${T0 - 5}`, 8: `p8|${T0 - 5}`, 9: `p9|${T0 - 5}` });
+    expect(await joinQueue(c, 50, 'j50', T0)).toEqual([ScriptCode.DrawPending]);
+    expect(await apply(c, T0 + 1, 3, [[8, 'p8', 1], [7, 'p7', 2]])).toEqual([0, 2]);
+    expect(await apply(c, T0 + 2, 3, [[9, 'p9', 3]])).toEqual([0, 1]);
+    expect(await readLine(scratch.redis, c)).toEqual([
+      { seq: 1, userId: 8, seenMs: T0 + 1 }, { seq: 2, userId: 7, seenMs: T0 + 1 }, { seq: 3, userId: 9, seenMs: T0 + 2 },
+    ]);
+    expect(await scratch.redis.hgetall(keys.queueTokens(c))).toEqual({ 7: 'p7:2', 8: 'p8:1', 9: 'p9:3' });
+    expect(await scratch.redis.hmget(keys.queueMeta(c), 'lastSeq', 'lineHead', 'waiting')).toEqual(['3', '0', '3']);
+    expect(await scratch.redis.exists(keys.prequeue(c))).toBe(0);
+    expect(await joinQueue(c, 50, 'j50', T0 + 3)).toEqual([ScriptCode.DrawPending]);
+    await scratch.redis.hset(keys.queueMeta(c), 'drawn', 1);
+    expect((await joinQueue(c, 50, 'j50', T0 + 3)).slice(0, 2)).toEqual([0, 4]);
+    expect(await waitingUsers(c)).toEqual([8, 7, 9, 50]);
+  });
+
+  test('applied again it changes nothing; a lost place comes back and moves the head back to reach it', async () => {
+    const c = await concert({ admitPerSecond: 2, saleAt: T0, drawn: 0, lineHead: 0, waiting: 0 });
+    const places: [number, string, number][] = [[3, 'p3', 1], [1, 'p1', 2], [2, 'p2', 3]];
+    expect(await apply(c, T0, 3, places)).toEqual([0, 3]);
+    expect(await apply(c, T0 + 5, 3, places)).toEqual([0, 0]);
+    expect(await scratch.redis.hmget(keys.queueMeta(c), 'waiting', 'lineHead')).toEqual(['3', '0']);
+    expect(await seenOf(c, 3)).toBe(String(T0));
+    await scratch.redis.hset(keys.queueMeta(c), 'drawn', 1);
+    await admitNext(c, T0 + 10, 1, { grace: 60_000 });
+    expect(await activeUsers(c)).toEqual([1, 3]);
+    expect(await scratch.redis.hget(keys.queueMeta(c), 'lineHead')).toBe('2');
+    // As a failover that lost the last writes might leave it: entry 1's record and slot are gone.
+    await scratch.redis.multi().hdel(keys.queueTokens(c), '3').zrem(keys.active(c), '3').exec();
+    expect(await apply(c, T0 + 20, 3, places)).toEqual([0, 1]);
+    expect(await scratch.redis.hmget(keys.queueMeta(c), 'lineHead', 'waiting', 'lastSeq')).toEqual(['0', '2', '3']);
+    expect(await waitingUsers(c)).toEqual([3, 2]);
+  });
+
+  test('a queue that is not loaded answers code 11 and writes nothing', async () => {
+    const c = nextConcert++;
+    expect(await apply(c, T0, 1, [[1, 'p1', 1]])).toEqual([ScriptCode.NoQueue]);
+    expect(await scratch.redis.exists(keys.line(c), keys.queueTokens(c))).toBe(0);
   });
 });
 
@@ -446,7 +562,7 @@ describe('key lifetimes', () => {
     await scratch.redis.pexpireat(keys.queueMeta(c), until);
     await joinAll(c, 3);
     await admitNext(c, T0 + 100, 1, { grace: Number.MAX_SAFE_INTEGER });
-    for (const k of [keys.waiting(c), keys.active(c), keys.seen(c), keys.queueTokens(c), keys.stream(c)]) {
+    for (const k of [keys.line(c), keys.active(c), keys.queueTokens(c), keys.stream(c)]) {
       expect([k, await scratch.redis.pexpiretime(k)]).toEqual([k, until]);
     }
   });
@@ -454,24 +570,25 @@ describe('key lifetimes', () => {
   test('a queue whose meta hash has no expiry gives none to the others', async () => {
     const c = await concert();
     await joinAll(c, 1);
-    expect(await scratch.redis.pttl(keys.waiting(c))).toBe(-1);
+    expect(await scratch.redis.pttl(keys.line(c))).toBe(-1);
   });
 });
 
 describe('script SHAs', () => {
   /** An edit to a script is a conscious change: update its pin here in the same commit. */
   const PINNED: Record<string, string> = {
-    admitNext: '56f07f059cf1088bec0a74b881ef59f80821eda1',
-    applyDraw: '3b9aa028f0e085309fe5ff9af857beec9df676cd',
+    admitNext: '7afb65e235a5e7bcd669f64e25bce57326de4036',
+    applyDraw: 'cdddeb0c8886ef329c772cc95616d7ae22f43c1a',
     checkQueueToken: 'dc09b8df9b5a0bed0641a0231f1957d650cd0eb8',
     holdSeat: '43c2741cf0852185ea86781e63a3ba8747c3375f',
     issueToken: 'a2b47d3d2cb9d4ddf2acf062eca40b3b9c517ba5',
-    joinQueue: 'c318943b363451fa6e3a8d67d17d4e1d6552a6aa',
-    leaveQueue: '5d5e2575352511a5a06d34562200326467641519',
-    markSold: 'a2dd3b7fba6d5f1443add69f27d45a91f019fed7',
-    peekAdmissions: '740fac3a12724dd6a3e76e873e60451468aa0d6a',
+    joinQueue: '739357726f5f313c87ee145c3bde850917bf57f3',
+    leaveQueue: '56d906251e235c6a73ce3f334145639089a346c4',
+    markSold: '11c882a20b15500a6dce7b9073693282aa3ed70a',
+    peekAdmissions: 'b119892d8e26befde9af7c73dfcf1276a1d00ce6',
     pollPrequeue: '18d8b4346916b5c09bee801a6b863436ffc93719',
-    pollQueue: '2918feffb2bce59772dd7da8f4578547fec0c575',
+    pollQueue: '474091f3fc4fd0d24a9d05202b5320eaf4925510',
+    restorePlace: 'db68f0150fc2ffa16a4fcf34d4c0b796202b5111',
     releaseHold: '85fc721aff98e105c7b4651eb1b61f18477448a1',
   };
 

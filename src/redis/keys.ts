@@ -28,9 +28,12 @@ export const keys = {
 
   // waiting room
   queueMeta: (c: number) => `${tag(c)}:q:meta`,
-  waiting: (c: number) => `${tag(c)}:q:wait`,
+  /**
+   * The waiting line and its heartbeat: a string of 10-byte slots, one per entry number (user id
+   * u32, last poll ms u48, big-endian; zeros when empty). See src/modules/queue/line.ts.
+   */
+  line: (c: number) => `${tag(c)}:q:line`,
   active: (c: number) => `${tag(c)}:q:active`,
-  seen: (c: number) => `${tag(c)}:q:seen`,
   queueTokens: (c: number) => `${tag(c)}:q:tok`,
   /** Scheduled sale: fans pre-queued for the draw (user -> "jti|last poll ms"). */
   prequeue: (c: number) => `${tag(c)}:q:pre`,

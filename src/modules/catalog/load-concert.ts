@@ -2,13 +2,19 @@ import { errors } from '../../errors.ts';
 import type { RedisClient } from '../../redis/connection.ts';
 import { withLease } from '../../redis/lease.ts';
 import { keys, WRITE_BEHIND_GROUP } from '../../redis/keys.ts';
+import { runScript } from '../../redis/scripts.ts';
 import type { Db } from '../../store/connect.ts';
 import { concertSeatStates, findConcert, findSchedules } from './catalog.repo.ts';
 import { sleep } from '../../runtime/index.ts';
+import { packSlots, SLOT_BYTES, type LinePlace } from '../queue/line.ts';
 
 /** Catalog and queue keys outlive the concert's last show by a day, then Redis drops them. */
 const RETAIN_AFTER_END_MS = 86_400_000;
 const PIPELINE_CHUNK = 10_000;
+/** Waiting places written to the line per SETRANGE (a gap between them is written as empty slots). */
+const LINE_WRITE_SLOTS = 10_000;
+/** Token records or active places per HSET / ZADD of a load. */
+const RECORDS_PER_COMMAND = 1000;
 
 export interface LoadReport { concertId: number; seats: number; holds: number; waiting: number; active: number }
 
@@ -73,12 +79,36 @@ export async function reloadConcert(db: Db, redis: RedisClient, concertId: numbe
  * users with their remaining time. Used on a cache miss and by the rebuild job. Idempotent.
  */
 export async function loadConcert(db: Db, redis: RedisClient, concertId: number, now: number): Promise<LoadReport | null> {
-  const concert = await findConcert(db, concertId);
-  if (!concert) return null;
-  const schedules = await findSchedules(db, concertId);
-  const state = await db.selectFrom('queue_state').selectAll().where('concert_id', '=', concertId).executeTakeFirst();
-  const expireAt = concert.ends_at + RETAIN_AFTER_END_MS;
   const c = concertId;
+  // Every SQL read at once: they are independent, and on PostgreSQL they overlap on the pool.
+  const [concert, schedules, state, allSeats, payments, sqlEntries, liveTokens, ended, issued, admittedRow] = await Promise.all([
+    findConcert(db, c),
+    findSchedules(db, c),
+    db.selectFrom('queue_state').selectAll().where('concert_id', '=', c).executeTakeFirst(),
+    concertSeatStates(db, c, now),
+    db.selectFrom('payments').select(['reservation_id', 'user_id']).where('concert_id', '=', c).execute(),
+    // Queue: waiting users in entry order and active users with their remaining time. Queue
+    // tokens are written through to SQL, so an entry the write-behind stream had not yet
+    // delivered is still recovered from its token.
+    db.selectFrom('queue_entries')
+      .select(['user_id', 'seq', 'status', 'active_until', 'last_seen_at'])
+      .where('concert_id', '=', c).where('status', 'in', ['waiting', 'active'])
+      .orderBy('seq').execute(),
+    db.selectFrom('tokens').select(['jti', 'user_id', 'seq'])
+      .where('typ', '=', 'queue').where('concert_id', '=', c).where('seq', '>', 0)
+      .where('revoked_at', 'is', null).where('expires_at', '>', now)
+      .orderBy('created_at').execute(),
+    db.selectFrom('queue_entries').select('seq')
+      .where('concert_id', '=', c).where('status', 'not in', ['waiting', 'active']).execute(),
+    // Entry numbers handed out so far: every written-through queue token counts, revoked ones
+    // too (a paid user's entry may not have reached queue_entries), so none is handed out twice.
+    db.selectFrom('tokens').select((eb) => eb.fn.max<number | null>('seq').as('m'))
+      .where('concert_id', '=', c).executeTakeFirst(),
+    db.selectFrom('queue_entries').select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('concert_id', '=', c).where('admitted_at', 'is not', null).executeTakeFirst(),
+  ]);
+  if (!concert) return null;
+  const expireAt = concert.ends_at + RETAIN_AFTER_END_MS;
 
   let batch = redis.pipeline();
   let pending = 0;
@@ -98,9 +128,14 @@ export async function loadConcert(db: Db, redis: RedisClient, concertId: number,
 
   let seatCount = 0;
   let holdCount = 0;
-  const allSeats = await concertSeatStates(db, c, now);
+  const seatsBySchedule = new Map<number, typeof allSeats>();
+  for (const seat of allSeats) {
+    const list = seatsBySchedule.get(seat.scheduleId);
+    if (list) list.push(seat);
+    else seatsBySchedule.set(seat.scheduleId, [seat]);
+  }
   for (const s of schedules) {
-    const seats = allSeats.filter((x) => x.scheduleId === s.id);
+    const seats = seatsBySchedule.get(s.id) ?? [];
     const seatsKey = keys.seats(c, s.id);
     const soldKey = keys.sold(c, s.id);
     const holdsKey = keys.holds(c, s.id);
@@ -136,31 +171,19 @@ export async function loadConcert(db: Db, redis: RedisClient, concertId: number,
 
   // Each buyer's paid reservations, for MAX_TICKETS_PER_USER. Like the sold sets they are only
   // added to (a sale is final), so a sale mirrored after this load read SQL is kept.
-  await addPaidReservations(db, c, expireAt, add);
+  await addPaidReservations(payments, c, expireAt, add);
 
-  // Queue: waiting users in entry order and active users with their remaining time. Queue
-  // tokens are written through to SQL, so an entry the write-behind stream had not yet
-  // delivered is still recovered from its token.
-  const entries = await db.selectFrom('queue_entries')
-    .select(['user_id', 'seq', 'status', 'active_until', 'last_seen_at'])
-    .where('concert_id', '=', c).where('status', 'in', ['waiting', 'active'])
-    .orderBy('seq').execute();
-  const liveTokens = await db.selectFrom('tokens').select(['jti', 'user_id', 'seq'])
-    .where('typ', '=', 'queue').where('concert_id', '=', c).where('seq', '>', 0)
-    .where('revoked_at', 'is', null).where('expires_at', '>', now)
-    .orderBy('created_at').execute();
+  const entries = [...sqlEntries];
   const tokenBySeq = new Map<number, { jti: string; user: number }>();
   for (const t of liveTokens) tokenBySeq.set(Number(t.seq), { jti: t.jti, user: t.user_id });
   const known = new Set(entries.map((e) => e.seq));
-  const ended = await db.selectFrom('queue_entries').select('seq')
-    .where('concert_id', '=', c).where('status', 'not in', ['waiting', 'active']).execute();
   for (const e of ended) known.add(e.seq);
   for (const [seq, t] of tokenBySeq) {
     if (!known.has(seq)) entries.push({ user_id: t.user, seq, status: 'waiting', active_until: null, last_seen_at: now });
   }
   entries.sort((a, b) => a.seq - b.seq);
 
-  const qKeys = [keys.waiting(c), keys.active(c), keys.seen(c), keys.queueTokens(c), keys.prequeue(c)];
+  const qKeys = [keys.line(c), keys.active(c), keys.queueTokens(c), keys.prequeue(c)];
   await add((p) => p.del(...qKeys));
   // A scheduled sale not drawn yet: its pre-queued fans, whose heartbeat starts again now (as
   // waiting users' does). Once drawn, the drawn fans are ordinary entries, loaded below.
@@ -173,12 +196,11 @@ export async function loadConcert(db: Db, redis: RedisClient, concertId: number,
       await add((p) => p.hset(keys.prequeue(c), fields));
     }
   }
+  const line: LinePlace[] = [];
+  const records: string[] = [];
+  const activeUntil: number[] = [];
   let waiting = 0;
   let active = 0;
-  // Entry numbers handed out so far: every written-through queue token counts, revoked ones
-  // too (a paid user's entry may not have reached queue_entries), so none is handed out twice.
-  const issued = await db.selectFrom('tokens').select((eb) => eb.fn.max<number | null>('seq').as('m'))
-    .where('concert_id', '=', c).executeTakeFirst();
   let maxSeq = Math.max(state?.last_seq ?? 0, Number(issued?.m ?? 0));
   let lastAdmitted = state?.last_admitted_seq ?? 0;
   for (const e of entries) {
@@ -189,17 +211,32 @@ export async function loadConcert(db: Db, redis: RedisClient, concertId: number,
       if (!e.active_until || e.active_until <= now) continue;
       active++;
       lastAdmitted = Math.max(lastAdmitted, e.seq);
-      await add((p) => p.zadd(keys.active(c), e.active_until!, e.user_id));
+      activeUntil.push(e.active_until, e.user_id);
     } else {
       waiting++;
-      await add((p) => p.zadd(keys.waiting(c), e.seq, e.user_id).hset(keys.seen(c), e.user_id, now));
+      line.push({ seq: e.seq, userId: e.user_id, seenMs: now });
     }
-    await add((p) => p.hset(keys.queueTokens(c), e.user_id, `${token.jti}:${e.seq}`));
+    records.push(String(e.user_id), `${token.jti}:${e.seq}`);
   }
-  const admittedRow = await db.selectFrom('queue_entries').select((eb) => eb.fn.countAll<number>().as('n'))
-    .where('concert_id', '=', c).where('admitted_at', 'is not', null).executeTakeFirst();
+  // Many members per command: one HSET / ZADD per RECORDS_PER_COMMAND places, not one each.
+  for (let i = 0; i < records.length; i += 2 * RECORDS_PER_COMMAND) {
+    const part = records.slice(i, i + 2 * RECORDS_PER_COMMAND);
+    await add((p) => p.hset(keys.queueTokens(c), ...part));
+  }
+  for (let i = 0; i < activeUntil.length; i += 2 * RECORDS_PER_COMMAND) {
+    const part = activeUntil.slice(i, i + 2 * RECORDS_PER_COMMAND);
+    await add((p) => p.zadd(keys.active(c), ...part));
+  }
+  // The line's slots in a few large SETRANGEs; its head is the slot before the first waiting
+  // place (the slots before it are empty), so admission starts there.
+  for (let i = 0; i < line.length; i += LINE_WRITE_SLOTS) {
+    const part = line.slice(i, i + LINE_WRITE_SLOTS);
+    const from = part[0]!.seq;
+    await add((p) => p.setrange(keys.line(c), from * SLOT_BYTES, packSlots(from, part[part.length - 1]!.seq, part)));
+  }
+  const lineHead = line.length ? line[0]!.seq - 1 : maxSeq;
   await add((p) => p.hset(keys.queueMeta(c), {
-    lastSeq: maxSeq, lastAdmitted, admittedTotal: Math.max(Number(admittedRow?.n ?? 0), state?.admitted_total ?? 0),
+    lastSeq: maxSeq, lastAdmitted, lineHead, waiting, admittedTotal: Math.max(Number(admittedRow?.n ?? 0), state?.admitted_total ?? 0),
     maxActive: state?.max_active ?? 1000, admitPerSecond: state?.admit_per_second ?? 100,
     activeTtl: state?.active_ttl_seconds ?? 600, paused: state?.paused ?? 0, lastTick: 0, rate: 0, credit: 0, loadingUntil: 0,
     // A scheduled sale: joinQueue takes no place until the drawn line is all here (it is, below).
@@ -247,9 +284,8 @@ export async function syncSoldSeats(db: Db, redis: RedisClient, concertId: numbe
 }
 
 /** Writes every buyer's paid reservations of the concert from SQL's payments (see keys.userPaid). */
-async function addPaidReservations(db: Db, concertId: number, expireAt: number,
+async function addPaidReservations(rows: { reservation_id: string; user_id: number }[], concertId: number, expireAt: number,
   add: (fn: (p: ReturnType<RedisClient['pipeline']>) => void) => Promise<void>): Promise<void> {
-  const rows = await db.selectFrom('payments').select(['reservation_id', 'user_id']).where('concert_id', '=', concertId).execute();
   const byUser = new Map<number, string[]>();
   for (const r of rows) byUser.set(r.user_id, [...(byUser.get(r.user_id) ?? []), r.reservation_id]);
   for (const [user, rids] of byUser) {
@@ -273,11 +309,10 @@ export async function restorePlacesSince(db: Db, redis: RedisClient, concertId: 
   for (const r of rows) {
     if (r.seq === null || r.seq <= 0 || (r.status !== null && r.status !== 'waiting')) continue;
     if (await redis.hexists(keys.queueTokens(concertId), String(r.user_id))) continue;
-    await redis.multi()
-      .hsetnx(keys.queueTokens(concertId), String(r.user_id), `${r.jti}:${r.seq}`)
-      .zadd(keys.waiting(concertId), 'NX', r.seq, r.user_id)
-      .hsetnx(keys.seen(concertId), String(r.user_id), now)
-      .exec();
+    const [, ok] = await runScript(redis, 'restorePlace',
+      [keys.queueMeta(concertId), keys.line(concertId), keys.active(concertId), keys.queueTokens(concertId)],
+      [r.user_id, `${r.jti}:${r.seq}`, r.seq, now, 0]);
+    if (ok !== 1) continue;
     restored++;
   }
   return restored;

@@ -52,7 +52,7 @@ export async function applyDrawBatch(redis: RedisClient, concertId: number, now:
   const args: (string | number)[] = [now, lastSeq];
   for (const p of places) args.push(p.userId, p.jti, p.seq);
   const r = await runScript(redis, 'applyDraw',
-    [keys.queueMeta(c), keys.waiting(c), keys.seen(c), keys.queueTokens(c), keys.prequeue(c)], args);
+    [keys.queueMeta(c), keys.line(c), keys.queueTokens(c), keys.prequeue(c)], args);
   if (r[0] === ScriptCode.NoQueue) return null;
   return Number(r[1]);
 }

@@ -9,6 +9,7 @@ import type { Db } from '../../store/connect.ts';
 import { holdJoinClaim } from '../tokens/join-replays.repo.ts';
 import { insertToken, isTokenLive, queueTokenRecord, revokeTokens } from '../tokens/tokens.repo.ts';
 import type { Principal, TokenService } from '../tokens/tokens.service.ts';
+import { MAX_LINE_USER_ID } from '../queue/line.ts';
 import { DRAW_ALGORITHM, drawTicket, newDrawNonce } from './algorithm.ts';
 import {
   applyDrawBatch, drawAppliedFlag, dropPrequeued, markDrawApplied, pollPrequeued, putPrequeued, seenSince,
@@ -157,6 +158,10 @@ export class SaleService {
    */
   async joinPrequeue(principal: Principal, concertId: number, now: number, nonce: string | undefined, opts: { useRedis: boolean; moving: boolean }):
     Promise<{ created: boolean; token: string; expiresAt: number; standing: PrequeueStanding }> {
+    // A drawn place goes into the line's slot, which holds the user id in 32 bits (line.ts).
+    if (opts.useRedis && principal.userId > MAX_LINE_USER_ID) {
+      throw new Error(`user id ${principal.userId} does not fit the waiting line's 32-bit slot`);
+    }
     const jti = await this.tokens.claimJoin(principal, concertId, now);
     const recorded = await this.db.transaction().execute(async (trx) => {
       if (!(await holdJoinClaim(trx, principal.jti, concertId, jti))) {

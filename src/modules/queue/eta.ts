@@ -1,5 +1,5 @@
 /**
- * Wait estimates. Once per admission tick each store steps the same small state (admitNext-6.lua
+ * Wait estimates. Once per admission tick each store steps the same small state (admitNext-5.lua
  * in Redis mode, SqlQueueStore.admitTick in SQL mode, both after stepEtaState below) and keeps
  * two numbers the estimate needs, handed over with the place so that a poll costs no extra
  * round trip:

@@ -1,5 +1,6 @@
 import type { RedisClient } from '../../redis/connection.ts';
 import { keys } from '../../redis/keys.ts';
+import { runScript } from '../../redis/scripts.ts';
 import type { Db } from '../../store/connect.ts';
 
 export interface LostPlace { concertId: number; userId: number; jti: string; seq: number; now: number }
@@ -22,14 +23,10 @@ export async function restoreLostPlace(db: Db, redis: RedisClient, p: LostPlace)
     .where('concert_id', '=', p.concertId).where('seq', '=', p.seq).where('user_id', '=', p.userId)
     .executeTakeFirstOrThrow();
   const active = entry.status === 'active' && (entry.active_until ?? 0) > p.now;
-  const tx = redis.multi().hsetnx(keys.queueTokens(c), user, record);
-  if (active) tx.zadd(keys.active(c), 'NX', entry.active_until!, user);
-  else tx.zadd(keys.waiting(c), 'NX', p.seq, user).hsetnx(keys.seen(c), user, p.now);
   // A master that refuses writes (NOREPLICAS right after a failover) answers 503, not 401.
-  const results = (await tx.exec()) ?? [];
-  const failed = results.find(([err]) => err);
-  if (failed) throw failed[0];
-  return (await redis.hget(keys.queueTokens(c), user)) === record;
+  const [, restored] = await runScript(redis, 'restorePlace', [keys.queueMeta(c), keys.line(c), keys.active(c), keys.queueTokens(c)],
+    [user, record, p.seq, p.now, active ? entry.active_until! : 0]);
+  return restored === 1;
 }
 
 /**

@@ -5,6 +5,7 @@ import type { RedisClient } from '../../redis/connection.ts';
 import { keys } from '../../redis/keys.ts';
 import { awaitReplicas } from '../../redis/replication.ts';
 import { runScript } from '../../redis/scripts.ts';
+import { MAX_LINE_USER_ID } from './line.ts';
 import { ETA_AGE_BUCKETS, ETA_GAP_TICKS, ETA_WINDOW_MS } from './eta.ts';
 import type { AdmitOutcome, JoinOutcome, QueueConfig, QueueCounts, QueuePlace, QueueStore } from './types.ts';
 
@@ -36,20 +37,22 @@ export class RedisQueueStore implements QueueStore {
     private readonly recordAdmissions?: AdmissionRecorder,
   ) {}
 
-  /** The six keys of a concert's queue, built once per concert (every poll needs them). */
+  /** The five keys of a concert's queue, built once per concert (every poll needs them). */
   private readonly keysByConcert = new Map<number, readonly string[]>();
 
   private queueKeys(c: number): readonly string[] {
     let k = this.keysByConcert.get(c);
     if (k === undefined) {
       if (this.keysByConcert.size >= 10_000) this.keysByConcert.clear();
-      k = Object.freeze([keys.queueMeta(c), keys.waiting(c), keys.active(c), keys.seen(c), keys.queueTokens(c), keys.stream(c)]);
+      k = Object.freeze([keys.queueMeta(c), keys.line(c), keys.active(c), keys.queueTokens(c), keys.stream(c)]);
       this.keysByConcert.set(c, k);
     }
     return k;
   }
 
   async join(concertId: number, userId: number, jti: string, now: number): Promise<JoinOutcome> {
+    // The line's slot holds the user id in 32 bits (line.ts): a larger id would alias another user.
+    if (userId > MAX_LINE_USER_ID) throw new Error(`user id ${userId} does not fit the waiting line's 32-bit slot`);
     const call = () => runScript(this.redis, 'joinQueue', this.queueKeys(concertId),
       [userId, jti, now, this.config.queueGraceSeconds * 1000]);
     let r = await call();
@@ -126,7 +129,7 @@ export class RedisQueueStore implements QueueStore {
     let gate: (string | number)[] = [];
     let unrecorded: unknown;
     if (this.recordAdmissions) {
-      const peek = () => runScript(this.redis, 'peekAdmissions', this.queueKeys(concertId).slice(0, 4),
+      const peek = () => runScript(this.redis, 'peekAdmissions', this.queueKeys(concertId).slice(0, 3),
         [now, tickId, grace, this.config.admissionTickMs, MAX_SCAN_PER_TICK]);
       let p = await peek();
       if (p[0] === ScriptCode.NoQueue) {
@@ -169,13 +172,12 @@ export class RedisQueueStore implements QueueStore {
   private recordRefusedUntil = 0;
 
   async counts(concertId: number, now: number): Promise<QueueCounts> {
-    const [[, waiting], [, active], [, meta]] = (await this.redis.multi()
-      .zcard(keys.waiting(concertId))
+    const [[, active], [, meta]] = (await this.redis.multi()
       .zcount(keys.active(concertId), `(${now}`, '+inf')
-      .hmget(keys.queueMeta(concertId), 'admittedTotal', 'lastSeq', 'lastAdmitted')
-      .exec()) as [[null, number], [null, number], [null, (string | null)[]]];
+      .hmget(keys.queueMeta(concertId), 'admittedTotal', 'lastSeq', 'lastAdmitted', 'waiting')
+      .exec()) as [[null, number], [null, (string | null)[]]];
     return {
-      waiting, active,
+      waiting: Number(meta[3] ?? 0), active,
       admittedTotal: Number(meta[0] ?? 0), lastSeq: Number(meta[1] ?? 0), lastAdmitted: Number(meta[2] ?? 0),
     };
   }

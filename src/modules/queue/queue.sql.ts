@@ -217,7 +217,7 @@ export class SqlQueueStore implements QueueStore {
         .executeTakeFirst();
       const activeCount = await this.count(trx, concertId, 'active');
       let waitingCount = await this.count(trx, concertId, 'waiting');
-      // The wait estimate's state, stepped as admitNext-6.lua steps it (see eta.ts), from the
+      // The wait estimate's state, stepped as admitNext-5.lua steps it (see eta.ts), from the
       // active slots once timed-out ones are freed and before this tick admits anyone.
       const activeUntil = (await trx.selectFrom('queue_entries').select('active_until')
         .where('concert_id', '=', concertId).where('status', '=', 'active').execute()).map((r) => Number(r.active_until));

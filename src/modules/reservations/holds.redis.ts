@@ -205,7 +205,7 @@ export class RedisHoldStore implements HoldStore {
     await runScript(this.redis, 'markSold', [
       keys.sold(c, hold.scheduleId), keys.hold(c, hold.scheduleId, hold.seatNumber), keys.holds(c, hold.scheduleId),
       keys.userHolds(c, hold.userId), keys.reservation(c, hold.reservationId), keys.seats(c, hold.scheduleId),
-      keys.schedule(c, hold.scheduleId), keys.active(c), keys.queueTokens(c), keys.seen(c), keys.stream(c),
+      keys.schedule(c, hold.scheduleId), keys.active(c), keys.queueTokens(c), keys.stream(c),
       keys.userPaid(c, hold.userId),
     ], [hold.seatNumber, hold.reservationId, hold.userId, now, place.seq, catalogUntil, place.end ? 1 : 0]);
     await awaitReplicas(this.redis, this.replication.replicas, this.replication.timeoutMs);

@@ -6,8 +6,8 @@
 
   KEYS[1] sold set   KEYS[2] the seat's hold string   KEYS[3] holds zset   KEYS[4] the buyer's holds zset
   KEYS[5] reservation hash   KEYS[6] seats hash   KEYS[7] schedule hash   KEYS[8] active zset
-  KEYS[9] queue token hash   KEYS[10] seen hash   KEYS[11] write-behind stream
-  KEYS[12] the buyer's paid reservations of the concert (set of rids)
+  KEYS[9] queue token hash   KEYS[10] write-behind stream
+  KEYS[11] the buyer's paid reservations of the concert (set of rids)
   ARGV[1] seat number   ARGV[2] reservation id   ARGV[3] userId   ARGV[4] now (ms)
   ARGV[5] entry number of the queue token that paid   ARGV[6] keep the catalog keys until (ms)
   ARGV[7] 1 when SQL found no live hold of the buyer left in the concert (the place may end), else 0
@@ -17,7 +17,7 @@
 local rcall = redis.call
 local soldKey, holdKey, holdsKey, userHoldsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local reservationKey, seatsKey, scheduleKey, activeKey = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local tokenKey, seenKey, streamKey, userPaidKey = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
+local tokenKey, streamKey, userPaidKey = KEYS[9], KEYS[10], KEYS[11]
 local seat, rid, user, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local seq, catalogUntil, placeMayEnd = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7] == '1'
 
@@ -41,7 +41,6 @@ if placeMayEnd and rcall('ZCARD', userHoldsKey) == 0 and token
     and tonumber(string.sub(token, string.find(token, ':', 1, true) + 1)) == seq then
   rcall('ZREM', activeKey, user)
   rcall('HDEL', tokenKey, user)
-  rcall('HDEL', seenKey, user)
   rcall('XADD', streamKey, '*', 'e', 'done', 'u', user, 's', seq, 't', ARGV[4])
 end
 

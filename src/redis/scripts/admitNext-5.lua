@@ -3,14 +3,14 @@
   moves waiting users to the active set in entry order, skipping those whose heartbeat lapsed.
   Only one caller acts per tick id, so several instances may tick the same concert safely.
 
-  KEYS[1] queue meta hash   KEYS[2] waiting zset   KEYS[3] active zset   KEYS[4] seen hash
-  KEYS[5] queue token hash  KEYS[6] write-behind stream
+  KEYS[1] queue meta hash   KEYS[2] line string (see joinQueue)   KEYS[3] active zset
+  KEYS[4] queue token hash  KEYS[5] write-behind stream
   ARGV[1] now (ms)   ARGV[2] tick id (monotonic)   ARGV[3] grace (ms)   ARGV[4] tick length (ms)
-  ARGV[5] most waiting entries examined in one tick
+  ARGV[5] most slots of the line examined in one tick (empty ones too)
   ARGV[6] wait-estimate window (ms)   ARGV[7] ticks apart beyond which the estimate learns nothing
   ARGV[8] age buckets of the active set
   ARGV[9], ARGV[10...] (optional) '1' and the entry numbers the caller has recorded in SQL as
-  admitted (peekAdmissions-4.lua chose them): only those are admitted, and the tick stops at the
+  admitted (peekAdmissions-3.lua chose them): only those are admitted, and the tick stops at the
   first live entry not among them, which stays first in line. Without ARGV[9] any live entry
   within the budget is admitted.
 
@@ -20,8 +20,7 @@
   numbers joins and polls read: etaMeanHold (s) and etaSpread (positions per admission).
 ]]
 local rcall = redis.call
-local metaKey, waitKey, activeKey, seenKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local tokenKey, streamKey = KEYS[5], KEYS[6]
+local metaKey, lineKey, activeKey, tokenKey, streamKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local now, tick, grace = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local tickMs, maxScan = tonumber(ARGV[4]), tonumber(ARGV[5])
 local etaWindow, etaGapTicks, etaBuckets = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
@@ -30,7 +29,7 @@ local approved = {}
 for i = 10, #ARGV do approved[tonumber(ARGV[i])] = true end
 
 local m = rcall('HMGET', metaKey, 'lastTick', 'paused', 'maxActive', 'admitPerSecond', 'activeTtl', 'rate', 'credit', 'lastAdmitted',
-  'loadingUntil', 'etaState')
+  'loadingUntil', 'etaState', 'lineHead', 'lastSeq', 'waiting')
 if not m[3] then return {11} end
 -- The rebuild is reloading this concert from SQL: an admission now could be overwritten.
 if now < (tonumber(m[9]) or 0) then return {14} end
@@ -48,7 +47,7 @@ end
 if #expired > 0 then rcall('ZREMRANGEBYSCORE', activeKey, '-inf', now) end
 
 local activeCount = rcall('ZCARD', activeKey)
-local waitingCount = rcall('ZCARD', waitKey)
+local waitingCount = tonumber(m[13]) or 0
 
 -- The wait estimate (see eta.ts): per age bucket of the active set, the slots freed since the last
 -- tick (paid, left, timed out) and the slot-seconds they came from; entry numbers passed per
@@ -116,36 +115,55 @@ local activeTtlMs = tonumber(m[5]) * 1000
 local lastAdmitted = tonumber(m[8]) or 0
 local firstPassed = lastAdmitted
 local admitted, skipped, scanned = 0, 0, 0
-
+-- The line is read from its head (the last slot examined) in chunks of 10-byte slots: user id
+-- (u32) and last poll ms (u48), big-endian; an empty slot (left, lapsed) is all zeros.
+local head, lastSeq = tonumber(m[11]) or 0, tonumber(m[12]) or 0
+local CHUNK = 128
+-- Nobody waits: every slot past the head is empty, nothing to read.
+if waitingCount <= 0 then head = math.max(head, lastSeq) end
 local held = false
-while not held and admitted < budget and scanned < maxScan do
-  local popped = rcall('ZPOPMIN', waitKey, math.min(budget - admitted, maxScan - scanned))
-  if #popped == 0 then break end
-  for i = 1, #popped, 2 do
-    local user, seq = popped[i], popped[i + 1]
-    local seen = tonumber(rcall('HGET', seenKey, user))
-    local live = seen and now - seen <= grace
-    if live and gated and not approved[tonumber(seq)] then
-      -- Not in SQL yet: this entry and the ones popped after it go back, unchanged.
-      for j = i, #popped, 2 do rcall('ZADD', waitKey, popped[j + 1], popped[j]) end
+while not held and admitted < budget and scanned < maxScan and head < lastSeq do
+  local n = math.min(CHUNK, lastSeq - head, maxScan - scanned)
+  local raw = rcall('GETRANGE', lineKey, (head + 1) * 10, (head + n) * 10 + 9)
+  local passed = 0
+  for i = 1, n do
+    if admitted >= budget then break end
+    local o = (i - 1) * 10
+    local b1, b2, b3, b4 = string.byte(raw, o + 1, o + 4)
+    local seq = head + i
+    local user = ((b1 or 0) * 256 + (b2 or 0)) * 65536 + (b3 or 0) * 256 + (b4 or 0)
+    local live = false
+    if user ~= 0 then
+      local s1, s2, s3, s4, s5, s6 = string.byte(raw, o + 5, o + 10)
+      live = now - (((((s1 * 256 + s2) * 256 + s3) * 256 + s4) * 256 + s5) * 256 + s6) <= grace
+    end
+    -- Not in SQL yet: this entry stays first in line, untouched, and the tick ends here.
+    if live and gated and not approved[seq] then
       held = true
       break
     end
-    scanned = scanned + 1
-    lastAdmitted = tonumber(seq)
-    rcall('HDEL', seenKey, user)
-    if live then
-      local activeUntil = now + activeTtlMs
-      rcall('ZADD', activeKey, activeUntil, user)
-      rcall('XADD', streamKey, '*', 'e', 'admit', 'u', user, 's', seq, 't', now, 'x', activeUntil)
-      admitted = admitted + 1
-    else
-      rcall('HDEL', tokenKey, user)
-      -- 'skip', not 'lapse': the line has passed this entry, so SQL moves its last admitted entry.
-      rcall('XADD', streamKey, '*', 'e', 'skip', 'u', user, 's', seq, 't', now)
-      skipped = skipped + 1
+    passed = i
+    if user ~= 0 then
+      lastAdmitted = seq
+      waitingCount = waitingCount - 1
+      if live then
+        local activeUntil = now + activeTtlMs
+        rcall('ZADD', activeKey, activeUntil, user)
+        rcall('XADD', streamKey, '*', 'e', 'admit', 'u', user, 's', seq, 't', now, 'x', activeUntil)
+        admitted = admitted + 1
+      else
+        rcall('HDEL', tokenKey, user)
+        -- 'skip', not 'lapse': the line has passed this entry, so SQL moves its last admitted entry.
+        rcall('XADD', streamKey, '*', 'e', 'skip', 'u', user, 's', seq, 't', now)
+        skipped = skipped + 1
+      end
     end
   end
+  if passed == 0 then break end
+  -- The passed slots are emptied: the line's prefix holds zeros only.
+  if #raw > 0 then rcall('SETRANGE', lineKey, (head + 1) * 10, string.rep('\0', math.min(passed * 10, #raw))) end
+  head = head + passed
+  scanned = scanned + passed
 end
 
 -- An active zset created by this tick takes the meta hash's lifetime, as joinQueue's keys do.
@@ -163,7 +181,8 @@ if waitingCount > 0 then
   local observed = admitted * 1000 / tickMs
   if rate == 0 then rate = observed * 1000 else rate = math.floor(rate * 0.8 + observed * 200) end
 end
-rcall('HSET', metaKey, 'lastAdmitted', lastAdmitted, 'credit', tostring(credit), 'rate', rate)
+rcall('HSET', metaKey, 'lastAdmitted', lastAdmitted, 'credit', tostring(credit), 'rate', rate, 'lineHead', head,
+  'waiting', waitingCount)
 if admitted > 0 then rcall('HINCRBY', metaKey, 'admittedTotal', admitted) end
 etaStep(lastAdmitted - firstPassed, admitted)
-return {0, admitted, skipped, #expired, activeCount + admitted, waitingCount - scanned}
+return {0, admitted, skipped, #expired, activeCount + admitted, waitingCount}

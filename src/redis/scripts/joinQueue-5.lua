@@ -3,9 +3,9 @@
   it is live (active, or waiting within the heartbeat grace); a place that is no longer live is
   ended first, so the user takes a new one at the back.
 
-  KEYS[1] queue meta hash      KEYS[2] waiting zset (user -> entry number)
-  KEYS[3] active zset (user -> active-until ms)   KEYS[4] seen hash (user -> last poll ms)
-  KEYS[5] queue token hash (user -> "jti:seq")    KEYS[6] write-behind stream
+  KEYS[1] queue meta hash      KEYS[2] line string (per entry number: user id and last poll ms)
+  KEYS[3] active zset (user -> active-until ms)   KEYS[4] queue token hash (user -> "jti:seq")
+  KEYS[5] write-behind stream
   ARGV[1] userId   ARGV[2] jti of the new queue token   ARGV[3] now (ms)   ARGV[4] grace (ms)
 
   Returns {code, seq, status (0 waiting | 1 active), lastAdmitted, activeUntil, replacedJti,
@@ -16,9 +16,10 @@
          16 a scheduled sale whose draw is not in the line yet (retry)
 ]]
 local rcall = redis.call
-local metaKey, waitKey, activeKey, seenKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local tokenKey, streamKey = KEYS[5], KEYS[6]
+local metaKey, lineKey, activeKey, tokenKey, streamKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local user, jti, now, grace = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+-- The line's slot of entry number s: bits s*80 .. s*80+79 (user id u32, last poll ms u48; 0 = empty).
+local function slot(s) return s * 80 end
 
 local meta = rcall('HMGET', metaKey, 'paused', 'lastAdmitted', 'rate', 'admitPerSecond', 'loadingUntil',
   'maxActive', 'activeTtl', 'etaMeanHold', 'etaSpread', 'saleAt', 'drawn')
@@ -54,32 +55,34 @@ if existing then
     -- would take the new place's token record for the old slot's and delete it.
     rcall('ZREM', activeKey, user)
     rcall('XADD', streamKey, '*', 'e', 'expire', 'u', user, 's', seq, 't', now)
-  elseif rcall('ZSCORE', waitKey, user) then
-    local seen = tonumber(rcall('HGET', seenKey, user))
-    if seen and now - seen <= grace then
-      rcall('HSET', seenKey, user, now)
-      rcall('HSET', tokenKey, user, jti .. ':' .. seq)
-      return reply(seq, 0, 0, oldJti, 0)
+  else
+    local at = rcall('BITFIELD_RO', lineKey, 'GET', 'u32', slot(seq), 'GET', 'u48', slot(seq) + 32)
+    if at[1] == tonumber(user) then
+      if now - at[2] <= grace then
+        rcall('BITFIELD', lineKey, 'SET', 'u48', slot(seq) + 32, now)
+        rcall('HSET', tokenKey, user, jti .. ':' .. seq)
+        return reply(seq, 0, 0, oldJti, 0)
+      end
+      -- The heartbeat lapsed: that place is lost (as a poll would have found); take a new one.
+      rcall('BITFIELD', lineKey, 'SET', 'u32', slot(seq), 0, 'SET', 'u48', slot(seq) + 32, 0)
+      rcall('HINCRBY', metaKey, 'waiting', -1)
+      rcall('XADD', streamKey, '*', 'e', 'lapse', 'u', user, 's', seq, 't', now)
     end
-    -- The heartbeat lapsed: that place is lost (as a poll would have found); take a new one.
-    rcall('ZREM', waitKey, user)
-    rcall('HDEL', seenKey, user)
-    rcall('XADD', streamKey, '*', 'e', 'lapse', 'u', user, 's', seq, 't', now)
   end
 end
 
 if meta[1] == '1' then return {4} end
 
 local seq = rcall('HINCRBY', metaKey, 'lastSeq', 1)
-rcall('ZADD', waitKey, seq, user)
-rcall('HSET', seenKey, user, now)
+rcall('BITFIELD', lineKey, 'SET', 'u32', slot(seq), user, 'SET', 'u48', slot(seq) + 32, now)
+rcall('HINCRBY', metaKey, 'waiting', 1)
 rcall('HSET', tokenKey, user, jti .. ':' .. seq)
 rcall('XADD', streamKey, '*', 'e', 'join', 'u', user, 's', seq, 't', now)
 -- Keys created after the concert was loaded take the meta hash's lifetime (the concert's end
 -- plus a day), as the loaded ones did; otherwise they would outlive the concert for ever.
 local untilMs = rcall('PEXPIRETIME', metaKey)
 if untilMs > 0 then
-  for _, key in ipairs({waitKey, seenKey, tokenKey, streamKey}) do
+  for _, key in ipairs({lineKey, tokenKey, streamKey}) do
     if rcall('PTTL', key) == -1 then rcall('PEXPIREAT', key, untilMs) end
   end
 end

@@ -2,8 +2,8 @@
   A waiting or active user's poll: checks the queue token, refreshes the heartbeat and returns
   what the position needs. The whole poll path is this one call.
 
-  KEYS[1] queue meta hash   KEYS[2] waiting zset   KEYS[3] active zset   KEYS[4] seen hash
-  KEYS[5] queue token hash  KEYS[6] write-behind stream
+  KEYS[1] queue meta hash   KEYS[2] line string   KEYS[3] active zset   KEYS[4] queue token hash
+  KEYS[5] write-behind stream
   ARGV[1] userId   ARGV[2] jti   ARGV[3] now (ms)   ARGV[4] grace (ms)
 
   Returns {code, status (0 waiting | 1 active), seq, lastAdmitted, activeUntil, rate x1000, admitPerSecond,
@@ -12,8 +12,7 @@
   Codes: 0 ok, 1 unknown or replaced token, 3 place lost (left, expired, or heartbeat lapsed)
 ]]
 local rcall = redis.call
-local metaKey, waitKey, activeKey, seenKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local tokenKey, streamKey = KEYS[5], KEYS[6]
+local metaKey, lineKey, activeKey, tokenKey, streamKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local user, jti, now, grace = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 
 local token = rcall('HGET', tokenKey, user)
@@ -44,15 +43,19 @@ if activeUntil then
   -- Time is up and no tick has freed the slot yet: free it now, with the entry it belonged to.
   rcall('ZREM', activeKey, user)
   rcall('XADD', streamKey, '*', 'e', 'expire', 'u', user, 's', seq, 't', now)
-elseif rcall('ZSCORE', waitKey, user) then
-  local seen = tonumber(rcall('HGET', seenKey, user))
-  if seen and now - seen <= grace then
-    rcall('HSET', seenKey, user, now)
-    return place(0, 0, rcall('ZCOUNT', activeKey, '(' .. now, '+inf'))
+else
+  -- The entry number's slot in the line (see joinQueue): user id u32, last poll ms u48.
+  local bit = seq * 80
+  local at = rcall('BITFIELD_RO', lineKey, 'GET', 'u32', bit, 'GET', 'u48', bit + 32)
+  if at[1] == tonumber(user) then
+    if now - at[2] <= grace then
+      rcall('BITFIELD', lineKey, 'SET', 'u48', bit + 32, now)
+      return place(0, 0, rcall('ZCOUNT', activeKey, '(' .. now, '+inf'))
+    end
+    rcall('BITFIELD', lineKey, 'SET', 'u32', bit, 0, 'SET', 'u48', bit + 32, 0)
+    rcall('HINCRBY', metaKey, 'waiting', -1)
+    rcall('XADD', streamKey, '*', 'e', 'lapse', 'u', user, 's', seq, 't', now)
   end
-  rcall('ZREM', waitKey, user)
-  rcall('HDEL', seenKey, user)
-  rcall('XADD', streamKey, '*', 'e', 'lapse', 'u', user, 's', seq, 't', now)
 end
 rcall('HDEL', tokenKey, user)
 return {3}
