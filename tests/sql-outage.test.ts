@@ -7,17 +7,16 @@
  * SQL is back. A lock held for seconds turns into 503 after SQL_TIMEOUT_MS, not a stuck request.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { findPgBin, startPgCluster, type PgCluster } from '../chaos/cluster.ts';
-import { freePort } from '../sentinel/topology.ts';
+import type { PgCluster } from '../chaos/cluster.ts';
 import { sql } from 'kysely';
 import { isSqlFailure } from '../src/resilience/failures.ts';
 import { openDatabase } from '../src/store/connect.ts';
-import { migrateToLatest } from '../src/store/migrate.ts';
 import { enterMode, newUserId, TestClock } from './helpers/harness.ts';
 import { call, createConcert, eventually, join, userToken } from './helpers/http.ts';
-import { startService, type TestService } from './helpers/service.ts';
+import { privatePgBin, servicePrivatePg, type PrivatePgService } from './helpers/private-pg.ts';
+import type { TestService } from './helpers/service.ts';
 
-const pgBin = findPgBin();
+const pgBin = privatePgBin;
 if (!pgBin) console.log('skip: initdb not found, the PostgreSQL outage test needs a private cluster');
 
 describe.skipIf(!pgBin)('PostgreSQL down or slow, Redis up', () => {
@@ -26,16 +25,14 @@ describe.skipIf(!pgBin)('PostgreSQL down or slow, Redis up', () => {
   const clock = new TestClock();
   const tick = () => { clock.advance(svc.config.admissionTickMs); return svc.ctx.ticker.tickOnce(clock.now()); };
 
+  let pg: PrivatePgService | undefined;
+
   beforeAll(async () => {
-    cluster = await startPgCluster(await freePort());
-    const db = openDatabase(cluster.url, { poolSize: 5, timeoutMs: 1000 });
-    await migrateToLatest(db);
-    svc = await startService({ clock: clock.now, database: { url: cluster.url, db, drop: async () => { await db.destroy(); } } });
+    pg = await servicePrivatePg(clock, 1000);
+    ({ cluster, svc } = pg);
   }, 60_000);
   afterAll(async () => {
-    await svc?.stop();
-    await svc?.database.drop();
-    await cluster?.destroy();
+    await pg?.stop();
   });
 
   test('down: polls and seat maps work, writes answer 503 with Retry-After, nothing is lost, all drains after', async () => {

@@ -6,15 +6,14 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { sql } from 'kysely';
-import { findPgBin, startPgCluster, type PgCluster } from '../chaos/cluster.ts';
-import { freePort } from '../sentinel/topology.ts';
+import type { PgCluster } from '../chaos/cluster.ts';
 import { tagLimit, tagOf, TOKEN_TAGS_MAX, tokenTags, newUserTokenId } from '../src/modules/tokens/token-slots.ts';
 import { keys } from '../src/redis/keys.ts';
 import { isPostgres, openDatabase, type Db } from '../src/store/connect.ts';
-import { migrateToLatest } from '../src/store/migrate.ts';
 import { describeEach, enterMode, MODES, newUserId, TestClock, type Harness } from './helpers/harness.ts';
 import { call, eventually, type Reply } from './helpers/http.ts';
-import { startService, type TestService } from './helpers/service.ts';
+import { privatePgBin, servicePrivatePg, type PrivatePgService } from './helpers/private-pg.ts';
+import type { TestService } from './helpers/service.ts';
 
 /** Issues a token for each user at once; the answers in the same order. */
 const issueAll = (app: TestService['app'], users: number[]) =>
@@ -151,7 +150,7 @@ describe('user token tags', () => {
   });
 });
 
-const pgBin = findPgBin();
+const pgBin = privatePgBin;
 if (!pgBin) console.log('skip: initdb not found, the lost-batch test needs a private PostgreSQL');
 
 describe.skipIf(!pgBin)('a batch lost with PostgreSQL', () => {
@@ -159,16 +158,14 @@ describe.skipIf(!pgBin)('a batch lost with PostgreSQL', () => {
   let svc: TestService;
   const clock = new TestClock();
 
+  let pg: PrivatePgService | undefined;
+
   beforeAll(async () => {
-    cluster = await startPgCluster(await freePort());
-    const db = openDatabase(cluster.url, { poolSize: 5, timeoutMs: 5000 });
-    await migrateToLatest(db);
-    svc = await startService({ clock: clock.now, database: { url: cluster.url, db, drop: async () => { await db.destroy(); } } });
+    pg = await servicePrivatePg(clock, 5000);
+    ({ cluster, svc } = pg);
   }, 60_000);
   afterAll(async () => {
-    await svc?.stop();
-    await svc?.database.drop();
-    await cluster?.destroy();
+    await pg?.stop();
   });
 
   test('PostgreSQL stopped while a batch waits: no 201 for any of its tokens, and none recorded', async () => {
