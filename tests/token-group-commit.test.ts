@@ -4,15 +4,14 @@
  * never see is a 201 for a token SQL does not have: a row SQL refuses fails that request alone,
  * and a batch lost with the database fails every request in it.
  */
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { describe, expect, test } from 'bun:test';
 import { sql } from 'kysely';
-import type { PgCluster } from '../chaos/cluster.ts';
 import { tagLimit, tagOf, TOKEN_TAGS_MAX, tokenTags, newUserTokenId } from '../src/modules/tokens/token-slots.ts';
 import { keys } from '../src/redis/keys.ts';
 import { isPostgres, openDatabase, type Db } from '../src/store/connect.ts';
 import { describeEach, enterMode, MODES, newUserId, TestClock, type Harness } from './helpers/harness.ts';
 import { call, eventually, type Reply } from './helpers/http.ts';
-import { privatePgBin, servicePrivatePg, type PrivatePgService } from './helpers/private-pg.ts';
+import { privatePgBin, usePrivatePg } from './helpers/private-pg.ts';
 import type { TestService } from './helpers/service.ts';
 
 /** Issues a token for each user at once; the answers in the same order. */
@@ -154,29 +153,18 @@ const pgBin = privatePgBin;
 if (!pgBin) console.log('skip: initdb not found, the lost-batch test needs a private PostgreSQL');
 
 describe.skipIf(!pgBin)('a batch lost with PostgreSQL', () => {
-  let cluster: PgCluster;
-  let svc: TestService;
   const clock = new TestClock();
-
-  let pg: PrivatePgService | undefined;
-
-  beforeAll(async () => {
-    pg = await servicePrivatePg(clock, 5000);
-    ({ cluster, svc } = pg);
-  }, 60_000);
-  afterAll(async () => {
-    await pg?.stop();
-  });
+  const pg = usePrivatePg(clock, 5000);
 
   test('PostgreSQL stopped while a batch waits: no 201 for any of its tokens, and none recorded', async () => {
     for (const mode of MODES) {
-      await enterMode(svc, mode);
+      await enterMode(pg.svc, mode);
       const early = Array.from({ length: 5 }, () => newUserId());
-      const earlyAnswers = await issueAll(svc.app, early);
+      const earlyAnswers = await issueAll(pg.svc.app, early);
       expect(earlyAnswers.map((r) => r.status)).toEqual(early.map(() => 201));
 
       // Another session holds the tokens table, so the next batch waits inside its transaction.
-      const locker = openDatabase(cluster.url, { poolSize: 1, timeoutMs: 60_000 });
+      const locker = openDatabase(pg.cluster.url, { poolSize: 1, timeoutMs: 60_000 });
       let release!: () => void;
       const released = new Promise<void>((r) => { release = r; });
       let locked!: () => void;
@@ -188,28 +176,28 @@ describe.skipIf(!pgBin)('a batch lost with PostgreSQL', () => {
       }).catch(() => {});
       await isLocked;
       const lost = Array.from({ length: 20 }, () => newUserId());
-      const pending = issueAll(svc.app, lost);
+      const pending = issueAll(pg.svc.app, lost);
       await eventually(async () => {
         const r = await sql<{ n: string }>`SELECT count(*) AS n FROM pg_stat_activity
-          WHERE wait_event_type = 'Lock' AND query ILIKE '%insert into "tokens"%'`.execute(svc.database.db);
+          WHERE wait_event_type = 'Lock' AND query ILIKE '%insert into "tokens"%'`.execute(pg.svc.database.db);
         return Number(r.rows[0]!.n) >= 1;
       }, 10_000, 50);
-      await cluster.crash();
+      await pg.cluster.crash();
       release();
       const answers = await pending;
       await holding;
       await locker.destroy().catch(() => {});
       expect(answers.map((r) => `${r.status} ${r.body?.error?.code}`)).toEqual(lost.map(() => '503 UNAVAILABLE'));
 
-      await cluster.start();
-      await eventually(() => svc.database.db.selectFrom('tokens').select('jti').limit(1).execute().then(() => true, () => false), 20_000, 200);
-      expect(await tokenRowsOf(svc.database.db, lost)).toBe(0);
-      await expectRecorded(svc, early, earlyAnswers, clock.now(), mode === 'redis');
+      await pg.cluster.start();
+      await eventually(() => pg.svc.database.db.selectFrom('tokens').select('jti').limit(1).execute().then(() => true, () => false), 20_000, 200);
+      expect(await tokenRowsOf(pg.svc.database.db, lost)).toBe(0);
+      await expectRecorded(pg.svc, early, earlyAnswers, clock.now(), mode === 'redis');
       // Back up: tokens are issued and recorded again.
       const after = Array.from({ length: 5 }, () => newUserId());
-      const afterAnswers = await issueAll(svc.app, after);
+      const afterAnswers = await issueAll(pg.svc.app, after);
       expect(afterAnswers.map((r) => r.status)).toEqual(after.map(() => 201));
-      await expectRecorded(svc, after, afterAnswers, clock.now(), mode === 'redis');
+      await expectRecorded(pg.svc, after, afterAnswers, clock.now(), mode === 'redis');
     }
   }, 120_000);
 });

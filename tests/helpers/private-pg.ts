@@ -1,3 +1,4 @@
+import { afterAll, beforeAll } from 'bun:test';
 import { findPgBin, startPgCluster, type PgCluster } from '../../chaos/cluster.ts';
 import { freePort } from '../../sentinel/topology.ts';
 import { openDatabase } from '../../src/store/connect.ts';
@@ -31,5 +32,16 @@ export async function servicePrivatePg(clock: TestClock, timeoutMs: number): Pro
       await svc.database.drop();
       await cluster.destroy();
     },
+  };
+}
+
+/** servicePrivatePg for a describe block: started before its tests, stopped after them. */
+export function usePrivatePg(clock: TestClock, timeoutMs: number): { readonly cluster: PgCluster; readonly svc: TestService } {
+  let pg: PrivatePgService | undefined;
+  beforeAll(async () => { pg = await servicePrivatePg(clock, timeoutMs); }, 60_000);
+  afterAll(async () => { await pg?.stop(); });
+  return {
+    get cluster() { return pg!.cluster; },
+    get svc() { return pg!.svc; },
   };
 }
