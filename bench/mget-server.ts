@@ -5,6 +5,7 @@
  */
 import { Hono } from 'hono';
 import { Redis } from 'ioredis';
+import { serveUntilSignal } from './lib/serve-until-signal.ts';
 
 const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
 redis.on('error', () => {});
@@ -18,11 +19,4 @@ app.get('/v1/queue/me', async (c) => {
   return c.json({ status: 'waiting', concertId: 1, position, ahead: position - 1, estimatedWaitSeconds: position, activeUntil: null });
 });
 
-const server = Bun.serve({ port: Number(process.env.PORT ?? 3100), hostname: process.env.HOST || '127.0.0.1', fetch: app.fetch });
-const stop = () => {
-  void server.stop();
-  redis.disconnect();
-  process.exit(0);
-};
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
+serveUntilSignal(app.fetch, () => redis.disconnect());

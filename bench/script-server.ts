@@ -14,6 +14,7 @@ import { Redis } from 'ioredis';
 import { keys } from '../src/redis/keys.ts';
 import { registerScripts, runScript } from '../src/redis/scripts.ts';
 import { packSlots, SLOT_BYTES } from '../src/modules/queue/line.ts';
+import { serveUntilSignal } from './lib/serve-until-signal.ts';
 
 const USERS = 2000;
 const CONCERT = 1;
@@ -47,11 +48,4 @@ app.get('/v1/queue/me', async (c) => {
   });
 });
 
-const server = Bun.serve({ port: Number(process.env.PORT ?? 3100), hostname: process.env.HOST || '127.0.0.1', fetch: app.fetch });
-const stop = () => {
-  void server.stop();
-  redis.disconnect();
-  process.exit(0);
-};
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
+serveUntilSignal(app.fetch, () => redis.disconnect());
