@@ -7,11 +7,15 @@
 import { expect, test } from 'bun:test';
 import { describeEach, newConcert, newUserId, type Harness } from './helpers/harness.ts';
 import { userToken } from './helpers/http.ts';
+import { seeded } from './helpers/random.ts';
 
 async function principalOf(h: Harness, userId: number) {
   const token = await userToken(h.app, userId);
   return (await h.svc.ctx.tokens.decode(token, h.clock.now()))!;
 }
+
+// Entry numbers far from the ones joins hand out, different on each run (files share a database per target).
+const { random } = seeded('JOIN_GROUP_COMMIT_SEED', 'join group commit');
 
 describeEach('join group commit', {}, (h) => {
   test('refused joins in a batch write nothing; the others in it are recorded and revoke what they replace', async () => {
@@ -21,7 +25,7 @@ describeEach('join group commit', {}, (h) => {
     const now = h.clock.now();
     const useRedis = h.mode === 'redis';
     const expiresAt = now + 60_000;
-    const base = 700_000 + Math.floor(Math.random() * 100_000) * 10;
+    const base = 700_000 + Math.floor(random() * 100_000) * 10;
 
     const good = await Promise.all(Array.from({ length: 12 }, async (_, i) => {
       const src = await principalOf(h, newUserId());
@@ -83,7 +87,7 @@ describeEach('join group commit', {}, (h) => {
     const tokens = h.svc.ctx.tokens;
     const now = h.clock.now();
     const useRedis = h.mode === 'redis';
-    const base = 800_000 + Math.floor(Math.random() * 100_000) * 10;
+    const base = 800_000 + Math.floor(random() * 100_000) * 10;
     const src = await principalOf(h, newUserId());
     const jti = await tokens.claimJoin(src, c.id, now);
     const first = await tokens.recordQueueTokenInSql({ userId: src.userId, jti, concertId: c.id, seq: base, expiresAt: now + 60_000 },
