@@ -50,22 +50,29 @@ export function createApp(ctx: AppContext, opts: { logRequests?: boolean } = {})
   app.onError(onError(ctx.log));
   app.notFound((c) => c.json(errorBody('NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`), 404));
 
-  app.route('/', opsRouter(ctx));
-  app.route('/v1/tokens', tokensRouter(ctx));
-  app.route('/v1/challenge', challengeRouter(ctx));
-  app.route('/v1/concerts', joinRouter(ctx));
-  app.route('/v1/concerts', catalogRouter(ctx));
-  app.route('/v1/queue', queueMeRouter(ctx));
-  app.route('/v1/reservations', reservationsRouter(ctx));
-  app.route('/v1/me', balanceRouter(ctx));
-  app.route('/v1/me', myReservationsRouter(ctx));
-  app.route('/v1/payments', paymentsRouter(ctx));
+  const { tokens, clock, mode } = ctx;
+  app.route('/', opsRouter({
+    db: ctx.db, mode, coordinator: ctx.coordinator, drain: ctx.drain, admin: ctx.admin, metrics: ctx.metrics,
+  }));
+  app.route('/v1/tokens', tokensRouter({ tokens, identity: ctx.identity, mode, clock }));
+  app.route('/v1/challenge', challengeRouter({ joinProof: ctx.joinProof, clock }));
+  app.route('/v1/concerts', joinRouter({ queue: ctx.queue, joinProof: ctx.joinProof, tokens, clock }));
+  app.route('/v1/concerts', catalogRouter({ catalog: ctx.catalog, sale: ctx.sale, queue: ctx.queue, tokens, mode, clock }));
+  app.route('/v1/queue', queueMeRouter({ queue: ctx.queue, tokens, clock }));
+  app.route('/v1/reservations', reservationsRouter({ reservations: ctx.reservations, tokens, clock }));
+  app.route('/v1/me', balanceRouter({ balance: ctx.balance, tokens, clock }));
+  app.route('/v1/me', myReservationsRouter({ reservations: ctx.reservations, tokens, clock }));
+  app.route('/v1/payments', paymentsRouter({
+    payments: ctx.payments, tokens, clock, maxHoldsPerUser: ctx.config.maxHoldsPerUser,
+  }));
   // Admin endpoints never answer a browser on another origin: refuse its preflight.
   app.options('/admin/*', () => { throw errors.forbidden('admin endpoints do not answer cross-origin requests'); });
   // The console page at GET /admin is a public shell (its script asks for the key): it goes
   // before the admin router, whose key check covers /admin itself.
   app.route('/', pagesRouter());
-  app.route('/admin', adminRouter(ctx));
-  app.route('/', docsRouter(ctx.config));
+  app.route('/admin', adminRouter({
+    adminApiKey: ctx.config.adminApiKey, catalog: ctx.catalog, sale: ctx.sale, admin: ctx.admin, console: ctx.console, mode, clock,
+  }));
+  app.route('/', docsRouter({ config: ctx.config }));
   return app;
 }

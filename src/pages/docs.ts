@@ -53,7 +53,12 @@ function scalarBundle(): Bundle {
   return bundle;
 }
 
-export function docsRouter(config: Pick<Config, 'maxHoldsPerUser' | 'auth'>) {
+export interface DocsRouterDeps {
+  /** The settings the document describes: the payment's hold limit and the token exchange of AUTH_MODE. */
+  config: Pick<Config, 'maxHoldsPerUser' | 'auth'>;
+}
+
+export function docsRouter({ config }: DocsRouterDeps) {
   let document: string | undefined;
   // Scalar injects its style sheet as a <style> element and styles elements as it renders.
   const secure = pageSecurityHeaders({ styleInline: true });

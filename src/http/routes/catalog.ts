@@ -1,35 +1,51 @@
 import { Hono } from 'hono';
-import type { AppContext } from '../../context.ts';
+import type { CatalogService } from '../../modules/catalog/catalog.service.ts';
+import type { SaleService } from '../../modules/draw/sale.service.ts';
+import type { QueueService } from '../../modules/queue/queue.service.ts';
+import type { TokenService } from '../../modules/tokens/tokens.service.ts';
+import type { ModeController } from '../../resilience/mode.ts';
 import type { AppEnv } from '../env.ts';
 import { bearer } from '../middleware/auth.ts';
 import { concertParam, scheduleParams } from '../schemas.ts';
 import { validate } from '../validate.ts';
 
-export function catalogRouter(ctx: AppContext) {
-  const auth = bearer({ tokens: ctx.tokens, clock: ctx.clock });
+export interface CatalogRouterDeps {
+  catalog: CatalogService;
+  /** A scheduled sale's public view and its published draw. */
+  sale: SaleService;
+  /** Schedules and seats are shown to active users only. */
+  queue: QueueService;
+  tokens: TokenService;
+  mode: ModeController;
+  clock: () => number;
+}
+
+/** GET /v1/concerts and one concert's detail, draw, schedules and seats. */
+export function catalogRouter({ catalog, sale, queue, tokens, mode, clock }: CatalogRouterDeps) {
+  const auth = bearer({ tokens, clock });
   return new Hono<AppEnv>()
-    .get('/', async (c) => c.json({ concerts: await ctx.catalog.list(ctx.mode.useRedis()) }))
+    .get('/', async (c) => c.json({ concerts: await catalog.list(mode.useRedis()) }))
     .get('/:concertId', validate('param', concertParam), async (c) => {
       const { concertId } = c.req.valid('param');
-      return c.json(await ctx.catalog.detail(concertId, ctx.clock(), ctx.mode.useRedis(), (id, now) => ctx.sale.publicView(id, now)));
+      return c.json(await catalog.detail(concertId, clock(), mode.useRedis(), (id, now) => sale.publicView(id, now)));
     })
     .get('/:concertId/draw', validate('param', concertParam), async (c) => {
       const { concertId } = c.req.valid('param');
-      await ctx.catalog.concert(concertId);
-      return c.json(await ctx.sale.published(concertId));
+      await catalog.concert(concertId);
+      return c.json(await sale.published(concertId));
     })
     .get('/:concertId/schedules', validate('param', concertParam), auth, async (c) => {
       const { concertId } = c.req.valid('param');
-      const now = ctx.clock();
-      await ctx.catalog.concert(concertId);
-      await ctx.queue.requireActive(c.get('principal'), concertId, now);
-      return c.json({ schedules: await ctx.catalog.schedules(concertId, now, ctx.mode.useRedis()) });
+      const now = clock();
+      await catalog.concert(concertId);
+      await queue.requireActive(c.get('principal'), concertId, now);
+      return c.json({ schedules: await catalog.schedules(concertId, now, mode.useRedis()) });
     })
     .get('/:concertId/schedules/:scheduleId/seats', validate('param', scheduleParams), auth, async (c) => {
       const { concertId, scheduleId } = c.req.valid('param');
-      const now = ctx.clock();
-      await ctx.catalog.concert(concertId);
-      await ctx.queue.requireActive(c.get('principal'), concertId, now);
-      return c.json({ seats: await ctx.catalog.seats(concertId, scheduleId, now, ctx.mode.useRedis()) });
+      const now = clock();
+      await catalog.concert(concertId);
+      await queue.requireActive(c.get('principal'), concertId, now);
+      return c.json({ seats: await catalog.seats(concertId, scheduleId, now, mode.useRedis()) });
     });
 }

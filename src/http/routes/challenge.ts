@@ -1,11 +1,16 @@
 import { Hono } from 'hono';
-import type { AppContext } from '../../context.ts';
+import type { JoinProofService } from '../../modules/pow/join-proof.service.ts';
 import type { AppEnv } from '../env.ts';
 
 /** GET /v1/challenge: a proof-of-work challenge for one join (404 while JOIN_POW_BITS is 0). */
-export function challengeRouter(ctx: AppContext) {
+export interface ChallengeRouterDeps {
+  joinProof: JoinProofService;
+  clock: () => number;
+}
+
+export function challengeRouter({ joinProof, clock }: ChallengeRouterDeps) {
   return new Hono<AppEnv>().get('/', (c) => {
-    const issued = ctx.joinProof.issue(ctx.clock());
+    const issued = joinProof.issue(clock());
     c.header('Cache-Control', 'no-store');
     return c.json({ challenge: issued.challenge, bits: issued.bits, expiresAt: new Date(issued.expiresAt).toISOString() });
   });

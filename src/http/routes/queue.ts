@@ -1,22 +1,32 @@
 import { Hono } from 'hono';
-import type { AppContext } from '../../context.ts';
+import type { JoinProofService } from '../../modules/pow/join-proof.service.ts';
+import type { QueueService } from '../../modules/queue/queue.service.ts';
+import type { TokenService } from '../../modules/tokens/tokens.service.ts';
 import type { AppEnv } from '../env.ts';
 import { bearer } from '../middleware/auth.ts';
 import { concertParam, joinBody } from '../schemas.ts';
 import { validate, validateOptionalJson } from '../validate.ts';
 
+export interface JoinRouterDeps {
+  queue: QueueService;
+  /** Checks the join's proof of work before a new place is made. */
+  joinProof: JoinProofService;
+  tokens: TokenService;
+  clock: () => number;
+}
+
 /** POST /v1/concerts/:concertId/queue */
-export function joinRouter(ctx: AppContext) {
-  return new Hono<AppEnv>().post('/:concertId/queue', validate('param', concertParam), bearer({ tokens: ctx.tokens, clock: ctx.clock }),
+export function joinRouter({ queue, joinProof, tokens, clock }: JoinRouterDeps) {
+  return new Hono<AppEnv>().post('/:concertId/queue', validate('param', concertParam), bearer({ tokens, clock }),
     validateOptionalJson(joinBody),
     async (c) => {
       const { concertId } = c.req.valid('param');
       const { pow, drawNonce } = c.req.valid('json');
       const principal = c.get('principal');
-      const now = ctx.clock();
-      const r = await ctx.queue.join(principal, concertId, now, {
+      const now = clock();
+      const r = await queue.join(principal, concertId, now, {
         drawNonce,
-        beforeNewPlace: () => ctx.joinProof.assertSolved(pow, { srcJti: principal.jti, concertId }, now),
+        beforeNewPlace: () => joinProof.assertSolved(pow, { srcJti: principal.jti, concertId }, now),
       });
       const { status, position, ahead, estimatedWaitSeconds, paused, pollAfterSeconds, activeUntil, opensAt, drawTicket } = r.place;
       return c.json({
@@ -26,17 +36,23 @@ export function joinRouter(ctx: AppContext) {
     });
 }
 
+export interface QueueMeRouterDeps {
+  queue: QueueService;
+  tokens: TokenService;
+  clock: () => number;
+}
+
 /** GET and DELETE /v1/queue/me */
-export function queueMeRouter(ctx: AppContext) {
-  const auth = bearer({ tokens: ctx.tokens, clock: ctx.clock, accept: ['queue'] });
+export function queueMeRouter({ queue, tokens, clock }: QueueMeRouterDeps) {
+  const auth = bearer({ tokens, clock, accept: ['queue'] });
   return new Hono<AppEnv>()
     .get('/me', auth, async (c) => {
-      const view = await ctx.queue.poll(c.get('principal'), ctx.clock());
+      const view = await queue.poll(c.get('principal'), clock());
       c.header('Cache-Control', 'no-store');
       return c.json(view);
     })
     .delete('/me', auth, async (c) => {
-      await ctx.queue.leave(c.get('principal'), ctx.clock());
+      await queue.leave(c.get('principal'), clock());
       return c.body(null, 204);
     });
 }

@@ -1,19 +1,28 @@
 import { Hono } from 'hono';
-import type { AppContext } from '../../context.ts';
+import type { IdentityService } from '../../modules/identity/identity.service.ts';
+import type { TokenService } from '../../modules/tokens/tokens.service.ts';
+import type { ModeController } from '../../resilience/mode.ts';
 import type { AppEnv } from '../env.ts';
 import { idTokenBody, tokenBody } from '../schemas.ts';
 import { validate } from '../validate.ts';
 
 /** POST /v1/tokens: who the user is comes from the body (open mode) or from an identity provider's token (jwt mode). */
-export function tokensRouter(ctx: AppContext) {
+export interface TokensRouterDeps {
+  tokens: TokenService;
+  /** Set in AUTH_MODE=jwt: the body then carries the identity provider's token, not a user id. */
+  identity: IdentityService | null;
+  mode: ModeController;
+  clock: () => number;
+}
+
+export function tokensRouter({ tokens, identity, mode, clock }: TokensRouterDeps) {
   const issue = async (userId: number) => {
-    const issued = await ctx.tokens.issueUserToken(userId, ctx.clock(), ctx.mode.useRedis());
+    const issued = await tokens.issueUserToken(userId, clock(), mode.useRedis());
     return { token: issued.token, expiresAt: new Date(issued.expiresAt).toISOString(), userId };
   };
-  const identity = ctx.identity;
   if (identity) {
     return new Hono<AppEnv>().post('/', validate('json', idTokenBody), async (c) => {
-      const userId = await identity.userIdFor(c.req.valid('json').idToken, ctx.clock());
+      const userId = await identity.userIdFor(c.req.valid('json').idToken, clock());
       return c.json(await issue(userId), 201);
     });
   }
