@@ -5,10 +5,8 @@ import { ConsoleSampler } from './jobs/console-sampler.ts';
 import { DrawJob } from './jobs/draw-job.ts';
 import { SaleService } from './modules/draw/sale.service.ts';
 import { HoldSweeper } from './jobs/hold-sweeper.ts';
-import { rebuildRedis } from './jobs/rebuild.ts';
+import { Rebuilder, rebuildOnMasterChange } from './jobs/rebuild/index.ts';
 import { ModeCoordinator } from './resilience/coordinator.ts';
-import { watchMasterChanges } from './resilience/failover-watch.ts';
-import { restorePlacesSince, syncSoldSeats } from './modules/catalog/load-concert.ts';
 import { WriteBehindWorker } from './jobs/write-behind.ts';
 import { applyEvents } from './jobs/write-behind.apply.ts';
 import { DrainState } from './http/drain.ts';
@@ -35,7 +33,6 @@ import { RedisSpentChallenges, SqlSpentChallenges } from './modules/pow/spent-ch
 import type { RedisClient } from './redis/connection.ts';
 import { ModeController } from './resilience/mode.ts';
 import type { Db } from './store/connect.ts';
-import { sleep } from './runtime/index.ts';
 
 export interface AppContext {
   config: Config;
@@ -168,35 +165,20 @@ export function createContext(config: Config, deps: { db: Db; redis: RedisClient
 
   const ticker = new AdmissionTicker(queue, log, metrics, { tickMs: config.admissionTickMs, concerts: liveConcerts });
 
-  const rebuild = async () => {
-    // Another rebuild (an instance that was taken over) may still hold the lock: wait for it.
-    for (let attempt = 0; attempt < 100; attempt++) {
-      const report = await rebuildRedis(db, redis, log, await catalog.liveConcertIds(clock()), clock(),
-        (id) => writeBehind.drainConcertFully(id));
-      if (report) return report;
-      await sleep(300);
-    }
-    throw new Error('the rebuild lock stayed busy');
-  };
+  const rebuilder = new Rebuilder({
+    db, redis, log, clock, liveConcerts: (now) => catalog.liveConcertIds(now), drainConcert: (id) => writeBehind.drainConcertFully(id),
+  });
   const coordinator = new ModeCoordinator(db, redis, mode, log, {
     instanceId,
     probeTimeoutMs: Math.min(config.redisTimeoutMs, 500),
     drain: () => writeBehind.drainOnce(Date.now(), { everything: true }),
-    rebuild,
-    catchUp: async (since: number) => {
-      for (const id of await catalog.liveConcertIds(clock())) {
-        await syncSoldSeats(db, redis, id);
-        await restorePlacesSince(db, redis, id, since - 5000, clock());
-      }
-    },
+    rebuild: () => rebuilder.rebuild(),
+    catchUp: (since) => rebuilder.catchUp(since),
   });
 
   onMirrorLost = (reason) => void coordinator.enterSql(reason);
 
-  watchMasterChanges(redis, (from, to) => {
-    log.warn('redis master changed; reconciling redis from sql', { from, to });
-    if (mode.useRedis()) void coordinator.rebuildNow().catch((err) => log.error('rebuild after failover failed', { err }));
-  });
+  rebuildOnMasterChange(redis, log, { useRedis: () => mode.useRedis(), rebuildNow: () => coordinator.rebuildNow() });
 
   const admin = new AdminService({
     db, redis, log, metrics, mode, queue, writeBehind, liveConcerts, clock,

@@ -4,7 +4,7 @@
  * (the Redis keys and the SQL seat row), and each mode must read them the same.
  */
 import { expect, test } from 'bun:test';
-import { rebuildRedis } from '../src/jobs/rebuild.ts';
+import { Rebuilder } from '../src/jobs/rebuild/index.ts';
 import { keys } from '../src/redis/keys.ts';
 import { describeEach, newConcert, newUserId, type Harness } from './helpers/harness.ts';
 import { call, join, userToken } from './helpers/http.ts';
@@ -86,7 +86,12 @@ describeEach('catalog', {}, (h) => {
     // Redis → SQL: SQL learns of the admission through the write-behind stream.
     // SQL → Redis: the rebuild job loads what SQL decided into Redis.
     if (h.mode === 'redis') await h.svc.ctx.writeBehind.drainOnce(h.clock.now());
-    else expect(await rebuildRedis(h.svc.database.db, h.svc.redis, h.svc.ctx.log, [concert.id], h.clock.now())).not.toBeNull();
+    else {
+      const rebuilder = new Rebuilder({
+        db: h.svc.database.db, redis: h.svc.redis, log: h.svc.ctx.log, clock: h.clock.now, liveConcerts: async () => [concert.id],
+      });
+      expect(await rebuilder.tryRebuild([concert.id], h.clock.now())).not.toBeNull();
+    }
     const paths = [`/v1/concerts/${concert.id}/schedules`, `/v1/concerts/${concert.id}/schedules/${concert.schedules[1]!.id}/seats`];
     const answers = async () => Promise.all(paths.map((p) => get(h, p, token).then((r) => [r.status, r.body])));
     const here = await answers();

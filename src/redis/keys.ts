@@ -59,7 +59,6 @@ export const keys = {
   rebuildLock: 'lock:rebuild',
   /** Written by the mode probe: Redis is back only when it takes writes. */
   writeProbe: 'probe:write',
-  rebuildEpoch: 'rebuild:epoch',
 } as const;
 
 export const WRITE_BEHIND_GROUP = 'sql';

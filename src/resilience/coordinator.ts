@@ -50,7 +50,14 @@ export class ModeCoordinator {
   breaker!: CircuitBreakerPolicy;
   private policy!: IPolicy;
   private timers: ReturnType<typeof setInterval>[] = [];
+  /**
+   * This instance is recovering (won the row, rebuilding, switching back): one recovery at a
+   * time here, and meanwhile it does not follow the row. Across the fleet the row's
+   * conditional update lets one instance rebuild; the Rebuilder's lease covers an owner that
+   * was taken over but still writes.
+   */
   private recovering = false;
+  /** One probe at a time: a probe slower than the interval must not overlap the next one. */
   private probing = false;
   /**
    * False from a start without Redis until this instance first reaches it. Meanwhile its
