@@ -35,7 +35,7 @@ describeEach('a write-behind batch during a payment', { modes: ['redis'], sqlTar
       }).onConflict((oc) => oc.column('id').doNothing()).execute();
       inserted();
       await proceed;
-      // ...then the buyer's queue entry, as endQueuePlace does.
+      // ...then the buyer's queue entry, as endPlace does.
       await trx.updateTable('queue_entries').set({ updated_at: now + 1 }).where('concert_id', '=', c.id).where('seq', '=', 1).execute();
     });
     try {

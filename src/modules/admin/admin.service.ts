@@ -6,6 +6,7 @@ import type { ModeController } from '../../resilience/mode.ts';
 import type { Db } from '../../store/connect.ts';
 import type { WriteBehindWorker } from '../../jobs/write-behind.ts';
 import type { QueueService } from '../queue/queue.service.ts';
+import { setQueueConfig } from '../queue/queue-state.repo.ts';
 import type { QueueConfig } from '../queue/types.ts';
 
 export interface AdminDeps {
@@ -40,10 +41,7 @@ export class AdminService {
 
   async updateQueueConfig(concertId: number, patch: Partial<QueueConfig>): Promise<QueueConfig> {
     const next = { ...(await this.config(concertId)), ...patch };
-    await this.d.db.updateTable('queue_state').set({
-      max_active: next.maxActive, admit_per_second: next.admitPerSecond,
-      active_ttl_seconds: next.activeTtlSeconds, paused: next.paused ? 1 : 0,
-    }).where('concert_id', '=', concertId).execute();
+    await setQueueConfig(this.d.db, concertId, next);
     if (this.d.mode.useRedis()) await this.d.queue.store().applyConfig(concertId, next);
     return next;
   }

@@ -1,6 +1,9 @@
+import type { Transaction } from 'kysely';
 import type { Db } from '../../store/connect.ts';
-import type { Concert, Schedule } from '../../store/schema.ts';
+import type { Concert, Database, Schedule } from '../../store/schema.ts';
 import { drawCommitment, newDrawSeed } from '../draw/algorithm.ts';
+import { insertQueueState } from '../queue/queue-state.repo.ts';
+import { insertSeats } from '../reservations/reservations.repo.ts';
 
 export interface NewScheduleInput { date: number; seats: number; price: number }
 
@@ -41,16 +44,29 @@ export async function insertConcert(
             hold_reservation_id: null, hold_user_id: null, hold_expires_at: null,
           });
         }
-        await trx.insertInto('seats').values(rows).execute();
+        await insertSeats(trx, rows);
       }
     }
-    await trx.insertInto('queue_state').values({
-      concert_id: concert.id, last_seq: 0, last_admitted_seq: 0, admitted_total: 0,
-      max_active: queueDefaults.maxActive, admit_per_second: queueDefaults.admitPerSecond,
-      active_ttl_seconds: queueDefaults.activeTtlSeconds, paused: 0, last_tick: 0,
-    }).execute();
+    await insertQueueState(trx, concert.id, queueDefaults);
     return { concert, schedules };
   });
+}
+
+/**
+ * Moves a scheduled sale's opening, only while it is still ahead and nothing was drawn (one
+ * conditional UPDATE); false when the concert keeps the opening it has.
+ */
+export async function rescheduleSale(db: Db, concertId: number, saleStartsAt: number, now: number): Promise<boolean> {
+  const r = await db.updateTable('concerts').set({ sale_starts_at: saleStartsAt })
+    .where('id', '=', concertId).where('drawn_at', 'is', null).where('sale_starts_at', '>', now).executeTakeFirst();
+  return Number(r.numUpdatedRows) === 1;
+}
+
+/** The draw's marker: set once, by whoever sets it first, when the sale has opened. False when not set here. */
+export async function markDrawn(trx: Transaction<Database>, concertId: number, now: number): Promise<boolean> {
+  const r = await trx.updateTable('concerts').set({ drawn_at: now })
+    .where('id', '=', concertId).where('drawn_at', 'is', null).where('sale_starts_at', '<=', now).executeTakeFirst();
+  return Number(r.numUpdatedRows) === 1;
 }
 
 export function listConcerts(db: Db): Promise<Concert[]> {

@@ -1,8 +1,11 @@
-import { sql, type ExpressionBuilder, type Transaction } from 'kysely';
+import { sql, type Transaction } from 'kysely';
 import { errors } from '../../errors.ts';
 import { isPostgres, type Db } from '../../store/connect.ts';
 import type { Database, PrequeueEntry } from '../../store/schema.ts';
-import { highestSeq } from '../queue/entries.repo.ts';
+import { markDrawn, rescheduleSale } from '../catalog/catalog.repo.ts';
+import { highestSeq, insertWaitingEntries } from '../queue/entries.repo.ts';
+import { setLastSeq } from '../queue/queue-state.repo.ts';
+import { revokeToken, settleDrawnTokens } from '../tokens/tokens.repo.ts';
 import { drawOrder } from './algorithm.ts';
 
 type Conn = Db | Transaction<Database>;
@@ -27,9 +30,7 @@ export async function findSale(db: Conn, concertId: number): Promise<SaleRecord 
  * keep what they have. The check and the change are one conditional UPDATE.
  */
 export async function moveSaleStart(db: Db, concertId: number, saleStartsAt: number, now: number): Promise<'moved' | 'passed' | 'unscheduled' | 'unknown'> {
-  const r = await db.updateTable('concerts').set({ sale_starts_at: saleStartsAt })
-    .where('id', '=', concertId).where('drawn_at', 'is', null).where('sale_starts_at', '>', now).executeTakeFirst();
-  if (Number(r.numUpdatedRows) === 1) return 'moved';
+  if (await rescheduleSale(db, concertId, saleStartsAt, now)) return 'moved';
   const sale = await findSale(db, concertId);
   if (!sale) return 'unknown';
   return sale.saleStartsAt === null ? 'unscheduled' : 'passed';
@@ -82,7 +83,7 @@ export async function endPrequeued(db: Db, p: { concertId: number; userId: numbe
     await trx.updateTable('prequeue_entries').set({ status })
       .where('concert_id', '=', p.concertId).where('user_id', '=', p.userId).where('jti', '=', p.jti)
       .where('status', '=', 'waiting').where('drawn_seq', 'is', null).execute();
-    await trx.updateTable('tokens').set({ revoked_at: p.now }).where('jti', '=', p.jti).where('revoked_at', 'is', null).execute();
+    await revokeToken(trx, p.jti, p.now);
   });
 }
 
@@ -119,9 +120,7 @@ const CHUNK = 500;
  */
 export async function recordDraw(db: Db, concertId: number, now: number, seenSince: number): Promise<DrawResult | null> {
   return db.transaction().execute(async (trx) => {
-    const marked = await trx.updateTable('concerts').set({ drawn_at: now })
-      .where('id', '=', concertId).where('drawn_at', 'is', null).where('sale_starts_at', '<=', now).executeTakeFirst();
-    if (Number(marked.numUpdatedRows) !== 1) return null;
+    if (!(await markDrawn(trx, concertId, now))) return null;
     const concert = await trx.selectFrom('concerts').select(['draw_seed']).where('id', '=', concertId).executeTakeFirstOrThrow();
     let stateQ = trx.selectFrom('queue_state').select('last_seq').where('concert_id', '=', concertId);
     if (isPostgres(trx)) stateQ = stateQ.forUpdate();
@@ -136,10 +135,7 @@ export async function recordDraw(db: Db, concertId: number, now: number, seenSin
     const base = await highestSeq(trx, concertId, state.last_seq);
     for (let i = 0; i < order.length; i += CHUNK) {
       const rows = order.slice(i, i + CHUNK).map((ticket, k) => ({ fan: byTicket.get(ticket)!, seq: base + i + k + 1 }));
-      await trx.insertInto('queue_entries').values(rows.map(({ fan, seq }) => ({
-        concert_id: concertId, seq, user_id: fan.user_id, status: 'waiting' as const, joined_at: fan.joined_at,
-        admitted_at: null, active_until: null, last_seen_at: now, updated_at: now,
-      }))).execute();
+      await insertWaitingEntries(trx, concertId, rows.map(({ fan, seq }) => ({ seq, userId: fan.user_id, joinedAt: fan.joined_at })), now);
       // Each fan's number, 100 at a time: a CASE of 100 arms per row stays cheap on SQLite, where a
       // correlated subquery per row picked a range scan and went quadratic.
       for (let j = 0; j < rows.length; j += 100) {
@@ -150,14 +146,8 @@ export async function recordDraw(db: Db, concertId: number, now: number, seenSin
       }
     }
     // Tokens take their entry numbers; the tokens of fans the draw left out end here.
-    const jtisOf = (drawn: boolean) => (eb: ExpressionBuilder<Database, any>) => eb.selectFrom('prequeue_entries as p').select('p.jti')
-      .where('p.concert_id', '=', concertId).where('p.drawn_seq', drawn ? 'is not' : 'is', null);
-    await trx.updateTable('tokens')
-      .set((eb) => ({ seq: eb.selectFrom('prequeue_entries as p').select('p.drawn_seq').whereRef('p.jti', '=', 'tokens.jti') }))
-      .where('jti', 'in', jtisOf(true)).execute();
-    await trx.updateTable('tokens').set({ revoked_at: now })
-      .where('revoked_at', 'is', null).where('jti', 'in', jtisOf(false)).execute();
-    await trx.updateTable('queue_state').set({ last_seq: base + order.length }).where('concert_id', '=', concertId).execute();
+    await settleDrawnTokens(trx, concertId, now);
+    await setLastSeq(trx, concertId, base + order.length);
     return { drawn: order.length, base, drawnAt: now };
   });
 }

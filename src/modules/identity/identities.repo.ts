@@ -1,4 +1,5 @@
 import type { Db } from '../../store/connect.ts';
+import { insertNewUser } from './users.repo.ts';
 
 export async function findIdentityUser(db: Db, iss: string, sub: string): Promise<number | undefined> {
   const row = await db.selectFrom('identities').select('user_id').where('iss', '=', iss).where('sub', '=', sub).executeTakeFirst();
@@ -33,9 +34,7 @@ export async function userIdOfIdentity(db: Db, iss: string, sub: string, now: nu
     if (known !== undefined) return known;
     const userId = await nextUserId(db);
     const outcome = await db.transaction().execute(async (trx) => {
-      const user = await trx.insertInto('users').values({ id: userId, balance: 0, created_at: now })
-        .onConflict((oc) => oc.column('id').doNothing()).returning('id').executeTakeFirst();
-      if (!user) return 'id-taken' as const;
+      if (!(await insertNewUser(trx, userId, now))) return 'id-taken' as const;
       const identity = await trx.insertInto('identities').values({ iss, sub, user_id: userId, created_at: now })
         .onConflict((oc) => oc.columns(['iss', 'sub']).doNothing()).returning('user_id').executeTakeFirst();
       if (!identity) throw new LostRace();

@@ -1,6 +1,7 @@
 import type { Transaction } from 'kysely';
 import type { Db } from '../../store/connect.ts';
 import type { Database } from '../../store/schema.ts';
+import { addToBalance, ensureUser, takeFromBalance } from '../identity/users.repo.ts';
 
 type Trx = Transaction<Database>;
 
@@ -11,12 +12,10 @@ export async function findBalance(db: Db, userId: number): Promise<number> {
 
 /** Adds money and its ledger row in the caller's transaction; returns the new balance. */
 export async function credit(trx: Trx, userId: number, amount: number, ref: string, now: number): Promise<number> {
-  await trx.insertInto('users').values({ id: userId, balance: 0, created_at: now })
-    .onConflict((oc) => oc.column('id').doNothing()).execute();
-  const r = await trx.updateTable('users').set((eb) => ({ balance: eb('balance', '+', amount) }))
-    .where('id', '=', userId).returning('balance').executeTakeFirstOrThrow();
+  await ensureUser(trx, userId, now);
+  const balance = await addToBalance(trx, userId, amount);
   await trx.insertInto('ledger').values({ user_id: userId, amount, kind: 'charge', ref, created_at: now }).execute();
-  return Number(r.balance);
+  return balance;
 }
 
 /**
@@ -24,9 +23,8 @@ export async function credit(trx: Trx, userId: number, amount: number, ref: stri
  * overdraw), with its ledger row; returns the new balance, or null when the balance is short.
  */
 export async function debit(trx: Trx, userId: number, amount: number, ref: string, now: number): Promise<number | null> {
-  const r = await trx.updateTable('users').set((eb) => ({ balance: eb('balance', '-', amount) }))
-    .where('id', '=', userId).where('balance', '>=', amount).returning('balance').executeTakeFirst();
-  if (!r) return null;
+  const balance = await takeFromBalance(trx, userId, amount);
+  if (balance === null) return null;
   await trx.insertInto('ledger').values({ user_id: userId, amount: -amount, kind: 'payment', ref, created_at: now }).execute();
-  return Number(r.balance);
+  return balance;
 }

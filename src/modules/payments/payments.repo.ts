@@ -1,5 +1,6 @@
 import type { Transaction } from 'kysely';
 import type { Database } from '../../store/schema.ts';
+import { markPaid, markSeatSold } from '../reservations/reservations.repo.ts';
 
 type Trx = Transaction<Database>;
 
@@ -23,17 +24,8 @@ export async function recordSale(trx: Trx, s: NewSale, now: number): Promise<voi
     id: s.paymentId, reservation_id: s.reservationId, user_id: s.userId, concert_id: s.concertId,
     schedule_id: s.scheduleId, seat_number: s.seatNumber, amount: s.amount, created_at: now,
   }).execute();
-  await trx.updateTable('reservations').set({ status: 'paid', updated_at: now }).where('id', '=', s.reservationId).execute();
-  await trx.updateTable('seats')
-    .set({ status: 'sold', hold_reservation_id: null, hold_user_id: null, hold_expires_at: null })
-    .where('schedule_id', '=', s.scheduleId).where('seat_number', '=', s.seatNumber).execute();
-}
-
-/** The buyer's queue place is done and its token revoked: the active slot frees for the next user. */
-export async function endQueuePlace(trx: Trx, concertId: number, seq: number, jti: string, now: number): Promise<void> {
-  await trx.updateTable('queue_entries').set({ status: 'done', updated_at: now })
-    .where('concert_id', '=', concertId).where('seq', '=', seq).where('status', 'in', ['waiting', 'active']).execute();
-  await trx.updateTable('tokens').set({ revoked_at: now }).where('jti', '=', jti).where('revoked_at', 'is', null).execute();
+  await markPaid(trx, s.reservationId, now);
+  await markSeatSold(trx, s.scheduleId, s.seatNumber);
 }
 
 /** Which unique index refused the payment row. */

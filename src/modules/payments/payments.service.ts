@@ -13,7 +13,8 @@ import type { Reservation } from '../../store/schema.ts';
 import type { Principal } from '../tokens/tokens.service.ts';
 import { idempotentRequest, priorAnswer, runIdempotent, type Answer } from './idempotency.ts';
 import { debit } from './ledger.repo.ts';
-import { duplicateSaleOf, endQueuePlace, recordSale, seatStatus } from './payments.repo.ts';
+import { duplicateSaleOf, recordSale, seatStatus } from './payments.repo.ts';
+import { endPlace } from '../queue/entries.repo.ts';
 import { sleep } from '../../runtime/index.ts';
 
 /** How long a payment outside Redis mode waits for its (optional) Redis mirror. */
@@ -169,7 +170,7 @@ export class PaymentService {
     // The debit above holds the user's row, which SQL-mode holds lock too, so no new hold slips in.
     let placeEnded = false;
     if (principal.typ === 'queue' && (await countLiveHolds(trx, listed[0]!.concert_id, principal.userId, now)) === 0) {
-      await endQueuePlace(trx, listed[0]!.concert_id, principal.seq!, principal.jti, now);
+      await endPlace(trx, listed[0]!.concert_id, principal.seq!, principal.jti, 'done', now);
       placeEnded = true;
     }
     const first = listed[0]!;

@@ -1,11 +1,15 @@
 import type { Config } from '../../config.ts';
 import { errors } from '../../errors.ts';
 import { isPostgres, isUniqueViolation, type Db } from '../../store/connect.ts';
-import { sql, type Transaction } from 'kysely';
+import type { Transaction } from 'kysely';
 import type { Database, QueueEntry, QueueState } from '../../store/schema.ts';
 import { assertSqlMode } from '../../resilience/sql-fence.ts';
 import { insertToken } from '../tokens/tokens.repo.ts';
-import { highestSeq } from './entries.repo.ts';
+import {
+  admitEntries, endPlace, expireEntries, expireTimedOutEntries, highestSeq, insertEntriesOfLiveTokens, insertEntriesUnlessTaken, insertWaitingEntries,
+  touchEntry, touchWaitingEntry,
+} from './entries.repo.ts';
+import { recordAdmissions, setEtaState, setLastSeq, setLastTick } from './queue-state.repo.ts';
 import { stepEtaState, type EtaState } from './eta.ts';
 import type { AdmitOutcome, JoinOutcome, QueueConfig, QueueCounts, QueuePlace, QueueStore } from './types.ts';
 
@@ -57,10 +61,7 @@ export class SqlQueueStore implements QueueStore {
     if (!entry) {
       // Joined in Redis mode, and Redis went away before the write-behind stream delivered the
       // entry: the written-through token still proves the place.
-      await db.insertInto('queue_entries').values({
-        concert_id: concertId, seq: token.seq, user_id: userId, status: 'waiting', joined_at: token.created_at,
-        admitted_at: null, active_until: null, last_seen_at: now, updated_at: now,
-      }).onConflict((oc) => oc.columns(['concert_id', 'seq']).doNothing()).execute();
+      await insertEntriesUnlessTaken(db, [{ concertId, seq: token.seq, userId, joinedAt: token.created_at, now }]);
       entry = await find();
     }
     return { seq: token.seq, entry: entry ?? null };
@@ -75,20 +76,7 @@ export class SqlQueueStore implements QueueStore {
   private async recoverEntriesFromTokens(trx: Trx, concertId: number, now: number): Promise<void> {
     const since = this.sqlSince();
     if (this.recoveredSince.get(concertId) === since) return;
-    await trx.insertInto('queue_entries')
-      .columns(['concert_id', 'seq', 'user_id', 'status', 'joined_at', 'admitted_at', 'active_until', 'last_seen_at', 'updated_at'])
-      .expression((eb) => eb.selectFrom('tokens as t')
-        .select((s) => [
-          't.concert_id', 't.seq', 't.user_id', sql<string>`'waiting'`.as('status'), 't.created_at',
-          sql<null>`NULL`.as('admitted_at'), sql<null>`NULL`.as('active_until'), sql<number>`${now}`.as('last_seen_at'),
-          sql<number>`${now}`.as('updated_at'),
-        ].map((x) => x as never))
-        .where('t.typ', '=', 'queue').where('t.concert_id', '=', concertId)
-        .where('t.revoked_at', 'is', null).where('t.expires_at', '>', now).where('t.seq', '>', 0)
-        .where((w) => w.not(w.exists(w.selectFrom('queue_entries as e').select('e.seq')
-          .where('e.concert_id', '=', concertId).whereRef('e.seq', '=', 't.seq')))))
-      .onConflict((oc) => oc.columns(['concert_id', 'seq']).doNothing())
-      .execute();
+    await insertEntriesOfLiveTokens(trx, concertId, now);
     this.recoveredSince.set(concertId, since);
   }
 
@@ -125,8 +113,7 @@ export class SqlQueueStore implements QueueStore {
       });
       if (current && this.isLive(current, now)) {
         if (current.status === 'waiting') {
-          await trx.updateTable('queue_entries').set({ last_seen_at: now, updated_at: now })
-            .where('concert_id', '=', concertId).where('seq', '=', current.seq).execute();
+          await touchEntry(trx, concertId, current.seq, now);
         }
         await recordToken(current.seq);
         return {
@@ -138,12 +125,9 @@ export class SqlQueueStore implements QueueStore {
       // Entry numbers given out by Redis are claimed with their tokens, even when the stream
       // that carries the entries lagged: never hand one out twice (see claimEntries).
       const seq = (await highestSeq(trx, concertId, state.last_seq)) + 1;
-      await trx.updateTable('queue_state').set({ last_seq: seq }).where('concert_id', '=', concertId).execute();
+      await setLastSeq(trx, concertId, seq);
       // A Redis-mode join claiming this very number at this moment makes the insert fail: 503, retry.
-      await trx.insertInto('queue_entries').values({
-        concert_id: concertId, seq, user_id: userId, status: 'waiting', joined_at: now, admitted_at: null,
-        active_until: null, last_seen_at: now, updated_at: now,
-      }).execute().catch((err) => {
+      await insertWaitingEntries(trx, concertId, [{ seq, userId, joinedAt: now }], now).catch((err) => {
         if (isUniqueViolation(err)) throw errors.unavailable('that place in line was taken at this instant; join again', 1);
         throw err;
       });
@@ -169,8 +153,7 @@ export class SqlQueueStore implements QueueStore {
     };
     if (e && e.status === 'active' && (e.active_until ?? 0) > now) return { ...base, status: 'active', activeUntil: e.active_until! };
     if (e && this.isLive(e, now)) {
-      await this.db.updateTable('queue_entries').set({ last_seen_at: now, updated_at: now })
-        .where('concert_id', '=', concertId).where('seq', '=', e.seq).where('status', '=', 'waiting').execute();
+      await touchWaitingEntry(this.db, concertId, e.seq, now);
       return { ...base, status: 'waiting', activeUntil: 0 };
     }
     await this.endPlace(concertId, place.seq, jti, now, e?.status === 'waiting' ? 'expired' : null);
@@ -180,11 +163,7 @@ export class SqlQueueStore implements QueueStore {
   private async endPlace(concertId: number, seq: number, jti: string, now: number, status: 'expired' | 'left' | 'done' | null) {
     await this.db.transaction().execute(async (trx) => {
       await assertSqlMode(trx);
-      if (status) {
-        await trx.updateTable('queue_entries').set({ status, updated_at: now })
-          .where('concert_id', '=', concertId).where('seq', '=', seq).where('status', 'in', ['waiting', 'active']).execute();
-      }
-      await trx.updateTable('tokens').set({ revoked_at: now }).where('jti', '=', jti).where('revoked_at', 'is', null).execute();
+      await endPlace(trx, concertId, seq, jti, status, now);
     });
   }
 
@@ -210,11 +189,9 @@ export class SqlQueueStore implements QueueStore {
       await assertSqlMode(trx);
       const state = await this.lockState(trx, concertId);
       if (state.last_tick >= tickId) return null;
-      await trx.updateTable('queue_state').set({ last_tick: tickId }).where('concert_id', '=', concertId).execute();
+      await setLastTick(trx, concertId, tickId);
       await this.recoverEntriesFromTokens(trx, concertId, now);
-      const expired = await trx.updateTable('queue_entries').set({ status: 'expired', updated_at: now })
-        .where('concert_id', '=', concertId).where('status', '=', 'active').where('active_until', '<=', now)
-        .executeTakeFirst();
+      const expired = await expireTimedOutEntries(trx, concertId, now);
       const activeCount = await this.count(trx, concertId, 'active');
       let waitingCount = await this.count(trx, concertId, 'waiting');
       // The wait estimate's state, stepped as admitNext-5.lua steps it (see eta.ts), from the
@@ -228,8 +205,8 @@ export class SqlQueueStore implements QueueStore {
         return { eta_state: JSON.stringify(step.state), eta_mean_hold: step.meanHoldSeconds, eta_spread: step.spread };
       };
       if (state.paused) {
-        await trx.updateTable('queue_state').set(etaStep(0, 0)).where('concert_id', '=', concertId).execute();
-        return { admitted: 0, skipped: 0, expired: Number(expired.numUpdatedRows), active: activeCount, waiting: waitingCount };
+        await setEtaState(trx, concertId, etaStep(0, 0));
+        return { admitted: 0, skipped: 0, expired, active: activeCount, waiting: waitingCount };
       }
       // Tick ids are tick start times in ms: by time t, ⌊t × admitPerSecond / 1000⌋ users fall
       // due. A tick admits those due since the last tick taken, at most one tick's budget
@@ -262,25 +239,20 @@ export class SqlQueueStore implements QueueStore {
           lastAdmitted = Math.max(lastAdmitted, e.seq);
         }
         if (admit.length) {
-          await trx.updateTable('queue_entries')
-            .set({ status: 'active', admitted_at: now, active_until: now + state.active_ttl_seconds * 1000, updated_at: now })
-            .where('concert_id', '=', concertId).where('seq', 'in', admit).execute();
+          await admitEntries(trx, concertId, admit, now + state.active_ttl_seconds * 1000, now);
         }
         if (lapse.length) {
-          await trx.updateTable('queue_entries').set({ status: 'expired', updated_at: now })
-            .where('concert_id', '=', concertId).where('seq', 'in', lapse).execute();
+          await expireEntries(trx, concertId, lapse, now);
         }
         admitted += admit.length;
         skipped += lapse.length;
         waitingCount -= batch.length;
       }
-      await trx.updateTable('queue_state')
-        .set({
-          last_admitted_seq: lastAdmitted, admitted_total: state.admitted_total + admitted,
-          ...etaStep(lastAdmitted - state.last_admitted_seq, admitted),
-        })
-        .where('concert_id', '=', concertId).execute();
-      return { admitted, skipped, expired: Number(expired.numUpdatedRows), active: activeCount + admitted, waiting: waitingCount };
+      await recordAdmissions(trx, concertId, {
+        lastAdmittedSeq: lastAdmitted, admittedTotal: state.admitted_total + admitted,
+        eta: etaStep(lastAdmitted - state.last_admitted_seq, admitted),
+      });
+      return { admitted, skipped, expired, active: activeCount + admitted, waiting: waitingCount };
     });
   }
 

@@ -3,9 +3,10 @@ import { assertSqlMode } from '../../resilience/sql-fence.ts';
 import type { Db } from '../../store/connect.ts';
 import type { QueueStore } from '../queue/types.ts';
 import {
-  countTickets, findReservation, findSeat, insertReservation, listUserReservations, lockReservation, lockUser, markReleased,
+  countTickets, findReservation, findSeat, insertReservation, listUserReservations, lockReservation, markReleased,
   scheduleExists, takeSeat, toHold,
 } from './reservations.repo.ts';
+import { lockUser } from '../identity/users.repo.ts';
 import type { Hold, HoldOutcome, HoldRequest, HoldStore, ReservationRecord } from './types.ts';
 import { visibleStatus } from './types.ts';
 
@@ -95,7 +96,7 @@ export class SqlHoldStore implements HoldStore {
       if (row.user_id !== userId) throw errors.forbidden('this reservation belongs to someone else');
       if (row.status === 'paid') throw errors.alreadyPaid();
       if (row.status !== 'held' || row.expires_at <= now) throw errors.holdExpired();
-      await markReleased(trx, reservationId, now);
+      await markReleased(trx, [reservationId], now);
       await beforeCommit?.();
     });
   }

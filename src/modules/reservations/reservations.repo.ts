@@ -1,9 +1,13 @@
-import type { Transaction } from 'kysely';
+import { sql, type Insertable, type Transaction } from 'kysely';
 import { isPostgres, type Db } from '../../store/connect.ts';
-import type { Database, Reservation } from '../../store/schema.ts';
+import type { Database, Reservation, SeatsTable } from '../../store/schema.ts';
 import type { Hold } from './types.ts';
 
 type Conn = Db | Transaction<Database>;
+type Trx = Transaction<Database>;
+
+/** Rows per multi-row statement where the values are bound one by one (SQLite, IN lists). */
+const CHUNK = 500;
 
 export function toHold(r: Reservation): Hold {
   return {
@@ -30,13 +34,6 @@ export async function upsertHeldReservation(db: Conn, h: Hold, now: number): Pro
     seat_number: h.seatNumber, price: h.price, status: 'held', expires_at: h.expiresAt,
     created_at: now, updated_at: now,
   }).onConflict((oc) => oc.column('id').doNothing()).execute();
-}
-
-/** Serialises one user's holds (PostgreSQL), so the per-user limit holds under concurrency. */
-export async function lockUser(trx: Transaction<Database>, userId: number, now: number): Promise<void> {
-  await trx.insertInto('users').values({ id: userId, balance: 0, created_at: now })
-    .onConflict((oc) => oc.column('id').doNothing()).execute();
-  if (isPostgres(trx)) await trx.selectFrom('users').select('id').where('id', '=', userId).forUpdate().execute();
 }
 
 export async function countLiveHolds(db: Conn, concertId: number, userId: number, now: number): Promise<number> {
@@ -128,17 +125,30 @@ export async function insertReservation(db: Conn, h: Hold, now: number): Promise
   }).execute();
 }
 
-export async function markReleased(db: Conn, id: string, now: number): Promise<void> {
+/** Held reservations become released, and their seats free (unless sold): the reservation rows first, then the seats. */
+export async function markReleased(db: Conn, ids: string[], now: number): Promise<void> {
   await db.updateTable('reservations').set({ status: 'released', updated_at: now })
-    .where('id', '=', id).where('status', '=', 'held').execute();
-  await freeSeatOf(db, id);
-}
-
-/** Clears a reservation's hold from its seat row, unless the seat is sold. */
-export async function freeSeatOf(db: Conn, id: string): Promise<void> {
+    .where('id', 'in', ids).where('status', '=', 'held').execute();
   await db.updateTable('seats')
     .set({ status: 'available', hold_reservation_id: null, hold_user_id: null, hold_expires_at: null })
-    .where('hold_reservation_id', '=', id).where('status', '!=', 'sold').execute();
+    .where('hold_reservation_id', 'in', ids).where('status', '!=', 'sold').execute();
+}
+
+/** The reservation of a sale becomes paid. */
+export async function markPaid(trx: Trx, reservationId: string, now: number): Promise<void> {
+  await trx.updateTable('reservations').set({ status: 'paid', updated_at: now }).where('id', '=', reservationId).execute();
+}
+
+/** The seat of a sale becomes sold, its hold cleared. */
+export async function markSeatSold(trx: Trx, scheduleId: number, seatNumber: number): Promise<void> {
+  await trx.updateTable('seats')
+    .set({ status: 'sold', hold_reservation_id: null, hold_user_id: null, hold_expires_at: null })
+    .where('schedule_id', '=', scheduleId).where('seat_number', '=', seatNumber).execute();
+}
+
+/** A new schedule's seat rows, all available. */
+export async function insertSeats(trx: Trx, rows: Insertable<SeatsTable>[]): Promise<void> {
+  await trx.insertInto('seats').values(rows).execute();
 }
 
 /** Reconciliation: holds past their time become `expired`, and their seats free. */
@@ -152,4 +162,59 @@ export async function expireHolds(db: Db, now: number): Promise<{ reservations: 
       .executeTakeFirst();
     return { reservations: Number(r.numUpdatedRows), seats: Number(s.numUpdatedRows) };
   });
+}
+
+/** A hold as the write-behind stream reports it. */
+export interface StreamHoldRow {
+  id: string; user_id: number; concert_id: number; schedule_id: number; seat_number: number; price: number;
+  status: 'held'; expires_at: number; created_at: number; updated_at: number;
+}
+
+/**
+ * Inserts the reservations SQL does not have yet; answers the ids it inserted. On PostgreSQL
+ * one statement whatever the batch size: the columns travel as arrays (unnest), which spares
+ * the server parsing and planning thousands of bound values.
+ */
+export async function insertStreamHolds(trx: Trx, rows: StreamHoldRow[]): Promise<Set<string>> {
+  const inserted = new Set<string>();
+  if (rows.length === 0) return inserted;
+  if (isPostgres(trx)) {
+    const r = await sql<{ id: string }>`INSERT INTO reservations
+        (id, user_id, concert_id, schedule_id, seat_number, price, status, expires_at, created_at, updated_at)
+      SELECT v.id, v.user_id, ${rows[0]!.concert_id}, v.schedule_id, v.seat_number, v.price, 'held', v.expires_at, v.created_at, ${rows[0]!.updated_at}
+      FROM unnest(${rows.map((h) => h.id)}::text[], ${rows.map((h) => h.user_id)}::bigint[], ${rows.map((h) => h.schedule_id)}::bigint[],
+        ${rows.map((h) => h.seat_number)}::int[], ${rows.map((h) => h.price)}::bigint[], ${rows.map((h) => h.expires_at)}::bigint[],
+        ${rows.map((h) => h.created_at)}::bigint[]) AS v(id, user_id, schedule_id, seat_number, price, expires_at, created_at)
+      ON CONFLICT (id) DO NOTHING RETURNING id`.execute(trx);
+    for (const x of r.rows) inserted.add(x.id);
+    return inserted;
+  }
+  for (let i = 0; i < rows.length; i += CHUNK) {
+    const r = await trx.insertInto('reservations').values(rows.slice(i, i + CHUNK))
+      .onConflict((oc) => oc.column('id').doNothing()).returning('id').execute();
+    for (const x of r) inserted.add(x.id);
+  }
+  return inserted;
+}
+
+/** Marks each hold's seat held by it (at most one hold per seat), unless the seat is sold or its hold is still live. */
+export async function mirrorStreamHolds(trx: Trx, holds: StreamHoldRow[]): Promise<void> {
+  if (holds.length === 0) return;
+  if (isPostgres(trx)) {
+    await sql`UPDATE seats SET status = 'held', hold_reservation_id = v.id, hold_user_id = v.user_id, hold_expires_at = v.expires_at
+      FROM unnest(${holds.map((h) => h.id)}::text[], ${holds.map((h) => h.user_id)}::bigint[], ${holds.map((h) => h.schedule_id)}::bigint[],
+        ${holds.map((h) => h.seat_number)}::int[], ${holds.map((h) => h.expires_at)}::bigint[], ${holds.map((h) => h.created_at)}::bigint[])
+        AS v(id, user_id, schedule_id, seat_number, expires_at, created_at)
+      WHERE seats.schedule_id = v.schedule_id AND seats.seat_number = v.seat_number AND seats.status <> 'sold'
+        AND (seats.hold_expires_at IS NULL OR seats.hold_expires_at <= v.created_at)`.execute(trx);
+    return;
+  }
+  for (const hold of holds) {
+    await trx.updateTable('seats')
+      .set({ status: 'held', hold_reservation_id: hold.id, hold_user_id: hold.user_id, hold_expires_at: hold.expires_at })
+      .where('schedule_id', '=', hold.schedule_id).where('seat_number', '=', hold.seat_number)
+      .where('status', '!=', 'sold')
+      .where((eb) => eb.or([eb('hold_expires_at', 'is', null), eb('hold_expires_at', '<=', hold.created_at)]))
+      .execute();
+  }
 }

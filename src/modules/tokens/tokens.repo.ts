@@ -1,13 +1,11 @@
-import type { Transaction } from 'kysely';
+import type { ExpressionBuilder, Transaction } from 'kysely';
 import { isPostgres, type Db } from '../../store/connect.ts';
 import type { Database, TokenType } from '../../store/schema.ts';
+import { insertMissingUsers } from '../identity/users.repo.ts';
 
-export async function ensureUser(db: Db, userId: number, now: number): Promise<void> {
-  await db.insertInto('users').values({ id: userId, balance: 0, created_at: now })
-    .onConflict((oc) => oc.column('id').doNothing()).execute();
-}
+type Conn = Db | Transaction<Database>;
 
-export async function insertToken(db: Db, t: {
+export async function insertToken(db: Conn, t: {
   jti: string; userId: number; typ: TokenType; concertId?: number; seq?: number; expiresAt: number; now: number;
 }): Promise<void> {
   await db.insertInto('tokens').values({
@@ -32,18 +30,18 @@ export async function insertUserTokens(db: Db, ts: { jti: string; userId: number
     expires_at: t.expiresAt, revoked_at: null, created_at: t.now,
   }));
   if (isPostgres(db)) {
-    await db.with('new_users', (q) => q.insertInto('users').values(users).onConflict((oc) => oc.column('id').doNothing()))
+    await db.with('new_users', (q) => insertMissingUsers(q, users))
       .insertInto('tokens').values(tokens).onConflict((oc) => oc.column('jti').doNothing()).execute();
     return;
   }
   await db.transaction().execute(async (trx) => {
-    await trx.insertInto('users').values(users).onConflict((oc) => oc.column('id').doNothing()).execute();
+    await insertMissingUsers(trx, users).execute();
     await trx.insertInto('tokens').values(tokens).onConflict((oc) => oc.column('jti').doNothing()).execute();
   });
 }
 
 /** insertToken for many tokens in one statement. */
-export async function insertTokens(db: Db | Transaction<Database>, ts: {
+export async function insertTokens(db: Conn, ts: {
   jti: string; userId: number; typ: TokenType; concertId?: number; seq?: number; expiresAt: number; now: number;
 }[]): Promise<void> {
   if (ts.length === 0) return;
@@ -56,6 +54,23 @@ export async function insertTokens(db: Db | Transaction<Database>, ts: {
 export async function revokeTokens(db: Db, jtis: string[], now: number): Promise<void> {
   if (jtis.length === 0) return;
   await db.updateTable('tokens').set({ revoked_at: now }).where('jti', 'in', jtis).where('revoked_at', 'is', null).execute();
+}
+
+export async function revokeToken(db: Conn, jti: string, now: number): Promise<void> {
+  await db.updateTable('tokens').set({ revoked_at: now }).where('jti', '=', jti).where('revoked_at', 'is', null).execute();
+}
+
+/** The tokens of a concert's pre-queued fans, drawn (or not) as `prequeue_entries.drawn_seq` records. */
+const prequeuedJtis = (concertId: number, drawn: boolean) => (eb: ExpressionBuilder<Database, any>) =>
+  eb.selectFrom('prequeue_entries as p').select('p.jti').where('p.concert_id', '=', concertId).where('p.drawn_seq', drawn ? 'is not' : 'is', null);
+
+/** The draw's tokens take their entry numbers; the tokens of fans the draw left out end. */
+export async function settleDrawnTokens(trx: Transaction<Database>, concertId: number, now: number): Promise<void> {
+  await trx.updateTable('tokens')
+    .set((eb) => ({ seq: eb.selectFrom('prequeue_entries as p').select('p.drawn_seq').whereRef('p.jti', '=', 'tokens.jti') }))
+    .where('jti', 'in', prequeuedJtis(concertId, true)).execute();
+  await trx.updateTable('tokens').set({ revoked_at: now })
+    .where('revoked_at', 'is', null).where('jti', 'in', prequeuedJtis(concertId, false)).execute();
 }
 
 export async function isTokenLive(db: Db, jti: string, now: number): Promise<boolean> {
