@@ -29,10 +29,7 @@ local user, jti, now, scheduleId, seat = ARGV[1], ARGV[2], tonumber(ARGV[3]), AR
 local rid, ttl, maxHolds = ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8])
 local catalogUntil, recordRetain, maxTickets = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
 
-local token = rcall('HGET', tokenKey, user)
-if not token then return {1} end
-local sep = string.find(token, ':', 1, true)
-if string.sub(token, 1, sep - 1) ~= jti then return {1} end
+--- @include "checkQueueToken"
 local activeUntil = tonumber(rcall('ZSCORE', activeKey, user))
 if not activeUntil or activeUntil <= now then return {2} end
 
