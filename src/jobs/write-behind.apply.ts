@@ -2,8 +2,9 @@ import { sql, type RawBuilder, type Transaction } from 'kysely';
 import { isPostgres, type Db } from '../store/connect.ts';
 import type { Database, QueueEntryStatus } from '../store/schema.ts';
 
-/** One write-behind stream entry, as the Lua scripts write it (short field names save memory). */
-export type StreamEvent = Record<string, string>;
+import type { StreamEvent } from '../redis/codecs.ts';
+
+export type { StreamEvent };
 
 const statusOf: Record<string, QueueEntryStatus> = {
   join: 'waiting', admit: 'active', skip: 'expired', lapse: 'expired', expire: 'expired', leave: 'left', done: 'done',
