@@ -63,7 +63,9 @@ if live + rcall('SCARD', userPaidKey) >= maxTickets then return {15} end
 
 local expiresAt = now + ttl
 rcall('SET', holdKey, rid .. '|' .. user, 'PXAT', expiresAt)
-rcall('ZREMRANGEBYSCORE', holdsKey, '-inf', now)
+-- Lapsed holds leave the schedule's zset a bounded number per call (readers count scores after now only).
+local lapsed = rcall('ZRANGEBYSCORE', holdsKey, '-inf', now, 'LIMIT', 0, 100)
+if #lapsed > 0 then rcall('ZREM', holdsKey, unpack(lapsed)) end
 rcall('ZADD', holdsKey, expiresAt, seat)
 -- An empty zset does not survive a reload, so the first hold gives it the catalog's lifetime.
 if rcall('PTTL', holdsKey) == -1 then rcall('PEXPIREAT', holdsKey, catalogUntil) end
