@@ -1,9 +1,9 @@
 import { sql, type RawBuilder, type Transaction } from 'kysely';
 import { isPostgres, type Db } from '../store/connect.ts';
 import type { Database, QueueEntryStatus } from '../store/schema.ts';
-
 import type { StreamEvent } from '../redis/codecs.ts';
 
+/** One write-behind stream entry (the codec module describes its fields). */
 export type { StreamEvent };
 
 const statusOf: Record<string, QueueEntryStatus> = {

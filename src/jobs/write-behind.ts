@@ -25,7 +25,6 @@ type Entry = [id: string, fields: string[]];
 /** Concerts drained at the same time in one pass. */
 const DRAIN_LANES = 4;
 
-
 /**
  * Drains each concert's write-behind stream into SQL. Entries are read through a consumer
  * group, committed in one transaction per batch, and only then acknowledged and deleted, so
