@@ -1,7 +1,7 @@
 import { sql, type RawBuilder, type Transaction } from 'kysely';
 import { isPostgres, type Db } from '../store/connect.ts';
 import type { Database, QueueEntryStatus } from '../store/schema.ts';
-import type { StreamEvent } from '../redis/codecs.ts';
+import { decodeStreamEvent, type HoldStreamEvent, type StreamEvent } from '../redis/codecs.ts';
 
 /** One write-behind stream entry (the codec module describes its fields). */
 export type { StreamEvent };
@@ -26,37 +26,39 @@ interface EntryRow {
  */
 export async function applyEvents(db: Db, concertId: number, events: StreamEvent[], now: number): Promise<void> {
   const entries = new Map<number, EntryRow>();
-  const holds = new Map<string, StreamEvent>();
-  const releases: StreamEvent[] = [];
+  const holds = new Map<string, HoldStreamEvent>();
+  const releases: string[] = [];
   let maxSeq = 0;
   let maxAdmitted = 0;
 
-  for (const ev of events) {
-    const status = statusOf[ev.e ?? ''];
-    if (status) {
-      const seq = Number(ev.s);
+  for (const entry of events) {
+    const ev = decodeStreamEvent(entry);
+    if (ev === null) continue;
+    if ('seq' in ev) {
+      const status = statusOf[ev.event]!;
+      const seq = ev.seq;
       if (!Number.isSafeInteger(seq) || seq <= 0) continue;
-      const t = Number(ev.t);
+      const t = ev.time;
       maxSeq = Math.max(maxSeq, seq);
       const prev = entries.get(seq);
       const row: EntryRow = prev ?? {
-        concert_id: concertId, seq, user_id: Number(ev.u), status, joined_at: t,
+        concert_id: concertId, seq, user_id: ev.userId, status, joined_at: t,
         admitted_at: null, active_until: null, last_seen_at: t, updated_at: now,
       };
       if (rank[status] >= rank[row.status]) row.status = status;
-      if (ev.e === 'admit') {
+      if (ev.event === 'admit') {
         row.admitted_at = row.admitted_at === null ? t : Math.min(row.admitted_at, t);
-        row.active_until = Number(ev.x);
+        row.active_until = ev.activeUntil;
         maxAdmitted = Math.max(maxAdmitted, seq);
       }
       // Admission passed over a lapsed entry ('skip'): the line has moved past it. A 'lapse'
       // (a poll or rejoin found the heartbeat gone) can be anywhere in the line and moves nothing.
-      if (ev.e === 'skip') maxAdmitted = Math.max(maxAdmitted, seq);
+      if (ev.event === 'skip') maxAdmitted = Math.max(maxAdmitted, seq);
       entries.set(seq, row);
-    } else if (ev.e === 'hold') {
-      holds.set(ev.r!, ev);
-    } else if (ev.e === 'release') {
-      releases.push(ev);
+    } else if (ev.event === 'hold') {
+      holds.set(ev.reservationId, ev);
+    } else {
+      releases.push(ev.reservationId);
     }
   }
 
@@ -78,8 +80,8 @@ export async function applyEvents(db: Db, concertId: number, events: StreamEvent
     // the buyer's queue entry), releases and written-through holds take their locks in, so that
     // a batch applied during a payment cannot deadlock with it (it did: PostgreSQL 40P01).
     const holdRows: HoldRow[] = [...holds.values()].map((h) => ({
-      id: h.r!, user_id: Number(h.u), concert_id: concertId, schedule_id: Number(h.sc), seat_number: Number(h.n),
-      price: Number(h.p), status: 'held' as const, expires_at: Number(h.x), created_at: Number(h.t), updated_at: now,
+      id: h.reservationId, user_id: h.userId, concert_id: concertId, schedule_id: h.scheduleId, seat_number: h.seatNumber,
+      price: h.price, status: 'held' as const, expires_at: h.expiresAt, created_at: h.time, updated_at: now,
     }));
     // Holds made in Redis mode are written through before they are acknowledged, so their rows
     // usually exist already: only a row inserted here (a hold whose write-through did not
@@ -94,7 +96,7 @@ export async function applyEvents(db: Db, concertId: number, events: StreamEvent
     const lastPerSeat = new Map<string, HoldRow>();
     for (const hold of holdRows) if (inserted.has(hold.id)) lastPerSeat.set(`${hold.schedule_id}:${hold.seat_number}`, hold);
     await mirrorHolds(trx, pg, [...lastPerSeat.values()]);
-    const released = [...new Set(releases.map((r) => r.r!))];
+    const released = [...new Set(releases)];
     for (let i = 0; i < released.length; i += CHUNK) {
       const ids = released.slice(i, i + CHUNK);
       await trx.updateTable('reservations').set({ status: 'released', updated_at: now })

@@ -65,21 +65,53 @@ export function decodeReservationHash(h: Record<string, string>): ReservationHas
 }
 
 /**
- * A write-behind stream entry (keys.stream), field name to value. The scripts write them:
- * e event name; queue events ('join' | 'admit' | 'skip' | 'lapse' | 'expire' | 'leave' | 'done')
- * carry u user, s entry number, t time (ms) and, for 'admit', x active-until (ms); 'hold' and
+ * A write-behind stream entry (keys.stream) as XREADGROUP / XRANGE return it, field name to
+ * value. The scripts write the fields with short names (memory): e event name; a queue event
+ * carries u user, s entry number, t time (ms) and, for 'admit', x active-until (ms); 'hold' and
  * 'release' carry r reservation id, u user, sc schedule, n seat, p price, x expires-at (ms), t time.
  */
 export type StreamEvent = Record<string, string>;
 
-/** The stream's field names (see StreamEvent). */
-export const STREAM_FIELDS = {
-  event: 'e', user: 'u', seq: 's', time: 't', until: 'x', reservation: 'r', schedule: 'sc', seat: 'n', price: 'p',
-} as const;
-
-/** An entry's flat field list (XREADGROUP / XRANGE) as a StreamEvent. */
+/** An entry's flat field list as a StreamEvent. */
 export function decodeStreamFields(fields: readonly string[]): StreamEvent {
   const ev: StreamEvent = {};
   for (let i = 0; i + 1 < fields.length; i += 2) ev[fields[i]!] = fields[i + 1]!;
+  return ev;
+}
+
+export type QueueEventName = 'join' | 'admit' | 'skip' | 'lapse' | 'expire' | 'leave' | 'done';
+const QUEUE_EVENTS: ReadonlySet<string> = new Set<QueueEventName>(['join', 'admit', 'skip', 'lapse', 'expire', 'leave', 'done']);
+
+/** A place's step in the waiting room. activeUntil: an 'admit' event's end of the active slot. */
+export interface QueueStreamEvent { event: QueueEventName; userId: number; seq: number; time: number; activeUntil: number | null }
+
+/** A hold granted ('hold') or given back ('release') in Redis. */
+export interface HoldStreamEvent {
+  event: 'hold' | 'release'; reservationId: string; userId: number; scheduleId: number; seatNumber: number;
+  price: number; expiresAt: number; time: number;
+}
+
+/** A stream entry's meaning; null for an event name this version does not know. */
+export function decodeStreamEvent(ev: StreamEvent): QueueStreamEvent | HoldStreamEvent | null {
+  const name = ev.e ?? '';
+  if (QUEUE_EVENTS.has(name)) {
+    return {
+      event: name as QueueEventName, userId: Number(ev.u), seq: Number(ev.s), time: Number(ev.t),
+      activeUntil: ev.x === undefined ? null : Number(ev.x),
+    };
+  }
+  if (name === 'hold' || name === 'release') {
+    return {
+      event: name, reservationId: ev.r!, userId: Number(ev.u), scheduleId: Number(ev.sc), seatNumber: Number(ev.n),
+      price: Number(ev.p), expiresAt: Number(ev.x), time: Number(ev.t),
+    };
+  }
+  return null;
+}
+
+/** A queue event in the stream's format, for TypeScript that hands SQL what a script would have written. */
+export function encodeQueueEvent(e: QueueStreamEvent): StreamEvent {
+  const ev: StreamEvent = { e: e.event, u: String(e.userId), s: String(e.seq), t: String(e.time) };
+  if (e.activeUntil !== null) ev.x = String(e.activeUntil);
   return ev;
 }
