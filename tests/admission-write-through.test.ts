@@ -8,8 +8,9 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { readLine } from '../src/modules/queue/line.ts';
 import { keys } from '../src/redis/keys.ts';
-import { runScript } from '../src/redis/scripts.ts';
+import * as script from '../src/redis/script-calls.ts';
 import { ETA_AGE_BUCKETS, ETA_GAP_TICKS, ETA_WINDOW_MS } from '../src/modules/queue/eta.ts';
+import { MAX_EXPIRE_PER_TICK } from '../src/modules/queue/queue.redis.ts';
 import { enterMode, newUserId, patchQueue } from './helpers/harness.ts';
 import { call, createConcert, eventually, join, userToken } from './helpers/http.ts';
 import { startService, type TestService } from './helpers/service.ts';
@@ -71,19 +72,21 @@ for (const target of SQL_TARGETS) {
         users.push(userId);
       }
       const c: number = concert.id;
-      const queueKeys = [keys.queueMeta(c), keys.line(c), keys.active(c), keys.queueTokens(c), keys.stream(c)];
       const now = Date.now() + 1000;
       const grace = ctx.config.queueGraceSeconds * 1000;
       const tickMs = ctx.config.admissionTickMs;
       const tickId = Math.floor(now / tickMs) * tickMs;
       await eventually(async () => (await ctx.liveConcerts(Date.now())).includes(c), 3000, 50);
       // The peek names the three the budget allows, in entry order, and changes nothing.
-      const peek = await runScript(svc.redis, 'peekAdmissions', queueKeys.slice(0, 3), [now, tickId, grace, tickMs, 5000]);
+      const tick = { concertId: c, now, tickId, graceMs: grace, tickMs, maxScan: 5000 };
+      const peek = await script.peekAdmissions.raw(svc.redis, tick);
       expect(peek.slice(2).map(Number)).toEqual([users[0]!, 1, users[1]!, 2, users[2]!, 3]);
       expect((await readLine(svc.redis, c)).map((p) => p.userId)).toEqual(users);
       // SQL recorded 1 and 3 only (say): 1 is admitted, 2 stops the tick and stays first in line.
-      const r = await runScript(svc.redis, 'admitNext', queueKeys,
-        [now, tickId, grace, tickMs, 5000, ETA_WINDOW_MS, ETA_GAP_TICKS, ETA_AGE_BUCKETS, '1', 1, 3]);
+      const r = await script.admitNext.raw(svc.redis, {
+        ...tick, maxExpire: MAX_EXPIRE_PER_TICK, approved: [1, 3],
+        eta: { windowMs: ETA_WINDOW_MS, gapTicks: ETA_GAP_TICKS, ageBuckets: ETA_AGE_BUCKETS },
+      });
       expect(r.slice(0, 3)).toEqual([0, 1, 0]);
       expect((await readLine(svc.redis, c)).map((p) => [p.userId, p.seq])).toEqual(
         [[users[1]!, 2], [users[2]!, 3], [users[3]!, 4]]);

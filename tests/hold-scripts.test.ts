@@ -1,11 +1,12 @@
 /**
  * The hold and sale scripts against a real redis-server, called the way the service calls them
- * (runScript + keys.ts). Every test owns a concert id, so its keys are its own.
+ * (the typed wrappers of script-calls.ts, whose `raw` form returns the reply tuple). Every test
+ * owns a concert id, so its keys are its own.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { ScriptCode } from '../src/redis/codes.ts';
 import { keys } from '../src/redis/keys.ts';
-import { runScript } from '../src/redis/scripts.ts';
+import * as call from '../src/redis/script-calls.ts';
 import { useScratchRedis } from './helpers/redis.ts';
 
 const scratch = useScratchRedis();
@@ -36,20 +37,21 @@ const holdSeat = (c: number, o: { user?: number; jti?: string; now?: number; sea
   const s = o.schedule ?? S;
   const seat = o.seat ?? 1;
   const rid = o.rid ?? `${c}-r${Math.random().toString(36).slice(2)}`;
-  return runScript(scratch.redis, 'holdSeat', [
-    keys.queueTokens(c), keys.active(c), keys.schedule(c, s), keys.seats(c, s), keys.sold(c, s), keys.holds(c, s),
-    keys.hold(c, s, seat), keys.userHolds(c, user), keys.reservation(c, rid), keys.stream(c), keys.userPaid(c, user),
-  ], [user, o.jti ?? 'j1', o.now ?? T0, s, seat, rid, TTL, o.max ?? 4, CATALOG_UNTIL, RETAIN, o.tickets ?? 100]);
+  return call.holdSeat.raw(scratch.redis, {
+    concertId: c, scheduleId: s, seatNumber: seat, reservationId: rid, userId: user, jti: o.jti ?? 'j1', now: o.now ?? T0,
+    ttlMs: TTL, maxHolds: o.max ?? 4, maxTickets: o.tickets ?? 100, catalogUntil: CATALOG_UNTIL, recordRetainMs: RETAIN,
+  });
 };
-const releaseHold = (c: number, rid: string, o: { user?: number; owner?: number; seat?: number; now?: number } = {}) =>
-  runScript(scratch.redis, 'releaseHold', [
-    keys.reservation(c, rid), keys.hold(c, S, o.seat ?? 1), keys.holds(c, S), keys.userHolds(c, o.owner ?? o.user ?? 1), keys.stream(c),
-  ], [o.user ?? 1, rid, o.now ?? T0]);
+/** `user` is the caller; the script answers 9 for someone else's reservation before it reads that caller's keys. */
+const releaseHold = (c: number, rid: string, o: { user?: number; seat?: number; now?: number } = {}) =>
+  call.releaseHold.raw(scratch.redis, {
+    concertId: c, scheduleId: S, seatNumber: o.seat ?? 1, reservationId: rid, userId: o.user ?? 1, now: o.now ?? T0,
+  });
 const markSold = (c: number, rid: string, o: { user?: number; seat?: number; seq?: number; now?: number; end?: boolean } = {}) =>
-  runScript(scratch.redis, 'markSold', [
-    keys.sold(c, S), keys.hold(c, S, o.seat ?? 1), keys.holds(c, S), keys.userHolds(c, o.user ?? 1), keys.reservation(c, rid),
-    keys.seats(c, S), keys.schedule(c, S), keys.active(c), keys.queueTokens(c), keys.stream(c), keys.userPaid(c, o.user ?? 1),
-  ], [o.seat ?? 1, rid, o.user ?? 1, o.now ?? T0, o.seq ?? 3, CATALOG_UNTIL, o.end === false ? 0 : 1]);
+  call.markSold.raw(scratch.redis, {
+    concertId: c, scheduleId: S, seatNumber: o.seat ?? 1, reservationId: rid, userId: o.user ?? 1, now: o.now ?? T0,
+    seq: o.seq ?? 3, catalogUntil: CATALOG_UNTIL, placeMayEnd: o.end !== false,
+  });
 
 async function events(c: number): Promise<Record<string, string>[]> {
   return (await scratch.redis.xrange(keys.stream(c), '-', '+')).map(([, f]) => {
@@ -169,7 +171,7 @@ describe('releaseHold', () => {
     const c = await concert();
     expect(await releaseHold(c, 'nope')).toEqual([ScriptCode.NotFound]);
     await holdSeat(c, { rid: 'r1' });
-    expect(await releaseHold(c, 'r1', { user: 2, owner: 1 })).toEqual([ScriptCode.Forbidden]);
+    expect(await releaseHold(c, 'r1', { user: 2 })).toEqual([ScriptCode.Forbidden]);
     expect(await releaseHold(c, 'r1', { now: T0 + TTL })).toEqual([ScriptCode.HoldExpired]);
     await scratch.redis.set(keys.hold(c, S, 1), 'other|2');
     expect(await releaseHold(c, 'r1')).toEqual([ScriptCode.HoldExpired]);

@@ -7,7 +7,7 @@ import { expect, test } from 'bun:test';
 import { randomUUID } from 'node:crypto';
 import { reloadConcert, syncSoldSeats } from '../src/modules/catalog/load-concert.ts';
 import { keys } from '../src/redis/keys.ts';
-import { runScript } from '../src/redis/scripts.ts';
+import { releaseHold } from '../src/redis/script-calls.ts';
 import { describeEach, newUserId } from './helpers/harness.ts';
 import { call, createConcert, userToken } from './helpers/http.ts';
 import { admit, errorCode, fund, hold, HOLD_TTL_MS, pay, readmit, SALES_ENV, type Buyer } from './helpers/sales.ts';
@@ -78,9 +78,9 @@ describeEach('holds for clients that retry', { env: SALES_ENV }, (h) => {
     const lost = await hold(h.app, a!, s, 1);
     expect(lost.status).toBe(201);
     const rid = lost.body.reservationId;
-    const released = await runScript(h.svc.redis, 'releaseHold', [
-      keys.reservation(c.id, rid), keys.hold(c.id, s, 1), keys.holds(c.id, s), keys.userHolds(c.id, a!.userId), keys.stream(c.id),
-    ], [a!.userId, rid, h.clock.now()]);
+    const released = await releaseHold.raw(h.svc.redis, {
+      concertId: c.id, scheduleId: s, seatNumber: 1, reservationId: rid, userId: a!.userId, now: h.clock.now(),
+    });
     expect(Number(released[0])).toBe(0);
     expect((await rowsOf(a!.userId))).toEqual([{ id: rid, status: 'held' }]);
     // The retry gets a hold of its own that the queued release cannot end.

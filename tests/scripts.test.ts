@@ -1,11 +1,16 @@
 /**
  * Each Lua script against a real redis-server, called the way the service calls it
- * (runScript + keys.ts). Every test owns a concert id, so its keys are its own.
+ * (the typed wrappers of script-calls.ts, whose `raw` form returns the reply tuple). Every test owns a
+ * concert id, so its keys are its own.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { keys } from '../src/redis/keys.ts';
-import { scripts, runScript } from '../src/redis/scripts.ts';
+import { readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { SCRIPT_KEY_COUNTS, scriptFileMismatches, scripts, spliceIncludes } from '../src/redis/scripts.ts';
+import * as call from '../src/redis/script-calls.ts';
 import { ScriptCode } from '../src/redis/codes.ts';
+import { queueTokenRecord } from '../src/redis/codecs.ts';
 import { readLine } from '../src/modules/queue/line.ts';
 import { useScratchRedis } from './helpers/redis.ts';
 import { ETA_AGE_BUCKETS, ETA_GAP_TICKS, ETA_WINDOW_MS, meanHoldSeconds, type EtaState } from '../src/modules/queue/eta.ts';
@@ -30,17 +35,19 @@ async function concert(meta: Meta = {}): Promise<number> {
   return c;
 }
 
-const queueKeys = (c: number) => [keys.queueMeta(c), keys.line(c), keys.active(c), keys.queueTokens(c), keys.stream(c)];
 const joinQueue = (c: number, user: number, jti: string, now: number, grace = GRACE) =>
-  runScript(scratch.redis, 'joinQueue', queueKeys(c), [user, jti, now, grace]);
+  call.joinQueue.raw(scratch.redis, { concertId: c, userId: user, jti, now, graceMs: grace });
 const pollQueue = (c: number, user: number, jti: string, now: number, grace = GRACE) =>
-  runScript(scratch.redis, 'pollQueue', queueKeys(c), [user, jti, now, grace]);
-const leaveQueue = (c: number, user: number, jti: string, now: number, event = 'leave') =>
-  runScript(scratch.redis, 'leaveQueue', queueKeys(c), [user, jti, now, event]);
+  call.pollQueue.raw(scratch.redis, { concertId: c, userId: user, jti, now, graceMs: grace });
+const leaveQueue = (c: number, user: number, jti: string, now: number, event: 'leave' | 'done' = 'leave') =>
+  call.leaveQueue.raw(scratch.redis, { concertId: c, userId: user, jti, now, event });
 const checkToken = (c: number, user: number, jti: string, now: number) =>
-  runScript(scratch.redis, 'checkQueueToken', [keys.queueTokens(c), keys.active(c)], [user, jti, now]);
-const admitNext = (c: number, now: number, tick: number, o: { grace?: number; tickMs?: number; maxScan?: number } = {}) =>
-  runScript(scratch.redis, 'admitNext', queueKeys(c), [now, tick, o.grace ?? GRACE, o.tickMs ?? 1000, o.maxScan ?? 5000, ETA_WINDOW_MS, ETA_GAP_TICKS, ETA_AGE_BUCKETS]);
+  call.checkQueueToken.raw(scratch.redis, { concertId: c, userId: user, jti, now });
+const admitNext = (c: number, now: number, tick: number, o: { grace?: number; tickMs?: number; maxScan?: number; maxExpire?: number } = {}) =>
+  call.admitNext.raw(scratch.redis, {
+    concertId: c, now, tickId: tick, graceMs: o.grace ?? GRACE, tickMs: o.tickMs ?? 1000, maxScan: o.maxScan ?? 5000,
+    maxExpire: o.maxExpire ?? 1000, eta: { windowMs: ETA_WINDOW_MS, gapTicks: ETA_GAP_TICKS, ageBuckets: ETA_AGE_BUCKETS },
+  });
 
 async function events(c: number): Promise<Record<string, string>[]> {
   const entries = await scratch.redis.xrange(keys.stream(c), '-', '+');
@@ -304,6 +311,25 @@ describe('admitNext', () => {
     expect(await eventNames(c)).toEqual(['join:1:1', 'join:2:2', 'admit:1:1', 'expire:1:1', 'admit:2:2']);
   });
 
+  test('a tick frees at most maxExpire lapsed slots, the ticks after it the rest; the lapsed ones never count as taken', async () => {
+    const c = await concert({ maxActive: 5, activeTtl: 1 });
+    await joinAll(c, 5);
+    expect((await admitNext(c, T0 + 100, 1))[1]).toBe(5);
+    // All five slots lapse at T0 + 1100; two more users wait.
+    await joinQueue(c, 6, 'j6', T0 + 1150);
+    await joinQueue(c, 7, 'j7', T0 + 1150);
+    const expires = async () => (await eventNames(c)).filter((e) => e.startsWith('expire:'));
+    expect(await admitNext(c, T0 + 1200, 2, { maxExpire: 2 })).toEqual([0, 2, 0, 2, 2, 0]);
+    expect(await expires()).toEqual(['expire:1:1', 'expire:2:2']);
+    expect(await scratch.redis.zcard(keys.active(c))).toBe(5);
+    expect(await admitNext(c, T0 + 1300, 3, { maxExpire: 2 })).toEqual([0, 0, 0, 2, 2, 0]);
+    expect(await admitNext(c, T0 + 1400, 4, { maxExpire: 2 })).toEqual([0, 0, 0, 1, 2, 0]);
+    expect(await admitNext(c, T0 + 1500, 5, { maxExpire: 2 })).toEqual([0, 0, 0, 0, 2, 0]);
+    expect(await expires()).toEqual(['expire:1:1', 'expire:2:2', 'expire:3:3', 'expire:4:4', 'expire:5:5']);
+    expect(await activeUsers(c)).toEqual([6, 7]);
+    expect(Object.keys(await scratch.redis.hgetall(keys.queueTokens(c)))).toEqual(['6', '7']);
+  });
+
   test('one caller per tick id: the same or an older tick answers code 12 and does nothing', async () => {
     const c = await concert({ admitPerSecond: 1 });
     await joinAll(c, 3);
@@ -437,8 +463,7 @@ describe('leaveQueue', () => {
 
 describe('restorePlace', () => {
   const restore = (c: number, user: number, record: string, seq: number, now: number, activeUntil = 0) =>
-    runScript(scratch.redis, 'restorePlace', [keys.queueMeta(c), keys.line(c), keys.active(c), keys.queueTokens(c)],
-      [user, record, seq, now, activeUntil]);
+    call.restorePlace.raw(scratch.redis, { concertId: c, userId: user, jti: queueTokenRecord.decode(record).jti, seq, now, activeUntil });
 
   test('a waiting place behind the head is put back and the head moves back to reach it', async () => {
     const c = await concert({ admitPerSecond: 1 });
@@ -468,8 +493,7 @@ describe('restorePlace', () => {
 
 describe('applyDraw', () => {
   const apply = (c: number, now: number, lastSeq: number, places: [number, string, number][]) =>
-    runScript(scratch.redis, 'applyDraw', [keys.queueMeta(c), keys.line(c), keys.queueTokens(c), keys.prequeue(c)],
-      [now, lastSeq, ...places.flat()]);
+    call.applyDraw.raw(scratch.redis, { concertId: c, now, lastSeq, places: places.map(([userId, jti, seq]) => ({ userId, jti, seq })) });
 
   test('drawn places take their slots in the line; joins wait (code 16) until the draw is marked applied', async () => {
     const c = await concert({ saleAt: T0, drawn: 0, lineHead: 0, waiting: 0 });
@@ -531,7 +555,7 @@ describe('checkQueueToken', () => {
 
 describe('issueToken', () => {
   const issue = (jti: string, now: number, ttl: number, limit: number) =>
-    runScript(scratch.redis, 'issueToken', [keys.userToken(jti), keys.liveUserTokens(jti)], [7, jti, now, ttl, limit]);
+    call.issueToken.raw(scratch.redis, { userId: 7, jti, now, ttlMs: ttl, limit });
 
   test('stores tokens up to the limit; past it the token is SQL only; expired tokens do not count', async () => {
     await scratch.redis.del(keys.liveUserTokens('00'));
@@ -574,14 +598,42 @@ describe('key lifetimes', () => {
   });
 });
 
+describe('script declarations', () => {
+  test('every script file has a declared name and key count, and every declared name a file', () => {
+    const files = readdirSync(fileURLToPath(new URL('../src/redis/scripts/', import.meta.url))).filter((f) => f.endsWith('.lua'));
+    expect(scriptFileMismatches(files)).toEqual([]);
+    expect(scriptFileMismatches([...files, 'dropSeat-2.lua'])).toEqual(['script file dropSeat-2.lua has no entry in SCRIPT_KEY_COUNTS']);
+    expect(scriptFileMismatches(files.filter((f) => f !== 'markSold-11.lua'))).toEqual(['script markSold has no file']);
+    expect(scriptFileMismatches(files.map((f) => f === 'markSold-11.lua' ? 'markSold-10.lua' : f)))
+      .toEqual(['script file markSold-10.lua takes 10 keys, SCRIPT_KEY_COUNTS says 11']);
+  });
+
+  test('every script has a typed wrapper that calls it with as many keys as its file name says', () => {
+    expect(Object.keys(call.scriptCalls).sort()).toEqual(Object.keys(SCRIPT_KEY_COUNTS).sort());
+    const input = {
+      concertId: 1, scheduleId: 2, seatNumber: 3, reservationId: '1-r', userId: 4, jti: '00ab', now: T0, seq: 5,
+    } as never;
+    for (const s of scripts) {
+      const wrapper = call.scriptCalls[s.name];
+      expect([s.name, wrapper.scriptName, wrapper.keys(input).length]).toEqual([s.name, s.name, s.numberOfKeys]);
+    }
+  });
+
+  test('an include line is replaced by the fragment\'s code, without its header comment', () => {
+    const fragment = '--[[\n  what it expects\n]]\nlocal x = 1\n';
+    expect(spliceIncludes('a\n--- @include "x"\nb\n', () => fragment)).toBe('a\nlocal x = 1\nb\n');
+    for (const s of scripts) expect(s.lua).not.toContain('@include');
+  });
+});
+
 describe('script SHAs', () => {
   /** An edit to a script is a conscious change: update its pin here in the same commit. */
   const PINNED: Record<string, string> = {
-    admitNext: '7afb65e235a5e7bcd669f64e25bce57326de4036',
+    admitNext: 'f751be8c0b83af7cf11b05bec69dac4fa6852431',
     applyDraw: 'cdddeb0c8886ef329c772cc95616d7ae22f43c1a',
     checkQueueToken: 'dc09b8df9b5a0bed0641a0231f1957d650cd0eb8',
-    holdSeat: '43c2741cf0852185ea86781e63a3ba8747c3375f',
-    issueToken: 'a2b47d3d2cb9d4ddf2acf062eca40b3b9c517ba5',
+    holdSeat: '0ff7ba3821129e14a5b39bbed28cab1a2ddaac30',
+    issueToken: 'f37aa7bf4ec419eebb4e040b3d42114d185d4ee5',
     joinQueue: '739357726f5f313c87ee145c3bde850917bf57f3',
     leaveQueue: '56d906251e235c6a73ce3f334145639089a346c4',
     markSold: '11c882a20b15500a6dce7b9073693282aa3ed70a',

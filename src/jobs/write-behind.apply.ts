@@ -3,9 +3,10 @@ import type { QueueEntryStatus } from '../store/schema.ts';
 import { upsertStreamEntries, type StreamEntryRow } from '../modules/queue/entries.repo.ts';
 import { addAdmittedTotal, raiseQueueCounters } from '../modules/queue/queue-state.repo.ts';
 import { insertStreamHolds, markReleased, mirrorStreamHolds, type StreamHoldRow } from '../modules/reservations/reservations.repo.ts';
+import { decodeStreamEvent, type HoldStreamEvent, type StreamEvent } from '../redis/codecs.ts';
 
-/** One write-behind stream entry, as the Lua scripts write it (short field names save memory). */
-export type StreamEvent = Record<string, string>;
+/** One write-behind stream entry (the codec module describes its fields). */
+export type { StreamEvent };
 
 const statusOf: Record<string, QueueEntryStatus> = {
   join: 'waiting', admit: 'active', skip: 'expired', lapse: 'expired', expire: 'expired', leave: 'left', done: 'done',
@@ -21,37 +22,39 @@ type EntryRow = StreamEntryRow;
  */
 export async function applyEvents(db: Db, concertId: number, events: StreamEvent[], now: number): Promise<void> {
   const entries = new Map<number, EntryRow>();
-  const holds = new Map<string, StreamEvent>();
-  const releases: StreamEvent[] = [];
+  const holds = new Map<string, HoldStreamEvent>();
+  const releases: string[] = [];
   let maxSeq = 0;
   let maxAdmitted = 0;
 
-  for (const ev of events) {
-    const status = statusOf[ev.e ?? ''];
-    if (status) {
-      const seq = Number(ev.s);
+  for (const entry of events) {
+    const ev = decodeStreamEvent(entry);
+    if (ev === null) continue;
+    if ('seq' in ev) {
+      const status = statusOf[ev.event]!;
+      const seq = ev.seq;
       if (!Number.isSafeInteger(seq) || seq <= 0) continue;
-      const t = Number(ev.t);
+      const t = ev.time;
       maxSeq = Math.max(maxSeq, seq);
       const prev = entries.get(seq);
       const row: EntryRow = prev ?? {
-        concert_id: concertId, seq, user_id: Number(ev.u), status, joined_at: t,
+        concert_id: concertId, seq, user_id: ev.userId, status, joined_at: t,
         admitted_at: null, active_until: null, last_seen_at: t, updated_at: now,
       };
       if (rank[status] >= rank[row.status]) row.status = status;
-      if (ev.e === 'admit') {
+      if (ev.event === 'admit') {
         row.admitted_at = row.admitted_at === null ? t : Math.min(row.admitted_at, t);
-        row.active_until = Number(ev.x);
+        row.active_until = ev.activeUntil;
         maxAdmitted = Math.max(maxAdmitted, seq);
       }
       // Admission passed over a lapsed entry ('skip'): the line has moved past it. A 'lapse'
       // (a poll or rejoin found the heartbeat gone) can be anywhere in the line and moves nothing.
-      if (ev.e === 'skip') maxAdmitted = Math.max(maxAdmitted, seq);
+      if (ev.event === 'skip') maxAdmitted = Math.max(maxAdmitted, seq);
       entries.set(seq, row);
-    } else if (ev.e === 'hold') {
-      holds.set(ev.r!, ev);
-    } else if (ev.e === 'release') {
-      releases.push(ev);
+    } else if (ev.event === 'hold') {
+      holds.set(ev.reservationId, ev);
+    } else {
+      releases.push(ev.reservationId);
     }
   }
 
@@ -67,8 +70,8 @@ export async function applyEvents(db: Db, concertId: number, events: StreamEvent
     // the buyer's queue entry), releases and written-through holds take their locks in, so that
     // a batch applied during a payment cannot deadlock with it (it did: PostgreSQL 40P01).
     const holdRows: StreamHoldRow[] = [...holds.values()].map((h) => ({
-      id: h.r!, user_id: Number(h.u), concert_id: concertId, schedule_id: Number(h.sc), seat_number: Number(h.n),
-      price: Number(h.p), status: 'held' as const, expires_at: Number(h.x), created_at: Number(h.t), updated_at: now,
+      id: h.reservationId, user_id: h.userId, concert_id: concertId, schedule_id: h.scheduleId, seat_number: h.seatNumber,
+      price: h.price, status: 'held' as const, expires_at: h.expiresAt, created_at: h.time, updated_at: now,
     }));
     // Holds made in Redis mode are written through before they are acknowledged, so their rows
     // usually exist already: only a row inserted here (a hold whose write-through did not
@@ -83,7 +86,7 @@ export async function applyEvents(db: Db, concertId: number, events: StreamEvent
     const lastPerSeat = new Map<string, StreamHoldRow>();
     for (const hold of holdRows) if (inserted.has(hold.id)) lastPerSeat.set(`${hold.schedule_id}:${hold.seat_number}`, hold);
     await mirrorStreamHolds(trx, [...lastPerSeat.values()]);
-    const released = [...new Set(releases.map((r) => r.r!))];
+    const released = [...new Set(releases)];
     for (let i = 0; i < released.length; i += CHUNK) {
       await markReleased(trx, released.slice(i, i + CHUNK), now);
     }

@@ -2,9 +2,10 @@ import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import type { RedisClient } from '../redis/connection.ts';
 import { keys, WRITE_BEHIND_GROUP } from '../redis/keys.ts';
+import { decodeStreamFields } from '../redis/codecs.ts';
 import type { Db } from '../store/connect.ts';
 import { ensureStreamGroup } from '../modules/catalog/load-concert.ts';
-import { applyEvents, type StreamEvent } from './write-behind.apply.ts';
+import { applyEvents } from './write-behind.apply.ts';
 
 export interface WriteBehindOptions {
   consumer: string;
@@ -23,12 +24,6 @@ type Entry = [id: string, fields: string[]];
 
 /** Concerts drained at the same time in one pass. */
 const DRAIN_LANES = 4;
-
-const toEvent = (fields: string[]): StreamEvent => {
-  const ev: StreamEvent = {};
-  for (let i = 0; i + 1 < fields.length; i += 2) ev[fields[i]!] = fields[i + 1]!;
-  return ev;
-};
 
 /**
  * Drains each concert's write-behind stream into SQL. Entries are read through a consumer
@@ -241,7 +236,7 @@ export class WriteBehindWorker {
 
   private async commit(concertId: number, entries: Entry[]): Promise<number> {
     if (entries.length === 0) return 0;
-    await applyEvents(this.db, concertId, entries.map(([, f]) => toEvent(f)), Date.now());
+    await applyEvents(this.db, concertId, entries.map(([, f]) => decodeStreamFields(f)), Date.now());
     const ids = entries.map(([id]) => id);
     await this.redis.pipeline()
       .xack(keys.stream(concertId), WRITE_BEHIND_GROUP, ...ids)

@@ -2,7 +2,8 @@ import { errors } from '../../errors.ts';
 import type { RedisClient } from '../../redis/connection.ts';
 import { withLease } from '../../redis/lease.ts';
 import { keys, WRITE_BEHIND_GROUP } from '../../redis/keys.ts';
-import { runScript } from '../../redis/scripts.ts';
+import { encodeReservationHash, prequeueRecord, queueTokenRecord, seatHoldValue } from '../../redis/codecs.ts';
+import { restorePlace } from '../../redis/script-calls.ts';
 import type { Db } from '../../store/connect.ts';
 import { concertSeatStates, findConcert, findSchedules } from './catalog.repo.ts';
 import { sleep } from '../../runtime/index.ts';
@@ -157,12 +158,12 @@ export async function loadConcert(db: Db, redis: RedisClient, concertId: number,
       if (!seat.hold) continue;
       const { reservationId, userId, expiresAt } = seat.hold;
       holdCount++;
-      await add((p) => p.set(keys.hold(c, s.id, seat.seatNumber), `${reservationId}|${userId}`, 'PXAT', expiresAt));
+      await add((p) => p.set(keys.hold(c, s.id, seat.seatNumber), seatHoldValue.encode(reservationId, userId), 'PXAT', expiresAt));
       await add((p) => p.zadd(holdsKey, expiresAt, seat.seatNumber));
       await add((p) => p.zadd(keys.userHolds(c, userId), expiresAt, reservationId).pexpireat(keys.userHolds(c, userId), expiresAt));
-      await add((p) => p.hset(keys.reservation(c, reservationId), {
-        u: userId, sc: s.id, n: seat.seatNumber, p: seat.price, x: expiresAt, st: 'held',
-      }).pexpireat(keys.reservation(c, reservationId), expireAt));
+      await add((p) => p.hset(keys.reservation(c, reservationId), encodeReservationHash({
+        userId, scheduleId: s.id, seatNumber: seat.seatNumber, price: seat.price, expiresAt, status: 'held',
+      })).pexpireat(keys.reservation(c, reservationId), expireAt));
     }
     await add((p) => p.hset(keys.schedule(c, s.id), { id: s.id, date: s.date, capacity: s.capacity, price: s.price }));
     for (const k of [seatsKey, soldKey, holdsKey, keys.schedule(c, s.id)]) await add((p) => p.pexpireat(k, expireAt));
@@ -192,7 +193,7 @@ export async function loadConcert(db: Db, redis: RedisClient, concertId: number,
       .where('concert_id', '=', c).where('status', '=', 'waiting').where('drawn_seq', 'is', null).execute();
     for (let i = 0; i < pre.length; i += 1000) {
       const fields: Record<string, string> = {};
-      for (const f of pre.slice(i, i + 1000)) fields[f.user_id] = `${f.jti}|${now}`;
+      for (const f of pre.slice(i, i + 1000)) fields[f.user_id] = prequeueRecord.encode(f.jti, now);
       await add((p) => p.hset(keys.prequeue(c), fields));
     }
   }
@@ -216,7 +217,7 @@ export async function loadConcert(db: Db, redis: RedisClient, concertId: number,
       waiting++;
       line.push({ seq: e.seq, userId: e.user_id, seenMs: now });
     }
-    records.push(String(e.user_id), `${token.jti}:${e.seq}`);
+    records.push(String(e.user_id), queueTokenRecord.encode(token.jti, e.seq));
   }
   // Many members per command: one HSET / ZADD per RECORDS_PER_COMMAND places, not one each.
   for (let i = 0; i < records.length; i += 2 * RECORDS_PER_COMMAND) {
@@ -309,10 +310,8 @@ export async function restorePlacesSince(db: Db, redis: RedisClient, concertId: 
   for (const r of rows) {
     if (r.seq === null || r.seq <= 0 || (r.status !== null && r.status !== 'waiting')) continue;
     if (await redis.hexists(keys.queueTokens(concertId), String(r.user_id))) continue;
-    const [, ok] = await runScript(redis, 'restorePlace',
-      [keys.queueMeta(concertId), keys.line(concertId), keys.active(concertId), keys.queueTokens(concertId)],
-      [r.user_id, `${r.jti}:${r.seq}`, r.seq, now, 0]);
-    if (ok !== 1) continue;
+    const { restored: ok } = await restorePlace(redis, { concertId, userId: r.user_id, jti: r.jti, seq: r.seq, now, activeUntil: 0 });
+    if (!ok) continue;
     restored++;
   }
   return restored;

@@ -1,7 +1,8 @@
 import { ScriptCode } from '../../redis/codes.ts';
 import type { RedisClient } from '../../redis/connection.ts';
+import { prequeueRecord } from '../../redis/codecs.ts';
 import { keys } from '../../redis/keys.ts';
-import { runScript } from '../../redis/scripts.ts';
+import * as script from '../../redis/script-calls.ts';
 
 /** The Redis half of the pre-queue: who is pre-queued under which token, and their last poll. */
 
@@ -10,17 +11,16 @@ export type PrequeuePoll = 'prequeued' | { placed: number } | 'unknown' | 'lapse
 /** Records a pre-queued place (SQL already has it) with a fresh heartbeat. */
 export async function putPrequeued(redis: RedisClient, concertId: number, userId: number, jti: string, now: number): Promise<void> {
   const key = keys.prequeue(concertId);
-  const [[, untilMs]] = (await redis.multi().pexpiretime(keys.queueMeta(concertId)).hset(key, String(userId), `${jti}|${now}`).exec()) as [[null, number]];
+  const [[, untilMs]] = (await redis.multi().pexpiretime(keys.queueMeta(concertId)).hset(key, String(userId), prequeueRecord.encode(jti, now)).exec()) as [[null, number]];
   if (untilMs > 0) await redis.pexpireat(key, untilMs);
 }
 
 export async function pollPrequeued(redis: RedisClient, concertId: number, userId: number, jti: string, now: number,
   graceMs: number): Promise<PrequeuePoll> {
-  const r = await runScript(redis, 'pollPrequeue', [keys.prequeue(concertId), keys.queueTokens(concertId), keys.queueMeta(concertId)],
-    [userId, jti, now, graceMs]);
-  switch (Number(r[0])) {
+  const r = await script.pollPrequeue(redis, { concertId, userId, jti, now, graceMs });
+  switch (r.code) {
     case ScriptCode.Prequeued: return 'prequeued';
-    case ScriptCode.Ok: return { placed: Number(r[1]) };
+    case ScriptCode.Ok: return { placed: r.seq };
     case ScriptCode.PlaceLost: return 'lapsed';
     default: return 'unknown';
   }
@@ -38,8 +38,7 @@ export async function seenSince(redis: RedisClient, concertId: number, since: nu
     const [next, flat] = await redis.hscan(keys.prequeue(concertId), cursor, 'COUNT', 250);
     cursor = next;
     for (let i = 0; i < flat.length; i += 2) {
-      const v = flat[i + 1]!;
-      if (Number(v.slice(v.indexOf('|') + 1)) >= since) out.push(Number(flat[i]));
+      if (prequeueRecord.decode(flat[i + 1]!).seenMs >= since) out.push(Number(flat[i]));
     }
   } while (cursor !== '0');
   return out;
@@ -48,13 +47,8 @@ export async function seenSince(redis: RedisClient, concertId: number, since: nu
 /** One batch of drawn places into the waiting line; null when the concert's queue is not in Redis. */
 export async function applyDrawBatch(redis: RedisClient, concertId: number, now: number, lastSeq: number,
   places: { userId: number; jti: string; seq: number }[]): Promise<number | null> {
-  const c = concertId;
-  const args: (string | number)[] = [now, lastSeq];
-  for (const p of places) args.push(p.userId, p.jti, p.seq);
-  const r = await runScript(redis, 'applyDraw',
-    [keys.queueMeta(c), keys.line(c), keys.queueTokens(c), keys.prequeue(c)], args);
-  if (r[0] === ScriptCode.NoQueue) return null;
-  return Number(r[1]);
+  const r = await script.applyDraw(redis, { concertId, now, lastSeq, places });
+  return r.code === ScriptCode.NoQueue ? null : r.applied;
 }
 
 /** The whole draw is in the line: joins may come; the pre-queue is over (freed in the background). */

@@ -1,6 +1,5 @@
 import type { RedisClient } from '../../redis/connection.ts';
-import { keys } from '../../redis/keys.ts';
-import { runScript } from '../../redis/scripts.ts';
+import { restorePlace } from '../../redis/script-calls.ts';
 import type { Db } from '../../store/connect.ts';
 
 export interface LostPlace { concertId: number; userId: number; jti: string; seq: number; now: number }
@@ -16,17 +15,15 @@ export interface LostPlace { concertId: number; userId: number; jti: string; seq
  */
 export async function restoreLostPlace(db: Db, redis: RedisClient, p: LostPlace): Promise<boolean> {
   if (!(await liveInSql(db, p))) return false;
-  const c = p.concertId;
-  const user = String(p.userId);
-  const record = `${p.jti}:${p.seq}`;
   const entry = await db.selectFrom('queue_entries').select(['status', 'active_until'])
     .where('concert_id', '=', p.concertId).where('seq', '=', p.seq).where('user_id', '=', p.userId)
     .executeTakeFirstOrThrow();
   const active = entry.status === 'active' && (entry.active_until ?? 0) > p.now;
   // A master that refuses writes (NOREPLICAS right after a failover) answers 503, not 401.
-  const [, restored] = await runScript(redis, 'restorePlace', [keys.queueMeta(c), keys.line(c), keys.active(c), keys.queueTokens(c)],
-    [user, record, p.seq, p.now, active ? entry.active_until! : 0]);
-  return restored === 1;
+  const { restored } = await restorePlace(redis, {
+    concertId: p.concertId, userId: p.userId, jti: p.jti, seq: p.seq, now: p.now, activeUntil: active ? entry.active_until! : 0,
+  });
+  return restored;
 }
 
 /**

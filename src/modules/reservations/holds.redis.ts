@@ -3,7 +3,8 @@ import { ScriptCode, scriptError } from '../../redis/codes.ts';
 import type { RedisClient } from '../../redis/connection.ts';
 import { keys } from '../../redis/keys.ts';
 import { awaitReplicas } from '../../redis/replication.ts';
-import { runScript } from '../../redis/scripts.ts';
+import { decodeReservationHash, RESERVATION_FIELDS, seatHoldValue } from '../../redis/codecs.ts';
+import * as script from '../../redis/script-calls.ts';
 import type { ReservationStatus } from '../../store/schema.ts';
 import { newReservationId } from './reservation-id.ts';
 import type { Hold, HoldOutcome, HoldRequest, HoldStore, QueuePlaceRef, ReservationRecord } from './types.ts';
@@ -67,15 +68,14 @@ export class RedisHoldStore implements HoldStore {
     const deadline = Date.now() + OWN_HOLD_WAIT_MS;
     let reply;
     for (;;) {
-      const r = await runScript(this.redis, 'holdSeat', [
-        keys.queueTokens(c), keys.active(c), keys.schedule(c, req.scheduleId), keys.seats(c, req.scheduleId),
-        keys.sold(c, req.scheduleId), keys.holds(c, req.scheduleId), keys.hold(c, req.scheduleId, req.seatNumber),
-        keys.userHolds(c, req.userId), keys.reservation(c, req.reservationId), keys.stream(c), keys.userPaid(c, req.userId),
-      ], [
-        req.userId, req.jti, now, req.scheduleId, req.seatNumber, req.reservationId, req.ttlMs, req.maxHolds,
-        catalogUntil, RECORD_RETAIN_MS, req.maxTickets,
-      ]);
-      reply = decodeHoldReply(r, { maxHolds: req.maxHolds, maxTickets: req.maxTickets });
+      reply = await script.holdSeat(this.redis, {
+        concertId: c, scheduleId: req.scheduleId, seatNumber: req.seatNumber, reservationId: req.reservationId,
+        userId: req.userId, jti: req.jti, now, ttlMs: req.ttlMs, maxHolds: req.maxHolds, maxTickets: req.maxTickets,
+        catalogUntil, recordRetainMs: RECORD_RETAIN_MS,
+      });
+      if (reply.code !== ScriptCode.Ok) {
+        throw scriptError(reply.code, { maxHolds: req.maxHolds, maxTickets: req.maxTickets, what: reply.what ?? 'seat' });
+      }
       if (reply.created) break;
       // Redis says the seat is this user's already; SQL, which every acknowledged hold reached, has the record.
       const rec = await this.sql.find(reply.reservationId, now);
@@ -110,7 +110,7 @@ export class RedisHoldStore implements HoldStore {
       // committed it leaves SQL's hold live until the release, queued in the stream, arrives.
       // Never acknowledged, it must not be now (the release would end it under the fan): it
       // is released in SQL at once and the seat taken afresh.
-      if ((await this.redis.hget(keys.reservation(c, own.reservationId), 'st')) === 'released') {
+      if ((await this.redis.hget(keys.reservation(c, own.reservationId), RESERVATION_FIELDS.status)) === 'released') {
         await this.sql.release(own.reservationId, req.userId, now, async () => {}).catch(() => {});
         return 'again';
       }
@@ -125,25 +125,22 @@ export class RedisHoldStore implements HoldStore {
   }
 
   private async releaseInRedis(concertId: number, reservationId: string, userId: number, scheduleId: number, seat: number,
-    now: number): Promise<number> {
-    const r = await runScript(this.redis, 'releaseHold', [
-      keys.reservation(concertId, reservationId), keys.hold(concertId, scheduleId, seat), keys.holds(concertId, scheduleId),
-      keys.userHolds(concertId, userId), keys.stream(concertId),
-    ], [userId, reservationId, now]);
-    return Number(r[0]);
+    now: number): Promise<script.ReleaseHoldReply['code']> {
+    const r = await script.releaseHold(this.redis, { concertId, reservationId, userId, scheduleId, seatNumber: seat, now });
+    return r.code;
   }
 
   /** The reservation hash, with the hold key's say on whether a `held` one is still live. */
   private async record(concertId: number, reservationId: string, now: number): Promise<ReservationRecord | null> {
-    const h = await this.redis.hgetall(keys.reservation(concertId, reservationId));
-    if (!h.u) return null;
+    const h = decodeReservationHash(await this.redis.hgetall(keys.reservation(concertId, reservationId)));
+    if (!h) return null;
     const rec: ReservationRecord = {
-      reservationId, userId: Number(h.u), concertId, scheduleId: Number(h.sc), seatNumber: Number(h.n),
-      price: Number(h.p), expiresAt: Number(h.x), status: visibleStatus(h.st as ReservationStatus, Number(h.x), now),
+      reservationId, userId: h.userId, concertId, scheduleId: h.scheduleId, seatNumber: h.seatNumber,
+      price: h.price, expiresAt: h.expiresAt, status: visibleStatus(h.status as ReservationStatus, h.expiresAt, now),
     };
     if (rec.status === 'held') {
       const holder = await this.redis.get(keys.hold(concertId, rec.scheduleId, rec.seatNumber));
-      if (holder !== `${reservationId}|${rec.userId}`) rec.status = 'expired';
+      if (holder !== seatHoldValue.encode(reservationId, rec.userId)) rec.status = 'expired';
     }
     return rec;
   }
@@ -154,7 +151,7 @@ export class RedisHoldStore implements HoldStore {
    * A sale whose Redis mirror was lost in a failover so never reads `held` or `expired`.
    */
   async find(concertId: number, reservationId: string, now: number): Promise<ReservationRecord | null> {
-    const st = await this.redis.hget(keys.reservation(concertId, reservationId), 'st');
+    const st = await this.redis.hget(keys.reservation(concertId, reservationId), RESERVATION_FIELDS.status);
     if (st === 'paid') return this.record(concertId, reservationId, now);
     return this.sql.find(reservationId, now);
   }
@@ -165,7 +162,8 @@ export class RedisHoldStore implements HoldStore {
    */
   async release(concertId: number, reservationId: string, userId: number, now: number): Promise<void> {
     await this.sql.release(reservationId, userId, now, async () => {
-      const h = await this.redis.hmget(keys.reservation(concertId, reservationId), 'u', 'sc', 'n');
+      const f = RESERVATION_FIELDS;
+      const h = await this.redis.hmget(keys.reservation(concertId, reservationId), f.userId, f.scheduleId, f.seatNumber);
       // Redis lost the hold (a failover): SQL's release is the whole release.
       if (!h[0]) return;
       const [owner, scheduleId, seat] = h.map(Number) as [number, number, number];
@@ -181,7 +179,7 @@ export class RedisHoldStore implements HoldStore {
     const recs = await this.sql.listOwn(userId, now, limit);
     const unsettled = recs.filter((r) => r.status !== 'paid');
     // One command each, sent together: reservations of several concerts live in several slots.
-    const st = await Promise.all(unsettled.map((r) => this.redis.hget(keys.reservation(r.concertId, r.reservationId), 'st')));
+    const st = await Promise.all(unsettled.map((r) => this.redis.hget(keys.reservation(r.concertId, r.reservationId), RESERVATION_FIELDS.status)));
     unsettled.forEach((r, i) => { if (st[i] === 'paid') r.status = 'paid'; });
     return recs;
   }
@@ -202,18 +200,10 @@ export class RedisHoldStore implements HoldStore {
   async settle(hold: Hold, place: QueuePlaceRef, now: number): Promise<void> {
     const c = hold.concertId;
     const catalogUntil = (await this.concertEnd(c)) + CATALOG_RETAIN_MS;
-    await runScript(this.redis, 'markSold', [
-      keys.sold(c, hold.scheduleId), keys.hold(c, hold.scheduleId, hold.seatNumber), keys.holds(c, hold.scheduleId),
-      keys.userHolds(c, hold.userId), keys.reservation(c, hold.reservationId), keys.seats(c, hold.scheduleId),
-      keys.schedule(c, hold.scheduleId), keys.active(c), keys.queueTokens(c), keys.stream(c),
-      keys.userPaid(c, hold.userId),
-    ], [hold.seatNumber, hold.reservationId, hold.userId, now, place.seq, catalogUntil, place.end ? 1 : 0]);
+    await script.markSold(this.redis, {
+      concertId: c, scheduleId: hold.scheduleId, seatNumber: hold.seatNumber, reservationId: hold.reservationId,
+      userId: hold.userId, now, seq: place.seq, catalogUntil, placeMayEnd: place.end,
+    });
     await awaitReplicas(this.redis, this.replication.replicas, this.replication.timeoutMs);
   }
-}
-
-/** holdSeat's reply: {0, price, expiresAt, reservationId, created} or {code, what}. */
-function decodeHoldReply(r: (string | number | null)[], ctx: { maxHolds: number; maxTickets: number }) {
-  if (r[0] !== ScriptCode.Ok) throw scriptError(Number(r[0]), { ...ctx, what: String(r[1] ?? 'seat') });
-  return { price: Number(r[1]), expiresAt: Number(r[2]), reservationId: String(r[3]), created: Number(r[4]) === 1 };
 }

@@ -3,7 +3,7 @@ import type { Config } from '../../config.ts';
 import { errors } from '../../errors.ts';
 import type { RedisClient } from '../../redis/connection.ts';
 import { keys } from '../../redis/keys.ts';
-import { runScript } from '../../redis/scripts.ts';
+import { issueToken } from '../../redis/script-calls.ts';
 import type { Db } from '../../store/connect.ts';
 import { JwtCodec, type TokenClaims } from './jwt.ts';
 import { VerifiedTokens } from './verified-tokens.ts';
@@ -95,9 +95,8 @@ export class TokenService {
     ]);
     let inRedis = false;
     if (useRedis) {
-      const r = await runScript(this.redis, 'issueToken', [keys.userToken(jti), keys.liveUserTokens(jti)],
-        [userId, jti, now, ttlMs, tagLimit(limit, tagOf(jti))]);
-      inRedis = r[1] === 1;
+      const r = await issueToken(this.redis, { userId, jti, now, ttlMs, limit: tagLimit(limit, tagOf(jti)) });
+      inRedis = r.stored;
     }
     return { token, expiresAt, inRedis };
   }

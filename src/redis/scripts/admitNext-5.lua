@@ -9,9 +9,10 @@
   ARGV[5] most slots of the line examined in one tick (empty ones too)
   ARGV[6] wait-estimate window (ms)   ARGV[7] ticks apart beyond which the estimate learns nothing
   ARGV[8] age buckets of the active set
-  ARGV[9], ARGV[10...] (optional) '1' and the entry numbers the caller has recorded in SQL as
+  ARGV[9] most lapsed active users freed in one tick (the rest wait for the next ticks)
+  ARGV[10], ARGV[11...] (optional) '1' and the entry numbers the caller has recorded in SQL as
   admitted (peekAdmissions-3.lua chose them): only those are admitted, and the tick stops at the
-  first live entry not among them, which stays first in line. Without ARGV[9] any live entry
+  first live entry not among them, which stays first in line. Without ARGV[10] any live entry
   within the budget is admitted.
 
   Meta fields for the wait estimate (src/modules/queue/eta.ts, stepEtaState: the same step in
@@ -24,9 +25,10 @@ local metaKey, lineKey, activeKey, tokenKey, streamKey = KEYS[1], KEYS[2], KEYS[
 local now, tick, grace = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local tickMs, maxScan = tonumber(ARGV[4]), tonumber(ARGV[5])
 local etaWindow, etaGapTicks, etaBuckets = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
-local gated = ARGV[9] == '1'
+local maxExpire = tonumber(ARGV[9])
+local gated = ARGV[10] == '1'
 local approved = {}
-for i = 10, #ARGV do approved[tonumber(ARGV[i])] = true end
+for i = 11, #ARGV do approved[tonumber(ARGV[i])] = true end
 
 local m = rcall('HMGET', metaKey, 'lastTick', 'paused', 'maxActive', 'admitPerSecond', 'activeTtl', 'rate', 'credit', 'lastAdmitted',
   'loadingUntil', 'etaState', 'lineHead', 'lastSeq', 'waiting')
@@ -36,17 +38,20 @@ if now < (tonumber(m[9]) or 0) then return {14} end
 if (tonumber(m[1]) or 0) >= tick then return {12} end
 rcall('HSET', metaKey, 'lastTick', tick)
 
-local expired = rcall('ZRANGEBYSCORE', activeKey, '-inf', now)
+-- At most maxExpire lapsed slots are freed per tick, so one tick's work stays bounded after a
+-- stall; those left over are past their time, so they count as free below and a poll or a
+-- later tick frees them.
+local expired = rcall('ZRANGEBYSCORE', activeKey, '-inf', now, 'LIMIT', 0, maxExpire)
 for _, user in ipairs(expired) do
   local token = rcall('HGET', tokenKey, user)
   local seq = 0
   if token then seq = string.sub(token, string.find(token, ':', 1, true) + 1) end
   rcall('HDEL', tokenKey, user)
+  rcall('ZREM', activeKey, user)
   rcall('XADD', streamKey, '*', 'e', 'expire', 'u', user, 's', seq, 't', now)
 end
-if #expired > 0 then rcall('ZREMRANGEBYSCORE', activeKey, '-inf', now) end
 
-local activeCount = rcall('ZCARD', activeKey)
+local activeCount = rcall('ZCOUNT', activeKey, '(' .. now, '+inf')
 local waitingCount = tonumber(m[13]) or 0
 
 -- The wait estimate (see eta.ts): per age bucket of the active set, the slots freed since the last

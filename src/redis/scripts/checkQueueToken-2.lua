@@ -10,10 +10,7 @@ local rcall = redis.call
 local tokenKey, activeKey = KEYS[1], KEYS[2]
 local user, jti, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
 
-local token = rcall('HGET', tokenKey, user)
-if not token then return {1} end
-local sep = string.find(token, ':', 1, true)
-if string.sub(token, 1, sep - 1) ~= jti then return {1} end
+--- @include "checkQueueToken"
 local seq = tonumber(string.sub(token, sep + 1))
 local activeUntil = tonumber(rcall('ZSCORE', activeKey, user))
 if activeUntil and activeUntil > now then return {0, seq, activeUntil} end

@@ -29,10 +29,7 @@ local user, jti, now, scheduleId, seat = ARGV[1], ARGV[2], tonumber(ARGV[3]), AR
 local rid, ttl, maxHolds = ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8])
 local catalogUntil, recordRetain, maxTickets = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
 
-local token = rcall('HGET', tokenKey, user)
-if not token then return {1} end
-local sep = string.find(token, ':', 1, true)
-if string.sub(token, 1, sep - 1) ~= jti then return {1} end
+--- @include "checkQueueToken"
 local activeUntil = tonumber(rcall('ZSCORE', activeKey, user))
 if not activeUntil or activeUntil <= now then return {2} end
 
@@ -66,7 +63,9 @@ if live + rcall('SCARD', userPaidKey) >= maxTickets then return {15} end
 
 local expiresAt = now + ttl
 rcall('SET', holdKey, rid .. '|' .. user, 'PXAT', expiresAt)
-rcall('ZREMRANGEBYSCORE', holdsKey, '-inf', now)
+-- Lapsed holds leave the schedule's zset a bounded number per call (readers count scores after now only).
+local lapsed = rcall('ZRANGEBYSCORE', holdsKey, '-inf', now, 'LIMIT', 0, 100)
+if #lapsed > 0 then rcall('ZREM', holdsKey, unpack(lapsed)) end
 rcall('ZADD', holdsKey, expiresAt, seat)
 -- An empty zset does not survive a reload, so the first hold gives it the catalog's lifetime.
 if rcall('PTTL', holdsKey) == -1 then rcall('PEXPIREAT', holdsKey, catalogUntil) end

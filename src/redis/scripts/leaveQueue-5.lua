@@ -11,10 +11,7 @@ local rcall = redis.call
 local metaKey, lineKey, activeKey, tokenKey, streamKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local user, jti, now, event = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 
-local token = rcall('HGET', tokenKey, user)
-if not token then return {1} end
-local sep = string.find(token, ':', 1, true)
-if string.sub(token, 1, sep - 1) ~= jti then return {1} end
+--- @include "checkQueueToken"
 local seq = tonumber(string.sub(token, sep + 1))
 
 -- Empties the place's slot in the line (see joinQueue) when it is still this user's.

@@ -1,0 +1,117 @@
+/**
+ * Every value format a Redis key holds that TypeScript reads or writes, in one place, so that
+ * a format change is one edit here and one in the Lua scripts that spell it too (named in each
+ * codec's comment). The waiting line's packed slots have their own module, line.ts.
+ */
+export { MAX_LINE_USER_ID, packSlots, SLOT_BYTES, writeSlot } from '../modules/queue/line.ts';
+
+/**
+ * A queue token hash value (keys.queueTokens, user -> "jti:seq"): the user's current queue
+ * token and its entry number. Spelled in Lua by joinQueue, applyDraw, restorePlace and read by
+ * include/checkQueueToken.lua, pollPrequeue, markSold, admitNext.
+ */
+export const queueTokenRecord = {
+  encode: (jti: string, seq: number): string => `${jti}:${seq}`,
+  decode(value: string): { jti: string; seq: number } {
+    const sep = value.indexOf(':');
+    return { jti: value.slice(0, sep), seq: Number(value.slice(sep + 1)) };
+  },
+};
+
+/** A seat's hold string (keys.hold): "reservationId|userId". Written by holdSeat. */
+export const seatHoldValue = {
+  encode: (reservationId: string, userId: number): string => `${reservationId}|${userId}`,
+  decode(value: string): { reservationId: string; userId: number } {
+    const bar = value.indexOf('|');
+    return { reservationId: value.slice(0, bar), userId: Number(value.slice(bar + 1)) };
+  },
+};
+
+/** A pre-queue hash value (keys.prequeue, user -> "jti|last poll ms"). Written by pollPrequeue too. */
+export const prequeueRecord = {
+  encode: (jti: string, seenMs: number): string => `${jti}|${seenMs}`,
+  decode(value: string): { jti: string; seenMs: number } {
+    const bar = value.indexOf('|');
+    return { jti: value.slice(0, bar), seenMs: Number(value.slice(bar + 1)) };
+  },
+};
+
+/** The reservation hash's fields (keys.reservation), as holdSeat, releaseHold and markSold write them. */
+export const RESERVATION_FIELDS = { userId: 'u', scheduleId: 'sc', seatNumber: 'n', price: 'p', expiresAt: 'x', status: 'st' } as const;
+
+export interface ReservationHash {
+  userId: number; scheduleId: number; seatNumber: number; price: number; expiresAt: number;
+  /** 'held' | 'released' | 'paid' as the scripts set it. */
+  status: string;
+}
+
+/** The reservation hash's fields for HSET. */
+export function encodeReservationHash(r: ReservationHash): Record<string, string | number> {
+  const f = RESERVATION_FIELDS;
+  return {
+    [f.userId]: r.userId, [f.scheduleId]: r.scheduleId, [f.seatNumber]: r.seatNumber, [f.price]: r.price,
+    [f.expiresAt]: r.expiresAt, [f.status]: r.status,
+  };
+}
+
+/** The reservation hash as HGETALL returns it; null when Redis does not have it. */
+export function decodeReservationHash(h: Record<string, string>): ReservationHash | null {
+  const f = RESERVATION_FIELDS;
+  if (!h[f.userId]) return null;
+  return {
+    userId: Number(h[f.userId]), scheduleId: Number(h[f.scheduleId]), seatNumber: Number(h[f.seatNumber]),
+    price: Number(h[f.price]), expiresAt: Number(h[f.expiresAt]), status: h[f.status]!,
+  };
+}
+
+/**
+ * A write-behind stream entry (keys.stream) as XREADGROUP / XRANGE return it, field name to
+ * value. The scripts write the fields with short names (memory): e event name; a queue event
+ * carries u user, s entry number, t time (ms) and, for 'admit', x active-until (ms); 'hold' and
+ * 'release' carry r reservation id, u user, sc schedule, n seat, p price, x expires-at (ms), t time.
+ */
+export type StreamEvent = Record<string, string>;
+
+/** An entry's flat field list as a StreamEvent. */
+export function decodeStreamFields(fields: readonly string[]): StreamEvent {
+  const ev: StreamEvent = {};
+  for (let i = 0; i + 1 < fields.length; i += 2) ev[fields[i]!] = fields[i + 1]!;
+  return ev;
+}
+
+export type QueueEventName = 'join' | 'admit' | 'skip' | 'lapse' | 'expire' | 'leave' | 'done';
+const QUEUE_EVENTS: ReadonlySet<string> = new Set<QueueEventName>(['join', 'admit', 'skip', 'lapse', 'expire', 'leave', 'done']);
+
+/** A place's step in the waiting room. activeUntil: an 'admit' event's end of the active slot. */
+export interface QueueStreamEvent { event: QueueEventName; userId: number; seq: number; time: number; activeUntil: number | null }
+
+/** A hold granted ('hold') or given back ('release') in Redis. */
+export interface HoldStreamEvent {
+  event: 'hold' | 'release'; reservationId: string; userId: number; scheduleId: number; seatNumber: number;
+  price: number; expiresAt: number; time: number;
+}
+
+/** A stream entry's meaning; null for an event name this version does not know. */
+export function decodeStreamEvent(ev: StreamEvent): QueueStreamEvent | HoldStreamEvent | null {
+  const name = ev.e ?? '';
+  if (QUEUE_EVENTS.has(name)) {
+    return {
+      event: name as QueueEventName, userId: Number(ev.u), seq: Number(ev.s), time: Number(ev.t),
+      activeUntil: ev.x === undefined ? null : Number(ev.x),
+    };
+  }
+  if (name === 'hold' || name === 'release') {
+    return {
+      event: name, reservationId: ev.r!, userId: Number(ev.u), scheduleId: Number(ev.sc), seatNumber: Number(ev.n),
+      price: Number(ev.p), expiresAt: Number(ev.x), time: Number(ev.t),
+    };
+  }
+  return null;
+}
+
+/** A queue event in the stream's format, for TypeScript that hands SQL what a script would have written. */
+export function encodeQueueEvent(e: QueueStreamEvent): StreamEvent {
+  const ev: StreamEvent = { e: e.event, u: String(e.userId), s: String(e.seq), t: String(e.time) };
+  if (e.activeUntil !== null) ev.x = String(e.activeUntil);
+  return ev;
+}
