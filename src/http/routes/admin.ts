@@ -23,7 +23,7 @@ export function adminRouter(ctx: AppContext) {
         title: body.title,
         schedules: body.schedules.map((s) => ({ date: Date.parse(s.date), seats: s.seats, price: s.price })),
         saleStartsAt: parseSaleStart(body.saleStartsAt, ctx.clock()),
-      }, ctx.clock(), ctx.mode.useRedis());
+      }, ctx.clock());
       return c.json({
         id: concert.id, title: concert.title,
         startsAt: new Date(concert.starts_at).toISOString(), endsAt: new Date(concert.ends_at).toISOString(),

@@ -8,10 +8,10 @@ import { validate } from '../validate.ts';
 export function catalogRouter(ctx: AppContext) {
   const auth = bearer({ tokens: ctx.tokens, clock: ctx.clock });
   return new Hono<AppEnv>()
-    .get('/', async (c) => c.json({ concerts: await ctx.catalog.list(ctx.mode.useRedis()) }))
+    .get('/', async (c) => c.json({ concerts: await ctx.catalog.list() }))
     .get('/:concertId', validate('param', concertParam), async (c) => {
       const { concertId } = c.req.valid('param');
-      return c.json(await ctx.catalog.detail(concertId, ctx.clock(), ctx.mode.useRedis(), (id, now) => ctx.sale.publicView(id, now)));
+      return c.json(await ctx.catalog.detail(concertId, ctx.clock(), (id, now) => ctx.sale.publicView(id, now)));
     })
     .get('/:concertId/draw', validate('param', concertParam), async (c) => {
       const { concertId } = c.req.valid('param');
@@ -23,13 +23,13 @@ export function catalogRouter(ctx: AppContext) {
       const now = ctx.clock();
       await ctx.catalog.concert(concertId);
       await ctx.queue.requireActive(c.get('principal'), concertId, now);
-      return c.json({ schedules: await ctx.catalog.schedules(concertId, now, ctx.mode.useRedis()) });
+      return c.json({ schedules: await ctx.catalog.schedules(concertId, now) });
     })
     .get('/:concertId/schedules/:scheduleId/seats', validate('param', scheduleParams), auth, async (c) => {
       const { concertId, scheduleId } = c.req.valid('param');
       const now = ctx.clock();
       await ctx.catalog.concert(concertId);
       await ctx.queue.requireActive(c.get('principal'), concertId, now);
-      return c.json({ seats: await ctx.catalog.seats(concertId, scheduleId, now, ctx.mode.useRedis()) });
+      return c.json({ seats: await ctx.catalog.seats(concertId, scheduleId, now) });
     });
 }

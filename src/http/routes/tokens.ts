@@ -7,7 +7,7 @@ import { validate } from '../validate.ts';
 /** POST /v1/tokens: who the user is comes from the body (open mode) or from an identity provider's token (jwt mode). */
 export function tokensRouter(ctx: AppContext) {
   const issue = async (userId: number) => {
-    const issued = await ctx.tokens.issueUserToken(userId, ctx.clock(), ctx.mode.useRedis());
+    const issued = await ctx.tokens.issueUserToken(userId, ctx.clock());
     return { token: issued.token, expiresAt: new Date(issued.expiresAt).toISOString(), userId };
   };
   const identity = ctx.identity;
