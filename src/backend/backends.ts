@@ -12,8 +12,9 @@ export class Backends {
   private serving: Backend;
 
   constructor(private readonly mode: ModeController, readonly redis: RedisBackend, readonly sql: SqlBackend) {
-    this.serving = mode.useRedis() ? redis : sql;
-    mode.on('change', () => { this.serving = mode.useRedis() ? redis : sql; });
+    const serving = () => (mode.useRedis() ? redis : sql);
+    this.serving = serving();
+    mode.on('change', () => { this.serving = serving(); });
   }
 
   get current(): Backend {

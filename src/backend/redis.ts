@@ -78,9 +78,12 @@ export function redisBackend(d: RedisDeps, sql: SqlStores): RedisBackend {
       await writeBehind.drainConcertShared(place.concertId);
       return restoreLostPlace(db, redis, { ...place, now });
     },
-    recordBehind: (concertId) => writeBehind.overloaded(concertId),
-    writeBehindLag: (ids) => writeBehind.lagSeconds(ids).catch(() => new Map<number, number>()),
-    measureWriteBehind: async () => { await writeBehind.status(); },
+    writeBehind: {
+      full: (concertId) => writeBehind.overloaded(concertId),
+      lagSeconds: (ids) => writeBehind.lagSeconds(ids).catch(() => new Map<number, number>()),
+      measure: async () => { await writeBehind.status(); },
+      flush: async () => { await writeBehind.drainOnce(Date.now()); },
+    },
     // Redis is failing: SQL's figures are older but still an estimate.
     etaInputs: (concertId) => etaInputsInRedis(redis, concertId).catch(() => etaInputsInSql(db, concertId)),
     redisReadable: () => true,

@@ -50,9 +50,13 @@ export function sqlBackend(stores: SqlStores, d: SqlDeps, mirrorTo: HoldStore): 
     // Outside Redis mode Redis may be gone: the mirror is tried, and the rebuild's catch-up loads every sale.
     saleMirror: { store: mirrorTo, required: false },
     restoreLostPlace: async () => false,
-    recordBehind: () => false,
-    writeBehindLag: async () => new Map<number, number>(),
-    measureWriteBehind: async () => {},
+    // The streams are not written; the rebuild drains what Redis mode left before Redis returns.
+    writeBehind: {
+      full: () => false,
+      lagSeconds: async () => new Map<number, number>(),
+      measure: async () => {},
+      flush: async () => {},
+    },
     etaInputs: (concertId) => etaInputsInSql(d.db, concertId),
     redisReadable: d.redisAnswers,
   };

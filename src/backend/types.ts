@@ -7,6 +7,17 @@ import type { QueueStore } from '../modules/queue/types.ts';
 import type { HoldStore } from '../modules/reservations/types.ts';
 import type { TokenStore } from '../modules/tokens/token.stores.ts';
 
+export interface WriteBehindView {
+  /** The concert's stream is at its bound: new places, holds and admissions wait. */
+  full(concertId: number): boolean;
+  /** Lag per concert, in seconds; empty when nothing is written behind (or it cannot be read). */
+  lagSeconds(concertIds: number[]): Promise<Map<number, number>>;
+  /** Updates the write-behind's gauges. */
+  measure(): Promise<void>;
+  /** Applies what waits in the streams (on shutdown). */
+  flush(): Promise<void>;
+}
+
 /** A place a request named that the backend did not know (see Backend.restoreLostPlace). */
 export interface PlaceRef { concertId: number; userId: number; jti: string; seq: number }
 
@@ -39,12 +50,8 @@ export interface Backend {
    * true once the place is back. SQL mode knows every place it has: always false.
    */
   restoreLostPlace(place: PlaceRef, now: number): Promise<boolean>;
-  /** The concert's write-behind stream is at its bound (Redis mode; SQL mode records at once). */
-  recordBehind(concertId: number): boolean;
-  /** Write-behind lag per concert, in seconds; empty when nothing is written behind (or it cannot be read). */
-  writeBehindLag(concertIds: number[]): Promise<Map<number, number>>;
-  /** Updates the write-behind's gauges (Redis mode). */
-  measureWriteBehind(): Promise<void>;
+  /** Redis mode's record in SQL, written behind (SQL mode writes SQL at once: nothing is ever behind). */
+  readonly writeBehind: WriteBehindView;
   /** The wait estimate's inputs as the store of this mode keeps them. */
   etaInputs(concertId: number): Promise<EtaInputs>;
   /** Whether reads of Redis (the console's Redis samples) are worth sending now. */

@@ -45,7 +45,7 @@ export class AdmissionTicker {
     const store = backend.queue;
     for (const concertId of await this.opts.concerts(now)) {
       // Admissions are stream entries too: none while the concert's record is too far behind.
-      if (backend.recordBehind(concertId)) continue;
+      if (backend.writeBehind.full(concertId)) continue;
       const out = await store.admitTick(concertId, now, tickId);
       if (!out) continue;
       if (out.unrecorded !== undefined) this.log.warn('admissions wait: SQL did not record them', { concertId, err: out.unrecorded });

@@ -71,7 +71,7 @@ export class ConsoleSampler {
     // A change belongs to the slot it happened in and is reported by the next slot's sample.
     const modeChanges = this.changes.filter((c) => Math.floor(c.at / intervalMs) === slot - 1);
     const concerts = await this.opts.concerts(now);
-    const lags = await backend.writeBehindLag(concerts);
+    const lags = await backend.writeBehind.lagSeconds(concerts);
     const samples: Sample[] = [];
     for (const concertId of concerts) {
       try {

@@ -87,7 +87,7 @@ export class AdminService {
     const now = (this.d.clock ?? Date.now)();
     // The write-behind lag is measured against stream ids, which are Redis (wall clock) time.
     const backend = this.d.backends.current;
-    await backend.measureWriteBehind();
+    await backend.writeBehind.measure();
     for (const id of await this.d.liveConcerts(now)) {
       const c = await backend.queue.counts(id, now);
       this.d.metrics.waiting.set({ concert: String(id) }, c.waiting);

@@ -44,7 +44,7 @@ export class ConsoleService {
     const ids = [...await this.d.liveConcerts(now)].sort((a, b) => a - b);
     const backend = this.d.backends.current;
     // Outside Redis mode nothing is written behind: no lag to show.
-    const lags = await backend.writeBehindLag(ids);
+    const lags = await backend.writeBehind.lagSeconds(ids);
     const rows = [];
     for (const id of ids) {
       const [info, stats, eta, recent] = await Promise.all([

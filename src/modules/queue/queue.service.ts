@@ -86,7 +86,7 @@ export class QueueService {
   /** New places and holds of a concert: refused while the cache is rebuilt or its record is too far behind. */
   assertAccepting(concertId: number, backend: Backend): void {
     this.backends.assertWritable();
-    if (backend.recordBehind(concertId)) {
+    if (backend.writeBehind.full(concertId)) {
       throw errors.unavailable('changes are waiting to be recorded in the database; retry in a moment', 2);
     }
   }

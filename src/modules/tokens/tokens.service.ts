@@ -209,10 +209,11 @@ export class TokenService {
   }
 }
 
-/** The principal a verified token's claims name; null for a queue token without its concert or entry number. */
+/**
+ * The principal a verified token's claims name; null for a queue token without its concert or
+ * entry number (the codec refuses those already). One object shape for both kinds of token.
+ */
 function principalOf(c: TokenClaims, token: string): Principal | null {
-  const holder = { userId: Number(c.sub), jti: c.jti, exp: c.exp, token };
-  if (c.typ === 'user') return Object.freeze({ typ: 'user' as const, ...holder });
-  if (c.cid === undefined || c.seq === undefined) return null;
-  return Object.freeze({ typ: 'queue' as const, ...holder, concertId: c.cid, seq: c.seq });
+  if (c.typ === 'queue' && (c.cid === undefined || c.seq === undefined)) return null;
+  return Object.freeze({ typ: c.typ, userId: Number(c.sub), jti: c.jti, concertId: c.cid, seq: c.seq, exp: c.exp, token }) as Principal;
 }
