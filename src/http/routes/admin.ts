@@ -14,7 +14,10 @@ function parseSaleStart(iso: string | undefined, now: number): number | null {
   return at;
 }
 
-export function adminRouter(ctx: AppContext) {
+/** What the router uses of the service. */
+export type AdminRouterDeps = Pick<AppContext, 'admin' | 'catalog' | 'clock' | 'config' | 'console' | 'sale'>;
+
+export function adminRouter(ctx: AdminRouterDeps) {
   return new Hono<AppEnv>()
     .use('*', adminKey({ key: ctx.config.adminApiKey }))
     .post('/concerts', validate('json', createConcertBody), async (c) => {

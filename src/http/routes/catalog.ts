@@ -5,7 +5,10 @@ import { bearer } from '../middleware/auth.ts';
 import { concertParam, scheduleParams } from '../schemas.ts';
 import { validate } from '../validate.ts';
 
-export function catalogRouter(ctx: AppContext) {
+/** What the router uses of the service. */
+export type CatalogRouterDeps = Pick<AppContext, 'catalog' | 'clock' | 'queue' | 'sale' | 'tokens'>;
+
+export function catalogRouter(ctx: CatalogRouterDeps) {
   const auth = bearer({ tokens: ctx.tokens, clock: ctx.clock });
   return new Hono<AppEnv>()
     .get('/', async (c) => c.json({ concerts: await ctx.catalog.list() }))

@@ -4,7 +4,10 @@ import type { AppContext } from '../../context.ts';
 import type { AppEnv } from '../env.ts';
 import { sleep } from '../../runtime/index.ts';
 
-export function opsRouter(ctx: AppContext) {
+/** What the router uses of the service. */
+export type OpsRouterDeps = Pick<AppContext, 'admin' | 'coordinator' | 'db' | 'drain' | 'metrics' | 'mode'>;
+
+export function opsRouter(ctx: OpsRouterDeps) {
   return new Hono<AppEnv>()
     .get('/healthz', (c) => c.json({ status: 'ok' }))
     .get('/readyz', async (c) => {

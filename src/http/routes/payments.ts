@@ -5,8 +5,11 @@ import { bearer } from '../middleware/auth.ts';
 import { chargeBody, idempotencyHeader, paymentBody } from '../schemas.ts';
 import { validate } from '../validate.ts';
 
+/** What the router uses of the service. */
+export type BalanceRouterDeps = Pick<AppContext, 'balance' | 'clock' | 'tokens'>;
+
 /** GET /v1/me/balance, POST /v1/me/balance/charge */
-export function balanceRouter(ctx: AppContext) {
+export function balanceRouter(ctx: BalanceRouterDeps) {
   const auth = bearer({ tokens: ctx.tokens, clock: ctx.clock });
   return new Hono<AppEnv>()
     .get('/balance', auth, async (c) => {
@@ -20,8 +23,11 @@ export function balanceRouter(ctx: AppContext) {
     });
 }
 
+/** What the router uses of the service. */
+export type PaymentsRouterDeps = Pick<AppContext, 'clock' | 'config' | 'payments' | 'tokens'>;
+
 /** POST /v1/payments */
-export function paymentsRouter(ctx: AppContext) {
+export function paymentsRouter(ctx: PaymentsRouterDeps) {
   const auth = bearer({ tokens: ctx.tokens, clock: ctx.clock });
   const body = paymentBody(ctx.config.maxHoldsPerUser);
   return new Hono<AppEnv>()

@@ -5,8 +5,11 @@ import { bearer } from '../middleware/auth.ts';
 import { concertParam, joinBody } from '../schemas.ts';
 import { validate, validateOptionalJson } from '../validate.ts';
 
+/** What the router uses of the service. */
+export type JoinRouterDeps = Pick<AppContext, 'clock' | 'joinProof' | 'queue' | 'tokens'>;
+
 /** POST /v1/concerts/:concertId/queue */
-export function joinRouter(ctx: AppContext) {
+export function joinRouter(ctx: JoinRouterDeps) {
   return new Hono<AppEnv>().post('/:concertId/queue', validate('param', concertParam), bearer({ tokens: ctx.tokens, clock: ctx.clock }),
     validateOptionalJson(joinBody),
     async (c) => {
@@ -26,8 +29,11 @@ export function joinRouter(ctx: AppContext) {
     });
 }
 
+/** What the router uses of the service. */
+export type QueueMeRouterDeps = Pick<AppContext, 'clock' | 'queue' | 'tokens'>;
+
 /** GET and DELETE /v1/queue/me */
-export function queueMeRouter(ctx: AppContext) {
+export function queueMeRouter(ctx: QueueMeRouterDeps) {
   const auth = bearer({ tokens: ctx.tokens, clock: ctx.clock, accept: ['queue'] });
   return new Hono<AppEnv>()
     .get('/me', auth, async (c) => {

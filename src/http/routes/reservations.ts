@@ -6,8 +6,11 @@ import { bearer } from '../middleware/auth.ts';
 import { holdBody, idempotencyHeader, reservationParam } from '../schemas.ts';
 import { validate } from '../validate.ts';
 
+/** What the router uses of the service. */
+export type ReservationsRouterDeps = Pick<AppContext, 'clock' | 'reservations' | 'tokens'>;
+
 /** POST /v1/reservations, GET and DELETE /v1/reservations/:id */
-export function reservationsRouter(ctx: AppContext) {
+export function reservationsRouter(ctx: ReservationsRouterDeps) {
   const auth = bearer({ tokens: ctx.tokens, clock: ctx.clock });
   return new Hono<AppEnv>()
     .post('/', auth, validate('header', idempotencyHeader), validate('json', holdBody), async (c) => {
@@ -27,8 +30,11 @@ export function reservationsRouter(ctx: AppContext) {
     });
 }
 
+/** What the router uses of the service. */
+export type MyReservationsRouterDeps = Pick<AppContext, 'clock' | 'reservations' | 'tokens'>;
+
 /** GET /v1/me/reservations: the newest OWN_RESERVATIONS_LIMIT, newest first. */
-export function myReservationsRouter(ctx: AppContext) {
+export function myReservationsRouter(ctx: MyReservationsRouterDeps) {
   const auth = bearer({ tokens: ctx.tokens, clock: ctx.clock });
   return new Hono<AppEnv>()
     .get('/reservations', auth, async (c) => {
