@@ -13,6 +13,7 @@ import { WriteBehindWorker } from './jobs/write-behind.ts';
 import { createBackends } from './backend/index.ts';
 import type { Backends } from './backend/backends.ts';
 import { Concerts } from './modules/catalog/concerts.ts';
+import { LiveConcerts } from './modules/catalog/live-concerts.ts';
 import { DrainState } from './http/drain.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
@@ -90,18 +91,8 @@ export function createContext(config: Config, deps: { db: Db; redis: RedisClient
 
   const concerts = new Concerts(db, redis);
 
-  // The set of live concerts changes only when one is created (the catalog then forgets this
-  // memo) or ends; read it at most once a second.
-  let live: { at: number; ids: Promise<number[]> } | null = null;
-  const liveConcerts = (now: number) => {
-    // A clock that reads earlier than the cached entry (stepped back) must not pin a stale list.
-    if (!live || now - live.at > 1000 || now < live.at) {
-      const ids = concerts.liveConcertIds(now);
-      live = { at: now, ids };
-      ids.catch(() => { live = null; });
-    }
-    return live.ids;
-  };
+  const live = new LiveConcerts((now) => concerts.liveConcertIds(now));
+  const liveConcerts = (now: number) => live.ids(now);
 
   const writeBehind = new WriteBehindWorker(db, redis, log, metrics, {
     consumer: instanceId, concerts: liveConcerts, claimIdleMs: opts.writeBehindClaimIdleMs,
@@ -125,7 +116,7 @@ export function createContext(config: Config, deps: { db: Db; redis: RedisClient
   const tokens = new TokenService(db, backends, config);
   const identity = config.auth.mode === 'jwt' ? new IdentityService(db, config.auth, tokens.jwt, clock, log) : null;
   const catalog = new CatalogService(db, config, backends, concerts);
-  catalog.onCreated(() => { live = null; });
+  catalog.onCreated(() => live.forget());
   const queue = new QueueService(backends, tokens, catalog, config);
 
   const joinProof = new JoinProofService(backends, config.joinPowBits, config.jwtSecret);
