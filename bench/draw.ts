@@ -84,7 +84,7 @@ try {
   await sendCommand(port, ['SLOWLOG', 'RESET']);
   process.stderr.write('drawing\n');
   const drawAt = saleAt + 1;
-  const draw = await timed(() => ctx.sale.drawConcert(c, drawAt, true));
+  const draw = await timed(() => ctx.sale.drawConcert(c, drawAt, ctx.backends.redis));
   process.stderr.write(`draw ${draw.ms} ms\n`);
   const apply = await timed(() => ctx.sale.applyDraw(c, drawAt));
   process.stderr.write(`apply ${apply.ms} ms\n`);

@@ -157,8 +157,8 @@ try {
     return cx.json({ status: 'waiting', concertId: 1, position: Number(b) - Number(a), activeUntil: null });
   });
   // The service's own store call, answered without Redis when `io` is off.
-  const realPoll = ctx.queue.store().poll.bind(ctx.queue.store());
-  const store = ctx.queue.store() as unknown as { poll: typeof realPoll };
+  const realPoll = ctx.backends.current.queue.poll.bind(ctx.backends.current.queue);
+  const store = ctx.backends.current.queue as unknown as { poll: typeof realPoll };
   store.poll = async (...a) => (io ? realPoll(...a) : SAMPLE_PLACE);
   const rid = requestId() as unknown as MiddlewareHandler<AppEnv>;
   const obs = observe({ metrics: ctx.metrics, log: ctx.log, logRequests: false }) as unknown as MiddlewareHandler<AppEnv>;

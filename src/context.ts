@@ -8,28 +8,23 @@ import { HoldSweeper } from './jobs/hold-sweeper.ts';
 import { Rebuilder, rebuildOnMasterChange } from './jobs/rebuild/index.ts';
 import { ModeCoordinator } from './resilience/coordinator.ts';
 import { WriteBehindWorker } from './jobs/write-behind.ts';
-import { applyEvents } from './jobs/write-behind.apply.ts';
+import { createBackends } from './backend/index.ts';
+import type { Backends } from './backend/backends.ts';
+import { Concerts } from './modules/catalog/concerts.ts';
+import { LiveConcerts } from './modules/catalog/live-concerts.ts';
 import { DrainState } from './http/drain.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { AdminService } from './modules/admin/admin.service.ts';
 import { CatalogService } from './modules/catalog/catalog.service.ts';
 import { ConsoleService } from './modules/console/console.service.ts';
-import { RedisSampleStore, SqlSampleStore } from './modules/console/samples.ts';
 import { BalanceService } from './modules/payments/balance.service.ts';
 import { PaymentService } from './modules/payments/payments.service.ts';
 import { QueueService } from './modules/queue/queue.service.ts';
-import { RedisQueueStore } from './modules/queue/queue.redis.ts';
-import { liveInSql, restoreLostPlace } from './modules/queue/place-recovery.ts';
-import { SqlQueueStore } from './modules/queue/queue.sql.ts';
-import { RedisHoldStore } from './modules/reservations/holds.redis.ts';
-import { SqlHoldStore } from './modules/reservations/holds.sql.ts';
-import { recordGrantedHold } from './modules/reservations/reservations.repo.ts';
 import { ReservationService } from './modules/reservations/reservations.service.ts';
 import { TokenService } from './modules/tokens/tokens.service.ts';
 import { IdentityService } from './modules/identity/identity.service.ts';
 import { JoinProofService } from './modules/pow/join-proof.service.ts';
-import { RedisSpentChallenges, SqlSpentChallenges } from './modules/pow/spent-challenges.ts';
 import type { RedisClient } from './redis/connection.ts';
 import { ModeController } from './resilience/mode.ts';
 import type { Db } from './store/connect.ts';
@@ -41,6 +36,8 @@ export interface AppContext {
   log: Logger;
   metrics: Metrics;
   mode: ModeController;
+  /** The Redis and the SQL backend; `current` is the one that serves (the mode's). */
+  backends: Backends;
   clock: () => number;
   instanceId: string;
   tokens: TokenService;
@@ -89,23 +86,10 @@ export function createContext(config: Config, deps: { db: Db; redis: RedisClient
   const instanceId = opts.instanceId ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const { db, redis } = deps;
 
-  const tokens = new TokenService(db, redis, config);
-  const identity = config.auth.mode === 'jwt' ? new IdentityService(db, config.auth, tokens.jwt, clock, log) : null;
-  const catalog = new CatalogService(db, redis, config);
+  const concerts = new Concerts(db, redis);
 
-  // The set of live concerts changes only when one is created (the catalog then forgets this
-  // memo) or ends; read it at most once a second.
-  let live: { at: number; ids: Promise<number[]> } | null = null;
-  catalog.onCreated(() => { live = null; });
-  const liveConcerts = (now: number) => {
-    // A clock that reads earlier than the cached entry (stepped back) must not pin a stale list.
-    if (!live || now - live.at > 1000 || now < live.at) {
-      const ids = catalog.liveConcertIds(now);
-      live = { at: now, ids };
-      ids.catch(() => { live = null; });
-    }
-    return live.ids;
-  };
+  const live = new LiveConcerts((now) => concerts.liveConcertIds(now));
+  const liveConcerts = (now: number) => live.ids(now);
 
   const writeBehind = new WriteBehindWorker(db, redis, log, metrics, {
     consumer: instanceId, concerts: liveConcerts, claimIdleMs: opts.writeBehindClaimIdleMs,
@@ -117,42 +101,29 @@ export function createContext(config: Config, deps: { db: Db; redis: RedisClient
   // Redis-mode polls never reach SQL: on moving to SQL mode every waiting user's grace restarts.
   let sqlSince = 0;
   mode.on('change', ({ to }: { to: string }) => { if (to === 'sql') sqlSince = clock(); });
-  const sqlQueue = new SqlQueueStore(db, config, () => sqlSince);
-  const queue = new QueueService({
-    // A tick's admissions are committed to SQL before Redis makes them (see RedisQueueStore.admitTick).
-    redis: new RedisQueueStore(redis, config, (id) => catalog.ensureLoaded(id, clock()), (concertId, admissions, now) =>
-      applyEvents(db, concertId, admissions.map((a) => ({
-        e: 'admit', u: String(a.userId), s: String(a.seq), t: String(now), x: String(a.activeUntil),
-      })), now)),
-    sql: sqlQueue,
-  }, mode, tokens, catalog, config, (concertId) => writeBehind.overloaded(concertId), async (place, now) => {
-    // Replaced, left and spent tokens are revoked in SQL at once: most unknown tokens end here.
-    if (!(await liveInSql(db, { ...place, now }))) return false;
-    // SQL must also learn every place Redis ended on its own (lapses, expiries): drain, then look again.
-    await writeBehind.drainConcertShared(place.concertId);
-    return restoreLostPlace(db, redis, { ...place, now });
+  // Set once the coordinator exists (it needs the write-behind, which needs nothing of this).
+  let breakerClosed = () => true;
+  const backends = createBackends(mode, {
+    db, redis, config, clock, concerts, writeBehind,
+    sqlSince: () => sqlSince,
+    // Outside Redis mode, Redis is read only while this instance's breaker says it answers.
+    redisAnswers: () => breakerClosed(),
   });
 
-  const sqlSpent = new SqlSpentChallenges(db);
-  const joinProof = new JoinProofService({ redis: new RedisSpentChallenges(redis, sqlSpent), sql: sqlSpent }, mode,
-    config.joinPowBits, config.jwtSecret);
-  const sale = new SaleService(db, redis, config, tokens, log, () => sqlSince);
+  const tokens = new TokenService(db, backends, config);
+  const identity = config.auth.mode === 'jwt' ? new IdentityService(db, config.auth, tokens.jwt, clock, log) : null;
+  const catalog = new CatalogService(db, config, backends, concerts);
+  catalog.onCreated(() => live.forget());
+  const queue = new QueueService(backends, tokens, catalog, config);
+
+  const joinProof = new JoinProofService(backends, config.joinPowBits, config.jwtSecret);
+  const sale = new SaleService(db, redis, config, tokens, log, backends.redis.prequeue);
   queue.attachSale(sale);
-  const drawJob = new DrawJob(sale, queue, mode, log, {
+  const drawJob = new DrawJob(sale, backends, log, {
     intervalMs: Math.min(250, config.admissionTickMs), clock, load: (id) => catalog.ensureLoaded(id, clock()),
   });
 
-  const sqlHolds = new SqlHoldStore(db, sqlQueue);
-  const reservations = new ReservationService({
-    redis: new RedisHoldStore(redis, async (id) => (await catalog.concert(id)).endsAt, {
-      find: (rid, now) => sqlHolds.find(0, rid, now),
-      listOwn: (userId, now, limit) => sqlHolds.listOwn(userId, now, limit),
-      ownLiveHold: (userId, concertId, scheduleId, seat, now) => sqlHolds.ownLiveHoldOf(userId, concertId, scheduleId, seat, now),
-      recordGranted: (hold, now) => recordGrantedHold(db, hold, now),
-      release: (rid, userId, now, inRedis) => sqlHolds.releaseWith(rid, userId, now, inRedis),
-    }, { replicas: config.redisWaitReplicas, timeoutMs: config.redisWaitTimeoutMs }),
-    sql: sqlHolds,
-  }, mode, queue, config, db);
+  const reservations = new ReservationService(backends, queue, config, db);
   const balance = new BalanceService(db, queue);
   // Set once the coordinator exists (it needs the write-behind, which needs nothing of this).
   let onMirrorLost = (_reason: string) => {};
@@ -163,7 +134,7 @@ export function createContext(config: Config, deps: { db: Db; redis: RedisClient
     joinReplayKeepMs: 1000 * Math.max(config.joinReplaySeconds, config.userTokenTtlSeconds, config.queueTokenTtlSeconds),
   });
 
-  const ticker = new AdmissionTicker(queue, log, metrics, { tickMs: config.admissionTickMs, concerts: liveConcerts });
+  const ticker = new AdmissionTicker(backends, log, metrics, { tickMs: config.admissionTickMs, concerts: liveConcerts });
 
   const rebuilder = new Rebuilder({
     db, redis, log, clock, liveConcerts: (now) => catalog.liveConcertIds(now), drainConcert: (id) => writeBehind.drainConcertFully(id),
@@ -177,24 +148,21 @@ export function createContext(config: Config, deps: { db: Db; redis: RedisClient
   });
 
   onMirrorLost = (reason) => void coordinator.enterSql(reason);
+  breakerClosed = () => coordinator.breakerState() === 'closed';
 
   rebuildOnMasterChange(redis, log, { useRedis: () => mode.useRedis(), rebuildNow: () => coordinator.rebuildNow() });
 
   const admin = new AdminService({
-    db, redis, log, metrics, mode, queue, writeBehind, liveConcerts, clock,
+    db, redis, log, metrics, mode, backends, writeBehind, liveConcerts, clock,
     breakerState: () => coordinator.breakerState(),
     rebuild: () => coordinator.rebuildNow(),
   });
 
-  const sampleStores = { redis: new RedisSampleStore(redis), sql: new SqlSampleStore(db) };
-  const consoleLag = (ids: number[]) => writeBehind.lagSeconds(ids);
-  const sampler = new ConsoleSampler(queue, mode, log, {
+  const sampler = new ConsoleSampler(backends, mode, log, {
     intervalMs: config.consoleSampleSeconds * 1000, owner: instanceId, concerts: liveConcerts, clock,
-    lag: consoleLag, stores: sampleStores,
   });
   const consoleService = new ConsoleService({
-    db, redis, log, mode, catalog, admin, stores: sampleStores, liveConcerts, lag: consoleLag, clock,
-    redisAnswers: () => coordinator.breakerState() === 'closed',
+    log, mode, backends, catalog, admin, liveConcerts, clock,
     intervalMs: config.consoleSampleSeconds * 1000,
   });
 
@@ -204,7 +172,7 @@ export function createContext(config: Config, deps: { db: Db; redis: RedisClient
   });
 
   return {
-    config, db, redis, log, metrics, mode, clock, instanceId, tokens, identity, catalog, queue, joinProof, sale, drawJob, admin, console: consoleService,
+    config, db, redis, log, metrics, mode, backends, clock, instanceId, tokens, identity, catalog, queue, joinProof, sale, drawJob, admin, console: consoleService,
     reservations, balance, payments, writeBehind, ticker, sweeper, sampler, coordinator, liveConcerts,
     drain: new DrainState(),
     startJobs() {

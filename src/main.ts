@@ -130,8 +130,7 @@ async function main() {
     log,
     stopListening: () => server.stop(),
     stopJobs: () => ctx.stopJobs(),
-    // In SQL mode the streams are not written, and the rebuild drains them before Redis returns.
-    flush: async () => { if (ctx.mode.useRedis()) await ctx.writeBehind.drainOnce(Date.now()); },
+    flush: () => ctx.backends.current.writeBehind.flush(),
     close: async () => {
       redis.disconnect();
       await db.destroy();

@@ -223,7 +223,7 @@ describeEach('scheduled sale across a mode switch', { modes: ['redis'] }, (h) =>
     await keepAliveUntilOpening(h, c.saleStartsAt, fans.map((f) => f.token));
     h.clock.advance(1);
     // The instance that made the draw died before applying it: only SQL has it.
-    await h.svc.ctx.sale.drawConcert(c.id, h.clock.now(), true);
+    await h.svc.ctx.sale.drawConcert(c.id, h.clock.now(), h.svc.ctx.backends.redis);
     expect((await call(h.app, 'POST', `/v1/concerts/${c.id}/queue`, { token: await userToken(h.app, newUserId()) })).status).toBe(503);
     for (const f of fans) expect((await poll(h, f.token)).body.status).toBe('prequeue');
     await h.svc.ctx.drawJob.tickOnce(h.clock.now());

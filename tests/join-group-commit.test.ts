@@ -23,7 +23,7 @@ describeEach('join group commit', {}, (h) => {
     const db = h.svc.database.db;
     const tokens = h.svc.ctx.tokens;
     const now = h.clock.now();
-    const useRedis = h.mode === 'redis';
+    const backend = h.svc.ctx.backends[h.mode];
     const expiresAt = now + 60_000;
     const base = 700_000 + Math.floor(random() * 100_000) * 10;
 
@@ -44,7 +44,7 @@ describeEach('join group commit', {}, (h) => {
     }).execute();
 
     const record = (src: typeof dropped, jti: string, seq: number) => tokens.recordQueueTokenInSql(
-      { userId: src.userId, jti, concertId: c.id, seq, expiresAt }, [src.jti], now, useRedis, { srcJti: src.jti });
+      { userId: src.userId, jti, concertId: c.id, seq, expiresAt }, [src.jti], now, backend, { srcJti: src.jti });
     // All at once: after the first two (each starts a batch of its own) they share batches.
     const outcomes = await Promise.allSettled([
       ...good.map((g) => record(g.src, g.jti, g.seq)),
@@ -86,12 +86,12 @@ describeEach('join group commit', {}, (h) => {
     const c = await newConcert(h);
     const tokens = h.svc.ctx.tokens;
     const now = h.clock.now();
-    const useRedis = h.mode === 'redis';
+    const backend = h.svc.ctx.backends[h.mode];
     const base = 800_000 + Math.floor(random() * 100_000) * 10;
     const src = await principalOf(h, newUserId());
     const jti = await tokens.claimJoin(src, c.id, now);
     const first = await tokens.recordQueueTokenInSql({ userId: src.userId, jti, concertId: c.id, seq: base, expiresAt: now + 60_000 },
-      [], now, useRedis, { srcJti: src.jti });
+      [], now, backend, { srcJti: src.jti });
     expect(first.seq).toBe(base);
     const others = await Promise.all(Array.from({ length: 4 }, async (_, i) => {
       const s = await principalOf(h, newUserId());
@@ -99,9 +99,9 @@ describeEach('join group commit', {}, (h) => {
     }));
     const outcomes = await Promise.allSettled([
       ...others.map((o) => tokens.recordQueueTokenInSql({ userId: o.s.userId, jti: o.jti, concertId: c.id, seq: o.seq, expiresAt: now + 60_000 },
-        [o.s.jti], now, useRedis, { srcJti: o.s.jti })),
+        [o.s.jti], now, backend, { srcJti: o.s.jti })),
       tokens.recordQueueTokenInSql({ userId: src.userId, jti, concertId: c.id, seq: base + 9, expiresAt: now + 60_000 },
-        [src.jti], now, useRedis, { srcJti: src.jti }),
+        [src.jti], now, backend, { srcJti: src.jti }),
     ]);
     expect(outcomes.slice(0, 4).every((o) => o.status === 'fulfilled')).toBe(true);
     expect(outcomes[4]).toMatchObject({ status: 'rejected', reason: { code: 'UNAVAILABLE' } });

@@ -16,7 +16,7 @@ describeEach('one entry number, one fan', { modes: ['redis'] }, (h) => {
     const c = await newConcert(h);
     const a = newUserId();
     const b = newUserId();
-    const redisStore = h.svc.ctx.queue.store();
+    const redisStore = h.svc.ctx.backends.current.queue;
     const jtiA = randomUUID();
     // A's join ran in Redis; its token is not written yet when Redis goes away.
     const placeA = await redisStore.join(c.id, a, jtiA, h.clock.now());
@@ -30,7 +30,7 @@ describeEach('one entry number, one fan', { modes: ['redis'] }, (h) => {
 
     // A's token write arrives late: refused, nothing recorded for A.
     const late = h.svc.ctx.tokens.recordQueueToken({ userId: a, jti: jtiA, concertId: c.id, seq: 1, expiresAt: h.clock.now() + 60_000 },
-      [], h.clock.now(), true);
+      [], h.clock.now(), h.svc.ctx.backends.redis);
     await expect(late).rejects.toMatchObject({ status: 503, code: 'UNAVAILABLE' });
     const tokensOfA = await h.svc.database.db.selectFrom('tokens').select('jti').where('user_id', '=', a).where('typ', '=', 'queue').execute();
     expect(tokensOfA).toEqual([]);

@@ -60,7 +60,7 @@ describe.skipIf(!pgBin)('PostgreSQL down or slow, Redis up', () => {
 
     // Admissions wait for SQL (each is recorded there before Redis shows it): the tick admits
     // nobody and says why.
-    const store = pg.svc.ctx.queue.store();
+    const store = pg.svc.ctx.backends.current.queue;
     const refused = await store.admitTick(c.id, clock.now() + pg.svc.config.admissionTickMs, clock.now() + pg.svc.config.admissionTickMs);
     clock.advance(pg.svc.config.admissionTickMs);
     expect(refused).toMatchObject({ admitted: 0 });

@@ -38,7 +38,7 @@ for (const target of SQL_TARGETS) {
     }
     let tick = 0;
     /** One admission step at `now` (a tick id of its own, so each call acts). */
-    const admit = (concertId: number, now = Date.now()) => svc.ctx.queue.store().admitTick(concertId, now, Math.floor(now / 1000) * 1000 + ++tick);
+    const admit = (concertId: number, now = Date.now()) => svc.ctx.backends.current.queue.admitTick(concertId, now, Math.floor(now / 1000) * 1000 + ++tick);
     const entries = (concertId: number) => svc.database.db.selectFrom('queue_entries')
       .select(['seq', 'user_id', 'status', 'admitted_at', 'active_until']).where('concert_id', '=', concertId).orderBy('seq').execute();
     const state = (concertId: number) => svc.database.db.selectFrom('queue_state')
@@ -62,8 +62,8 @@ for (const target of SQL_TARGETS) {
       // Much later: 4 has stopped polling and is passed over; 7 polls too late and loses the place.
       await patchQueue(svc.app, c, { maxActive: 3 });
       const later = Date.now() + 400_000;
-      await svc.ctx.queue.store().poll(c, u[5]!.userId, u[5]!.jti, later - 200_000);
-      await expect(svc.ctx.queue.store().poll(c, u[6]!.userId, u[6]!.jti, later)).rejects.toThrow('lost');
+      await svc.ctx.backends.current.queue.poll(c, u[5]!.userId, u[5]!.jti, later - 200_000);
+      await expect(svc.ctx.backends.current.queue.poll(c, u[6]!.userId, u[6]!.jti, later)).rejects.toThrow('lost');
       const out = await admit(c, later);
       expect(out).toMatchObject({ admitted: 1, skipped: 1 });               // 4 skipped, 6 admitted
 

@@ -1,6 +1,6 @@
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
-import type { QueueService } from '../modules/queue/queue.service.ts';
+import type { Backends } from '../backend/backends.ts';
 
 /**
  * Every tick, one admission step per live concert. The step itself (a Lua script in Redis
@@ -11,7 +11,7 @@ export class AdmissionTicker {
   private running = false;
   private pass: Promise<void> | null = null;
 
-  constructor(private readonly queue: QueueService, private readonly log: Logger, private readonly metrics: Metrics,
+  constructor(private readonly backends: Backends, private readonly log: Logger, private readonly metrics: Metrics,
     private readonly opts: { tickMs: number; concerts: (now: number) => Promise<number[]> }) {}
 
   start(): void {
@@ -40,11 +40,12 @@ export class AdmissionTicker {
   async tickOnce(now = Date.now()): Promise<void> {
     // The tick's start in ms: monotonic even when ADMISSION_TICK_MS changes between runs.
     const tickId = Math.floor(now / this.opts.tickMs) * this.opts.tickMs;
-    if (!this.queue.writable()) return;
-    const store = this.queue.store();
+    if (!this.backends.writable) return;
+    const backend = this.backends.current;
+    const store = backend.queue;
     for (const concertId of await this.opts.concerts(now)) {
       // Admissions are stream entries too: none while the concert's record is too far behind.
-      if (this.queue.recordBehind(concertId)) continue;
+      if (backend.writeBehind.full(concertId)) continue;
       const out = await store.admitTick(concertId, now, tickId);
       if (!out) continue;
       if (out.unrecorded !== undefined) this.log.warn('admissions wait: SQL did not record them', { concertId, err: out.unrecorded });

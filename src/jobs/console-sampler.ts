@@ -1,6 +1,6 @@
 import type { Logger } from '../logger.ts';
-import type { ModeChange, Sample, SampleStore } from '../modules/console/samples.ts';
-import type { QueueService } from '../modules/queue/queue.service.ts';
+import type { Backends } from '../backend/backends.ts';
+import type { ModeChange, Sample } from '../modules/console/samples.ts';
 import type { ModeController } from '../resilience/mode.ts';
 
 export interface ConsoleSamplerOptions {
@@ -9,9 +9,6 @@ export interface ConsoleSamplerOptions {
   concerts: (now: number) => Promise<number[]>;
   /** The service's clock: samples are stamped with it. */
   clock: () => number;
-  /** Write-behind lag per concert (Redis mode only). */
-  lag: (concertIds: number[]) => Promise<Map<number, number>>;
-  stores: { redis: SampleStore; sql: SampleStore };
 }
 
 /** The mode changes this instance keeps to report with its next sample (a few slots' worth). */
@@ -30,7 +27,7 @@ export class ConsoleSampler {
   private pass: Promise<void> | null = null;
   private readonly changes: ModeChange[] = [];
 
-  constructor(private readonly queue: QueueService, private readonly mode: ModeController, private readonly log: Logger,
+  constructor(private readonly backends: Backends, private readonly mode: ModeController, private readonly log: Logger,
     private readonly opts: ConsoleSamplerOptions) {
     // Every instance follows the fleet's mode within a sync interval, so the one that samples
     // has seen the same changes as the others.
@@ -68,16 +65,17 @@ export class ConsoleSampler {
     const { intervalMs } = this.opts;
     const slot = Math.floor(now / intervalMs);
     const mode = this.mode.current;
-    const store = mode === 'redis' ? this.opts.stores.redis : this.opts.stores.sql;
+    const backend = this.backends.current;
+    const store = backend.samples;
     if (!(await store.claim(slot, this.opts.owner, intervalMs))) return [];
     // A change belongs to the slot it happened in and is reported by the next slot's sample.
     const modeChanges = this.changes.filter((c) => Math.floor(c.at / intervalMs) === slot - 1);
     const concerts = await this.opts.concerts(now);
-    const lags = mode === 'redis' ? await this.opts.lag(concerts).catch(() => new Map<number, number>()) : new Map<number, number>();
+    const lags = await backend.writeBehind.lagSeconds(concerts);
     const samples: Sample[] = [];
     for (const concertId of concerts) {
       try {
-        const c = await this.queue.store().counts(concertId, now);
+        const c = await backend.queue.counts(concertId, now);
         samples.push({
           concertId, slot, at: now, waiting: c.waiting, active: c.active, admittedTotal: c.admittedTotal,
           lagSeconds: lags.get(concertId) ?? null, mode, modeChanges,

@@ -1,7 +1,6 @@
 import type { Logger } from '../logger.ts';
+import type { Backends } from '../backend/backends.ts';
 import type { SaleService } from '../modules/draw/sale.service.ts';
-import type { QueueService } from '../modules/queue/queue.service.ts';
-import type { ModeController } from '../resilience/mode.ts';
 
 /**
  * Makes the draw of every scheduled sale whose opening has come (once: see recordDraw), and in
@@ -13,7 +12,7 @@ export class DrawJob {
   private running = false;
   private pass: Promise<void> | null = null;
 
-  constructor(private readonly sale: SaleService, private readonly queue: QueueService, private readonly mode: ModeController,
+  constructor(private readonly sale: SaleService, private readonly backends: Backends,
     private readonly log: Logger, private readonly opts: { intervalMs: number; clock: () => number; load: (concertId: number) => Promise<void> }) {}
 
   start(): void {
@@ -36,13 +35,14 @@ export class DrawJob {
   }
 
   async tickOnce(now: number): Promise<void> {
-    // While Redis is rebuilt from SQL nothing that Redis owns may change (see QueueService.writable).
-    if (!this.queue.writable()) return;
-    const useRedis = this.mode.useRedis();
+    // While Redis is rebuilt from SQL nothing that Redis owns may change (see ModeController.writable).
+    if (!this.backends.writable) return;
+    const backend = this.backends.current;
     for (const concertId of await this.sale.dueDraws(now)) {
-      await this.sale.drawConcert(concertId, now, useRedis);
+      await this.sale.drawConcert(concertId, now, backend);
     }
-    if (!this.mode.useRedis()) return;
+    // Putting draws into Redis's line is Redis mode's work (the rebuild loads them otherwise).
+    if (this.backends.current !== this.backends.redis) return;
     for (const concertId of await this.sale.drawnLiveConcerts(now)) {
       // Not in Redis at all: the load writes the drawn line from SQL.
       if ((await this.sale.applyDraw(concertId, now)) === 'unloaded') await this.opts.load(concertId);

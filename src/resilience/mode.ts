@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { errors } from '../errors.ts';
 
 export type Mode = 'redis' | 'sql' | 'rebuilding';
 
@@ -20,6 +21,19 @@ export class ModeController extends EventEmitter {
 
   useRedis(): boolean {
     return this.mode === 'redis';
+  }
+
+  /**
+   * While Redis is being rebuilt from SQL, changes to Redis-owned state (places, admissions,
+   * holds, draws) wait: a change made in SQL after its concert was reloaded would be missing
+   * from Redis. Reads and money keep flowing from SQL; the pause lasts as long as the rebuild.
+   */
+  get writable(): boolean {
+    return this.mode !== 'rebuilding';
+  }
+
+  assertWritable(): void {
+    if (this.mode === 'rebuilding') throw errors.unavailable('the cache is being rebuilt; retry in a moment', 1);
   }
 
   set(next: Mode, reason: string): void {

@@ -42,7 +42,7 @@ export function adminRouter({ adminApiKey, catalog, sale, admin, console: operat
         title: body.title,
         schedules: body.schedules.map((s) => ({ date: Date.parse(s.date), seats: s.seats, price: s.price })),
         saleStartsAt: parseSaleStart(body.saleStartsAt, clock()),
-      }, clock(), mode.useRedis());
+      }, clock());
       return c.json({
         id: concert.id, title: concert.title,
         startsAt: new Date(concert.starts_at).toISOString(), endsAt: new Date(concert.ends_at).toISOString(),

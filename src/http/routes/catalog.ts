@@ -24,10 +24,10 @@ export interface CatalogRouterDeps {
 export function catalogRouter({ catalog, sale, queue, tokens, mode, clock }: CatalogRouterDeps) {
   const auth = bearer({ tokens, clock });
   return new Hono<AppEnv>()
-    .get('/', async (c) => c.json({ concerts: await catalog.list(mode.useRedis()) }))
+    .get('/', async (c) => c.json({ concerts: await catalog.list() }))
     .get('/:concertId', validate('param', concertParam), async (c) => {
       const { concertId } = c.req.valid('param');
-      return c.json(await catalog.detail(concertId, clock(), mode.useRedis(), (id, now) => sale.publicView(id, now)));
+      return c.json(await catalog.detail(concertId, clock(), (id, now) => sale.publicView(id, now)));
     })
     .get('/:concertId/draw', validate('param', concertParam), async (c) => {
       const { concertId } = c.req.valid('param');
@@ -39,13 +39,13 @@ export function catalogRouter({ catalog, sale, queue, tokens, mode, clock }: Cat
       const now = clock();
       await catalog.concert(concertId);
       await queue.requireActive(c.get('principal'), concertId, now);
-      return c.json({ schedules: await catalog.schedules(concertId, now, mode.useRedis()) });
+      return c.json({ schedules: await catalog.schedules(concertId, now) });
     })
     .get('/:concertId/schedules/:scheduleId/seats', validate('param', scheduleParams), auth, async (c) => {
       const { concertId, scheduleId } = c.req.valid('param');
       const now = clock();
       await catalog.concert(concertId);
       await queue.requireActive(c.get('principal'), concertId, now);
-      return c.json({ seats: await catalog.seats(concertId, scheduleId, now, mode.useRedis()) });
+      return c.json({ seats: await catalog.seats(concertId, scheduleId, now) });
     });
 }

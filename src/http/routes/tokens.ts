@@ -17,7 +17,7 @@ export interface TokensRouterDeps {
 
 export function tokensRouter({ tokens, identity, mode, clock }: TokensRouterDeps) {
   const issue = async (userId: number) => {
-    const issued = await tokens.issueUserToken(userId, clock(), mode.useRedis());
+    const issued = await tokens.issueUserToken(userId, clock());
     return { token: issued.token, expiresAt: new Date(issued.expiresAt).toISOString(), userId };
   };
   if (identity) {

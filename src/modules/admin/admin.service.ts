@@ -5,12 +5,14 @@ import { describeRedis, type RedisClient } from '../../redis/connection.ts';
 import type { ModeController } from '../../resilience/mode.ts';
 import type { Db } from '../../store/connect.ts';
 import type { WriteBehindWorker } from '../../jobs/write-behind.ts';
-import type { QueueService } from '../queue/queue.service.ts';
 import { setQueueConfig } from '../queue/queue-state.repo.ts';
+import type { Backends } from '../../backend/backends.ts';
 import type { QueueConfig } from '../queue/types.ts';
 
 export interface AdminDeps {
-  db: Db; redis: RedisClient; log: Logger; metrics: Metrics; mode: ModeController; queue: QueueService;
+  db: Db; redis: RedisClient; log: Logger; metrics: Metrics; backends: Backends;
+  /** What the status and the gauges report. */
+  mode: ModeController;
   writeBehind: WriteBehindWorker;
   breakerState: () => string;
   rebuild: () => Promise<unknown>;
@@ -32,7 +34,7 @@ export class AdminService {
 
   async queueStats(concertId: number, now: number) {
     const config = await this.config(concertId);
-    const counts = await this.d.queue.store().counts(concertId, now);
+    const counts = await this.d.backends.current.queue.counts(concertId, now);
     return {
       concertId, waiting: counts.waiting, active: counts.active, admittedTotal: counts.admittedTotal,
       lastEntry: counts.lastSeq, lastAdmittedEntry: counts.lastAdmitted, config,
@@ -42,7 +44,8 @@ export class AdminService {
   async updateQueueConfig(concertId: number, patch: Partial<QueueConfig>): Promise<QueueConfig> {
     const next = { ...(await this.config(concertId)), ...patch };
     await setQueueConfig(this.d.db, concertId, next);
-    if (this.d.mode.useRedis()) await this.d.queue.store().applyConfig(concertId, next);
+    // SQL mode reads the config from SQL, just written; Redis mode keeps a copy.
+    await this.d.backends.current.queue.applyConfig(concertId, next);
     return next;
   }
 
@@ -81,9 +84,10 @@ export class AdminService {
     for (const m of ['redis', 'sql', 'rebuilding']) this.d.metrics.mode.set({ mode: m }, this.d.mode.current === m ? 1 : 0);
     const now = (this.d.clock ?? Date.now)();
     // The write-behind lag is measured against stream ids, which are Redis (wall clock) time.
-    if (this.d.mode.useRedis()) await this.d.writeBehind.status();
+    const backend = this.d.backends.current;
+    await backend.writeBehind.measure();
     for (const id of await this.d.liveConcerts(now)) {
-      const c = await this.d.queue.store().counts(id, now);
+      const c = await backend.queue.counts(id, now);
       this.d.metrics.waiting.set({ concert: String(id) }, c.waiting);
       this.d.metrics.active.set({ concert: String(id) }, c.active);
     }

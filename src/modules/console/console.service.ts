@@ -1,21 +1,17 @@
 import type { Logger } from '../../logger.ts';
-import type { RedisClient } from '../../redis/connection.ts';
-import { keys } from '../../redis/keys.ts';
+import type { Backends } from '../../backend/backends.ts';
 import type { ModeController } from '../../resilience/mode.ts';
-import type { Db } from '../../store/connect.ts';
 import type { AdminService } from '../admin/admin.service.ts';
 import type { CatalogService } from '../catalog/catalog.service.ts';
 import { estimateWaitSeconds } from '../queue/eta.ts';
-import { admitRates, mergeSamples, modeChangesOf, type Sample, type SampleStore } from './samples.ts';
+import { admitRates, mergeSamples, modeChangesOf, type Sample } from './samples.ts';
 
 export interface ConsoleDeps {
-  db: Db; redis: RedisClient; log: Logger; mode: ModeController; catalog: CatalogService; admin: AdminService;
-  stores: { redis: SampleStore; sql: SampleStore };
+  log: Logger; catalog: CatalogService; admin: AdminService;
+  backends: Backends;
+  /** The mode each row reports. */
+  mode: ModeController;
   liveConcerts: (now: number) => Promise<number[]>;
-  /** Write-behind lag per concert (read from Redis). */
-  lag: (concertIds: number[]) => Promise<Map<number, number>>;
-  /** Outside Redis mode, Redis is read only while this instance's breaker says it answers. */
-  redisAnswers: () => boolean;
   intervalMs: number;
   clock: () => number;
 }
@@ -31,10 +27,11 @@ export class ConsoleService {
 
   /** Samples of the concert since `since`, from both stores (a mode switch leaves some in each). */
   private async samples(concertId: number, since: number): Promise<Sample[]> {
-    const fromSql = await this.d.stores.sql.read(concertId, since);
+    const { redis, sql, current } = this.d.backends;
+    const fromSql = await sql.samples.read(concertId, since);
     let fromRedis: Sample[] = [];
-    if (this.d.mode.useRedis() || this.d.redisAnswers()) {
-      fromRedis = await this.d.stores.redis.read(concertId, since).catch((err) => {
+    if (current.redisReadable()) {
+      fromRedis = await redis.samples.read(concertId, since).catch((err) => {
         this.d.log.debug('console samples: redis unreadable', { err });
         return [];
       });
@@ -42,30 +39,16 @@ export class ConsoleService {
     return mergeSamples(fromSql, fromRedis);
   }
 
-  /** The wait estimate's measured inputs, from the store that keeps them in the current mode. */
-  private async etaInputs(concertId: number): Promise<{ meanHoldSeconds: number | null; spread: number }> {
-    if (this.d.mode.useRedis()) {
-      try {
-        const [hold, spread] = await this.d.redis.hmget(keys.queueMeta(concertId), 'etaMeanHold', 'etaSpread');
-        return { meanHoldSeconds: hold ? Number(hold) : null, spread: spread ? Number(spread) : 1 };
-      } catch {
-        // Redis is failing; SQL's figures are older but still an estimate.
-      }
-    }
-    const row = await this.d.db.selectFrom('queue_state').select(['eta_mean_hold', 'eta_spread'])
-      .where('concert_id', '=', concertId).executeTakeFirst();
-    return { meanHoldSeconds: row?.eta_mean_hold == null ? null : Number(row.eta_mean_hold), spread: Number(row?.eta_spread ?? 1) };
-  }
-
   async overview() {
     const now = this.d.clock();
     const ids = [...await this.d.liveConcerts(now)].sort((a, b) => a - b);
-    const redisMode = this.d.mode.useRedis();
-    const lags = redisMode ? await this.d.lag(ids).catch(() => new Map<number, number>()) : new Map<number, number>();
+    const backend = this.d.backends.current;
+    // Outside Redis mode nothing is written behind: no lag to show.
+    const lags = await backend.writeBehind.lagSeconds(ids);
     const rows = [];
     for (const id of ids) {
       const [info, stats, eta, recent] = await Promise.all([
-        this.d.catalog.concert(id), this.d.admin.queueStats(id, now), this.etaInputs(id),
+        this.d.catalog.concert(id), this.d.admin.queueStats(id, now), backend.etaInputs(id),
         this.samples(id, now - RATE_WINDOW_MS - this.d.intervalMs),
       ]);
       const { config } = stats;
@@ -86,7 +69,7 @@ export class ConsoleService {
           activeCount: stats.active, activeTtlSeconds: config.activeTtlSeconds,
         }),
         mode: this.d.mode.current,
-        writeBehindLagSeconds: redisMode ? lags.get(id) ?? null : null,
+        writeBehindLagSeconds: lags.get(id) ?? null,
       });
     }
     return { at: iso(now), mode: this.d.mode.current, sampleSeconds: this.d.intervalMs / 1000, concerts: rows };

@@ -9,14 +9,13 @@ import type { Db } from '../../store/connect.ts';
 import { holdJoinClaim } from '../tokens/join-replays.repo.ts';
 import { insertToken, isTokenLive, queueTokenRecord, revokeTokens } from '../tokens/tokens.repo.ts';
 import type { Principal, TokenService } from '../tokens/tokens.service.ts';
-import { MAX_LINE_USER_ID } from '../queue/line.ts';
+import type { Backend } from '../../backend/types.ts';
+import type { RedisPrequeueStore } from './prequeue.stores.ts';
 import { DRAW_ALGORITHM, drawTicket, newDrawNonce } from './algorithm.ts';
+import { applyDrawBatch, drawAppliedFlag, markDrawApplied } from './prequeue.redis.ts';
 import {
-  applyDrawBatch, drawAppliedFlag, dropPrequeued, markDrawApplied, pollPrequeued, putPrequeued, seenSince,
-} from './prequeue.redis.ts';
-import {
-  drawnPlaces, drawRecord, dueDraws, endPrequeued, findPrequeued, findSale, markSeenSince, moveSaleStart, recordDraw,
-  recordPrequeued, touchPrequeued, type DrawResult,
+  drawnPlaces, drawRecord, dueDraws, endPrequeued, findPrequeued, findSale, moveSaleStart, recordDraw,
+  recordPrequeued, type DrawResult,
 } from './sale.repo.ts';
 
 export type SalePhase = 'open' | 'prequeue' | 'drawing';
@@ -50,8 +49,6 @@ const saleError = {
 export class SaleService {
   private readonly states = new Map<number, SaleState>();
   private readonly reading = new Map<number, Promise<SaleState>>();
-  /** Concerts whose draw this instance saw all in Redis's line (a lost flag is caught by joinQueue's check). */
-  private readonly appliedSeen = new Set<number>();
 
   constructor(
     private readonly db: Db,
@@ -59,8 +56,8 @@ export class SaleService {
     private readonly config: Config,
     private readonly tokens: TokenService,
     private readonly log: Logger,
-    /** When this instance moved to SQL mode (0 when it never did): heartbeats Redis saw before are unknown to SQL. */
-    private readonly sqlSince: () => number,
+    /** Redis's pre-queue, where applyDraw puts the drawn line (whatever the mode of the request). */
+    private readonly redisPrequeue: RedisPrequeueStore,
   ) {}
 
   private get graceMs(): number {
@@ -93,16 +90,11 @@ export class SaleService {
    * Before the opening: pre-queue. From the opening until every drawn fan has a place in the line
    * the service uses (Redis mode: the draw applied to Redis): drawing, joins wait. Then open.
    */
-  async phase(concertId: number, now: number, useRedis: boolean): Promise<{ phase: SalePhase; opensAt: number | null }> {
+  async phase(concertId: number, now: number, backend: Backend): Promise<{ phase: SalePhase; opensAt: number | null }> {
     const s = await this.state(concertId, now);
     if (s.saleStartsAt === null) return { phase: 'open', opensAt: null };
     if (s.drawnAt === null) return { phase: now < s.saleStartsAt ? 'prequeue' : 'drawing', opensAt: s.saleStartsAt };
-    if (useRedis && !this.appliedSeen.has(concertId)) {
-      const flag = await drawAppliedFlag(this.redis, concertId);
-      if (flag === 'pending') return { phase: 'drawing', opensAt: s.saleStartsAt };
-      // Not loaded: the load writes the drawn line from SQL.
-      if (flag === 'applied') this.appliedSeen.add(concertId);
-    }
+    if (await backend.prequeue.drawPending(concertId)) return { phase: 'drawing', opensAt: s.saleStartsAt };
     return { phase: 'open', opensAt: s.saleStartsAt };
   }
 
@@ -156,12 +148,9 @@ export class SaleService {
    * double-submits and retries share one token and one ticket; the place, the token and the
    * revocation of the tokens it replaces are one SQL transaction.
    */
-  async joinPrequeue(principal: Principal, concertId: number, now: number, nonce: string | undefined, opts: { useRedis: boolean; moving: boolean }):
-    Promise<{ created: boolean; token: string; expiresAt: number; standing: PrequeueStanding }> {
-    // A drawn place goes into the line's slot, which holds the user id in 32 bits (line.ts).
-    if (opts.useRedis && principal.userId > MAX_LINE_USER_ID) {
-      throw new Error(`user id ${principal.userId} does not fit the waiting line's 32-bit slot`);
-    }
+  async joinPrequeue(principal: Principal, concertId: number, now: number, nonce: string | undefined,
+    opts: { backend: Backend; moving: boolean }): Promise<{ created: boolean; token: string; expiresAt: number; standing: PrequeueStanding }> {
+    opts.backend.prequeue.assertDrawable(principal.userId);
     const jti = await this.tokens.claimJoin(principal, concertId, now);
     const recorded = await this.db.transaction().execute(async (trx) => {
       if (!(await holdJoinClaim(trx, principal.jti, concertId, jti))) {
@@ -185,10 +174,8 @@ export class SaleService {
       return { place, row, replaced };
     });
     const opensAt = (await this.state(concertId, now)).saleStartsAt!;
-    if (opts.useRedis) {
-      await putPrequeued(this.redis, concertId, principal.userId, jti, now);
-      await this.tokens.forgetInRedis(recorded.replaced);
-    }
+    await opts.backend.prequeue.put({ concertId, userId: principal.userId, jti }, now);
+    await opts.backend.tokens.forget(recorded.replaced);
     const token = await this.tokens.signQueueToken({
       userId: principal.userId, jti, concertId, seq: 0, createdAt: recorded.row.created_at, expiresAt: recorded.row.expires_at,
     });
@@ -202,11 +189,11 @@ export class SaleService {
    * A pre-queue token's poll (and heartbeat). Redis mode asks Redis; what Redis does not know
    * (lost in a failover, or never written) SQL answers and Redis learns again.
    */
-  async pollPrequeue(p: { concertId: number; userId: number; jti: string }, now: number, useRedis: boolean,
+  async pollPrequeue(p: { concertId: number; userId: number; jti: string }, now: number, backend: Backend,
     withTicket = false): Promise<PrequeueRoad> {
     const s = await this.state(p.concertId, now);
-    if (useRedis) {
-      const r = await pollPrequeued(this.redis, p.concertId, p.userId, p.jti, now, this.graceMs);
+    if (backend.prequeue.poll) {
+      const r = await backend.prequeue.poll(p, now, this.graceMs);
       if (r === 'prequeued') {
         // Joining again answers with the ticket (SQL has it); a poll, the hot path, does not.
         const ticket = withTicket ? (await findPrequeued(this.db, p.concertId, p.userId))?.ticket : undefined;
@@ -221,12 +208,7 @@ export class SaleService {
     const fresh = s.drawnAt === null ? s : await this.state(p.concertId, now);
     if (row.status !== 'waiting' || fresh.drawnAt !== null || (await findSale(this.db, p.concertId))?.drawnAt) throw this.lost();
     if (!(await isTokenLive(this.db, p.jti, now))) throw this.lost();
-    if (useRedis) {
-      await putPrequeued(this.redis, p.concertId, p.userId, p.jti, now);
-    } else {
-      if (now - Math.max(row.last_seen_at, this.sqlSince()) > this.graceMs) await this.lapse(p, now);
-      await touchPrequeued(this.db, p.concertId, p.userId, now);
-    }
+    if ((await backend.prequeue.heartbeat(p, row.last_seen_at, now, this.graceMs)) === 'lapsed') await this.lapse(p, now);
     return { kind: 'prequeued', standing: this.standing(p.concertId, p.userId, fresh.saleStartsAt ?? now, now, withTicket ? row.ticket : undefined) };
   }
 
@@ -240,11 +222,11 @@ export class SaleService {
   }
 
   /** Leaves the pre-queue; false when the token's holder is not pre-queued (drawn: the ordinary leave applies). */
-  async leavePrequeue(p: { concertId: number; userId: number; jti: string }, now: number, useRedis: boolean): Promise<boolean> {
+  async leavePrequeue(p: { concertId: number; userId: number; jti: string }, now: number, backend: Backend): Promise<boolean> {
     const row = await findPrequeued(this.db, p.concertId, p.userId);
     if (!row || row.jti !== p.jti || row.drawn_seq !== null) return false;
     await endPrequeued(this.db, { ...p, now }, 'left');
-    if (useRedis) await dropPrequeued(this.redis, p.concertId, p.userId).catch(() => {});
+    await backend.prequeue.drop(p.concertId, p.userId);
     return true;
   }
 
@@ -254,12 +236,10 @@ export class SaleService {
    * the switch, so when it began after the heartbeat window opened, every fan still pre-queued
    * counts as seen.
    */
-  async drawConcert(concertId: number, now: number, useRedis: boolean): Promise<DrawResult | null> {
+  async drawConcert(concertId: number, now: number, backend: Backend): Promise<DrawResult | null> {
     const s = await this.state(concertId, now);
     if (s.saleStartsAt === null || s.drawnAt !== null || now < s.saleStartsAt) return null;
-    const cutoff = s.saleStartsAt - this.graceMs;
-    if (useRedis) await markSeenSince(this.db, concertId, await seenSince(this.redis, concertId, cutoff), cutoff);
-    const seenFrom = !useRedis && this.sqlSince() >= cutoff ? 0 : cutoff;
+    const seenFrom = await backend.prequeue.seenFrom(concertId, s.saleStartsAt - this.graceMs);
     const started = performance.now();
     const r = await recordDraw(this.db, concertId, now, seenFrom);
     this.states.delete(concertId);
@@ -291,7 +271,7 @@ export class SaleService {
         after = rows[rows.length - 1]!.drawn_seq!;
       }
       await markDrawApplied(this.redis, concertId);
-      this.appliedSeen.add(concertId);
+      this.redisPrequeue.markApplied(concertId);
       return 'applied' as const;
     });
     return done ?? 'busy';
@@ -311,6 +291,6 @@ export class SaleService {
 
   /** Redis lost the applied draw (joinQueue found the flag missing): look again before letting joins through. */
   forgetApplied(concertId: number): void {
-    this.appliedSeen.delete(concertId);
+    this.redisPrequeue.forgetApplied(concertId);
   }
 }

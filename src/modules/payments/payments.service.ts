@@ -111,7 +111,7 @@ export class PaymentService {
     const settled = (async () => {
       for (const [i, hold] of holds.entries()) {
         // The place may end with the last seat's mirror, once every seat is sold there.
-        await mirror.store.settle(hold, { jti: principal.jti, seq: principal.seq ?? 0, end: placeEnded && i === holds.length - 1 }, now);
+        await mirror.store.settle(hold, { jti: principal.jti, seq: principal.typ === 'queue' ? principal.seq : 0, end: placeEnded && i === holds.length - 1 }, now);
       }
     })();
     if (mirror.required) {
@@ -170,7 +170,7 @@ export class PaymentService {
     // The debit above holds the user's row, which SQL-mode holds lock too, so no new hold slips in.
     let placeEnded = false;
     if (principal.typ === 'queue' && (await countLiveHolds(trx, listed[0]!.concert_id, principal.userId, now)) === 0) {
-      await endPlace(trx, listed[0]!.concert_id, principal.seq!, principal.jti, 'done', now);
+      await endPlace(trx, listed[0]!.concert_id, principal.seq, principal.jti, 'done', now);
       placeEnded = true;
     }
     const first = listed[0]!;

@@ -1,7 +1,6 @@
 import { AppError, errors } from '../../errors.ts';
-import type { ModeController } from '../../resilience/mode.ts';
+import type { Backends } from '../../backend/backends.ts';
 import { ChallengeCodec, hasLeadingZeroBits, powDigest, type IssuedChallenge } from './challenge.ts';
-import type { SpentChallenges } from './spent-challenges.ts';
 
 /**
  * Instances' clocks differ a little: a used challenge stays recorded this long past its expiry,
@@ -27,8 +26,7 @@ export class JoinProofService {
   private readonly codec: ChallengeCodec;
 
   constructor(
-    private readonly stores: { redis: SpentChallenges; sql: SpentChallenges },
-    private readonly mode: ModeController,
+    private readonly backends: Backends,
     readonly bits: number,
     jwtSecret: string,
   ) {
@@ -57,8 +55,7 @@ export class JoinProofService {
     if (!hasLeadingZeroBits(powDigest(answer.challenge, answer.nonce), opened.bits)) {
       throw errors.challengeFailed(`pow.nonce: SHA-256 of challenge + ":" + nonce does not start with ${opened.bits} zero bits`);
     }
-    const store = this.mode.useRedis() ? this.stores.redis : this.stores.sql;
-    const ours = await store.spend({
+    const ours = await this.backends.current.spentChallenges.spend({
       id: opened.id, spentBy: `${join.srcJti}:${join.concertId}`, keepUntil: opened.expiresAt + SPENT_RECORD_SLACK_MS,
     }, now);
     if (!ours) throw errors.challengeFailed('pow.challenge: was already used for another join; get a new one from GET /v1/challenge');

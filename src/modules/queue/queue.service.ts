@@ -1,11 +1,12 @@
 import type { Config } from '../../config.ts';
 import { AppError, errors, UnknownQueueTokenError } from '../../errors.ts';
-import type { ModeController } from '../../resilience/mode.ts';
+import type { Backends } from '../../backend/backends.ts';
+import type { Backend } from '../../backend/types.ts';
 import type { CatalogService } from '../catalog/catalog.service.ts';
 import type { PrequeueStanding, SaleService } from '../draw/sale.service.ts';
-import type { IssuedQueueToken, Principal, TokenService } from '../tokens/tokens.service.ts';
+import type { IssuedQueueToken, Principal, QueuePrincipal, TokenService } from '../tokens/tokens.service.ts';
 import { estimateWaitSeconds } from './eta.ts';
-import type { QueuePlace, QueueStore } from './types.ts';
+import type { QueuePlace } from './types.ts';
 
 export interface PlaceView {
   status: 'waiting' | 'active' | 'prequeue';
@@ -26,24 +27,16 @@ export interface PlaceView {
 export interface JoinAnswer { created: boolean; token: string; expiresAt: number; place: PlaceView }
 
 /** A pre-queue token (entry number 0) that is still pre-queued, or the token to take the ordinary road with. */
-type Road = { view: PlaceView } | { principal: Principal };
+type Road = { view: PlaceView } | { principal: QueuePrincipal };
 
 const isUnauthenticated = (err: unknown) => err instanceof AppError && err.status === 401;
 
-export interface QueueStores { redis: QueueStore; sql: QueueStore }
-
 export class QueueService {
   constructor(
-    private readonly stores: QueueStores,
-    private readonly mode: ModeController,
+    private readonly backends: Backends,
     private readonly tokens: TokenService,
     private readonly catalog: CatalogService,
     private readonly config: Config,
-    /** True while the concert's write-behind backlog is at its bound (see WriteBehindWorker.overloaded). */
-    readonly backlogFull: (concertId: number) => boolean = () => false,
-    /** Brings back a place Redis lost but SQL has (see restoreLostPlace); true when it is back. */
-    private readonly restorePlace: (p: { concertId: number; userId: number; jti: string; seq: number }, now: number) => Promise<boolean>
-      = async () => false,
   ) {}
 
   /** Scheduled sales (src/modules/draw): set once by the composition root. */
@@ -66,56 +59,34 @@ export class QueueService {
    * pre-queued the pre-queue answers for them; once drawn they take the ordinary road, under
    * the entry number the draw gave.
    */
-  private async road(principal: Principal, now: number, withTicket = false): Promise<Road> {
-    if (!this.sale || principal.typ !== 'queue' || principal.seq !== 0) return { principal };
-    const concertId = principal.concertId!;
-    const r = await this.sale.pollPrequeue({ concertId, userId: principal.userId, jti: principal.jti }, now, this.mode.useRedis(), withTicket);
+  private async road(principal: QueuePrincipal, now: number, backend: Backend, withTicket = false): Promise<Road> {
+    if (!this.sale || principal.seq !== 0) return { principal };
+    const concertId = principal.concertId;
+    const r = await this.sale.pollPrequeue({ concertId, userId: principal.userId, jti: principal.jti }, now, backend, withTicket);
     if (r.kind === 'prequeued') return { view: this.prequeueView(concertId, r.standing) };
     return { principal: r.seq ? { ...principal, seq: r.seq } : principal };
   }
 
   /**
-   * Runs a Redis-mode step that checks a queue token; when Redis does not know the token, asks
-   * whether Redis lost the place (SQL has it live) and, once it is back, runs the step again.
+   * Runs a step that checks a queue token; when the backend does not know the token, asks it
+   * whether it lost the place (Redis: SQL has it live) and, once it is back, runs the step again.
    * A token that was replaced or whose place ended stays unknown: 401 as before.
    */
-  withPlace<T>(principal: Principal, now: number, step: () => Promise<T>): Promise<T> {
+  withPlace<T>(backend: Backend, principal: QueuePrincipal, now: number, step: () => Promise<T>): Promise<T> {
     // A plain catch, not an async wrapper: one Promise fewer on every poll.
     return step().catch(async (err: unknown) => {
-      if (!(err instanceof UnknownQueueTokenError) || principal.typ !== 'queue' || !this.mode.useRedis()) throw err;
-      const back = await this.restorePlace(
-        { concertId: principal.concertId!, userId: principal.userId, jti: principal.jti, seq: principal.seq ?? 0 }, now);
+      if (!(err instanceof UnknownQueueTokenError)) throw err;
+      const back = await backend.restoreLostPlace(
+        { concertId: principal.concertId, userId: principal.userId, jti: principal.jti, seq: principal.seq }, now);
       if (!back) throw err;
       return step();
     });
   }
 
-  store(): QueueStore {
-    return this.mode.useRedis() ? this.stores.redis : this.stores.sql;
-  }
-
-  /**
-   * While Redis is being rebuilt from SQL, changes to Redis-owned state (places, admissions,
-   * holds) wait: a change made in SQL after its concert was reloaded would be missing from
-   * Redis. Reads and money keep flowing from SQL; the pause lasts as long as the rebuild.
-   */
-  writable(): boolean {
-    return this.mode.current !== 'rebuilding';
-  }
-
-  assertWritable(): void {
-    if (!this.writable()) throw errors.unavailable('the cache is being rebuilt; retry in a moment', 1);
-  }
-
-  /** Redis mode only: the concert's write-behind stream is at its bound. */
-  recordBehind(concertId: number): boolean {
-    return this.mode.useRedis() && this.backlogFull(concertId);
-  }
-
   /** New places and holds of a concert: refused while the cache is rebuilt or its record is too far behind. */
-  assertAccepting(concertId: number): void {
-    this.assertWritable();
-    if (this.recordBehind(concertId)) {
+  assertAccepting(concertId: number, backend: Backend): void {
+    this.backends.assertWritable();
+    if (backend.writeBehind.full(concertId)) {
       throw errors.unavailable('changes are waiting to be recorded in the database; retry in a moment', 2);
     }
   }
@@ -153,21 +124,21 @@ export class QueueService {
     opts: { beforeNewPlace?: () => Promise<void>; drawNonce?: string } = {}): Promise<JoinAnswer> {
     const concert = await this.catalog.concert(concertId);
     if (concert.endsAt <= now) throw errors.queueClosed('the concert is over');
-    const sale = this.sale ? await this.sale.phase(concertId, now, this.mode.useRedis()) : { phase: 'open' as const };
+    const backend = this.backends.current;
+    const sale = this.sale ? await this.sale.phase(concertId, now, backend) : { phase: 'open' as const };
     if (sale.phase === 'drawing') throw errors.unavailable('the sale opens with a draw that is being made; retry in a moment', 1);
-    this.assertAccepting(concertId);
-    const useRedis = this.mode.useRedis();
-    const store = this.store();
+    this.assertAccepting(concertId, backend);
+    const store = backend.queue;
     try {
-      await this.assertLive(principal, now, useRedis);
+      await this.assertLiveWith(backend, principal, now);
     } catch (err) {
       if (!isUnauthenticated(err)) throw err;
-      const replay = await this.replayJoin(principal, concertId, now);
+      const replay = await this.replayJoin(backend, principal, concertId, now);
       if (!replay) throw err;
       return replay;
     }
     if (principal.typ === 'queue' && principal.concertId === concertId) {
-      const kept = await this.keepPlace(principal, now);
+      const kept = await this.keepPlace(backend, principal, now);
       if (kept) return kept;
     }
     // One ticket at a time: joining another concert gives up the place held in this one, once
@@ -176,7 +147,7 @@ export class QueueService {
     const moving = principal.typ === 'queue' && principal.concertId !== concertId;
     // Proof of work (when asked for) covers every new place, a pre-queued one too.
     await opts.beforeNewPlace?.();
-    if (sale.phase === 'prequeue') return this.joinPrequeue(principal, concertId, now, opts.drawNonce, useRedis, moving);
+    if (sale.phase === 'prequeue') return this.joinPrequeue(backend, principal, concertId, now, opts.drawNonce, moving);
     const jti = await this.tokens.claimJoin(principal, concertId, now);
     const outcome = await store.join(concertId, principal.userId, jti, now);
     // A double-submit that got here second finds its own place under the claimed id: nothing to revoke.
@@ -186,7 +157,7 @@ export class QueueService {
     try {
       issued = await this.tokens.recordQueueTokenInSql({
         userId: principal.userId, jti, concertId, seq: outcome.seq, expiresAt: now + this.config.queueTokenTtlSeconds * 1000,
-      }, replaced, now, useRedis, { srcJti: principal.jti });
+      }, replaced, now, backend, { srcJti: principal.jti });
     } catch (err) {
       // Not acknowledged: a fresh place must not outlive the refusal, or the retry would be
       // handed the same (refused) entry number again; the retry takes a new token id. Unless a
@@ -202,13 +173,13 @@ export class QueueService {
       // Leaving revokes the old token; if the leave fails, the token dies all the same.
       await this.leave(principal, now).catch(() => this.tokens.revoke([principal.jti], now)).catch(() => {});
     }
-    if (useRedis) await this.tokens.forgetInRedis(replaced);
+    await backend.tokens.forget(replaced);
     return { created: outcome.fresh, token: issued.token, expiresAt: issued.expiresAt, place: this.view(concertId, outcome) };
   }
 
-  private async joinPrequeue(principal: Principal, concertId: number, now: number, nonce: string | undefined,
-    useRedis: boolean, moving: boolean): Promise<JoinAnswer> {
-    const r = await this.sale!.joinPrequeue(principal, concertId, now, nonce, { useRedis, moving });
+  private async joinPrequeue(backend: Backend, principal: Principal, concertId: number, now: number, nonce: string | undefined,
+    moving: boolean): Promise<JoinAnswer> {
+    const r = await this.sale!.joinPrequeue(principal, concertId, now, nonce, { backend, moving });
     if (moving) await this.leave(principal, now).catch(() => this.tokens.revoke([principal.jti], now)).catch(() => {});
     return { created: r.created, token: r.token, expiresAt: r.expiresAt, place: this.prequeueView(concertId, r.standing) };
   }
@@ -218,15 +189,15 @@ export class QueueService {
    * heartbeat refreshed as a poll would. Null when the waiting place has lapsed: the token
    * then takes a new place at the back, as it always did.
    */
-  private async keepPlace(principal: Principal, now: number): Promise<JoinAnswer | null> {
-    const concertId = principal.concertId!;
-    const store = this.store();
+  private async keepPlace(backend: Backend, principal: QueuePrincipal, now: number): Promise<JoinAnswer | null> {
+    const concertId = principal.concertId;
+    const store = backend.queue;
     let place: QueuePlace;
     try {
-      const road = await this.road(principal, now, true);
+      const road = await this.road(principal, now, backend, true);
       if ('view' in road) return { created: false, token: principal.token, expiresAt: principal.exp * 1000, place: road.view };
       const p = road.principal;
-      place = await this.withPlace(p, now, () => store.poll(concertId, p.userId, p.jti, now));
+      place = await this.withPlace(backend, p, now, () => store.poll(concertId, p.userId, p.jti, now));
     } catch (err) {
       if (isUnauthenticated(err)) return null;
       throw err;
@@ -235,16 +206,16 @@ export class QueueService {
   }
 
   /** The answer of the join that replaced `principal` in this concert, while it may be replayed and its place lives. */
-  private async replayJoin(principal: Principal, concertId: number, now: number): Promise<JoinAnswer | null> {
+  private async replayJoin(backend: Backend, principal: Principal, concertId: number, now: number): Promise<JoinAnswer | null> {
     const replay = await this.tokens.replayableJoin(principal, concertId, now);
     if (!replay) return null;
-    const store = this.store();
+    const store = backend.queue;
     let place: QueuePlace;
     try {
-      const road = await this.road(replay.principal, now, true);
+      const road = await this.road(replay.principal, now, backend, true);
       if ('view' in road) return { created: false, token: replay.issued.token, expiresAt: replay.issued.expiresAt, place: road.view };
       const q = road.principal;
-      place = await this.withPlace(q, now, () => store.poll(concertId, q.userId, q.jti, now));
+      place = await this.withPlace(backend, q, now, () => store.poll(concertId, q.userId, q.jti, now));
     } catch (err) {
       if (isUnauthenticated(err)) return null; // the place has ended: the replaced token is just that
       throw err;
@@ -258,18 +229,20 @@ export class QueueService {
    * could not record it answers without one, and the next poll tries again.
    */
   async poll(principal: Principal, now: number): Promise<PlaceView & { token?: string }> {
-    const concertId = this.queueConcert(principal);
-    const store = this.store();
-    const road = await this.road(principal, now);
-    const p = 'view' in road ? principal : road.principal;
+    const queueToken = asQueueToken(principal);
+    const concertId = queueToken.concertId;
+    const backend = this.backends.current;
+    const store = backend.queue;
+    const road = await this.road(queueToken, now, backend);
+    const p = 'view' in road ? queueToken : road.principal;
     const view = 'view' in road ? road.view
-      : this.view(concertId, await this.withPlace(p, now, () => store.poll(concertId, p.userId, p.jti, now)));
+      : this.view(concertId, await this.withPlace(backend, p, now, () => store.poll(concertId, p.userId, p.jti, now)));
     if (this.tokens.refreshDue(p, now)) {
       const refreshed = await this.tokens.refreshQueueToken(p, now).catch(() => null);
       if (refreshed) return { ...view, token: refreshed.token };
     }
     // Drawn: from now on the token names the entry number the draw gave.
-    if (p.seq !== principal.seq && p.seq) {
+    if (p.seq !== queueToken.seq && p.seq) {
       const token = await this.tokens.signQueueToken({
         userId: p.userId, jti: p.jti, concertId, seq: p.seq, createdAt: now, expiresAt: p.exp * 1000,
       });
@@ -279,43 +252,47 @@ export class QueueService {
   }
 
   async leave(principal: Principal, now: number): Promise<void> {
-    const concertId = this.queueConcert(principal);
-    this.assertWritable();
-    if (this.sale && principal.seq === 0
-      && (await this.sale.leavePrequeue({ concertId, userId: principal.userId, jti: principal.jti }, now, this.mode.useRedis()))) return;
-    const store = this.store();
+    const { concertId, seq, userId, jti } = asQueueToken(principal);
+    this.backends.assertWritable();
+    const backend = this.backends.current;
+    if (this.sale && seq === 0 && (await this.sale.leavePrequeue({ concertId, userId, jti }, now, backend))) return;
     // Redis mode: the token's SQL record first, so that a failure leaves the place untouched
     // for the retry (which finds it still live in Redis and completes the leave). SQL mode
     // ends the place and revokes the token in one transaction.
-    if (store === this.stores.redis) await this.tokens.revoke([principal.jti], now);
-    await store.leave(concertId, principal.userId, principal.jti, now, 'leave');
+    if (!backend.leaveRevokesToken) await this.tokens.revoke([jti], now);
+    await backend.queue.leave(concertId, userId, jti, now, 'leave');
   }
 
   /** Active-only endpoints: a queue token of this concert whose holder has been admitted. */
   async requireActive(principal: Principal, concertId: number, now: number): Promise<{ activeUntil: number }> {
     if (principal.typ !== 'queue') throw errors.notAdmitted('an admitted queue token is required');
     if (principal.concertId !== concertId) throw errors.notAdmitted('this queue token belongs to another concert');
-    const store = this.store();
-    const road = await this.road(principal, now);
+    const backend = this.backends.current;
+    const store = backend.queue;
+    const road = await this.road(principal, now, backend);
     if ('view' in road) throw errors.notAdmitted('the sale has not opened yet: you are pre-queued for its draw');
     const p = road.principal;
-    const r = await this.withPlace(p, now, () => store.check(concertId, p.userId, p.jti, now));
+    const r = await this.withPlace(backend, p, now, () => store.check(concertId, p.userId, p.jti, now));
     if (!r.active) throw errors.notAdmitted();
     return { activeUntil: r.activeUntil };
   }
 
   /** Any live token: user tokens by their record, queue tokens by their place. */
-  async assertLive(principal: Principal, now: number, useRedis = this.mode.useRedis()): Promise<void> {
-    if (principal.typ === 'user') return this.tokens.assertUserTokenLive(principal, now, useRedis);
-    const store = this.store();
-    const road = await this.road(principal, now);
-    if ('view' in road) return;
-    const p = road.principal;
-    await this.withPlace(p, now, () => store.check(p.concertId!, p.userId, p.jti, now));
+  assertLive(principal: Principal, now: number): Promise<void> {
+    return this.assertLiveWith(this.backends.current, principal, now);
   }
 
-  private queueConcert(principal: Principal): number {
-    if (principal.typ !== 'queue') throw errors.unauthenticated('a queue token is required');
-    return principal.concertId!;
+  async assertLiveWith(backend: Backend, principal: Principal, now: number): Promise<void> {
+    if (principal.typ === 'user') return this.tokens.assertUserTokenLive(principal, now, backend);
+    const store = backend.queue;
+    const road = await this.road(principal, now, backend);
+    if ('view' in road) return;
+    const p = road.principal;
+    await this.withPlace(backend, p, now, () => store.check(p.concertId, p.userId, p.jti, now));
   }
+}
+
+function asQueueToken(principal: Principal): QueuePrincipal {
+  if (principal.typ !== 'queue') throw errors.unauthenticated('a queue token is required');
+  return principal;
 }

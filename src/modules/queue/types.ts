@@ -53,7 +53,7 @@ export interface QueueCounts {
 
 /**
  * The waiting room's state. Redis mode and SQL mode are two implementations with the same
- * semantics; the service picks one per request from the current mode.
+ * semantics, each part of its mode's Backend (src/backend).
  */
 export interface QueueStore {
   join(concertId: number, userId: number, jti: string, now: number): Promise<JoinOutcome>;

@@ -29,7 +29,7 @@ export type ConcertEnd = (concertId: number) => Promise<number>;
  * truth that reads return (Redis only ever says `paid` sooner).
  */
 export interface HoldRecords {
-  find(reservationId: string, now: number): Promise<ReservationRecord | null>;
+  find(concertId: number, reservationId: string, now: number): Promise<ReservationRecord | null>;
   /** The user's newest reservations as SQL has them (see HoldStore.listOwn). */
   listOwn(userId: number, now: number, limit: number): Promise<ReservationRecord[]>;
   /** False when SQL refuses the hold (the seat is sold or live-held by another reservation there). */
@@ -78,7 +78,7 @@ export class RedisHoldStore implements HoldStore {
       }
       if (reply.created) break;
       // Redis says the seat is this user's already; SQL, which every acknowledged hold reached, has the record.
-      const rec = await this.sql.find(reply.reservationId, now);
+      const rec = await this.sql.find(c, reply.reservationId, now);
       if (rec) {
         if (rec.userId !== req.userId || rec.status !== 'held') throw errors.seatUnavailable();
         const { status: _, ...own } = rec;
@@ -153,7 +153,7 @@ export class RedisHoldStore implements HoldStore {
   async find(concertId: number, reservationId: string, now: number): Promise<ReservationRecord | null> {
     const st = await this.redis.hget(keys.reservation(concertId, reservationId), RESERVATION_FIELDS.status);
     if (st === 'paid') return this.record(concertId, reservationId, now);
-    return this.sql.find(reservationId, now);
+    return this.sql.find(concertId, reservationId, now);
   }
 
   /**
@@ -188,7 +188,7 @@ export class RedisHoldStore implements HoldStore {
   async payable(concertId: number, reservationId: string, userId: number, now: number): Promise<Hold> {
     let rec = await this.record(concertId, reservationId, now);
     // Not live in Redis: SQL, which every acknowledged hold reached, decides.
-    if (!rec || rec.status !== 'held') rec = await this.sql.find(reservationId, now);
+    if (!rec || rec.status !== 'held') rec = await this.sql.find(concertId, reservationId, now);
     if (!rec) throw errors.notFound('reservation');
     if (rec.userId !== userId) throw errors.forbidden('this reservation belongs to someone else');
     if (rec.status === 'paid') throw errors.alreadyPaid();

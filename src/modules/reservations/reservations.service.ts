@@ -1,14 +1,12 @@
 import type { Config } from '../../config.ts';
 import { AppError, errors } from '../../errors.ts';
-import type { ModeController } from '../../resilience/mode.ts';
+import type { Backends } from '../../backend/backends.ts';
 import type { Db } from '../../store/connect.ts';
 import { idempotentRequest, priorAnswer, runIdempotent, type Answer } from '../payments/idempotency.ts';
 import type { QueueService } from '../queue/queue.service.ts';
 import type { Principal } from '../tokens/tokens.service.ts';
 import { concertOfReservation, newReservationId } from './reservation-id.ts';
 import type { Hold, HoldOutcome, HoldStore, ReservationRecord } from './types.ts';
-
-export interface HoldStores { redis: HoldStore; sql: HoldStore }
 
 /** GET /v1/me/reservations answers the user's newest this many reservations. */
 export const OWN_RESERVATIONS_LIMIT = 100;
@@ -28,11 +26,10 @@ export const reservationView = (r: Hold, status: ReservationRecord['status']): R
   seatNumber: r.seatNumber, price: r.price, expiresAt: new Date(r.expiresAt).toISOString(),
 });
 
-/** Holding, reading and releasing seats; the store is chosen per request from the mode. */
+/** Holding, reading and releasing seats, in the hold store of the backend that serves the request. */
 export class ReservationService {
   constructor(
-    private readonly stores: HoldStores,
-    private readonly mode: ModeController,
+    private readonly backends: Backends,
     private readonly queue: QueueService,
     private readonly config: Config,
     /** Where Idempotency-Keys of holds are kept (the money endpoints' table). */
@@ -40,16 +37,12 @@ export class ReservationService {
   ) {}
 
   store(): HoldStore {
-    return this.mode.useRedis() ? this.stores.redis : this.stores.sql;
+    return this.backends.current.holds;
   }
 
-  /**
-   * Where a committed sale is mirrored: Redis, in every mode (sold is final, so marking it is
-   * always safe, and a Redis that another instance has just rebuilt must learn of sales made by
-   * an instance still in SQL mode). `required`: only in Redis mode must the mirror succeed.
-   */
+  /** Where a committed sale is mirrored (see Backend.saleMirror). */
   saleMirror(): { store: HoldStore; required: boolean } {
-    return { store: this.stores.redis, required: this.mode.useRedis() };
+    return this.backends.current.saleMirror;
   }
 
   /**
@@ -91,10 +84,11 @@ export class ReservationService {
   /** The queue token names the concert; the store checks it is current and admitted in the same step. */
   private async holdSeat(principal: Principal, scheduleId: number, seatNumber: number, now: number): Promise<HoldOutcome> {
     if (principal.typ !== 'queue') throw errors.notAdmitted('an admitted queue token is required');
-    const concertId = principal.concertId!;
-    this.queue.assertAccepting(concertId);
-    const store = this.store();
-    return this.queue.withPlace(principal, now, () => store.hold({
+    const concertId = principal.concertId;
+    const backend = this.backends.current;
+    this.queue.assertAccepting(concertId, backend);
+    const store = backend.holds;
+    return this.queue.withPlace(backend, principal, now, () => store.hold({
       concertId, scheduleId, seatNumber, userId: principal.userId, jti: principal.jti,
       reservationId: newReservationId(concertId), ttlMs: this.config.holdTtlSeconds * 1000,
       maxHolds: this.config.maxHoldsPerUser, maxTickets: this.config.maxTicketsPerUser,
@@ -103,16 +97,18 @@ export class ReservationService {
 
   /** The user's newest OWN_RESERVATIONS_LIMIT reservations (every concert), newest first, with any live token. */
   async listOwn(principal: Principal, now: number): Promise<ReservationRecord[]> {
-    const store = this.store();
-    await this.queue.assertLive(principal, now);
+    const backend = this.backends.current;
+    const store = backend.holds;
+    await this.queue.assertLiveWith(backend, principal, now);
     return store.listOwn(principal.userId, now, OWN_RESERVATIONS_LIMIT);
   }
 
   /** Own reservations only: another user's answers 403, an unknown one 404. */
   async get(principal: Principal, reservationId: string, now: number): Promise<ReservationRecord> {
     const concertId = concertOf(reservationId);
-    const store = this.store();
-    await this.queue.assertLive(principal, now);
+    const backend = this.backends.current;
+    const store = backend.holds;
+    await this.queue.assertLiveWith(backend, principal, now);
     const rec = await store.find(concertId, reservationId, now);
     if (!rec) throw errors.notFound('reservation');
     if (rec.userId !== principal.userId) throw errors.forbidden('this reservation belongs to someone else');
@@ -121,9 +117,10 @@ export class ReservationService {
 
   async release(principal: Principal, reservationId: string, now: number): Promise<void> {
     const concertId = concertOf(reservationId);
-    this.queue.assertWritable();
-    const store = this.store();
-    await this.queue.assertLive(principal, now);
+    this.backends.assertWritable();
+    const backend = this.backends.current;
+    const store = backend.holds;
+    await this.queue.assertLiveWith(backend, principal, now);
     await store.release(concertId, reservationId, principal.userId, now);
   }
 }

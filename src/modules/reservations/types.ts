@@ -44,8 +44,8 @@ export interface QueuePlaceRef {
 }
 
 /**
- * Seat holds. Redis mode and SQL mode are two implementations with the same semantics; the
- * service picks one per request from the current mode. Sales themselves are decided in SQL
+ * Seat holds. Redis mode and SQL mode are two implementations with the same semantics, each
+ * part of its mode's Backend (src/backend). Sales themselves are decided in SQL
  * (payments), whichever store holds the seat.
  */
 export interface HoldStore {

@@ -1,32 +1,26 @@
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../../config.ts';
 import { errors } from '../../errors.ts';
-import type { RedisClient } from '../../redis/connection.ts';
-import { keys } from '../../redis/keys.ts';
-import { issueToken } from '../../redis/script-calls.ts';
+import type { Backend } from '../../backend/types.ts';
+import type { Backends } from '../../backend/backends.ts';
 import type { Db } from '../../store/connect.ts';
 import { JwtCodec, type TokenClaims } from './jwt.ts';
 import { VerifiedTokens } from './verified-tokens.ts';
-import { assertSqlMode } from '../../resilience/sql-fence.ts';
-import { claimEntries } from '../queue/entries.repo.ts';
 import { GroupCommitter } from '../../store/group-commit.ts';
-import { claimJoins, dropJoinClaimUnlessRecorded, findJoinReplay, holdJoinClaims } from './join-replays.repo.ts';
+import { claimJoins, dropJoinClaimUnlessRecorded, findJoinReplay } from './join-replays.repo.ts';
 import { GroupCommit } from './group-commit.ts';
-import {
-  extendTokenExpiry, insertToken, insertTokens, insertUserTokens, isTokenLive, queueTokenRecord, queueTokenRecords, revokeTokens,
-  type TokenRow,
-} from './tokens.repo.ts';
-import { forgetUserTokens, newUserTokenId, tagLimit, tagOf } from './token-slots.ts';
+import type { QueueTokenFacts } from './queue-token-records.ts';
+import { extendTokenExpiry, insertUserTokens, queueTokenRecord, revokeTokens } from './tokens.repo.ts';
+import { newUserTokenId } from './token-slots.ts';
 
-export interface Principal {
-  typ: 'user' | 'queue';
-  userId: number;
-  jti: string;
-  concertId?: number;
-  seq?: number;
-  exp: number;
-  token: string;
-}
+interface TokenHolder { userId: number; jti: string; exp: number; token: string }
+/**
+ * A user token names its holder; a queue token also the concert and the entry number (0 while
+ * pre-queued). A user token has neither (so `seq` reads undefined on any principal).
+ */
+export type UserPrincipal = TokenHolder & { typ: 'user'; concertId?: never; seq?: never };
+export type QueuePrincipal = TokenHolder & { typ: 'queue'; concertId: number; seq: number };
+export type Principal = UserPrincipal | QueuePrincipal;
 
 const REFRESH_PAUSE_MS = 5000;
 
@@ -44,12 +38,6 @@ export const VERIFIED_TOKENS_CAP = 100_000;
  */
 export const USER_TOKEN_COMMIT = { windowMs: 2, maxBatch: 64 };
 
-/** What a queue token's record says, before it is recorded. */
-type QueueTokenFacts = { userId: number; jti: string; concertId: number; seq: number; expiresAt: number };
-
-/** One join's record for the group commit: its token, the tokens it replaces, its claim. */
-interface TokenRecord { p: QueueTokenFacts; replaced: string[]; now: number; claim?: { srcJti: string } }
-
 /** A queue token as issued: the signed string and what it carries. */
 export interface IssuedQueueToken { token: string; jti: string; seq: number; expiresAt: number }
 
@@ -63,7 +51,7 @@ export class TokenService {
   /** Where new user tokens are recorded in SQL, many to a commit. */
   readonly userTokenCommits: GroupCommitter<{ jti: string; userId: number; expiresAt: number; now: number }>;
   private refreshPausedUntil = 0;
-  constructor(private readonly db: Db, private readonly redis: RedisClient, private readonly config: Config) {
+  constructor(private readonly db: Db, private readonly backends: Backends, private readonly config: Config) {
     this.jwt = new JwtCodec(config.jwtSecret);
     this.userTokenCommits = new GroupCommitter((items) => insertUserTokens(db, items), USER_TOKEN_COMMIT);
   }
@@ -77,12 +65,14 @@ export class TokenService {
     if (hit) return hit;
     const c: TokenClaims | null = await this.jwt.verify(token, Math.floor(now / 1000));
     if (!c) return null;
-    const p: Principal = Object.freeze({ typ: c.typ, userId: Number(c.sub), jti: c.jti, concertId: c.cid, seq: c.seq, exp: c.exp, token });
+    const p = principalOf(c, token);
+    if (!p) return null;
     this.verified.set(token, p, now);
     return p;
   }
 
-  async issueUserToken(userId: number, now: number, useRedis: boolean): Promise<{ token: string; expiresAt: number; inRedis: boolean }> {
+  async issueUserToken(userId: number, now: number): Promise<{ token: string; expiresAt: number; inRedis: boolean }> {
+    const backend = this.backends.current;
     const limit = this.config.tokenRedisLimit;
     const jti = newUserTokenId(limit);
     const ttlMs = this.config.userTokenTtlSeconds * 1000;
@@ -93,11 +83,7 @@ export class TokenService {
       this.jwt.sign({ typ: 'user', sub: String(userId), jti, iat: Math.floor(now / 1000), exp: Math.floor(expiresAt / 1000) }),
       this.userTokenCommits.submit({ jti, userId, expiresAt, now }),
     ]);
-    let inRedis = false;
-    if (useRedis) {
-      const r = await issueToken(this.redis, { userId, jti, now, ttlMs, limit: tagLimit(limit, tagOf(jti)) });
-      inRedis = r.stored;
-    }
+    const inRedis = await backend.tokens.keepUserToken({ jti, userId, now, ttlMs, limit });
     return { token, expiresAt, inRedis };
   }
 
@@ -114,13 +100,8 @@ export class TokenService {
   }
 
   /** A user token's record: Redis first, SQL for tokens that overflowed or when Redis is out. */
-  async assertUserTokenLive(p: Principal, now: number, useRedis: boolean): Promise<void> {
-    if (useRedis && (await this.redis.exists(keys.userToken(p.jti)))) return;
-    if (!(await isTokenLive(this.db, p.jti, now))) throw errors.unauthenticated('token revoked or unknown');
-  }
-
-  async assertQueueTokenLiveInSql(p: Principal, now: number): Promise<void> {
-    if (!(await isTokenLive(this.db, p.jti, now))) throw errors.unauthenticated('token revoked or unknown');
+  async assertUserTokenLive(p: Principal, now: number, backend: Backend): Promise<void> {
+    if (!(await backend.tokens.userTokenLive(p.jti, now))) throw errors.unauthenticated('token revoked or unknown');
   }
 
   /**
@@ -128,9 +109,9 @@ export class TokenService {
    * token as recorded (see recordQueueTokenInSql).
    */
   async recordQueueToken(p: { userId: number; jti: string; concertId: number; seq: number; expiresAt: number }, replaced: string[],
-    now: number, useRedis: boolean): Promise<IssuedQueueToken> {
-    const issued = await this.recordQueueTokenInSql(p, replaced, now, useRedis);
-    if (useRedis) await this.forgetInRedis(replaced);
+    now: number, backend: Backend): Promise<IssuedQueueToken> {
+    const issued = await this.recordQueueTokenInSql(p, replaced, now, backend);
+    await backend.tokens.forget(replaced);
     return issued;
   }
 
@@ -142,92 +123,11 @@ export class TokenService {
    * Concurrent joins share one transaction (see recordBatch): a join waits for one commit, not
    * for one of its own.
    */
-  async recordQueueTokenInSql(p: QueueTokenFacts, replaced: string[], now: number, useRedis: boolean,
+  async recordQueueTokenInSql(p: QueueTokenFacts, replaced: string[], now: number, backend: Backend,
     claim?: { srcJti: string }): Promise<IssuedQueueToken> {
-    const row = await (useRedis ? this.redisModeRecords : this.sqlModeRecords).submit({ p, replaced, now, claim });
+    const row = await backend.tokens.recordQueueToken({ p, replaced, now, claim });
     const issued = { ...p, createdAt: row.createdAt, expiresAt: row.expiresAt };
     return { token: await this.signQueueToken(issued), jti: p.jti, seq: p.seq, expiresAt: row.expiresAt };
-  }
-
-  private readonly redisModeRecords = new GroupCommit((items: TokenRecord[]) => this.recordBatch(items, true));
-  private readonly sqlModeRecords = new GroupCommit((items: TokenRecord[]) => this.recordBatch(items, false));
-
-  /**
-   * Records the queue tokens of many joins in one transaction, each with its own answer: a join
-   * that must be refused writes nothing and gets its 503, the others are recorded. The checks
-   * are those of a join alone, made before anything of the join is written: its claim still
-   * names its token id (a refused copy did not give it back); the id is new or names this very
-   * place, live; the entry number is free or this user's.
-   */
-  private async recordBatch(items: TokenRecord[], useRedis: boolean): Promise<({ createdAt: number; expiresAt: number } | Error)[]> {
-    try {
-      return await this.recordBatchOnce(items, useRedis);
-    } catch (err) {
-      // Another writer of the same entry rows (the write-behind applying these very joins) may
-      // have locked them in another order: PostgreSQL breaks the tie by failing one side. The
-      // batch wrote nothing: once more.
-      if ((err as { code?: string }).code !== '40P01') throw err;
-      return this.recordBatchOnce(items, useRedis);
-    }
-  }
-
-  private async recordBatchOnce(items: TokenRecord[], useRedis: boolean): Promise<({ createdAt: number; expiresAt: number } | Error)[]> {
-    return this.db.transaction().execute(async (trx) => {
-      // A SQL-mode place is recorded only while the fleet is in SQL mode (see assertSqlMode).
-      if (!useRedis) await assertSqlMode(trx);
-      const out: ({ createdAt: number; expiresAt: number } | Error | undefined)[] = items.map(() => undefined);
-      const claims = await holdJoinClaims(trx, items.flatMap((it) => (it.claim ? [it.claim.srcJti] : [])));
-      items.forEach((it, i) => {
-        // A refused copy of this join gave the claim back (and is ending the place): refuse too.
-        if (it.claim && claims.get(`${it.p.concertId}:${it.claim.srcJti}`) !== it.p.jti) {
-          out[i] = errors.unavailable('this join was refused while a copy of it was under way; join again', 1);
-        }
-      });
-      const recordOk = (r: TokenRow | undefined, it: TokenRecord) => !!r && r.user_id === it.p.userId
-        && r.concert_id === it.p.concertId && r.seq === it.p.seq && r.revoked_at === null && r.expires_at > it.now;
-      // The id names another (ended) place of this user: refuse, so that the retry claims a new id.
-      const changed = () => errors.unavailable('your place in line changed while joining; join again', 1);
-      const pending = () => items.flatMap((it, i) => (out[i] === undefined ? [i] : []));
-      const before = await queueTokenRecords(trx, pending().map((i) => items[i]!.p.jti));
-      for (const i of pending()) {
-        const r = before.get(items[i]!.p.jti);
-        if (r && !recordOk(r, items[i]!)) out[i] = changed();
-      }
-      // In entry order, as the write-behind mostly writes them, so that neither waits on the other crosswise.
-      const entries = pending().map((i) => ({ ...items[i]!.p, now: items[i]!.now }))
-        .sort((a, b) => a.concertId - b.concertId || a.seq - b.seq);
-      const owners = await claimEntries(trx, entries);
-      for (const i of pending()) {
-        if (owners.get(`${items[i]!.p.concertId}:${items[i]!.p.seq}`) !== items[i]!.p.userId) {
-          out[i] = errors.unavailable('that place in line was taken while the service switched stores; join again', 1);
-        }
-      }
-      const toRecord = pending().map((i) => items[i]!).sort((a, b) => (a.p.jti < b.p.jti ? -1 : a.p.jti > b.p.jti ? 1 : 0));
-      await insertTokens(trx, toRecord.map((it) => ({
-        jti: it.p.jti, userId: it.p.userId, typ: 'queue' as const, concertId: it.p.concertId, seq: it.p.seq, expiresAt: it.p.expiresAt, now: it.now,
-      })));
-      const after = await queueTokenRecords(trx, toRecord.map((it) => it.p.jti));
-      const revoked = new Set<string>();
-      let at = 0;
-      for (const i of pending()) {
-        const it = items[i]!;
-        const r = after.get(it.p.jti);
-        if (!r || !recordOk(r, it)) {
-          out[i] = changed();
-          continue;
-        }
-        for (const j of it.replaced) if (j !== it.p.jti) revoked.add(j);
-        at = Math.max(at, it.now);
-        out[i] = { createdAt: r.created_at, expiresAt: r.expires_at };
-      }
-      await revokeTokens(trx, [...revoked], at);
-      return out as ({ createdAt: number; expiresAt: number } | Error)[];
-    });
-  }
-
-  /** The Redis half: replaced user tokens leave Redis once SQL has them revoked. */
-  async forgetInRedis(replaced: string[]): Promise<void> {
-    await forgetUserTokens(this.redis, replaced);
   }
 
   /**
@@ -259,7 +159,7 @@ export class TokenService {
    * Whether its place is still live is the caller's question (the place's store).
    */
   async replayableJoin(src: Principal, concertId: number, now: number):
-    Promise<{ principal: Principal; issued: IssuedQueueToken } | null> {
+    Promise<{ principal: QueuePrincipal; issued: IssuedQueueToken } | null> {
     const claim = await findJoinReplay(this.db, src.jti, concertId);
     if (!claim || claim.userId !== src.userId || now >= claim.createdAt + this.config.joinReplaySeconds * 1000) return null;
     const row = await queueTokenRecord(this.db, claim.queueJti);
@@ -285,7 +185,7 @@ export class TokenService {
    * recovery paths read it there; Redis keeps no expiry of its own for queue tokens). The old
    * string stays valid until its own exp, so a lost answer loses nothing. Null when not due.
    */
-  async refreshQueueToken(p: Principal, now: number): Promise<{ token: string; expiresAt: number } | null> {
+  async refreshQueueToken(p: QueuePrincipal, now: number): Promise<{ token: string; expiresAt: number } | null> {
     const ttlMs = this.config.queueTokenTtlSeconds * 1000;
     if (!this.refreshDue(p, now)) return null;
     let expiresAt: number | null;
@@ -307,10 +207,13 @@ export class TokenService {
   revoke(jtis: string[], now: number) {
     return revokeTokens(this.db, jtis, now);
   }
+}
 
-  /** Copies an overflowed user's token into Redis (the seed: when the user becomes active). */
-  async promoteToRedis(jti: string, userId: number, expiresAt: number, now: number): Promise<void> {
-    if (expiresAt <= now) return;
-    await this.redis.pipeline().set(keys.userToken(jti), userId, 'PXAT', expiresAt).zadd(keys.liveUserTokens(jti), expiresAt, jti).exec();
-  }
+/**
+ * The principal a verified token's claims name; null for a queue token without its concert or
+ * entry number (the codec refuses those already). One object shape for both kinds of token.
+ */
+function principalOf(c: TokenClaims, token: string): Principal | null {
+  if (c.typ === 'queue' && (c.cid === undefined || c.seq === undefined)) return null;
+  return Object.freeze({ typ: c.typ, userId: Number(c.sub), jti: c.jti, concertId: c.cid, seq: c.seq, exp: c.exp, token }) as Principal;
 }
