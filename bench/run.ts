@@ -39,6 +39,21 @@ import { parseArgs } from './lib/args.ts';
 /** Targets that may run as a fleet: the service in redis mode (a SQL-mode fleet would need every instance to lose Redis). */
 const FLEET_TARGETS: TargetName[] = ['redis', 'redis-sqlite', 'node'];
 
+const IDLE_WINDOW_S = 2;
+
+/** Share of one core the target's instances, Redis and PostgreSQL backends use with no load. */
+async function idleCpu(t: Target, seconds: number): Promise<NonNullable<RunRecord['idle']>> {
+  const meters = [new CpuMeter(() => t.pids), new CpuMeter(() => [t.redis.pid]), new CpuMeter(() => t.dbPids())];
+  for (const m of meters) await m.start();
+  await Bun.sleep(seconds * 1000);
+  const [server, redis, db] = await Promise.all(meters.map((m) => m.stop()));
+  return {
+    server: server?.cores ?? null,
+    redis: t.mode === 'redis' ? redis?.cores ?? null : null,
+    db: t.db === 'postgres' ? db?.cores ?? null : null,
+  };
+}
+
 const log = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 
 function versionOf(cmd: string, args: string[]): string {
@@ -178,6 +193,9 @@ async function main() {
           if (crowded) notes.push(`${key} round ${round}: ${crowded}`);
           await assertMode(t);
           await Bun.sleep(300);
+          // With --instances: what the target costs at rest (each instance's ticker, write-behind
+          // worker and samplers), to tell a fleet's fixed cost from its cost per request.
+          const idle = instances ? await idleCpu(t, IDLE_WINDOW_S) : undefined;
           const meters = {
             server: new CpuMeter(() => t.pids),
             redis: t.mode === 'redis' ? new CpuMeter(() => [t.redis.pid]) : null,
@@ -198,6 +216,7 @@ async function main() {
           const rec: RunRecord = {
             ...load, scenario: sname, target: t.name, instances: t.instances, round, startedAt, loadAvg,
             cpu: { server: server?.cores ?? null, redis: redis?.cores ?? null, db: db?.cores ?? null },
+            idle,
             serverCpuSeconds: server?.seconds ?? null, redisCpuSeconds: redis?.seconds ?? null, dbCpuSeconds: db?.seconds ?? null,
             perInstance: t.instances > 1 ? perInstance?.map(({ rps, requests }) => ({ rps, requests })) : undefined,
             journey: journeys !== undefined ? { journeys, journeysPerS: journeysPerS!, steps: steps!, failures: failures! } : undefined,
@@ -220,7 +239,7 @@ async function main() {
     redisVersion: versionOf('redis-server', ['--version']).split(' ').slice(0, 3).join(' '),
     pgVersion: versionOf('psql', ['--version']),
     targets: targetNames, scenarios, ...(scenarios.includes('poll') ? { pollUsers } : {}),
-    ...(instances ? { instances, fleetTargets } : {}),
+    ...(instances ? { instances, fleetTargets, idleWindowS: IDLE_WINDOW_S } : {}),
   };
   const md = markdown(meta, rows, runs, notes);
   const base = join(outDir, `bench-${stamp}`);

@@ -12,6 +12,8 @@ export interface RunRecord extends LoadResult {
   startedAt: string;
   loadAvg: [number, number, number] | null;
   cpu: { server: number | null; redis: number | null; db: number | null };
+  /** The same shares just before the run, with no load (measured with --instances). */
+  idle?: { server: number | null; redis: number | null; db: number | null };
   /** CPU seconds over the run: all instances of the service, its redis-server, its PostgreSQL backends. */
   serverCpuSeconds: number | null;
   redisCpuSeconds?: number | null;
@@ -134,8 +136,8 @@ export function fleetTable(runs: RunRecord[], fleetTargets: TargetName[]): strin
   const shown = runs.filter((r) => fleetTargets.includes(r.target) || r.target === 'mget')
     .sort((a, b) => a.scenario.localeCompare(b.scenario) || a.round - b.round || a.target.localeCompare(b.target) || a.instances - b.instances);
   const lines = [
-    '| scenario | round | target | instances | req/s | per instance req/s | ÷ MGET (same round) | service CPU µs/req (all instances) | Redis CPU µs/req | PG CPU µs/req | sum µs/req | p50 ms ¹ | p99 ms ¹ | errors |',
-    '|---|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| scenario | round | target | instances | req/s | per instance req/s | ÷ MGET (same round) | service CPU µs/req (all instances) | Redis CPU µs/req | PG CPU µs/req | sum µs/req | at rest: service / Redis / PG CPU ² | p50 ms ¹ | p99 ms ¹ | errors |',
+    '|---|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|',
   ];
   for (const r of shown) {
     const mget = mgetOf(r);
@@ -144,7 +146,8 @@ export function fleetTable(runs: RunRecord[], fleetTargets: TargetName[]): strin
     const known = costs.filter((x): x is number => x !== null);
     const each = r.perInstance ? r.perInstance.map((p) => fmt(p.rps)).join(' / ') : fmt(r.rps);
     lines.push(`| ${r.scenario} | ${r.round} | ${r.target} | ${r.instances} | ${fmt(r.rps)}${r.exhausted ? ' †' : ''} | ${each} | ${ratio} | ` +
-      `${costs.map((c) => fmt(c, 1)).join(' | ')} | ${known.length ? fmt(known.reduce((a, b) => a + b, 0), 1) : '–'} | ${fmt(r.p50Ms, 2)} | ${fmt(r.p99Ms, 2)} | ${r.errors} |`);
+      `${costs.map((c) => fmt(c, 1)).join(' | ')} | ${known.length ? fmt(known.reduce((a, b) => a + b, 0), 1) : '–'} | ` +
+      `${r.idle ? [r.idle.server, r.idle.redis, r.idle.db].map(pct).join(' / ') : '–'} | ${fmt(r.p50Ms, 2)} | ${fmt(r.p99Ms, 2)} | ${r.errors} |`);
   }
   return lines;
 }
@@ -191,7 +194,9 @@ export function markdown(meta: Record<string, unknown>, rows: Row[], runs: RunRe
       'machine where instances have cores of their own.', '');
     lines.push(...fleetTable(runs, meta.fleetTargets as TargetName[]), '');
     lines.push('¹ with more than one instance, the highest of the instances\' own p50/p99 (each client measures one instance). ' +
-      '† the run used up its prepared requests before the time was over.', '');
+      '† the run used up its prepared requests before the time was over. ' +
+      `² shares of one core over ${meta.idleWindowS} s with no load, just before the run: each instance's background work ` +
+      '(admission ticker, write-behind worker, samplers), which a run\'s CPU per request includes.', '');
   }
   lines.push('| goal | measured | met |', '|---|---|---|');
   for (const g of goals(rows)) lines.push(`| ${g.goal} | ${g.value} | ${g.met === null ? '–' : g.met ? 'yes' : '**no**'} |`);
