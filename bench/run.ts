@@ -14,7 +14,7 @@
  *   --threads 1               wrk threads
  *   --warmup 10               seconds of the same load per (scenario, target) before its first measured run, so the
  *                             JIT has compiled the path (a cold service runs a poll at half its warm rate)
- *   --instances 1,2,4         also run each redis-mode service target (redis, redis-sqlite, node) as a fleet of that many
+ *   --instances 1,2,4         also run each redis-mode service target on PostgreSQL (redis, node) as a fleet of that many
  *                             instances on one Redis and one database, the load spread over them (one client per
  *                             instance); adds a per-run table of CPU per request (service, Redis, PostgreSQL). Without
  *                             --targets it runs `redis,mget`. Default: one process per target, no fleet table
@@ -36,8 +36,12 @@ import {
 import { parseArgs } from './lib/args.ts';
 
 
-/** Targets that may run as a fleet: the service in redis mode (a SQL-mode fleet would need every instance to lose Redis). */
-const FLEET_TARGETS: TargetName[] = ['redis', 'redis-sqlite', 'node'];
+/**
+ * Targets that may run as a fleet: the service in redis mode on PostgreSQL. A SQL-mode fleet would
+ * need every instance to lose Redis; SQLite is one host's file, and several processes writing it
+ * answer "database is locked" (503) to joins.
+ */
+const FLEET_TARGETS: TargetName[] = ['redis', 'node'];
 
 const IDLE_WINDOW_S = 2;
 
@@ -85,7 +89,7 @@ async function main() {
   const targetNames = String(args.targets ?? defaultTargets.join(',')).split(',').map((s) => s.trim()) as TargetName[];
   for (const t of targetNames) if (!ALL_TARGETS.includes(t)) throw new Error(`unknown target ${t} (known: ${ALL_TARGETS.join(', ')})`);
   const fleetTargets = instances ? targetNames.filter((t) => FLEET_TARGETS.includes(t)) : [];
-  if (instances && fleetTargets.length === 0) throw new Error(`--instances needs a redis-mode service target among --targets (${FLEET_TARGETS.join(', ')})`);
+  if (instances && fleetTargets.length === 0) throw new Error(`--instances needs a redis-mode service target on PostgreSQL among --targets (${FLEET_TARGETS.join(', ')})`);
   const durationS = Number(args.duration ?? 10);
   const rounds = Number(args.rounds ?? 2);
   const connections = Number(args.connections ?? 50);

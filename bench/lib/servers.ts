@@ -2,7 +2,7 @@
  * The processes under test. Each target is a separate `bun` process (the real `src/main.ts`,
  * or the bare MGET route), so the load client never shares its CPU accounting. Each target
  * gets its own redis-server on a free loopback port and its own database, dropped at the end.
- * A redis-mode service target may run as a fleet of N instances (`instances`): N processes of
+ * A redis-mode service target on PostgreSQL may run as a fleet of N instances (`instances`): N processes of
  * the real service, each on its own port with its own instance id (the service derives it from
  * its pid), sharing the target's one Redis and one database, the mode row included, as the
  * instances of a real deployment do.
@@ -222,8 +222,9 @@ export async function startTarget(name: TargetName, opts: StartOptions): Promise
   const instances = opts.instances ?? 1;
   const mode = name.startsWith('sql-') ? 'sql' : 'redis';
   if (!Number.isInteger(instances) || instances < 1) throw new Error(`${name}: instances must be a whole number ≥ 1, got ${instances}`);
-  // A fleet in SQL mode would need every instance to see its Redis fail; only redis-mode fleets are run.
-  if (instances > 1 && (name === 'mget' || name === 'script' || mode === 'sql')) throw new Error(`${name}: runs as one process only`);
+  // A fleet in SQL mode would need every instance to see its Redis fail, and a SQLite file is
+  // locked against a second writing process: only redis-mode fleets on PostgreSQL are run.
+  if (instances > 1 && (name === 'mget' || name === 'script' || name === 'redis-sqlite' || mode === 'sql')) throw new Error(`${name}: runs as one process only`);
   const label = fleetLabel(name, instances);
   const redis = await startRedis();
   const fileLabel = label.replace(' ×', '-x');
