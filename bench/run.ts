@@ -186,7 +186,9 @@ async function main() {
           const key = `${sname}/${t.label}`;
           const state = states.get(t)!;
           const rate = lastRate.get(key) ?? scenario.guess[t.name] ?? 3000;
-          const reqs = scenario.cycle || state.run ? await state.requests(0) : await state.requests(Math.ceil(rate * durationS * 1.3) + connections);
+          // A fleet's instances each get a fixed share of the list: the fastest must not run out first.
+          const slack = t.instances > 1 ? 2 : 1.3;
+          const reqs = scenario.cycle || state.run ? await state.requests(0) : await state.requests(Math.ceil(rate * durationS * slack) + connections);
           if (!state.run && reqs.length === 0) {
             notes.push(`${key} round ${round}: no requests left to send; run skipped`);
             continue;
