@@ -185,8 +185,11 @@ async function main() {
         for (const t of order) {
           const key = `${sname}/${t.label}`;
           const state = states.get(t)!;
-          const rate = lastRate.get(key) ?? scenario.guess[t.name] ?? 3000;
-          // A fleet's instances each get a fixed share of the list: the fastest must not run out first.
+          const own = lastRate.get(key) ?? scenario.guess[t.name] ?? 3000;
+          // A fleet's instances each get a fixed share of the list, so the fastest must not run out
+          // first; and a fleet's short warm-up is spread over N cold processes, so its warm-up rate
+          // says little: size it for the best rate any target of the scenario has shown.
+          const rate = t.instances > 1 ? Math.max(own, ...applicable.map((o) => lastRate.get(`${sname}/${o.label}`) ?? 0)) : own;
           const slack = t.instances > 1 ? 2 : 1.3;
           const reqs = scenario.cycle || state.run ? await state.requests(0) : await state.requests(Math.ceil(rate * durationS * slack) + connections);
           if (!state.run && reqs.length === 0) {
