@@ -18,6 +18,8 @@
  *                             instances on one Redis and one database, the load spread over them (one client per
  *                             instance); adds a per-run table of CPU per request (service, Redis, PostgreSQL). Without
  *                             --targets it runs `redis,mget`. Default: one process per target, no fleet table
+ *   --connections-per-instance  with --instances: each instance gets --connections (a fleet of N gets N × as many), so
+ *                             each instance batches as much as one process does; by default a fleet shares --connections
  *   --cpu-prof                run service targets under `bun --cpu-prof --cpu-prof-md` (profiles in bench/results/profiles)
  *   --out bench/results
  */
@@ -94,6 +96,10 @@ async function main() {
   const rounds = Number(args.rounds ?? 2);
   const connections = Number(args.connections ?? 50);
   if (instances && connections < Math.max(...instances)) throw new Error(`--connections ${connections} cannot reach ${Math.max(...instances)} instances`);
+  const perInstance = Boolean(args['connections-per-instance']);
+  if (perInstance && !instances) throw new Error('--connections-per-instance goes with --instances');
+  /** Connections a run on t opens, over all its instances. */
+  const connectionsOf = (t: Target) => (perInstance ? connections * t.instances : connections);
   const threads = Number(args.threads ?? 1);
   const warmupS = Number(args.warmup ?? 10);
   const pollUsers = Number(args['poll-users'] ?? 2000);
@@ -167,13 +173,13 @@ async function main() {
         for (const t of applicable) {
           const state = states.get(t)!;
           const rate = scenario.guess[t.name] ?? 3000;
-          const reqs = scenario.cycle || state.run ? await state.requests(0) : await state.requests(Math.ceil(rate * warmupS * 1.3) + connections);
+          const reqs = scenario.cycle || state.run ? await state.requests(0) : await state.requests(Math.ceil(rate * warmupS * 1.3) + connectionsOf(t));
           const crowdedWarmup = await waitPostgresRoom(t);
           if (crowdedWarmup) notes.push(`${sname}/${t.label} warm-up: ${crowdedWarmup}`);
           log(`${sname}: warming up ${t.label} for ${warmupS} s`);
           const r = state.run
             ? await state.run(warmupS, connections * 4)
-            : await runLoadSpread(client, { base: t.base, requests: reqs, cycle: scenario.cycle, connections, durationS: warmupS, ok: scenario.ok, threads }, t.bases);
+            : await runLoadSpread(client, { base: t.base, requests: reqs, cycle: scenario.cycle, connections: connectionsOf(t), durationS: warmupS, ok: scenario.ok, threads }, t.bases);
           if (r.errors) notes.push(`${sname}/${t.label} warm-up: ${r.errors} errors ${JSON.stringify(r.statuses)}`);
           // A warm-up starts cold: the warm rate is higher, so size the next pool generously.
           lastRate.set(`${sname}/${t.label}`, Math.max(r.rps * 1.5, 50));
@@ -191,7 +197,7 @@ async function main() {
           // says little: size it for the best rate any target of the scenario has shown.
           const rate = t.instances > 1 ? Math.max(own, ...applicable.map((o) => lastRate.get(`${sname}/${o.label}`) ?? 0)) : own;
           const slack = t.instances > 1 ? 2 : 1.3;
-          const reqs = scenario.cycle || state.run ? await state.requests(0) : await state.requests(Math.ceil(rate * durationS * slack) + connections);
+          const reqs = scenario.cycle || state.run ? await state.requests(0) : await state.requests(Math.ceil(rate * durationS * slack) + connectionsOf(t));
           if (!state.run && reqs.length === 0) {
             notes.push(`${key} round ${round}: no requests left to send; run skipped`);
             continue;
@@ -215,7 +221,7 @@ async function main() {
           for (const m of Object.values(meters)) await m?.start();
           const result = state.run
             ? await state.run(durationS, connections * 4)
-            : await runLoadSpread(client, { base: t.base, requests: reqs, cycle: scenario.cycle, connections, durationS, ok: scenario.ok, threads }, t.bases);
+            : await runLoadSpread(client, { base: t.base, requests: reqs, cycle: scenario.cycle, connections: connectionsOf(t), durationS, ok: scenario.ok, threads }, t.bases);
           const server = await meters.server.stop();
           const redis = await meters.redis?.stop();
           const db = await meters.db?.stop();
@@ -248,7 +254,7 @@ async function main() {
     redisVersion: versionOf('redis-server', ['--version']).split(' ').slice(0, 3).join(' '),
     pgVersion: versionOf('psql', ['--version']),
     targets: targetNames, scenarios, ...(scenarios.includes('poll') ? { pollUsers } : {}),
-    ...(instances ? { instances, fleetTargets, idleWindowS: IDLE_WINDOW_S } : {}),
+    ...(instances ? { instances, fleetTargets, idleWindowS: IDLE_WINDOW_S, connectionsPerInstance: perInstance } : {}),
   };
   const md = markdown(meta, rows, runs, notes);
   const base = join(outDir, `bench-${stamp}`);

@@ -187,7 +187,11 @@ export function markdown(meta: Record<string, unknown>, rows: Row[], runs: RunRe
     lines.push(`## Instances on one Redis and one database (${fleet.join(', ')})`, '');
     lines.push(`Each fleet runs ${fleet.join(', ')} processes of the real service (\`bun src/main.ts\`, own port and instance id) ` +
       'on one redis-server and one database, the mode row included; the load client runs one client per instance with ' +
-      'its share of the connections and every N-th request of the list. CPU per request is summed over all instances.', '');
+      (meta.connectionsPerInstance
+        ? `${meta.connections} connections each (a fleet of N opens N × ${meta.connections}, so each instance sees the concurrency one process does)`
+        : `its share of the ${meta.connections} connections (each instance of N sees 1/N of the concurrency, so it batches less: ` +
+          'ioredis pipelining, the join\'s group commit; --connections-per-instance gives each instance all of them)') +
+      ' and every N-th request of the list. CPU per request is summed over all instances.', '');
     lines.push(`**Read CPU per request, not req/s.** On this ${meta.cpus}-core machine every instance, Redis, the database ` +
       'and the load client share the same cores, so throughput is bounded by the cores and cannot grow with the number ' +
       'of instances; what a fleet adds or saves per request (service, Redis, PostgreSQL µs) is what carries over to a ' +
