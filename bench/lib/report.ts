@@ -158,7 +158,7 @@ export function markdown(meta: Record<string, unknown>, rows: Row[], runs: RunRe
   lines.push(`Machine: ${meta.cpus} cores, load average before ${meta.loadBefore} / after ${meta.loadAfter}. ` +
     `Client: ${meta.client}, ${meta.connections} connections${meta.pollUsers ? `, poll over ${meta.pollUsers} users` : ''}, ${meta.warmupS} s warm-up then ${meta.durationS} s × ${meta.rounds} rounds per target, targets interleaved. ` +
     `Bun ${meta.bun}, ${meta.redisVersion}, ${meta.pgVersion}.`, '');
-  lines.push('CPU columns are shares of one core over the run (100 % = one core busy), from /proc/<pid>/stat: the server process, ' +
+  lines.push('CPU columns are shares of one core over the run (100 % = one core busy), from /proc/<pid>/stat: the server process (a fleet\'s instances summed), ' +
     'its redis-server, and the PostgreSQL backends serving its database. "CPU/req" is server CPU time per request.', '');
   lines.push('| scenario | target | req/s | p50 ms | p99 ms | errors | server CPU | CPU/req µs | Redis CPU | PG CPU |');
   lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|');
