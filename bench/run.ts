@@ -14,6 +14,12 @@
  *   --threads 1               wrk threads
  *   --warmup 10               seconds of the same load per (scenario, target) before its first measured run, so the
  *                             JIT has compiled the path (a cold service runs a poll at half its warm rate)
+ *   --instances 1,2,4         also run each redis-mode service target on PostgreSQL (redis, node) as a fleet of that many
+ *                             instances on one Redis and one database, the load spread over them (one client per
+ *                             instance); adds a per-run table of CPU per request (service, Redis, PostgreSQL). Without
+ *                             --targets it runs `redis,mget`. Default: one process per target, no fleet table
+ *   --connections-per-instance  with --instances: each instance gets --connections (a fleet of N gets N × as many), so
+ *                             each instance batches as much as one process does; by default a fleet shares --connections
  *   --cpu-prof                run service targets under `bun --cpu-prof --cpu-prof-md` (profiles in bench/results/profiles)
  *   --out bench/results
  */
@@ -21,16 +27,38 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Api, UserIds } from './lib/api.ts';
-import { pickClient, runLoad } from './lib/load.ts';
+import { pickClient, runLoadSpread } from './lib/load.ts';
 import { cpuCount, CpuMeter, loadAverage } from './lib/proc.ts';
 import { aggregate, markdown, type RunRecord } from './lib/report.ts';
 import { ALL_SCENARIOS, SCENARIOS, type ScenarioName, type ScenarioState } from './lib/scenarios.ts';
 import {
-  ALL_TARGETS, assertMode, closeAdmin, DEFAULT_TARGETS, REPO_ROOT, startTarget, waitWriteBehindIdle,
+  ALL_TARGETS, assertMode, closeAdmin, DEFAULT_TARGETS, fleetLabel, REPO_ROOT, startTarget, waitPostgresRoom, waitWriteBehindIdle,
   type Target, type TargetName,
 } from './lib/servers.ts';
 import { parseArgs } from './lib/args.ts';
 
+
+/**
+ * Targets that may run as a fleet: the service in redis mode on PostgreSQL. A SQL-mode fleet would
+ * need every instance to lose Redis; SQLite is one host's file, and several processes writing it
+ * answer "database is locked" (503) to joins.
+ */
+const FLEET_TARGETS: TargetName[] = ['redis', 'node'];
+
+const IDLE_WINDOW_S = 2;
+
+/** Share of one core the target's instances, Redis and PostgreSQL backends use with no load. */
+async function idleCpu(t: Target, seconds: number): Promise<NonNullable<RunRecord['idle']>> {
+  const meters = [new CpuMeter(() => t.pids), new CpuMeter(() => [t.redis.pid]), new CpuMeter(() => t.dbPids())];
+  for (const m of meters) await m.start();
+  await Bun.sleep(seconds * 1000);
+  const [server, redis, db] = await Promise.all(meters.map((m) => m.stop()));
+  return {
+    server: server?.cores ?? null,
+    redis: t.mode === 'redis' ? redis?.cores ?? null : null,
+    db: t.db === 'postgres' ? db?.cores ?? null : null,
+  };
+}
 
 const log = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 
@@ -57,11 +85,21 @@ async function main() {
   }
   const scenarios = scenarioArg.split(',').map((s) => s.trim()) as ScenarioName[];
   for (const s of scenarios) if (!SCENARIOS[s]) throw new Error(`unknown scenario ${s} (known: ${ALL_SCENARIOS.join(', ')}, scale)`);
-  const targetNames = String(args.targets ?? DEFAULT_TARGETS.join(',')).split(',').map((s) => s.trim()) as TargetName[];
+  const instances = args.instances === undefined ? null : String(args.instances).split(',').map((s) => Number(s.trim()));
+  if (instances?.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--instances takes whole numbers ≥ 1, e.g. 1,2,4 (got ${args.instances})`);
+  const defaultTargets = instances ? ['redis', 'mget'] : DEFAULT_TARGETS;
+  const targetNames = String(args.targets ?? defaultTargets.join(',')).split(',').map((s) => s.trim()) as TargetName[];
   for (const t of targetNames) if (!ALL_TARGETS.includes(t)) throw new Error(`unknown target ${t} (known: ${ALL_TARGETS.join(', ')})`);
+  const fleetTargets = instances ? targetNames.filter((t) => FLEET_TARGETS.includes(t)) : [];
+  if (instances && fleetTargets.length === 0) throw new Error(`--instances needs a redis-mode service target on PostgreSQL among --targets (${FLEET_TARGETS.join(', ')})`);
   const durationS = Number(args.duration ?? 10);
   const rounds = Number(args.rounds ?? 2);
   const connections = Number(args.connections ?? 50);
+  if (instances && connections < Math.max(...instances)) throw new Error(`--connections ${connections} cannot reach ${Math.max(...instances)} instances`);
+  const perInstance = Boolean(args['connections-per-instance']);
+  if (perInstance && !instances) throw new Error('--connections-per-instance goes with --instances');
+  /** Connections a run on t opens, over all its instances. */
+  const connectionsOf = (t: Target) => (perInstance ? connections * t.instances : connections);
   const threads = Number(args.threads ?? 1);
   const warmupS = Number(args.warmup ?? 10);
   const pollUsers = Number(args['poll-users'] ?? 2000);
@@ -90,8 +128,10 @@ async function main() {
   const lastRate = new Map<string, number>();
   try {
     for (const name of targetNames) {
-      log(`starting ${name}`);
-      targets.push(await startTarget(name, { logDir, cpuProfileDir }));
+      for (const n of fleetTargets.includes(name) ? instances! : [1]) {
+        log(`starting ${fleetLabel(name, n)}`);
+        targets.push(await startTarget(name, { logDir, cpuProfileDir, instances: n }));
+      }
     }
     const service = targets.find((t) => t.kind === 'service');
     holdsReady = service ? (await new Api(service.base).call('POST', '/v1/reservations', { body: {} })).status !== 404 : false;
@@ -118,47 +158,61 @@ async function main() {
         log(`${sname}: skipped, POST /v1/reservations answers 404`);
         return;
       }
-      const applicable = targets.filter((t) => scenario.applies(t));
+      // A journey's own client talks to one base URL: it would load one instance of a fleet only.
+      const applicable = targets.filter((t) => scenario.applies(t) && !(sname === 'journey' && t.instances > 1));
+      for (const t of targets) if (sname === 'journey' && t.instances > 1) notes.push(`journey/${t.label}: skipped (the journey client drives one instance)`);
       const states = new Map<Target, ScenarioState>();
       for (const t of applicable) {
         const perRun = (scenario.guess[t.name] ?? 3000) * durationS;
-        log(`${sname}: preparing ${t.name}`);
+        log(`${sname}: preparing ${t.label}`);
         const t0 = Date.now();
         states.set(t, await scenario.prepare(t, { users: users.get(t)!, totalRequests: Math.ceil(perRun * rounds * 1.5), pollUsers, log }));
-        log(`${sname}: ${t.name} prepared in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+        log(`${sname}: ${t.label} prepared in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
       }
       if (warmupS > 0) {
         for (const t of applicable) {
           const state = states.get(t)!;
           const rate = scenario.guess[t.name] ?? 3000;
-          const reqs = scenario.cycle || state.run ? await state.requests(0) : await state.requests(Math.ceil(rate * warmupS * 1.3) + connections);
-          log(`${sname}: warming up ${t.name} for ${warmupS} s`);
+          const reqs = scenario.cycle || state.run ? await state.requests(0) : await state.requests(Math.ceil(rate * warmupS * 1.3) + connectionsOf(t));
+          const crowdedWarmup = await waitPostgresRoom(t);
+          if (crowdedWarmup) notes.push(`${sname}/${t.label} warm-up: ${crowdedWarmup}`);
+          log(`${sname}: warming up ${t.label} for ${warmupS} s`);
           const r = state.run
             ? await state.run(warmupS, connections * 4)
-            : await runLoad(client, { base: t.base, requests: reqs, cycle: scenario.cycle, connections, durationS: warmupS, ok: scenario.ok, threads });
-          if (r.errors) notes.push(`${sname}/${t.name} warm-up: ${r.errors} errors ${JSON.stringify(r.statuses)}`);
+            : await runLoadSpread(client, { base: t.base, requests: reqs, cycle: scenario.cycle, connections: connectionsOf(t), durationS: warmupS, ok: scenario.ok, threads }, t.bases);
+          if (r.errors) notes.push(`${sname}/${t.label} warm-up: ${r.errors} errors ${JSON.stringify(r.statuses)}`);
           // A warm-up starts cold: the warm rate is higher, so size the next pool generously.
-          lastRate.set(`${sname}/${t.name}`, Math.max(r.rps * 1.5, 50));
+          lastRate.set(`${sname}/${t.label}`, Math.max(r.rps * 1.5, 50));
         }
       }
       for (let round = 1; round <= rounds; round++) {
         // Interleave: each round starts with a different target.
         const order = applicable.map((_, i) => applicable[(i + round - 1) % applicable.length]!);
         for (const t of order) {
-          const key = `${sname}/${t.name}`;
+          const key = `${sname}/${t.label}`;
           const state = states.get(t)!;
-          const rate = lastRate.get(key) ?? scenario.guess[t.name] ?? 3000;
-          const reqs = scenario.cycle || state.run ? await state.requests(0) : await state.requests(Math.ceil(rate * durationS * 1.3) + connections);
+          const own = lastRate.get(key) ?? scenario.guess[t.name] ?? 3000;
+          // A fleet's instances each get a fixed share of the list, so the fastest must not run out
+          // first; and a fleet's short warm-up is spread over N cold processes, so its warm-up rate
+          // says little: size it for the best rate any target of the scenario has shown.
+          const rate = t.instances > 1 ? Math.max(own, ...applicable.map((o) => lastRate.get(`${sname}/${o.label}`) ?? 0)) : own;
+          const slack = t.instances > 1 ? 2 : 1.3;
+          const reqs = scenario.cycle || state.run ? await state.requests(0) : await state.requests(Math.ceil(rate * durationS * slack) + connectionsOf(t));
           if (!state.run && reqs.length === 0) {
             notes.push(`${key} round ${round}: no requests left to send; run skipped`);
             continue;
           }
           const pending = await waitWriteBehindIdle(t);
           if (pending) notes.push(`${key} round ${round}: write-behind still had ${pending} entries when the run started`);
+          const crowded = await waitPostgresRoom(t);
+          if (crowded) notes.push(`${key} round ${round}: ${crowded}`);
           await assertMode(t);
           await Bun.sleep(300);
+          // With --instances: what the target costs at rest (each instance's ticker, write-behind
+          // worker and samplers), to tell a fleet's fixed cost from its cost per request.
+          const idle = instances ? await idleCpu(t, IDLE_WINDOW_S) : undefined;
           const meters = {
-            server: new CpuMeter(() => [t.pid]),
+            server: new CpuMeter(() => t.pids),
             redis: t.mode === 'redis' ? new CpuMeter(() => [t.redis.pid]) : null,
             db: t.db === 'postgres' ? new CpuMeter(() => t.dbPids()) : null,
           };
@@ -167,22 +221,26 @@ async function main() {
           for (const m of Object.values(meters)) await m?.start();
           const result = state.run
             ? await state.run(durationS, connections * 4)
-            : await runLoad(client, { base: t.base, requests: reqs, cycle: scenario.cycle, connections, durationS, ok: scenario.ok, threads });
+            : await runLoadSpread(client, { base: t.base, requests: reqs, cycle: scenario.cycle, connections: connectionsOf(t), durationS, ok: scenario.ok, threads }, t.bases);
           const server = await meters.server.stop();
           const redis = await meters.redis?.stop();
           const db = await meters.db?.stop();
           await assertMode(t);
-          const { journeys, journeysPerS, steps, failures, ...load } = result as typeof result & Partial<NonNullable<RunRecord['journey']>>;
+          const { journeys, journeysPerS, steps, failures, perInstance, ...load } =
+            result as typeof result & Partial<NonNullable<RunRecord['journey']>> & { perInstance?: { rps: number; requests: number }[] };
           const rec: RunRecord = {
-            ...load, scenario: sname, target: t.name, round, startedAt, loadAvg,
+            ...load, scenario: sname, target: t.name, instances: t.instances, round, startedAt, loadAvg,
             cpu: { server: server?.cores ?? null, redis: redis?.cores ?? null, db: db?.cores ?? null },
-            serverCpuSeconds: server?.seconds ?? null,
+            idle,
+            serverCpuSeconds: server?.seconds ?? null, redisCpuSeconds: redis?.seconds ?? null, dbCpuSeconds: db?.seconds ?? null,
+            perInstance: t.instances > 1 ? perInstance?.map(({ rps, requests }) => ({ rps, requests })) : undefined,
             journey: journeys !== undefined ? { journeys, journeysPerS: journeysPerS!, steps: steps!, failures: failures! } : undefined,
           };
           runs.push(rec);
           lastRate.set(key, Math.max(result.rps, 50));
           log(`${key} round ${round}: ${result.rps.toFixed(0)} req/s, p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms, ` +
-            `errors ${result.errors}, server CPU ${((server?.cores ?? 0) * 100).toFixed(0)} %${result.exhausted ? ' (pool used up)' : ''}` +
+            `errors ${result.errors}, server CPU ${((server?.cores ?? 0) * 100).toFixed(0)} %` +
+            `${t.instances > 1 ? ` over ${t.instances} instances (${perInstance?.map((p) => p.rps.toFixed(0)).join(' / ')} req/s)` : ''}${result.exhausted ? ' (pool used up)' : ''}` +
             `${journeysPerS !== undefined ? `, ${journeysPerS.toFixed(1)} journeys/s` : ''}`);
         }
       }
@@ -196,6 +254,7 @@ async function main() {
     redisVersion: versionOf('redis-server', ['--version']).split(' ').slice(0, 3).join(' '),
     pgVersion: versionOf('psql', ['--version']),
     targets: targetNames, scenarios, ...(scenarios.includes('poll') ? { pollUsers } : {}),
+    ...(instances ? { instances, fleetTargets, idleWindowS: IDLE_WINDOW_S, connectionsPerInstance: perInstance } : {}),
   };
   const md = markdown(meta, rows, runs, notes);
   const base = join(outDir, `bench-${stamp}`);

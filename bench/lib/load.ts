@@ -83,6 +83,38 @@ export async function runLoad(client: ClientName, opts: LoadOptions): Promise<Lo
   return runBunClient(opts);
 }
 
+export interface SpreadResult extends LoadResult {
+  /** Per instance, in the order of the bases: what its own client sent. */
+  perInstance: { base: string; requests: number; rps: number }[];
+}
+
+/**
+ * One client per instance, all at once, as a load balancer pinning each connection to one
+ * instance would spread the load: instance i gets every N-th request of the list and its share
+ * of the connections. req/s and counts are summed; a latency percentile is the highest of the
+ * instances' (the clients measure apart, so a fleet-wide percentile cannot be computed exactly).
+ */
+export async function runLoadSpread(client: ClientName, opts: LoadOptions, bases: string[]): Promise<SpreadResult> {
+  const n = bases.length;
+  if (opts.connections < n) throw new Error(`${opts.connections} connections cannot reach ${n} instances`);
+  const parts = await Promise.all(bases.map((base, i) => runLoad(client, {
+    ...opts, base,
+    requests: opts.requests.filter((_, k) => k % n === i),
+    connections: Math.floor(opts.connections / n) + (i < opts.connections % n ? 1 : 0),
+  })));
+  if (n === 1) return { ...parts[0]!, perInstance: [{ base: bases[0]!, requests: parts[0]!.requests, rps: parts[0]!.rps }] };
+  const sum = (f: (r: LoadResult) => number) => parts.reduce((a, r) => a + f(r), 0);
+  const max = (f: (r: LoadResult) => number) => Math.max(...parts.map(f));
+  const statuses: Record<string, number> = {};
+  for (const r of parts) for (const [s, c] of Object.entries(r.statuses)) statuses[s] = (statuses[s] ?? 0) + c;
+  return {
+    client, requests: sum((r) => r.requests), durationS: max((r) => r.durationS), rps: sum((r) => r.rps),
+    p50Ms: max((r) => r.p50Ms), p90Ms: max((r) => r.p90Ms), p99Ms: max((r) => r.p99Ms), maxMs: max((r) => r.maxMs),
+    errors: sum((r) => r.errors), statuses, socketErrors: sum((r) => r.socketErrors), exhausted: parts.some((r) => r.exhausted),
+    perInstance: parts.map((r, i) => ({ base: bases[i]!, requests: r.requests, rps: r.rps })),
+  };
+}
+
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return 0;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;

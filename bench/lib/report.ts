@@ -6,17 +6,27 @@ import { TARGET_LABEL, type TargetName } from './servers.ts';
 export interface RunRecord extends LoadResult {
   scenario: string;
   target: TargetName;
+  /** Service processes the load was spread over (1 for a single process). */
+  instances: number;
   round: number;
   startedAt: string;
   loadAvg: [number, number, number] | null;
   cpu: { server: number | null; redis: number | null; db: number | null };
+  /** The same shares just before the run, with no load (measured with --instances). */
+  idle?: { server: number | null; redis: number | null; db: number | null };
+  /** CPU seconds over the run: all instances of the service, its redis-server, its PostgreSQL backends. */
   serverCpuSeconds: number | null;
+  redisCpuSeconds?: number | null;
+  dbCpuSeconds?: number | null;
+  /** A fleet's run: what each instance's client sent. */
+  perInstance?: { requests: number; rps: number }[];
   journey?: Pick<JourneyResult, 'journeys' | 'journeysPerS' | 'steps' | 'failures'>;
 }
 
 export interface Row {
   scenario: string;
   target: TargetName;
+  instances: number;
   rounds: number;
   rps: number;
   p50Ms: number;
@@ -46,7 +56,7 @@ const meanOrNull = (xs: (number | null)[]) => {
 export function aggregate(runs: RunRecord[]): Row[] {
   const groups = new Map<string, RunRecord[]>();
   for (const r of runs) {
-    const k = `${r.scenario}\u0000${r.target}`;
+    const k = `${r.scenario}\u0000${r.target}\u0000${r.instances}`;
     groups.set(k, [...(groups.get(k) ?? []), r]);
   }
   const rows: Row[] = [];
@@ -55,7 +65,7 @@ export function aggregate(runs: RunRecord[]): Row[] {
     const requests = rs.reduce((a, r) => a + r.requests, 0);
     const cpuSec = rs.every((r) => r.serverCpuSeconds !== null) ? rs.reduce((a, r) => a + r.serverCpuSeconds!, 0) : null;
     rows.push({
-      scenario: first.scenario, target: first.target, rounds: rs.length,
+      scenario: first.scenario, target: first.target, instances: first.instances, rounds: rs.length,
       rps: mean(rs.map((r) => r.rps)),
       p50Ms: median(rs.map((r) => r.p50Ms)),
       p99Ms: median(rs.map((r) => r.p99Ms)),
@@ -75,7 +85,7 @@ export function aggregate(runs: RunRecord[]): Row[] {
 export interface Goal { goal: string; value: string; met: boolean | null; note?: string }
 
 export function goals(rows: Row[]): Goal[] {
-  const get = (s: string, t: TargetName) => rows.find((r) => r.scenario === s && r.target === t);
+  const get = (s: string, t: TargetName) => rows.find((r) => r.scenario === s && r.target === t && r.instances === 1);
   const out: Goal[] = [];
   const ratio = (goal: string, a: Row | undefined, b: Row | undefined, min: number) => {
     if (!a || !b || b.rps === 0) {
@@ -110,6 +120,37 @@ export function fmt(n: number | null | undefined, digits = 0): string {
 }
 
 const pct = (x: number | null) => (x === null ? '–' : `${Math.round(x * 100)} %`);
+const label = (r: { target: TargetName; instances: number }) => (r.instances > 1 ? `${r.target} ×${r.instances}` : r.target);
+const usPer = (seconds: number | null | undefined, requests: number) =>
+  (seconds === null || seconds === undefined || requests === 0 ? null : (seconds / requests) * 1e6);
+
+/**
+ * Each run of a fleet (and of the MGET route it is read against), with the CPU each request cost
+ * the service (all instances summed), its Redis and its PostgreSQL. The ratio is to the MGET run
+ * of the same round: of the same scenario, or of poll for scenarios the MGET route does not serve.
+ */
+export function fleetTable(runs: RunRecord[], fleetTargets: TargetName[]): string[] {
+  const mgetOf = (r: RunRecord) =>
+    runs.find((m) => m.target === 'mget' && m.round === r.round && m.scenario === r.scenario) ??
+    runs.find((m) => m.target === 'mget' && m.round === r.round && m.scenario === 'poll');
+  const shown = runs.filter((r) => fleetTargets.includes(r.target) || r.target === 'mget')
+    .sort((a, b) => a.scenario.localeCompare(b.scenario) || a.round - b.round || a.target.localeCompare(b.target) || a.instances - b.instances);
+  const lines = [
+    '| scenario | round | target | instances | req/s | per instance req/s | ÷ MGET (same round) | service CPU µs/req (all instances) | Redis CPU µs/req | PG CPU µs/req | sum µs/req | at rest: service / Redis / PG CPU ² | p50 ms ¹ | p99 ms ¹ | errors |',
+    '|---|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|',
+  ];
+  for (const r of shown) {
+    const mget = mgetOf(r);
+    const ratio = mget && mget.rps > 0 ? `${(r.rps / mget.rps).toFixed(3)}${mget.scenario !== r.scenario ? ' (poll MGET)' : ''}` : '–';
+    const costs = [usPer(r.serverCpuSeconds, r.requests), usPer(r.redisCpuSeconds, r.requests), usPer(r.dbCpuSeconds, r.requests)];
+    const known = costs.filter((x): x is number => x !== null);
+    const each = r.perInstance ? r.perInstance.map((p) => fmt(p.rps)).join(' / ') : fmt(r.rps);
+    lines.push(`| ${r.scenario} | ${r.round} | ${r.target} | ${r.instances} | ${fmt(r.rps)}${r.exhausted ? ' †' : ''} | ${each} | ${ratio} | ` +
+      `${costs.map((c) => fmt(c, 1)).join(' | ')} | ${known.length ? fmt(known.reduce((a, b) => a + b, 0), 1) : '–'} | ` +
+      `${r.idle ? [r.idle.server, r.idle.redis, r.idle.db].map(pct).join(' / ') : '–'} | ${fmt(r.p50Ms, 2)} | ${fmt(r.p99Ms, 2)} | ${r.errors} |`);
+  }
+  return lines;
+}
 
 export function markdown(meta: Record<string, unknown>, rows: Row[], runs: RunRecord[], notes: string[]): string {
   const lines: string[] = [];
@@ -117,13 +158,13 @@ export function markdown(meta: Record<string, unknown>, rows: Row[], runs: RunRe
   lines.push(`Machine: ${meta.cpus} cores, load average before ${meta.loadBefore} / after ${meta.loadAfter}. ` +
     `Client: ${meta.client}, ${meta.connections} connections${meta.pollUsers ? `, poll over ${meta.pollUsers} users` : ''}, ${meta.warmupS} s warm-up then ${meta.durationS} s × ${meta.rounds} rounds per target, targets interleaved. ` +
     `Bun ${meta.bun}, ${meta.redisVersion}, ${meta.pgVersion}.`, '');
-  lines.push('CPU columns are shares of one core over the run (100 % = one core busy), from /proc/<pid>/stat: the server process, ' +
+  lines.push('CPU columns are shares of one core over the run (100 % = one core busy), from /proc/<pid>/stat: the server process (a fleet\'s instances summed), ' +
     'its redis-server, and the PostgreSQL backends serving its database. "CPU/req" is server CPU time per request.', '');
   lines.push('| scenario | target | req/s | p50 ms | p99 ms | errors | server CPU | CPU/req µs | Redis CPU | PG CPU |');
   lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of rows) {
     const rps = r.journeysPerS !== undefined ? `${fmt(r.rps)} (${fmt(r.journeysPerS, 1)} journeys/s)` : fmt(r.rps);
-    lines.push(`| ${r.scenario} | ${r.target} | ${rps}${r.exhausted ? ' †' : ''} | ${fmt(r.p50Ms, 2)} | ${fmt(r.p99Ms, 2)} | ${r.errors} | ` +
+    lines.push(`| ${r.scenario} | ${label(r)} | ${rps}${r.exhausted ? ' †' : ''} | ${fmt(r.p50Ms, 2)} | ${fmt(r.p99Ms, 2)} | ${r.errors} | ` +
       `${pct(r.serverCpu)} | ${fmt(r.cpuUsPerRequest)} | ${pct(r.redisCpu)} | ${pct(r.dbCpu)} |`);
   }
   lines.push('');
@@ -141,6 +182,26 @@ export function markdown(meta: Record<string, unknown>, rows: Row[], runs: RunRe
     }
     lines.push('');
   }
+  const fleet = meta.instances as number[] | undefined;
+  if (fleet) {
+    lines.push(`## Instances on one Redis and one database (${fleet.join(', ')})`, '');
+    lines.push(`Each fleet runs ${fleet.join(', ')} processes of the real service (\`bun src/main.ts\`, own port and instance id) ` +
+      'on one redis-server and one database, the mode row included; the load client runs one client per instance with ' +
+      (meta.connectionsPerInstance
+        ? `${meta.connections} connections each (a fleet of N opens N × ${meta.connections}, so each instance sees the concurrency one process does)`
+        : `its share of the ${meta.connections} connections (each instance of N sees 1/N of the concurrency, so it batches less: ` +
+          'ioredis pipelining, the join\'s group commit; --connections-per-instance gives each instance all of them)') +
+      ' and every N-th request of the list. CPU per request is summed over all instances.', '');
+    lines.push(`**Read CPU per request, not req/s.** On this ${meta.cpus}-core machine every instance, Redis, the database ` +
+      'and the load client share the same cores, so throughput is bounded by the cores and cannot grow with the number ' +
+      'of instances; what a fleet adds or saves per request (service, Redis, PostgreSQL µs) is what carries over to a ' +
+      'machine where instances have cores of their own.', '');
+    lines.push(...fleetTable(runs, meta.fleetTargets as TargetName[]), '');
+    lines.push('¹ with more than one instance, the highest of the instances\' own p50/p99 (each client measures one instance). ' +
+      '† the run used up its prepared requests before the time was over. ' +
+      `² shares of one core over ${meta.idleWindowS} s with no load, just before the run: each instance's background work ` +
+      '(admission ticker, write-behind worker, samplers), which a run\'s CPU per request includes.', '');
+  }
   lines.push('| goal | measured | met |', '|---|---|---|');
   for (const g of goals(rows)) lines.push(`| ${g.goal} | ${g.value} | ${g.met === null ? '–' : g.met ? 'yes' : '**no**'} |`);
   lines.push('');
@@ -156,7 +217,10 @@ export function markdown(meta: Record<string, unknown>, rows: Row[], runs: RunRe
     lines.push('');
   }
   lines.push('Targets:', '');
-  for (const t of new Set(rows.map((r) => r.target))) lines.push(`- \`${t}\`: ${TARGET_LABEL[t]}`);
+  for (const t of new Set(rows.map((r) => r.target))) {
+    const sizes = [...new Set(rows.filter((r) => r.target === t).map((r) => r.instances))];
+    lines.push(`- \`${t}\`: ${TARGET_LABEL[t]}${sizes.some((n) => n > 1) ? `; as ${sizes.join(', ')} instances` : ''}`);
+  }
   lines.push('');
   return lines.join('\n');
 }

@@ -2,6 +2,10 @@
  * The processes under test. Each target is a separate `bun` process (the real `src/main.ts`,
  * or the bare MGET route), so the load client never shares its CPU accounting. Each target
  * gets its own redis-server on a free loopback port and its own database, dropped at the end.
+ * A redis-mode service target on PostgreSQL may run as a fleet of N instances (`instances`): N processes of
+ * the real service, each on its own port with its own instance id (the service derives it from
+ * its pid), sharing the target's one Redis and one database, the mode row included, as the
+ * instances of a real deployment do.
  *
  * SQL mode is reached the way production reaches it: the target's own Redis is stopped after
  * start-up, the circuit breaker opens and the instance moves to `sql` (and records it in the
@@ -35,12 +39,20 @@ export const TARGET_LABEL: Record<TargetName, string> = {
 
 export interface Target {
   name: TargetName;
+  /** The name with the fleet size when it runs more than one instance (`redis ×2`): the key of its runs. */
+  label: string;
+  /** Service processes sharing the target's Redis and database (1 unless started as a fleet). */
+  instances: number;
   /** mget: a bare route (the MGET or the script route), sent the same requests without real tokens. */
   kind: 'service' | 'mget';
   mode: 'redis' | 'sql';
   db: 'sqlite' | 'postgres' | null;
+  /** The first instance: set-up and admin calls go there. */
   base: string;
   pid: number;
+  /** Every instance's base URL and pid (one entry for a single process). */
+  bases: string[];
+  pids: number[];
   /** The target's redis-server (stopped for SQL-mode targets). */
   redis: RedisProc;
   logFile: string;
@@ -193,15 +205,36 @@ async function adminStatus(base: string): Promise<{ mode: string } | null> {
   }
 }
 
-export interface StartOptions { logDir: string; cpuProfileDir?: string; env?: Record<string, string> }
+export interface StartOptions {
+  logDir: string;
+  cpuProfileDir?: string;
+  env?: Record<string, string>;
+  /** Service instances on the target's one Redis and database (redis-mode service targets only; default 1). */
+  instances?: number;
+}
+
+/** How a fleet of `instances` service processes of one target is shown and keyed. */
+export function fleetLabel(name: TargetName, instances: number): string {
+  return instances > 1 ? `${name} ×${instances}` : name;
+}
 
 export async function startTarget(name: TargetName, opts: StartOptions): Promise<Target> {
+  const instances = opts.instances ?? 1;
+  const mode = name.startsWith('sql-') ? 'sql' : 'redis';
+  if (!Number.isInteger(instances) || instances < 1) throw new Error(`${name}: instances must be a whole number ≥ 1, got ${instances}`);
+  // A fleet in SQL mode would need every instance to see its Redis fail, and a SQLite file is
+  // locked against a second writing process: only redis-mode fleets on PostgreSQL are run.
+  if (instances > 1 && (name === 'mget' || name === 'script' || name === 'redis-sqlite' || mode === 'sql')) throw new Error(`${name}: runs as one process only`);
+  const label = fleetLabel(name, instances);
   const redis = await startRedis();
-  const bunArgs = opts.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-md', `--cpu-prof-dir=${opts.cpuProfileDir}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`] : [];
+  const fileLabel = label.replace(' ×', '-x');
+  const bunArgsFor = (instance: string) => opts.cpuProfileDir
+    ? ['--cpu-prof', '--cpu-prof-md', `--cpu-prof-dir=${opts.cpuProfileDir}`, `--cpu-prof-name=${instance}-${Date.now()}.cpuprofile`]
+    : [];
   if (name === 'mget' || name === 'script') {
-    const srv = await spawnBun(name === 'mget' ? 'bench/mget-server.ts' : 'bench/script-server.ts', { REDIS_URL: redis.url }, { name, logDir: opts.logDir, bunArgs });
+    const srv = await spawnBun(name === 'mget' ? 'bench/mget-server.ts' : 'bench/script-server.ts', { REDIS_URL: redis.url }, { name, logDir: opts.logDir, bunArgs: bunArgsFor(name) });
     return {
-      name, kind: 'mget', mode: 'redis', db: null, base: srv.base, pid: srv.pid, redis, logFile: srv.logFile,
+      name, label, instances, kind: 'mget', mode: 'redis', db: null, base: srv.base, pid: srv.pid, bases: [srv.base], pids: [srv.pid], redis, logFile: srv.logFile,
       dbPids: async () => [],
       async stop() {
         await stopProcess(srv.proc);
@@ -210,27 +243,33 @@ export async function startTarget(name: TargetName, opts: StartOptions): Promise
     };
   }
   const dbKind = name === 'redis' || name === 'sql-pg' || name === 'node' ? 'postgres' : 'sqlite';
-  const db = await createScratchDb(dbKind, name);
-  let srv: SpawnedServer;
-  try {
-    const env = serviceEnv(redis.url, db.url, opts.env);
+  const db = await createScratchDb(dbKind, fileLabel);
+  const env = serviceEnv(redis.url, db.url, opts.env);
+  const spawnInstance = (instance: string): Promise<SpawnedServer> => {
     // `node`: the same service as `redis`, compiled by npm run build:node and run by Node
     // (whose --cpu-prof writes the same .cpuprofile format, without Bun's markdown summary).
-    const nodeArgs = opts.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfileDir}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`] : [];
-    srv = name === 'node'
-      ? (buildForNode(), await spawnServer(['node', ...nodeArgs, 'dist/main.js'], env, { name, logDir: opts.logDir }))
-      : await spawnBun('src/main.ts', env, { name, bunArgs, logDir: opts.logDir });
+    const nodeArgs = opts.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfileDir}`, `--cpu-prof-name=${instance}-${Date.now()}.cpuprofile`] : [];
+    return name === 'node'
+      ? (buildForNode(), spawnServer(['node', ...nodeArgs, 'dist/main.js'], env, { name: instance, logDir: opts.logDir }))
+      : spawnBun('src/main.ts', env, { name: instance, bunArgs: bunArgsFor(instance), logDir: opts.logDir });
+  };
+  const srvs: SpawnedServer[] = [];
+  try {
+    // One after another: the first migrates the database, the others find it ready (as a rolling start does).
+    for (let i = 1; i <= instances; i++) srvs.push(await spawnInstance(instances > 1 ? `${fileLabel}-${i}` : name));
   } catch (err) {
+    await Promise.all(srvs.map((s) => stopProcess(s.proc)));
     await redis.stop();
     await db.drop();
     throw err;
   }
-  const mode = name.startsWith('sql-') ? 'sql' : 'redis';
+  const first = srvs[0]!;
   const target: Target = {
-    name, kind: 'service', mode, db: dbKind, base: srv.base, pid: srv.pid, redis, logFile: srv.logFile,
+    name, label, instances, kind: 'service', mode, db: dbKind, base: first.base, pid: first.pid,
+    bases: srvs.map((s) => s.base), pids: srvs.map((s) => s.pid), redis, logFile: first.logFile,
     dbPids: () => db.backendPids(),
     async stop() {
-      await stopProcess(srv.proc);
+      await Promise.all(srvs.map((s) => stopProcess(s.proc)));
       await redis.stop();
       await db.drop();
     },
@@ -240,14 +279,13 @@ export async function startTarget(name: TargetName, opts: StartOptions): Promise
       await redis.stop();
       const deadline = Date.now() + 20_000;
       for (;;) {
-        const r = await fetch(`${srv.base}/readyz`).then((x) => x.json() as Promise<{ mode: string }>).catch(() => null);
+        const r = await fetch(`${first.base}/readyz`).then((x) => x.json() as Promise<{ mode: string }>).catch(() => null);
         if (r?.mode === 'sql') break;
         if (Date.now() > deadline) throw new Error(`${name}: the service did not move to SQL mode within 20 s`);
         await Bun.sleep(100);
       }
     }
-    const status = await adminStatus(srv.base);
-    if (status?.mode !== mode) throw new Error(`${name}: /admin/status reports mode ${status?.mode}, expected ${mode}`);
+    await assertMode(target);
   } catch (err) {
     await target.stop();
     throw err;
@@ -255,11 +293,41 @@ export async function startTarget(name: TargetName, opts: StartOptions): Promise
   return target;
 }
 
-/** Confirms (again, just before a measurement) that the target still runs in its mode. */
+/** Confirms (again, just before a measurement) that every instance of the target still runs in its mode. */
 export async function assertMode(t: Target): Promise<void> {
   if (t.kind !== 'service') return;
-  const status = await adminStatus(t.base);
-  if (status?.mode !== t.mode) throw new Error(`${t.name}: /admin/status reports mode ${status?.mode}, expected ${t.mode}`);
+  for (const [i, base] of t.bases.entries()) {
+    const status = await adminStatus(base);
+    const which = t.instances > 1 ? `${t.label} instance ${i + 1}` : t.name;
+    if (status?.mode !== t.mode) throw new Error(`${which}: /admin/status reports mode ${status?.mode}, expected ${t.mode}`);
+  }
+}
+
+/** The service's PostgreSQL pool size (src/store/connect.ts): the most connections one instance opens. */
+const SERVICE_PG_POOL = 20;
+
+/**
+ * Waits (bounded) until PostgreSQL has room for every pooled connection the target's instances
+ * may open, so a run does not fail with "too many clients" because other targets' pools still
+ * hold connections from their own runs (pg closes an idle one after 10 s). Returns a note when
+ * it gave up waiting.
+ */
+export async function waitPostgresRoom(t: Target, timeoutMs = 15_000): Promise<string | null> {
+  if (t.db !== 'postgres') return null;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await admin().query<{ max: number; reserved: number; used: number }>(
+      `SELECT current_setting('max_connections')::int AS max, current_setting('superuser_reserved_connections')::int AS reserved,
+              (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::int AS used`);
+    const { max, reserved, used } = r.rows[0]!;
+    const mine = (await t.dbPids()).length;
+    const room = max - reserved - (used - mine);
+    if (room >= SERVICE_PG_POOL * t.instances) return null;
+    if (Date.now() > deadline) {
+      return `PostgreSQL had room for ${room} connections, the ${t.instances} instance(s) may open ${SERVICE_PG_POOL * t.instances} (max_connections ${max})`;
+    }
+    await Bun.sleep(500);
+  }
 }
 
 /** Waits (bounded) until the write-behind streams are drained, so set-up work is not measured. */
