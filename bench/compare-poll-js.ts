@@ -66,7 +66,8 @@ for (let u = 0; u < N; u++) {
 }
 const PLACE = { status: 'waiting', seq: 1500, lastAdmitted: 1, activeUntil: 0, observedRate: 0, admitPerSecond: 1, paused: false, maxActive: 1000, activeCount: 1000, activeTtlSeconds: 600, meanHoldSeconds: 240, spread: 1.1 };
 for (const a of Object.values(apps)) {
-  const store = a.ctx.queue.store();
+  // Checkouts from before the Backend seam expose the serving store as queue.store().
+  const store = a.ctx.backends?.redis.queue ?? a.ctx.queue.store();
   store.poll = async () => PLACE;
 }
 const reqs = tokens.map((t) => ({ headers: { Authorization: `Bearer ${t}` } }));
