@@ -208,7 +208,7 @@ function buildServices({ config, db, redis, log, metrics, mode, clock }: Root, {
 
 type Services = ReturnType<typeof buildServices>;
 
-/** The background jobs besides the coordinator and the write-behind (built before the services). */
+/** The background jobs other than the coordinator and the write-behind. */
 function buildJobs({ config, db, log, metrics, mode, clock, instanceId }: Root, { liveConcerts }: ConcertReads, backends: Backends,
   { sale, catalog }: Services) {
   const drawJob = new DrawJob(sale, backends, log, {
