@@ -26,7 +26,7 @@ import { TokenService } from './modules/tokens/tokens.service.ts';
 import { IdentityService } from './modules/identity/identity.service.ts';
 import { JoinProofService } from './modules/pow/join-proof.service.ts';
 import type { RedisClient } from './redis/connection.ts';
-import { ModeController } from './resilience/mode.ts';
+import { ModeController, type Mode } from './resilience/mode.ts';
 import type { Db } from './store/connect.ts';
 
 export interface AppContext {
@@ -77,67 +77,88 @@ export interface ContextOptions {
   writeBehindClaimIdleMs?: number;
 }
 
+/** What every part is built from: the stores, the clock, the mode and where this instance logs. */
+interface Root {
+  config: Config;
+  db: Db;
+  redis: RedisClient;
+  log: Logger;
+  metrics: Metrics;
+  mode: ModeController;
+  clock: () => number;
+  instanceId: string;
+}
+
+/** The concerts' SQL reads and the memo of live ones that the jobs walk. */
+interface ConcertReads {
+  concerts: Concerts;
+  live: LiveConcerts;
+  liveConcerts: (now: number) => Promise<number[]>;
+}
+
+/** A background job: started with the service, stopped (and awaited) at shutdown. */
+interface Job {
+  start(): void;
+  stop(): Promise<void>;
+}
+
 /** Wires every service from its dependencies; main.ts and every test build the service this way. */
 export function createContext(config: Config, deps: { db: Db; redis: RedisClient }, opts: ContextOptions = {}): AppContext {
-  const log = opts.log ?? createLogger(config.logLevel);
-  const metrics = createMetrics();
-  const mode = new ModeController();
+  const root = buildRoot(config, deps, opts);
+  const reads = buildConcertReads(root);
+  const writeBehind = buildWriteBehind(root, reads, opts);
+  // The coordinator needs only the stores and the write-behind, so it comes before everything
+  // that asks it whether Redis answers or tells it the mirror is lost.
+  const coordinator = buildCoordinator(root, reads, writeBehind);
+  const backends = buildBackends(root, reads, writeBehind, coordinator);
+  const services = buildServices(root, reads, backends, writeBehind, coordinator);
+  const jobs = buildJobs(root, reads, backends, services);
+  root.mode.on('change', reportModeChange(root.log, root.metrics));
+
+  const running: Job[] = [coordinator, jobs.ticker, jobs.drawJob, writeBehind, jobs.sweeper, jobs.sampler];
+  return {
+    ...root, ...services, ...jobs, backends, writeBehind, coordinator, liveConcerts: reads.liveConcerts,
+    drain: new DrainState(),
+    startJobs() {
+      for (const job of running) job.start();
+    },
+    async stopJobs() {
+      await Promise.all(running.map((job) => job.stop()));
+    },
+  };
+}
+
+function buildRoot(config: Config, deps: { db: Db; redis: RedisClient }, opts: ContextOptions): Root {
   const clock = opts.clock ?? Date.now;
-  const instanceId = opts.instanceId ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
-  const { db, redis } = deps;
+  return {
+    config, db: deps.db, redis: deps.redis, clock,
+    log: opts.log ?? createLogger(config.logLevel),
+    metrics: createMetrics(),
+    mode: new ModeController(clock),
+    instanceId: opts.instanceId ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
+  };
+}
 
+function buildConcertReads({ db, redis }: Root): ConcertReads {
   const concerts = new Concerts(db, redis);
-
   const live = new LiveConcerts((now) => concerts.liveConcertIds(now));
-  const liveConcerts = (now: number) => live.ids(now);
+  return { concerts, live, liveConcerts: (now) => live.ids(now) };
+}
 
-  const writeBehind = new WriteBehindWorker(db, redis, log, metrics, {
-    consumer: instanceId, concerts: liveConcerts, claimIdleMs: opts.writeBehindClaimIdleMs,
+function buildWriteBehind({ config, db, redis, log, metrics, mode, instanceId }: Root, reads: ConcertReads, opts: ContextOptions): WriteBehindWorker {
+  return new WriteBehindWorker(db, redis, log, metrics, {
+    consumer: instanceId, concerts: reads.liveConcerts, claimIdleMs: opts.writeBehindClaimIdleMs,
     // Outside Redis mode the streams are drained once, by the rebuild, before Redis is reloaded.
     active: () => mode.useRedis(),
     maxBacklog: config.writeBehindMaxBacklog,
   });
+}
 
-  // Redis-mode polls never reach SQL: on moving to SQL mode every waiting user's grace restarts.
-  let sqlSince = 0;
-  mode.on('change', ({ to }: { to: string }) => { if (to === 'sql') sqlSince = clock(); });
-  // Set once the coordinator exists (it needs the write-behind, which needs nothing of this).
-  let breakerClosed = () => true;
-  const backends = createBackends(mode, {
-    db, redis, config, clock, concerts, writeBehind,
-    sqlSince: () => sqlSince,
-    // Outside Redis mode, Redis is read only while this instance's breaker says it answers.
-    redisAnswers: () => breakerClosed(),
-  });
-
-  const tokens = new TokenService(db, backends, config);
-  const identity = config.auth.mode === 'jwt' ? new IdentityService(db, config.auth, tokens.jwt, clock, log) : null;
-  const catalog = new CatalogService(db, config, backends, concerts);
-  catalog.onCreated(() => live.forget());
-  const queue = new QueueService(backends, tokens, catalog, config);
-
-  const joinProof = new JoinProofService(backends, config.joinPowBits, config.jwtSecret);
-  const sale = new SaleService(db, redis, config, tokens, log, backends.redis.prequeue);
-  queue.attachSale(sale);
-  const drawJob = new DrawJob(sale, backends, log, {
-    intervalMs: Math.min(250, config.admissionTickMs), clock, load: (id) => catalog.ensureLoaded(id, clock()),
-  });
-
-  const reservations = new ReservationService(backends, queue, config, db);
-  const balance = new BalanceService(db, queue);
-  // Set once the coordinator exists (it needs the write-behind, which needs nothing of this).
-  let onMirrorLost = (_reason: string) => {};
-  const payments = new PaymentService(db, reservations, queue, log, (reason) => onMirrorLost(reason));
-  const sweeper = new HoldSweeper(db, log, {
-    clock,
-    // A join claim is read back while the token the join was made with could still come with it.
-    joinReplayKeepMs: 1000 * Math.max(config.joinReplaySeconds, config.userTokenTtlSeconds, config.queueTokenTtlSeconds),
-  });
-
-  const ticker = new AdmissionTicker(backends, log, metrics, { tickMs: config.admissionTickMs, concerts: liveConcerts });
-
+/** The mode state machine, the rebuild it runs, and the rebuild after a Redis failover. */
+function buildCoordinator({ config, db, redis, log, mode, clock, instanceId }: Root, { concerts }: ConcertReads,
+  writeBehind: WriteBehindWorker): ModeCoordinator {
   const rebuilder = new Rebuilder({
-    db, redis, log, clock, liveConcerts: (now) => catalog.liveConcertIds(now), drainConcert: (id) => writeBehind.drainConcertFully(id),
+    db, redis, log, clock, liveConcerts: (now) => concerts.liveConcertIds(now), drainConcert: (id) => writeBehind.drainConcertFully(id),
   });
   const coordinator = new ModeCoordinator(db, redis, mode, log, {
     instanceId,
@@ -146,45 +167,69 @@ export function createContext(config: Config, deps: { db: Db; redis: RedisClient
     rebuild: () => rebuilder.rebuild(),
     catchUp: (since) => rebuilder.catchUp(since),
   });
-
-  onMirrorLost = (reason) => void coordinator.enterSql(reason);
-  breakerClosed = () => coordinator.breakerState() === 'closed';
-
   rebuildOnMasterChange(redis, log, { useRedis: () => mode.useRedis(), rebuildNow: () => coordinator.rebuildNow() });
+  return coordinator;
+}
 
+function buildBackends({ config, db, redis, mode, clock }: Root, { concerts }: ConcertReads, writeBehind: WriteBehindWorker,
+  coordinator: ModeCoordinator): Backends {
+  return createBackends(mode, {
+    db, redis, config, clock, concerts, writeBehind,
+    sqlSince: () => mode.sqlSinceMs,
+    // Outside Redis mode, Redis is read only while this instance's breaker says it answers.
+    redisAnswers: () => coordinator.breakerState() === 'closed',
+  });
+}
+
+function buildServices({ config, db, redis, log, metrics, mode, clock }: Root, { concerts, live, liveConcerts }: ConcertReads,
+  backends: Backends, writeBehind: WriteBehindWorker, coordinator: ModeCoordinator) {
+  const tokens = new TokenService(db, backends, config);
+  const identity = config.auth.mode === 'jwt' ? new IdentityService(db, config.auth, tokens.jwt, clock, log) : null;
+  const catalog = new CatalogService(db, config, backends, concerts);
+  catalog.onCreated(() => live.forget());
+  const queue = new QueueService(backends, tokens, catalog, config);
+  const joinProof = new JoinProofService(backends, config.joinPowBits, config.jwtSecret);
+  const sale = new SaleService(db, redis, config, tokens, log, backends.redis.prequeue);
+  queue.attachSale(sale);
+  const reservations = new ReservationService(backends, queue, config, db);
+  const balance = new BalanceService(db, queue);
+  const payments = new PaymentService(db, reservations, queue, log, (reason) => void coordinator.enterSql(reason));
   const admin = new AdminService({
     db, redis, log, metrics, mode, backends, writeBehind, liveConcerts, clock,
     breakerState: () => coordinator.breakerState(),
     rebuild: () => coordinator.rebuildNow(),
   });
-
-  const sampler = new ConsoleSampler(backends, mode, log, {
-    intervalMs: config.consoleSampleSeconds * 1000, owner: instanceId, concerts: liveConcerts, clock,
-  });
   const consoleService = new ConsoleService({
     log, mode, backends, catalog, admin, liveConcerts, clock,
     intervalMs: config.consoleSampleSeconds * 1000,
   });
+  return { tokens, identity, catalog, queue, joinProof, sale, reservations, balance, payments, admin, console: consoleService };
+}
 
-  mode.on('change', ({ from, to, reason }) => {
+type Services = ReturnType<typeof buildServices>;
+
+/** The background jobs other than the coordinator and the write-behind. */
+function buildJobs({ config, db, log, metrics, mode, clock, instanceId }: Root, { liveConcerts }: ConcertReads, backends: Backends,
+  { sale, catalog }: Services) {
+  const drawJob = new DrawJob(sale, backends, log, {
+    intervalMs: Math.min(250, config.admissionTickMs), clock, load: (id) => catalog.ensureLoaded(id, clock()),
+  });
+  const sweeper = new HoldSweeper(db, log, {
+    clock,
+    // A join claim is read back while the token the join was made with could still come with it.
+    joinReplayKeepMs: 1000 * Math.max(config.joinReplaySeconds, config.userTokenTtlSeconds, config.queueTokenTtlSeconds),
+  });
+  const ticker = new AdmissionTicker(backends, log, metrics, { tickMs: config.admissionTickMs, concerts: liveConcerts });
+  const sampler = new ConsoleSampler(backends, mode, log, {
+    intervalMs: config.consoleSampleSeconds * 1000, owner: instanceId, concerts: liveConcerts, clock,
+  });
+  return { drawJob, sweeper, ticker, sampler };
+}
+
+/** Every mode change is logged and counted. */
+function reportModeChange(log: Logger, metrics: Metrics) {
+  return function onModeChange({ from, to, reason }: { from: Mode; to: Mode; reason: string }): void {
     log.warn('mode changed', { from, to, reason });
     metrics.modeTransitions.inc({ to });
-  });
-
-  return {
-    config, db, redis, log, metrics, mode, backends, clock, instanceId, tokens, identity, catalog, queue, joinProof, sale, drawJob, admin, console: consoleService,
-    reservations, balance, payments, writeBehind, ticker, sweeper, sampler, coordinator, liveConcerts,
-    drain: new DrainState(),
-    startJobs() {
-      coordinator.start();
-      ticker.start();
-      drawJob.start();
-      writeBehind.start();
-      sweeper.start();
-      sampler.start();
-    },
-    async stopJobs() {
-      await Promise.all([coordinator.stop(), ticker.stop(), drawJob.stop(), writeBehind.stop(), sweeper.stop(), sampler.stop()]);
-    },
   };
 }

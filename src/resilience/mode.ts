@@ -10,6 +10,15 @@ export type Mode = 'redis' | 'sql' | 'rebuilding';
 export class ModeController extends EventEmitter {
   private mode: Mode = 'redis';
   private since = Date.now();
+  /**
+   * When this instance last moved to SQL mode, on the service clock; 0 before. Redis-mode polls
+   * never reach SQL, so on moving to SQL mode every waiting user's grace restarts then.
+   */
+  private sqlSince = 0;
+
+  constructor(private readonly clock: () => number = Date.now) {
+    super();
+  }
 
   get current(): Mode {
     return this.mode;
@@ -17,6 +26,11 @@ export class ModeController extends EventEmitter {
 
   get sinceMs(): number {
     return this.since;
+  }
+
+  /** When this instance last entered `sql` (service clock), 0 if it never has. */
+  get sqlSinceMs(): number {
+    return this.sqlSince;
   }
 
   useRedis(): boolean {
@@ -41,6 +55,7 @@ export class ModeController extends EventEmitter {
     const prev = this.mode;
     this.mode = next;
     this.since = Date.now();
+    if (next === 'sql') this.sqlSince = this.clock();
     this.emit('change', { from: prev, to: next, reason });
   }
 }
