@@ -30,9 +30,8 @@ export const TIERS: Record<Tier, readonly string[]> = {
     'http-queue-time.test.ts',
     'http-queue.test.ts',
     'http-tokens.test.ts',
-    'property.test.ts',
     'validation-messages.test.ts',
-    // Reservations and the SQL record behind Redis.
+    // Holds, admissions, rate limits and the SQL record behind Redis.
     'admission-record.test.ts',
     'admission-write-through.test.ts',
     'concert-load.test.ts',
@@ -41,12 +40,12 @@ export const TIERS: Record<Tier, readonly string[]> = {
     'join-group-commit.test.ts',
     'place-recovery.test.ts',
     'rate-limit.test.ts',
-    'reservations.test.ts',
     'seq-collision.test.ts',
     'write-behind.test.ts',
   ],
   integration: [
-    // Service suites that take seconds each (races, two instances, sales models, simulations).
+    // Service suites that take seconds each (races, two instances, sales models, simulations,
+    // property-based checks).
     'admission-multi.test.ts',
     'console-samples.test.ts',
     'eta-sim.test.ts',
@@ -55,10 +54,12 @@ export const TIERS: Record<Tier, readonly string[]> = {
     'join-pow.test.ts',
     'mode-fence.test.ts',
     'paid-stays-paid.test.ts',
+    'property.test.ts',
     'payments-multi.test.ts',
     'payments.test.ts',
     'queue-race.test.ts',
     'rebuild-drain.test.ts',
+    'reservations.test.ts',
     'sales-model.test.ts',
     'sales-random.test.ts',
     'token-lifecycle.test.ts',
