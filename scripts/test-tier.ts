@@ -19,7 +19,10 @@ const ROOT = join(import.meta.dir, '..');
 
 interface Run { files: readonly string[]; env: Record<string, string | undefined> }
 
-/** A fast file declares its suites per SQL target through the harness or SQL_TARGETS. */
+/**
+ * Whether a file declares its suites per SQL target (describeEach or SQL_TARGETS), i.e. has a
+ * PostgreSQL half; the other fast files use SQLite only (startService's default).
+ */
 function runsPerSqlTarget(file: string): boolean {
   const source = readFileSync(join(ROOT, 'tests', file), 'utf8');
   return source.includes('describeEach(') || source.includes('SQL_TARGETS');
