@@ -6,8 +6,20 @@ import { migrateToLatest } from '../../src/store/migrate.ts';
 
 export type SqlTarget = 'sqlite' | 'postgres';
 
-/** Every SQL-touching suite runs on both engines. */
-export const SQL_TARGETS: SqlTarget[] = ['sqlite', 'postgres'];
+/**
+ * Every SQL-touching suite runs on both engines. TEST_SQL_TARGETS (`sqlite`, `postgres`, or both
+ * comma-separated) narrows that: the fast tier runs on SQLite alone, with no PostgreSQL needed.
+ */
+export const SQL_TARGETS: SqlTarget[] = sqlTargetsFromEnv(process.env.TEST_SQL_TARGETS);
+
+function sqlTargetsFromEnv(value: string | undefined): SqlTarget[] {
+  if (!value) return ['sqlite', 'postgres'];
+  const targets = value.split(',').map((t) => t.trim()).filter((t) => t !== '');
+  for (const t of targets) {
+    if (t !== 'sqlite' && t !== 'postgres') throw new Error(`TEST_SQL_TARGETS: unknown SQL target '${t}' (sqlite, postgres)`);
+  }
+  return targets as SqlTarget[];
+}
 
 const adminUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
