@@ -13,12 +13,14 @@ export type Tier = 'fast' | 'integration' | 'chaos';
 export const TIERS: Record<Tier, readonly string[]> = {
   fast: [
     // Units and the Lua scripts on a bare redis-server.
+    'codecs.test.ts',
     'config.test.ts',
     'draw-uniformity.test.ts',
     'draw-verify.test.ts',
     'hold-scripts.test.ts',
     'jwt.test.ts',
     'scripts.test.ts',
+    'table-writers.test.ts',
     'tiers.test.ts',
     // The HTTP contract, in both service modes.
     'http-admin.test.ts',
