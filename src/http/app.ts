@@ -54,10 +54,10 @@ export function createApp(ctx: AppContext, opts: { logRequests?: boolean } = {})
   app.route('/', opsRouter({
     db: ctx.db, mode, coordinator: ctx.coordinator, drain: ctx.drain, admin: ctx.admin, metrics: ctx.metrics,
   }));
-  app.route('/v1/tokens', tokensRouter({ tokens, identity: ctx.identity, mode, clock }));
+  app.route('/v1/tokens', tokensRouter({ tokens, identity: ctx.identity, clock }));
   app.route('/v1/challenge', challengeRouter({ joinProof: ctx.joinProof, clock }));
   app.route('/v1/concerts', joinRouter({ queue: ctx.queue, joinProof: ctx.joinProof, tokens, clock }));
-  app.route('/v1/concerts', catalogRouter({ catalog: ctx.catalog, sale: ctx.sale, queue: ctx.queue, tokens, mode, clock }));
+  app.route('/v1/concerts', catalogRouter({ catalog: ctx.catalog, sale: ctx.sale, queue: ctx.queue, tokens, clock }));
   app.route('/v1/queue', queueMeRouter({ queue: ctx.queue, tokens, clock }));
   app.route('/v1/reservations', reservationsRouter({ reservations: ctx.reservations, tokens, clock }));
   app.route('/v1/me', balanceRouter({ balance: ctx.balance, tokens, clock }));
@@ -71,7 +71,7 @@ export function createApp(ctx: AppContext, opts: { logRequests?: boolean } = {})
   // before the admin router, whose key check covers /admin itself.
   app.route('/', pagesRouter());
   app.route('/admin', adminRouter({
-    adminApiKey: ctx.config.adminApiKey, catalog: ctx.catalog, sale: ctx.sale, admin: ctx.admin, console: ctx.console, mode, clock,
+    adminApiKey: ctx.config.adminApiKey, catalog: ctx.catalog, sale: ctx.sale, admin: ctx.admin, console: ctx.console, clock,
   }));
   app.route('/', docsRouter({ config: ctx.config }));
   return app;

@@ -5,7 +5,6 @@ import type { AdminService } from '../../modules/admin/admin.service.ts';
 import type { CatalogService } from '../../modules/catalog/catalog.service.ts';
 import type { ConsoleService } from '../../modules/console/console.service.ts';
 import type { SaleService } from '../../modules/draw/sale.service.ts';
-import type { ModeController } from '../../resilience/mode.ts';
 import type { AppEnv } from '../env.ts';
 import { adminKey } from '../middleware/admin-key.ts';
 import { concertParam, concertPatchBody, createConcertBody, queueConfigBody, samplesQuery } from '../schemas.ts';
@@ -28,12 +27,11 @@ export interface AdminRouterDeps {
   admin: AdminService;
   /** The operator console's overview and samples. */
   console: ConsoleService;
-  mode: ModeController;
   clock: () => number;
 }
 
 /** /admin/*: concerts, queue settings, the console's data and the cache rebuild, behind X-Admin-Key. */
-export function adminRouter({ adminApiKey, catalog, sale, admin, console: operatorConsole, mode, clock }: AdminRouterDeps) {
+export function adminRouter({ adminApiKey, catalog, sale, admin, console: operatorConsole, clock }: AdminRouterDeps) {
   return new Hono<AppEnv>()
     .use('*', adminKey({ key: adminApiKey }))
     .post('/concerts', validate('json', createConcertBody), async (c) => {

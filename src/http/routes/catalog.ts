@@ -3,7 +3,6 @@ import type { CatalogService } from '../../modules/catalog/catalog.service.ts';
 import type { SaleService } from '../../modules/draw/sale.service.ts';
 import type { QueueService } from '../../modules/queue/queue.service.ts';
 import type { TokenService } from '../../modules/tokens/tokens.service.ts';
-import type { ModeController } from '../../resilience/mode.ts';
 import type { AppEnv } from '../env.ts';
 import { bearer } from '../middleware/auth.ts';
 import { concertParam, scheduleParams } from '../schemas.ts';
@@ -16,12 +15,11 @@ export interface CatalogRouterDeps {
   /** Schedules and seats are shown to active users only. */
   queue: QueueService;
   tokens: TokenService;
-  mode: ModeController;
   clock: () => number;
 }
 
 /** GET /v1/concerts and one concert's detail, draw, schedules and seats. */
-export function catalogRouter({ catalog, sale, queue, tokens, mode, clock }: CatalogRouterDeps) {
+export function catalogRouter({ catalog, sale, queue, tokens, clock }: CatalogRouterDeps) {
   const auth = bearer({ tokens, clock });
   return new Hono<AppEnv>()
     .get('/', async (c) => c.json({ concerts: await catalog.list() }))

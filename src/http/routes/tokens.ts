@@ -1,7 +1,6 @@
 import { Hono } from 'hono';
 import type { IdentityService } from '../../modules/identity/identity.service.ts';
 import type { TokenService } from '../../modules/tokens/tokens.service.ts';
-import type { ModeController } from '../../resilience/mode.ts';
 import type { AppEnv } from '../env.ts';
 import { idTokenBody, tokenBody } from '../schemas.ts';
 import { validate } from '../validate.ts';
@@ -11,11 +10,10 @@ export interface TokensRouterDeps {
   tokens: TokenService;
   /** Set in AUTH_MODE=jwt: the body then carries the identity provider's token, not a user id. */
   identity: IdentityService | null;
-  mode: ModeController;
   clock: () => number;
 }
 
-export function tokensRouter({ tokens, identity, mode, clock }: TokensRouterDeps) {
+export function tokensRouter({ tokens, identity, clock }: TokensRouterDeps) {
   const issue = async (userId: number) => {
     const issued = await tokens.issueUserToken(userId, clock());
     return { token: issued.token, expiresAt: new Date(issued.expiresAt).toISOString(), userId };
