@@ -29,17 +29,21 @@ import type { RedisClient } from './redis/connection.ts';
 import { ModeController, type Mode } from './resilience/mode.ts';
 import type { Db } from './store/connect.ts';
 
-export interface AppContext {
+/** What every part is built from: the stores, the clock, the mode and where this instance logs. */
+export interface Root {
   config: Config;
   db: Db;
   redis: RedisClient;
   log: Logger;
   metrics: Metrics;
   mode: ModeController;
-  /** The Redis and the SQL backend; `current` is the one that serves (the mode's). */
-  backends: Backends;
   clock: () => number;
   instanceId: string;
+}
+
+export interface AppContext extends Root {
+  /** The Redis and the SQL backend; `current` is the one that serves (the mode's). */
+  backends: Backends;
   tokens: TokenService;
   /** AUTH_MODE=jwt only: identity-provider tokens to user ids. */
   identity: IdentityService | null;
@@ -77,17 +81,6 @@ export interface ContextOptions {
   writeBehindClaimIdleMs?: number;
 }
 
-/** What every part is built from: the stores, the clock, the mode and where this instance logs. */
-interface Root {
-  config: Config;
-  db: Db;
-  redis: RedisClient;
-  log: Logger;
-  metrics: Metrics;
-  mode: ModeController;
-  clock: () => number;
-  instanceId: string;
-}
 
 /** The concerts' SQL reads and the memo of live ones that the jobs walk. */
 interface ConcertReads {
