@@ -12,7 +12,7 @@ import { isSqlFailure } from '../src/resilience/failures.ts';
 import { openDatabase } from '../src/store/connect.ts';
 import { enterMode, newUserId, TestClock } from './helpers/harness.ts';
 import { call, createConcert, eventually, join, userToken } from './helpers/http.ts';
-import { privatePgBin, usePrivatePg } from './helpers/private-pg.ts';
+import { holdInTransaction, privatePgBin, usePrivatePg } from './helpers/private-pg.ts';
 
 const pgBin = privatePgBin;
 if (!pgBin) console.log('skip: initdb not found, the PostgreSQL outage test needs a private cluster');
@@ -96,18 +96,10 @@ describe.skipIf(!pgBin)('PostgreSQL down or slow, Redis up', () => {
     const fan = await join(pg.svc.app, c.id, await userToken(pg.svc.app, userId));
     await tick();
     // Another session holds the user's row for longer than the SQL timeout.
-    const locker = openDatabase(pg.cluster.url, { poolSize: 1, timeoutMs: 60_000 });
-    let release!: () => void;
-    const released = new Promise<void>((r) => { release = r; });
-    let locked!: () => void;
-    const isLocked = new Promise<void>((r) => { locked = r; });
-    const holding = locker.transaction().execute(async (trx) => {
-      await trx.selectFrom('users').select('id').where('id', '=', userId).forUpdate().execute();
-      locked();
-      await released;
-    });
+    const locker = holdInTransaction(pg.cluster.url,
+      (trx) => trx.selectFrom('users').select('id').where('id', '=', userId).forUpdate().execute());
     try {
-      await isLocked;
+      await locker.locked;
       const t0 = performance.now();
       const charge = await call(pg.svc.app, 'POST', '/v1/me/balance/charge', { token: fan.body.token, body: { amount: 1000 } });
       const waited = performance.now() - t0;
@@ -116,9 +108,7 @@ describe.skipIf(!pgBin)('PostgreSQL down or slow, Redis up', () => {
       expect(waited).toBeLessThan(5000);
       expect((await call(pg.svc.app, 'GET', '/v1/queue/me', { token: fan.body.token })).status).toBe(200);
     } finally {
-      release();
-      await holding;
-      await locker.destroy();
+      await locker.end();
     }
     const after = await call(pg.svc.app, 'POST', '/v1/me/balance/charge', { token: fan.body.token, body: { amount: 1000 } });
     expect([after.status, after.body.balance]).toEqual([200, 1000]);

@@ -8,10 +8,10 @@ import { describe, expect, test } from 'bun:test';
 import { sql } from 'kysely';
 import { tagLimit, tagOf, TOKEN_TAGS_MAX, tokenTags, newUserTokenId } from '../src/modules/tokens/token-slots.ts';
 import { keys } from '../src/redis/keys.ts';
-import { isPostgres, openDatabase, type Db } from '../src/store/connect.ts';
+import { isPostgres, type Db } from '../src/store/connect.ts';
 import { describeEach, enterMode, MODES, newUserId, TestClock, type Harness } from './helpers/harness.ts';
 import { call, eventually, type Reply } from './helpers/http.ts';
-import { privatePgBin, usePrivatePg } from './helpers/private-pg.ts';
+import { holdInTransaction, privatePgBin, usePrivatePg } from './helpers/private-pg.ts';
 import type { TestService } from './helpers/service.ts';
 
 /** Issues a token for each user at once; the answers in the same order. */
@@ -164,17 +164,9 @@ describe.skipIf(!pgBin)('a batch lost with PostgreSQL', () => {
       expect(earlyAnswers.map((r) => r.status)).toEqual(early.map(() => 201));
 
       // Another session holds the tokens table, so the next batch waits inside its transaction.
-      const locker = openDatabase(pg.cluster.url, { poolSize: 1, timeoutMs: 60_000 });
-      let release!: () => void;
-      const released = new Promise<void>((r) => { release = r; });
-      let locked!: () => void;
-      const isLocked = new Promise<void>((r) => { locked = r; });
-      const holding = locker.transaction().execute(async (trx) => {
-        await sql`LOCK TABLE tokens IN SHARE MODE`.execute(trx);
-        locked();
-        await released; // until the server has gone away: its COMMIT then fails
-      }).catch(() => {});
-      await isLocked;
+      // It holds the lock until the server has gone away: its COMMIT then fails.
+      const locker = holdInTransaction(pg.cluster.url, (trx) => sql`LOCK TABLE tokens IN SHARE MODE`.execute(trx));
+      await locker.locked;
       const lost = Array.from({ length: 20 }, () => newUserId());
       const pending = issueAll(pg.svc.app, lost);
       await eventually(async () => {
@@ -183,10 +175,9 @@ describe.skipIf(!pgBin)('a batch lost with PostgreSQL', () => {
         return Number(r.rows[0]!.n) >= 1;
       }, 10_000, 50);
       await pg.cluster.crash();
-      release();
+      const ended = locker.end({ mayFail: true });
       const answers = await pending;
-      await holding;
-      await locker.destroy().catch(() => {});
+      await ended;
       expect(answers.map((r) => `${r.status} ${r.body?.error?.code}`)).toEqual(lost.map(() => '503 UNAVAILABLE'));
 
       await pg.cluster.start();

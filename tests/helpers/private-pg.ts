@@ -1,7 +1,9 @@
 import { afterAll, beforeAll } from 'bun:test';
 import { findPgBin, startPgCluster, type PgCluster } from '../../chaos/cluster.ts';
 import { freePort } from '../../sentinel/topology.ts';
+import type { Transaction } from 'kysely';
 import { openDatabase } from '../../src/store/connect.ts';
+import type { Database } from '../../src/store/schema.ts';
 import { migrateToLatest } from '../../src/store/migrate.ts';
 import type { TestClock } from './harness.ts';
 import { startService, type TestService } from './service.ts';
@@ -43,5 +45,33 @@ export function usePrivatePg(clock: TestClock, timeoutMs: number): { readonly cl
   return {
     get cluster() { return pg!.cluster; },
     get svc() { return pg!.svc; },
+  };
+}
+
+/**
+ * Another session holding a lock: opens its own connection to `url` and runs `lock` in a
+ * transaction that stays open until `end()`. `locked` resolves once `lock` has run. `end()` lets
+ * the transaction commit and closes the connection; it throws if the transaction failed, unless
+ * `mayFail` (a test that takes the server away under it).
+ */
+export function holdInTransaction(url: string, lock: (trx: Transaction<Database>) => Promise<unknown>) {
+  const db = openDatabase(url, { poolSize: 1, timeoutMs: 60_000 });
+  let release!: () => void;
+  const released = new Promise<void>((r) => { release = r; });
+  let markLocked!: () => void;
+  const locked = new Promise<void>((r) => { markLocked = r; });
+  const outcome = db.transaction().execute(async (trx) => {
+    await lock(trx);
+    markLocked();
+    await released;
+  }).then(() => null, (err: unknown) => err);
+  return {
+    locked,
+    async end(opts: { mayFail?: boolean } = {}): Promise<void> {
+      release();
+      const err = await outcome;
+      await db.destroy().catch(() => {});
+      if (err && !opts.mayFail) throw err;
+    },
   };
 }
