@@ -25,7 +25,8 @@ export interface ScriptCall<I, R> {
 function defineScript<I, R>(scriptName: ScriptName, keysOf: (i: I) => readonly string[], argsOf: (i: I) => Args,
   decode: (r: ScriptReply) => R): ScriptCall<I, R> {
   const raw = (redis: RedisClient, input: I) => runScript(redis, scriptName, keysOf(input), argsOf(input));
-  const call = async (redis: RedisClient, input: I) => decode(await raw(redis, input));
+  // `then`, not an async wrapper: one Promise fewer on every call (the poll is one).
+  const call = (redis: RedisClient, input: I) => raw(redis, input).then(decode);
   return Object.assign(call, { scriptName, keys: keysOf, raw });
 }
 
