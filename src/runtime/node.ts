@@ -1,7 +1,8 @@
 import type { Server } from 'node:http';
 import { serve, type ServerType } from '@hono/node-server';
 import { getConnInfo } from '@hono/node-server/conninfo';
-import Database from 'better-sqlite3';
+import { createRequire } from 'node:module';
+import type BetterSqlite3 from 'better-sqlite3';
 import type { Runtime } from './index.ts';
 
 /** Node 20+: @hono/node-server and better-sqlite3 (the driver Kysely's SqliteDialect is written for). */
@@ -19,6 +20,7 @@ export const nodeRuntime: Runtime = {
   },
 
   openSqlite(path, pragmas) {
+    const Database = loadBetterSqlite3();
     const db = new Database(path);
     for (const p of pragmas) db.pragma(p);
     return db;
@@ -44,4 +46,20 @@ function stopGracefully(server: Server): Promise<void> {
     server.close((err) => (err ? reject(err) : resolve()));
     server.closeIdleConnections();
   });
+}
+
+/**
+ * better-sqlite3 is an optional dependency: its native module is built by `npm ci` (Python and a
+ * C++ compiler, or a prebuilt binary from the network), and a machine without them still
+ * installs and runs everything else. Loaded when SQLite is first opened, so Node with
+ * PostgreSQL does not need it.
+ */
+function loadBetterSqlite3(): typeof BetterSqlite3 {
+  try {
+    return createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3;
+  } catch (err) {
+    throw new Error('SQLite on Node needs the optional package better-sqlite3, which npm could not install here '
+      + '(building it needs Python and a C++ compiler): install them and run npm ci again, set DATABASE_URL to a '
+      + `PostgreSQL database, or run on Bun (npm start). ${(err as Error).message.split('\n')[0]}`);
+  }
 }
