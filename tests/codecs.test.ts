@@ -11,6 +11,7 @@ import { ScriptCode } from '../src/redis/codes.ts';
 import { keys } from '../src/redis/keys.ts';
 import * as call from '../src/redis/script-calls.ts';
 import { useScratchRedis } from './helpers/redis.ts';
+import { newQueueTokenId } from '../src/modules/tokens/token-slots.ts';
 
 const scratch = useScratchRedis();
 
@@ -27,7 +28,7 @@ describe('codecs against the scripts', () => {
     const c = nextConcert++;
     await scratch.redis.hset(keys.queueMeta(c), { lastSeq: 0, maxActive: 10, admitPerSecond: 100, activeTtl: 60, paused: 0 });
     await call.joinQueue(scratch.redis, { concertId: c, userId: 42, jti: 'jA', now: T0, graceMs: 10_000 });
-    expect(queueTokenRecord.decode((await scratch.redis.hget(keys.queueTokens(c), '42'))!)).toEqual({ jti: 'jA', seq: 1 });
+    expect(queueTokenRecord.decode((await scratch.redis.hgetBuffer(keys.queueTokens(c), '42'))!)).toEqual({ jti: 'jA', seq: 1 });
     // A record the codec writes is one the scripts accept.
     await scratch.redis.hset(keys.queueTokens(c), '42', queueTokenRecord.encode('jB', 1));
     expect((await call.checkQueueToken(scratch.redis, { concertId: c, userId: 42, jti: 'jB', now: T0 })).code).toBe(ScriptCode.NotAdmitted);
@@ -41,6 +42,29 @@ describe('codecs against the scripts', () => {
     ]);
     expect(decodeStreamEvent(encodeQueueEvent({ event: 'admit', userId: 42, seq: 1, time: T0 + 10, activeUntil: T0 + 60_010 })))
       .toEqual({ event: 'admit', userId: 42, seq: 1, time: T0 + 10, activeUntil: T0 + 60_010 });
+  });
+
+  test('queue token record: 14 bytes for an id the service issues, a uuid of before kept as well; the scripts agree', async () => {
+    const issued = newQueueTokenId();
+    expect(issued).toMatch(/^[A-Za-z0-9_-]{10}$/);
+    expect(queueTokenRecord.encode(issued, 4_000_000_000).length).toBe(14);
+    for (const jti of [issued, '0df5a4ac-8444-4216-b6d3-ab059eb313da', 'j1', 'ü'.repeat(5)]) {
+      expect(queueTokenRecord.decode(queueTokenRecord.encode(jti, 77))).toEqual({ jti, seq: 77 });
+    }
+    // joinQueue hands back the replaced id, whatever its length; polls compare the whole id.
+    const c = nextConcert++;
+    await scratch.redis.hset(keys.queueMeta(c), { lastSeq: 0, maxActive: 10, admitPerSecond: 100, activeTtl: 60, paused: 0 });
+    const uuid = '0df5a4ac-8444-4216-b6d3-ab059eb313da';
+    const second = newQueueTokenId();
+    await call.joinQueue(scratch.redis, { concertId: c, userId: 7, jti: issued, now: T0, graceMs: 10_000 });
+    const a = await call.joinQueue(scratch.redis, { concertId: c, userId: 7, jti: uuid, now: T0 + 1, graceMs: 10_000 });
+    const b = await call.joinQueue(scratch.redis, { concertId: c, userId: 7, jti: second, now: T0 + 2, graceMs: 10_000 });
+    expect(a.code === ScriptCode.Ok && a.replacedJti).toBe(issued);
+    expect(b.code === ScriptCode.Ok && b.replacedJti).toBe(uuid);
+    expect(queueTokenRecord.decode((await scratch.redis.hgetBuffer(keys.queueTokens(c), '7'))!)).toEqual({ jti: second, seq: 1 });
+    const poll = (jti: string) => call.pollQueue(scratch.redis, { concertId: c, userId: 7, jti, now: T0 + 3, graceMs: 10_000 });
+    expect((await poll(second)).code).toBe(ScriptCode.Ok);
+    for (const other of [issued, uuid, second.slice(0, 9), `${second}x`]) expect((await poll(other)).code).toBe(ScriptCode.UnknownToken);
   });
 
   test('seat hold value, reservation hash and hold events: what holdSeat and releaseHold write', async () => {

@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { ScriptCode } from '../src/redis/codes.ts';
+import { queueTokenRecord } from '../src/redis/codecs.ts';
 import { keys } from '../src/redis/keys.ts';
 import * as call from '../src/redis/script-calls.ts';
 import { useScratchRedis } from './helpers/redis.ts';
@@ -28,7 +29,7 @@ async function concert(opts: { seats?: number; price?: number; date?: number } =
   return c;
 }
 async function admitUser(c: number, user: number, jti: string, seq: number, activeUntil = T0 + 600_000) {
-  await scratch.redis.hset(keys.queueTokens(c), user, `${jti}:${seq}`);
+  await scratch.redis.hset(keys.queueTokens(c), user, queueTokenRecord.encode(jti, seq));
   await scratch.redis.zadd(keys.active(c), activeUntil, user);
 }
 
@@ -83,7 +84,7 @@ describe('holdSeat', () => {
     expect((await holdSeat(c, { jti: 'old' }))[0]).toBe(ScriptCode.UnknownToken);
     await admitUser(c, 2, 'j2', 4, T0);
     expect((await holdSeat(c, { user: 2, jti: 'j2' }))[0]).toBe(ScriptCode.NotAdmitted);
-    await scratch.redis.hset(keys.queueTokens(c), 3, 'j3:5');
+    await scratch.redis.hset(keys.queueTokens(c), 3, queueTokenRecord.encode('j3', 5));
     expect((await holdSeat(c, { user: 3, jti: 'j3' }))[0]).toBe(ScriptCode.NotAdmitted);
     expect(await scratch.redis.xlen(keys.stream(c))).toBe(0);
   });
@@ -210,7 +211,7 @@ describe('markSold', () => {
     await holdSeat(c, { rid: 'r2', seat: 2 });
     await holdSeat(c, { rid: 'r3', seat: 3 });
     await markSold(c, 'r1', { seat: 1, end: false });
-    expect(await scratch.redis.hget(keys.queueTokens(c), '1')).toBe('j1:3');
+    expect(queueTokenRecord.decode((await scratch.redis.hgetBuffer(keys.queueTokens(c), '1'))!)).toEqual({ jti: 'j1', seq: 3 });
     // SQL saw no hold left, but Redis still has r3 (taken after SQL counted): the place stays.
     await markSold(c, 'r2', { seat: 2, end: true });
     expect(await scratch.redis.zscore(keys.active(c), 1)).not.toBeNull();
@@ -226,7 +227,7 @@ describe('markSold', () => {
     await holdSeat(c, { rid: 'r1' });
     await admitUser(c, 1, 'j9', 8);
     await markSold(c, 'r1', { seq: 3 });
-    expect(await scratch.redis.hget(keys.queueTokens(c), '1')).toBe('j9:8');
+    expect(queueTokenRecord.decode((await scratch.redis.hgetBuffer(keys.queueTokens(c), '1'))!)).toEqual({ jti: 'j9', seq: 8 });
     expect(await scratch.redis.zscore(keys.active(c), 1)).not.toBeNull();
     expect((await events(c)).map((e) => e.e)).toEqual(['hold']);
   });

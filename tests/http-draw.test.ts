@@ -5,6 +5,8 @@ import { keepAliveUntilOpening, openSale, poll, prequeue, saleConcert } from './
 import { describeEach, newUserId } from './helpers/harness.ts';
 import { call, createConcert, userToken } from './helpers/http.ts';
 import { readLine } from '../src/modules/queue/line.ts';
+import { queueTokenRecord } from '../src/redis/codecs.ts';
+import { keys } from '../src/redis/keys.ts';
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
@@ -239,21 +241,21 @@ describeEach('scheduled sale across a mode switch', { modes: ['redis'] }, (h) =>
     await openSale(h, c.saleStartsAt);
     const order = (await call(h.app, 'GET', `/v1/concerts/${c.id}/draw`)).body.tickets as string[];
     const r = h.svc.redis;
-    const tok = `{c:${c.id}}:q:tok`;
-    const before = await r.hgetall(tok);
+    const tok = keys.queueTokens(c.id);
+    const before = await r.hgetallBuffer(tok);
     // As a failover that lost the last writes might leave it: the flag and some places gone.
     const lost = fans.slice(0, 3).map((f) => f.reply);
     const users = Object.keys(before).slice(0, 3);
     await r.hdel(tok, ...users);
     // Each lost place's 10-byte slot in the line back to zeros (empty).
-    for (const u of users) await r.setrange(`{c:${c.id}}:q:line`, Number(before[u]!.split(':')[1]) * 10, Buffer.alloc(10));
+    for (const u of users) await r.setrange(`{c:${c.id}}:q:line`, queueTokenRecord.decode(before[u]!).seq * 10, Buffer.alloc(10));
     await r.hincrby(`{c:${c.id}}:q:meta`, 'waiting', -users.length);
     await r.hset(`{c:${c.id}}:q:meta`, 'drawn', 0);
     expect(lost.length).toBe(3);
     const early = await call(h.app, 'POST', `/v1/concerts/${c.id}/queue`, { token: await userToken(h.app, newUserId()) });
     expect(early.status).toBe(503);
     await h.svc.ctx.drawJob.tickOnce(h.clock.now());
-    expect(await r.hgetall(tok)).toEqual(before);
+    expect(await r.hgetallBuffer(tok)).toEqual(before);
     expect((await readLine(r, c.id)).map((p) => p.userId).sort()).toEqual(Object.keys(before).map(Number).sort());
     expect(await r.hget(`{c:${c.id}}:q:meta`, 'waiting')).toBe(String(fans.length));
     for (const f of fans) expect((await poll(h, f.token)).body.position).toBe(order.indexOf(f.ticket) + 1);

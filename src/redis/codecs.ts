@@ -6,15 +6,28 @@
 export { MAX_LINE_USER_ID, packSlots, SLOT_BYTES, writeSlot } from '../modules/queue/line.ts';
 
 /**
- * A queue token hash value (keys.queueTokens, user -> "jti:seq"): the user's current queue
- * token and its entry number. Spelled in Lua by joinQueue, applyDraw, restorePlace and read by
- * include/checkQueueToken.lua, pollPrequeue, markSold, admitNext.
+ * A queue token hash value (keys.queueTokens, user -> record): the user's current queue token id
+ * and its entry number, packed as
+ *
+ *   <jti> <entry number, u32 big-endian>
+ *
+ * An id the service issues has 10 characters (newQueueTokenId), so a record is 14 bytes: the
+ * largest value Redis keeps in its smallest hash entry (docs/performance.md, memory). Any other
+ * id (a uuid issued before) is kept the same way, only longer. Scripts compare the jti with the
+ * record's bytes but the last four and read the entry number with struct.unpack('>I4'). Spelled in
+ * Lua by joinQueue and applyDraw; read by include/checkQueueToken.lua, pollPrequeue, markSold,
+ * admitNext; restorePlace stores what encode builds.
  */
 export const queueTokenRecord = {
-  encode: (jti: string, seq: number): string => `${jti}:${seq}`,
-  decode(value: string): { jti: string; seq: number } {
-    const sep = value.indexOf(':');
-    return { jti: value.slice(0, sep), seq: Number(value.slice(sep + 1)) };
+  encode(jti: string, seq: number): Buffer {
+    const id = Buffer.from(jti, 'utf8');
+    const out = Buffer.allocUnsafe(id.length + 4);
+    id.copy(out, 0);
+    out.writeUInt32BE(seq, id.length);
+    return out;
+  },
+  decode(value: Buffer): { jti: string; seq: number } {
+    return { jti: value.subarray(0, value.length - 4).toString('utf8'), seq: value.readUInt32BE(value.length - 4) };
   },
 };
 

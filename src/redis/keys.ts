@@ -34,7 +34,7 @@ export const keys = {
    */
   line: (c: number) => `${tag(c)}:q:line`,
   active: (c: number) => `${tag(c)}:q:active`,
-  queueTokens: (c: number) => `${tag(c)}:q:tok`,
+  queueTokens: (c: number) => `${tag(c)}:q:qt`,
   /** Scheduled sale: fans pre-queued for the draw (user -> "jti|last poll ms"). */
   prequeue: (c: number) => `${tag(c)}:q:pre`,
   /** Held by the instance applying a recorded draw to Redis. */

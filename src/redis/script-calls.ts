@@ -11,7 +11,7 @@ import type { RedisClient } from './connection.ts';
 import { keys } from './keys.ts';
 import { runScript, type ScriptName, type ScriptReply } from './scripts.ts';
 
-type Args = readonly (string | number)[];
+type Args = readonly (string | number | Buffer)[];
 
 export interface ScriptCall<I, R> {
   (redis: RedisClient, input: I): Promise<R>;

@@ -97,8 +97,8 @@ export type ScriptReply = (string | number | null)[];
  * lists them. The service calls scripts through the typed wrappers in script-calls.ts; this is
  * for those wrappers and for benchmarks that pipeline raw calls.
  */
-export function runScript(client: RedisClient, name: ScriptName, keys: readonly string[], args: readonly (string | number)[]): Promise<ScriptReply> {
-  const fn = (client as unknown as Record<string, (...a: (string | number)[]) => Promise<ScriptReply>>)[name];
+export function runScript(client: RedisClient, name: ScriptName, keys: readonly string[], args: readonly (string | number | Buffer)[]): Promise<ScriptReply> {
+  const fn = (client as unknown as Record<string, (...a: (string | number | Buffer)[]) => Promise<ScriptReply>>)[name];
   if (!fn) throw new Error(`unknown script ${name}`);
   return fn.call(client, ...keys, ...args);
 }

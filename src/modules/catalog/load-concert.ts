@@ -198,7 +198,7 @@ export async function loadConcert(db: Db, redis: RedisClient, concertId: number,
     }
   }
   const line: LinePlace[] = [];
-  const records: string[] = [];
+  const records: (string | Buffer)[] = [];
   const activeUntil: number[] = [];
   let waiting = 0;
   let active = 0;

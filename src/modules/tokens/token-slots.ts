@@ -1,4 +1,4 @@
-import { randomInt, randomUUID } from 'node:crypto';
+import { randomBytes, randomInt, randomUUID } from 'node:crypto';
 import type { RedisClient } from '../../redis/connection.ts';
 import { keys } from '../../redis/keys.ts';
 
@@ -38,6 +38,17 @@ export function tagOf(jti: string): number {
 /** A new user token id: a random UUID whose first byte names one of the tags in use, chosen at random. */
 export function newUserTokenId(limit: number): string {
   return randomInt(tokenTags(limit)).toString(16).padStart(2, '0') + randomUUID().slice(2);
+}
+
+/**
+ * A new queue token id: 10 base64url characters, 60 random bits. A waiting fan's record in the
+ * concert's queue token hash is this id and the entry number in 14 bytes (queueTokenRecord in
+ * src/redis/codecs.ts), the most Redis keeps in its smallest hash entry. Two of ten million such
+ * ids are the same with a chance of about 1 in 23,000; the tokens table's key then refuses the
+ * second, whose join answers 503 and is made again under a new id.
+ */
+export function newQueueTokenId(): string {
+  return randomBytes(8).toString('base64url').slice(0, 10);
 }
 
 /**

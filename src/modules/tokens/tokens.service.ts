@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { Config } from '../../config.ts';
 import { errors } from '../../errors.ts';
 import type { Backend } from '../../backend/types.ts';
@@ -11,7 +10,7 @@ import { claimJoins, dropJoinClaimUnlessRecorded, findJoinReplay } from './join-
 import { GroupCommit } from './group-commit.ts';
 import type { QueueTokenFacts } from './queue-token-records.ts';
 import { extendTokenExpiry, insertUserTokens, queueTokenRecord, revokeTokens } from './tokens.repo.ts';
-import { newUserTokenId } from './token-slots.ts';
+import { newQueueTokenId, newUserTokenId } from './token-slots.ts';
 
 interface TokenHolder { userId: number; jti: string; exp: number; token: string }
 /**
@@ -136,7 +135,7 @@ export class TokenService {
    */
   async claimJoin(src: Principal, concertId: number, now: number): Promise<string> {
     for (let attempt = 0; attempt < 3; attempt++) {
-      const claim = await this.claims.submit({ srcJti: src.jti, concertId, queueJti: randomUUID(), userId: src.userId, now });
+      const claim = await this.claims.submit({ srcJti: src.jti, concertId, queueJti: newQueueTokenId(), userId: src.userId, now });
       if (claim) return claim.queueJti;
     }
     throw errors.unavailable('this join is being retried at the same time; join again', 1);

@@ -45,7 +45,7 @@ local expired = rcall('ZRANGEBYSCORE', activeKey, '-inf', now, 'LIMIT', 0, maxEx
 for _, user in ipairs(expired) do
   local token = rcall('HGET', tokenKey, user)
   local seq = 0
-  if token then seq = string.sub(token, string.find(token, ':', 1, true) + 1) end
+  if token then seq = struct.unpack('>I4', token, #token - 3) end
   rcall('HDEL', tokenKey, user)
   rcall('ZREM', activeKey, user)
   rcall('XADD', streamKey, '*', 'e', 'expire', 'u', user, 's', seq, 't', now)

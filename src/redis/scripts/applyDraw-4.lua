@@ -23,7 +23,7 @@ local newHead = head
 local applied, added = 0, 0
 for i = 3, #ARGV, 3 do
   local user, jti, seq = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
-  if rcall('HSETNX', tokenKey, user, jti .. ':' .. seq) == 1 then
+  if rcall('HSETNX', tokenKey, user, jti .. struct.pack('>I4', seq)) == 1 then
     local bit = seq * 80
     -- The waiting count follows the slots: a slot that still holds this fan is not a new one.
     if rcall('BITFIELD_RO', lineKey, 'GET', 'u32', bit)[1] ~= tonumber(user) then added = added + 1 end

@@ -5,7 +5,7 @@
   A hold is live while its key exists and its expiry (the holds zset score) is after now.
   A seat the same user already holds live is answered with that hold (a retried request).
 
-  KEYS[1] queue token hash (user -> "jti:seq")   KEYS[2] active zset (user -> active-until ms)
+  KEYS[1] queue token hash (user -> jti + entry number u32)   KEYS[2] active zset (user -> active-until ms)
   KEYS[3] schedule hash   KEYS[4] seats hash (seat -> price)   KEYS[5] sold set
   KEYS[6] holds zset (seat -> expires ms)   KEYS[7] the seat's hold string ("rid|userId")
   KEYS[8] the user's holds zset (rid -> expires ms)   KEYS[9] reservation hash

@@ -4,7 +4,7 @@
   ended first, so the user takes a new one at the back.
 
   KEYS[1] queue meta hash      KEYS[2] line string (per entry number: user id and last poll ms)
-  KEYS[3] active zset (user -> active-until ms)   KEYS[4] queue token hash (user -> "jti:seq")
+  KEYS[3] active zset (user -> active-until ms)   KEYS[4] queue token hash (user -> jti + entry number u32)
   KEYS[5] write-behind stream
   ARGV[1] userId   ARGV[2] jti of the new queue token   ARGV[3] now (ms)   ARGV[4] grace (ms)
 
@@ -40,14 +40,16 @@ local function reply(seq, status, activeUntil, replaced, fresh)
     meta[8] or '', meta[9] or '1'}
 end
 
+-- A token record is the jti and the entry number as 4 bytes (queueTokenRecord in codecs.ts).
+local function record(seq) return jti .. struct.pack('>I4', seq) end
+
 local existing = rcall('HGET', tokenKey, user)
 if existing then
-  local sep = string.find(existing, ':', 1, true)
-  local oldJti = string.sub(existing, 1, sep - 1)
-  local seq = tonumber(string.sub(existing, sep + 1))
+  local oldJti = string.sub(existing, 1, -5)
+  local seq = struct.unpack('>I4', existing, #existing - 3)
   local activeUntil = tonumber(rcall('ZSCORE', activeKey, user))
   if activeUntil and activeUntil > now then
-    rcall('HSET', tokenKey, user, jti .. ':' .. seq)
+    rcall('HSET', tokenKey, user, record(seq))
     return reply(seq, 1, activeUntil, oldJti, 0)
   end
   if activeUntil then
@@ -60,7 +62,7 @@ if existing then
     if at[1] == tonumber(user) then
       if now - at[2] <= grace then
         rcall('BITFIELD', lineKey, 'SET', 'u48', slot(seq) + 32, now)
-        rcall('HSET', tokenKey, user, jti .. ':' .. seq)
+        rcall('HSET', tokenKey, user, record(seq))
         return reply(seq, 0, 0, oldJti, 0)
       end
       -- The heartbeat lapsed: that place is lost (as a poll would have found); take a new one.
@@ -76,7 +78,7 @@ if meta[1] == '1' then return {4} end
 local seq = rcall('HINCRBY', metaKey, 'lastSeq', 1)
 rcall('BITFIELD', lineKey, 'SET', 'u32', slot(seq), user, 'SET', 'u48', slot(seq) + 32, now)
 rcall('HINCRBY', metaKey, 'waiting', 1)
-rcall('HSET', tokenKey, user, jti .. ':' .. seq)
+rcall('HSET', tokenKey, user, record(seq))
 rcall('XADD', streamKey, '*', 'e', 'join', 'u', user, 's', seq, 't', now)
 -- Keys created after the concert was loaded take the meta hash's lifetime (the concert's end
 -- plus a day), as the loaded ones did; otherwise they would outlive the concert for ever.
@@ -87,5 +89,5 @@ if untilMs > 0 then
   end
 end
 local replaced = ''
-if existing then replaced = string.sub(existing, 1, string.find(existing, ':', 1, true) - 1) end
+if existing then replaced = string.sub(existing, 1, -5) end
 return reply(seq, 0, 0, replaced, 1)

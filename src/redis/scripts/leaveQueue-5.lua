@@ -12,7 +12,7 @@ local metaKey, lineKey, activeKey, tokenKey, streamKey = KEYS[1], KEYS[2], KEYS[
 local user, jti, now, event = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 
 --- @include "checkQueueToken"
-local seq = tonumber(string.sub(token, sep + 1))
+local seq = tokenSeq
 
 -- Empties the place's slot in the line (see joinQueue) when it is still this user's.
 local bit = seq * 80

@@ -38,7 +38,7 @@ if rcall('PTTL', userPaidKey) == -1 then rcall('PEXPIREAT', userPaidKey, catalog
 rcall('ZREMRANGEBYSCORE', userHoldsKey, '-inf', now)
 local token = rcall('HGET', tokenKey, user)
 if placeMayEnd and rcall('ZCARD', userHoldsKey) == 0 and token
-    and tonumber(string.sub(token, string.find(token, ':', 1, true) + 1)) == seq then
+    and struct.unpack('>I4', token, #token - 3) == seq then
   rcall('ZREM', activeKey, user)
   rcall('HDEL', tokenKey, user)
   rcall('XADD', streamKey, '*', 'e', 'done', 'u', user, 's', seq, 't', ARGV[4])

@@ -16,7 +16,7 @@ local metaKey, lineKey, activeKey, tokenKey, streamKey = KEYS[1], KEYS[2], KEYS[
 local user, jti, now, grace = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 
 --- @include "checkQueueToken"
-local seq = tonumber(string.sub(token, sep + 1))
+local seq = tokenSeq
 
 local meta = rcall('HMGET', metaKey, 'lastAdmitted', 'rate', 'admitPerSecond',
   'paused', 'maxActive', 'activeTtl', 'etaMeanHold', 'etaSpread')

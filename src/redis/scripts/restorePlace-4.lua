@@ -6,7 +6,7 @@
 
   KEYS[1] queue meta hash   KEYS[2] line string (see joinQueue)   KEYS[3] active zset
   KEYS[4] queue token hash
-  ARGV[1] userId   ARGV[2] the token record ("jti:seq")   ARGV[3] seq   ARGV[4] now (ms)
+  ARGV[1] userId   ARGV[2] the token record (queueTokenRecord.encode in codecs.ts)   ARGV[3] seq   ARGV[4] now (ms)
   ARGV[5] active-until (ms; 0 for a waiting place)
 
   Returns {code, restored (1 when the user's record is now this one)}   Codes: 0 ok
