@@ -177,7 +177,8 @@ async function main() {
     const waitConcert = concertIds[0]!;
     log(`waiting users: ${sample.waiting} joins into concert ${waitConcert}`);
     const beforeWaiting = await usedMemory(r);
-    const jtis = (i: number) => `00000000-0000-4000-8000-${i.toString(16).padStart(12, '0')}`;
+    // Queue token ids of the service's shape (10 characters, as newQueueTokenId).
+    const jtis = (i: number) => i.toString(36).padStart(10, '0');
     for (let from = 0; from < sample.waiting; from += 2000) {
       const batch = Array.from({ length: Math.min(2000, sample.waiting - from) }, (_, k) => from + k);
       await Promise.all(batch.map((i) => queue.join(waitConcert, 30_000_000 + i, jtis(i), now)));
@@ -196,7 +197,7 @@ async function main() {
     };
     entities.push({
       name: 'waiting user', bytes: waitingBytes,
-      how: `a 10-byte slot of the line string (user id, last poll) + queue token hash field ("<jti>:<seq>"); measured over ${fmt(sample.waiting)} (${fmt(waitingBytesSample, 1)} B), projected to ${fmt(counts.waiting)}`,
+      how: `a 10-byte slot of the line string (user id, last poll) + queue token hash field (<10-character jti><seq u32>, 14 bytes); measured over ${fmt(sample.waiting)} (${fmt(waitingBytesSample, 1)} B), projected to ${fmt(counts.waiting)}`,
     });
     const streamJoinBytes = (withStream - afterWaiting) / joinEntries;
     detail.waiting = { sample: sample.waiting, bytesAtSample: waitingBytesSample, perKey: queueKeyUsage, joinStreamEntries: joinEntries };
@@ -268,7 +269,9 @@ async function main() {
         await (r as Redis).del(key);
         return bytes;
       };
-      // The token record (user -> "<jti>:<seq>") is the largest part left; other shapes of it:
+      // The token record is the largest part left; other shapes of it, measured with the 36-character
+      // uuid ids the service issued before (the service's own record is measured above):
+      const uuids = (i: number) => `00000000-0000-4000-8000-${i.toString(16).padStart(12, '0')}`;
       // small hashes of 128 users each (listpack), bucketed by user id with the users of one
       // concert spread over the whole id range (ids 100 apart: 1 in 100 users waits).
       const bucketed = (users: number, spread: number, value: (i: number) => string) => measure((p, from, to) => {
@@ -285,9 +288,9 @@ async function main() {
         } while (cursor !== '0');
         return bytes;
       });
-      alt.tokenBucketsDenseText = await bucketed(n, 1, (i) => `${jtis(i)}:${i + 1}`);
-      alt.tokenBucketsSparseText = await bucketed(n, 100, (i) => `${jtis(i)}:${i + 1}`);
-      const jtiBytes = (i: number) => Buffer.from(jtis(i).replace(/-/g, ''), 'hex').toString('latin1');
+      alt.tokenBucketsDenseText = await bucketed(n, 1, (i) => `${uuids(i)}:${i + 1}`);
+      alt.tokenBucketsSparseText = await bucketed(n, 100, (i) => `${uuids(i)}:${i + 1}`);
+      const jtiBytes = (i: number) => Buffer.from(uuids(i).replace(/-/g, ''), 'hex').toString('latin1');
       alt.tokenBucketsDenseBinary = await bucketed(n, 1, (i) => `${jtiBytes(i)}${i + 1}`);
       // The jti in the line's slot (26 bytes: user, last poll, 16-byte jti) and a user -> seq
       // index as the only per-user record.
@@ -296,9 +299,18 @@ async function main() {
         for (let i = from; i < to; i++) fields[30_000_000 + i] = i + 1;
         p.hset('alt:useq', fields);
       }, 'alt:useq');
-      alt.shortJtiTokenField = await measure((p, from, to) => {
+      // Where Redis's smallest hash entry ends: values of 14 and of 15 bytes.
+      for (const len of [14, 15]) {
+        alt[`value${len}`] = await measure((p, from, to) => {
+          const fields: Record<string, string> = {};
+          for (let i = from; i < to; i++) fields[30_000_000 + i] = String(i + 1).padStart(len, 'x');
+          p.hset('alt:len', fields);
+        }, 'alt:len');
+      }
+      // The record as the service kept it before: "<uuid>:<seq>" as text.
+      alt.uuidTextTokenField = await measure((p, from, to) => {
         const fields: Record<string, string> = {};
-        for (let i = from; i < to; i++) fields[30_000_000 + i] = `${i.toString(36).padStart(16, '0')}:${i + 1}`;
+        for (let i = from; i < to; i++) fields[30_000_000 + i] = `${uuids(i)}:${i + 1}`;
         p.hset('alt:tok2', fields);
       }, 'alt:tok2');
     }
@@ -357,12 +369,14 @@ async function main() {
     md.push(`Each node needs about ${fmt((perNode * (1 + headroom)) / 1e9, 2)} GB (data + ${Math.round(headroom * 100)} %); ` +
       `the waiting line is ${fmt((100 * counts.waiting * byName['waiting user']!) / dataBytes, 0)} % of it.`, '');
     md.push('Seed corrections: ' + seedItems.filter((s) => s.note).map((s) => `${s.item}: ${s.note}`).join('; ') + '.', '');
-    md.push(`The token record is most of a waiting user now (${fmt(queueKeyUsage.tokenHash, 1)} B). Other shapes of it, measured the ` +
+    md.push(`The token record is most of a waiting user (MEMORY USAGE ${fmt(queueKeyUsage.tokenHash, 1)} B). As used_memory ` +
+      `deltas over ${fmt(sample.waiting)} fields: a value of 14 bytes, the record's size, ${fmt(alt.value14!, 1)} B; of 15 bytes ` +
+      `${fmt(alt.value15!, 1)} B; the "<uuid>:<seq>" text the service kept before ${fmt(alt.uuidTextTokenField!, 1)} B. ` +
+      `Other shapes of it, with uuid ids, measured the ` +
       `same way over ${fmt(sample.waiting)} entries: hashes of 128 users bucketed by user id ${fmt(alt.tokenBucketsDenseText!, 1)} B ` +
       `when one concert's users are consecutive ids, ${fmt(alt.tokenBucketsSparseText!, 1)} B when 1 in 100 ids waits; the same with ` +
       `the jti as 16 raw bytes ${fmt(alt.tokenBucketsDenseBinary!, 1)} B; a user → entry number hash alone (the jti kept in a ` +
-      `26-byte line slot instead) ${fmt(alt.userSeqIndex!, 1)} B + 16 B; a 16-character token id instead of a 36-character uuid ` +
-      `${fmt(alt.shortJtiTokenField!, 1)} B.`, '');
+      `26-byte line slot instead) ${fmt(alt.userSeqIndex!, 1)} B + 16 B.`, '');
     md.push('Not in the plan: allocator fragmentation (used_memory_rss / used_memory, typically 1.1–1.5 after churn), the ' +
       'replication backlog (repl-backlog-size, 1 MB by default; size it for a failover window), replica output buffers, and ' +
       'copy-on-write during a fork if persistence is turned on. The headroom has to cover these.', '');

@@ -29,8 +29,8 @@ import { parseArgs } from './lib/args.ts';
 const log = (msg: string) => process.stderr.write(`[scale ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 
 
-/** A queue token id of a real one's shape (36 characters), derived from the user's index. */
-const jtiOf = (i: number) => `00000000-0000-4000-8000-${i.toString(16).padStart(12, '0')}`;
+/** A queue token id of the service's shape (10 characters, as newQueueTokenId), derived from the user's index. */
+const jtiOf = (i: number) => i.toString(36).padStart(10, '0');
 /** User ids of 8 digits, as a service with millions of accounts would have. */
 const USER_BASE = 10_000_000;
 const GRACE_MS = 3600 * 1000;
