@@ -6,7 +6,7 @@
  * Usage: bun bench/draw.ts [--fans 1000000] [--sql sqlite|postgres]
  */
 import { parseArgs } from 'node:util';
-import { randomUUID } from 'node:crypto';
+import { newQueueTokenId } from '../src/modules/tokens/token-slots.ts';
 import { loadConfig } from '../src/config.ts';
 import { createContext } from '../src/context.ts';
 import { createRedis } from '../src/redis/connection.ts';
@@ -56,7 +56,7 @@ try {
     for (let block = 1; block <= fans; block += 50_000) await db.transaction().execute(async (db) => {
     for (let from = block; from < block + 50_000 && from <= fans; from += 500) {
       const users = Array.from({ length: Math.min(500, fans - from + 1) }, (_, i) => from + i);
-      const jtis = users.map(() => randomUUID());
+      const jtis = users.map(() => newQueueTokenId());
       await db.insertInto('users').values(users.map((u) => ({ id: u, balance: 0, created_at: now }))).execute();
       await db.insertInto('tokens').values(users.map((u, i) => ({
         jti: jtis[i]!, user_id: u, typ: 'queue' as const, concert_id: c, seq: 0, expires_at: saleAt + 3_600_000, revoked_at: null, created_at: now,
