@@ -8,6 +8,7 @@ import { describe, expect, test } from 'bun:test';
 import { sql } from 'kysely';
 import { tagLimit, tagOf, TOKEN_TAGS_MAX, tokenTags, newUserTokenId } from '../src/modules/tokens/token-slots.ts';
 import { keys } from '../src/redis/keys.ts';
+import { GroupCommitter } from '../src/store/group-commit.ts';
 import { isPostgres, type Db } from '../src/store/connect.ts';
 import { describeEach, enterMode, MODES, newUserId, TestClock, type Harness } from './helpers/harness.ts';
 import { call, eventually, type Reply } from './helpers/http.ts';
@@ -191,4 +192,53 @@ describe.skipIf(!pgBin)('a batch lost with PostgreSQL', () => {
       await expectRecorded(pg.svc, after, afterAnswers, clock.now(), mode === 'redis');
     }
   }, 120_000);
+});
+
+describe('GroupCommitter: when a batch goes', () => {
+  /** A commit the test ends by hand; records each batch as it starts. */
+  function manual() {
+    const batches: number[][] = [];
+    const ends: (() => void)[] = [];
+    let started: (() => void) | null = null;
+    const commit = (items: number[]) => new Promise<void>((resolve) => {
+      batches.push(items);
+      ends.push(resolve);
+      started?.();
+    });
+    const nextStart = () => new Promise<void>((r) => { started = r; });
+    return { batches, ends, commit, nextStart };
+  }
+
+  test('a lone write goes at once; writes that come while a commit runs go together when it returns', async () => {
+    const m = manual();
+    const g = new GroupCommitter(m.commit, { windowMs: 60_000, maxBatch: 64, inFlight: 1 });
+    const first = g.submit(1);
+    expect(m.batches).toEqual([[1]]);
+    const rest = [2, 3, 4].map((i) => g.submit(i));
+    expect(m.batches).toEqual([[1]]);
+    const second = m.nextStart();
+    m.ends[0]!();
+    await first;
+    await second;
+    expect(m.batches).toEqual([[1], [2, 3, 4]]);
+    m.ends[1]!();
+    await Promise.all(rest);
+    expect(g.commits).toBe(2);
+  });
+
+  test('a full batch goes without waiting; a commit that takes too long does not hold the next past the window', async () => {
+    const m = manual();
+    const g = new GroupCommitter(m.commit, { windowMs: 5, maxBatch: 3, inFlight: 1 });
+    void g.submit(1);
+    void g.submit(2);
+    void g.submit(3);
+    expect(m.batches).toEqual([[1]]);
+    void g.submit(4);
+    expect(m.batches).toEqual([[1], [2, 3, 4]]);
+    // Both commits still run: the next write waits for the window (5 ms), not for them.
+    const third = m.nextStart();
+    void g.submit(5);
+    await third;
+    expect(m.batches).toEqual([[1], [2, 3, 4], [5]]);
+  });
 });

@@ -31,11 +31,12 @@ const REFRESH_PAUSE_MS = 5000;
 export const VERIFIED_TOKENS_CAP = 100_000;
 
 /**
- * User tokens issued together are recorded in one SQL commit (GroupCommitter): a token waits
- * at most this long for others, or less once this many are waiting. 64 rows of 8 columns keep a
- * batch's INSERT under SQLite's 999 bound parameters.
+ * User tokens issued together are recorded in one SQL commit (GroupCommitter): a token goes at
+ * once when no commit is under way, else it waits for that commit to return (at most windowMs,
+ * less once maxBatch are waiting) and goes with the others that came meanwhile. 64 rows of 8
+ * columns keep a batch's INSERT under SQLite's 999 bound parameters.
  */
-export const USER_TOKEN_COMMIT = { windowMs: 2, maxBatch: 64 };
+export const USER_TOKEN_COMMIT = { windowMs: 2, maxBatch: 64, inFlight: 1 };
 
 /** A queue token as issued: the signed string and what it carries. */
 export interface IssuedQueueToken { token: string; jti: string; seq: number; expiresAt: number }
