@@ -105,6 +105,10 @@ export function goals(rows: Row[]): Goal[] {
     info(`${s}: script route ÷ MGET ceiling`, get(s, 'script'), get(s, 'mget'));
     info(`${s}: redis mode ÷ script route`, get(s, 'redis'), get(s, 'script'));
   }
+  // A join is measured against the poll's MGET route (the same ceiling of one request on this runtime).
+  ratio('join, redis mode on PostgreSQL ≥ 0.4 × MGET ceiling', get('join', 'redis'), get('poll', 'mget'), 0.4);
+  info('join: script route (no SQL) ÷ MGET ceiling', get('join', 'script'), get('poll', 'mget'));
+  info('join: redis mode ÷ script route', get('join', 'redis'), get('join', 'script'));
   ratio('poll, redis mode ≥ 10 × SQL mode on PostgreSQL', get('poll', 'redis'), get('poll', 'sql-pg'), 10);
   ratio('contended holds, redis mode ≥ 10 × SQL mode on PostgreSQL', get('hold-contended', 'redis'), get('hold-contended', 'sql-pg'), 10);
   ratio('token issue, redis mode on PostgreSQL ≥ 0.2 × MGET ceiling', get('tokens', 'redis'), get('tokens', 'mget'), 0.2);

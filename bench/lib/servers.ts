@@ -33,7 +33,7 @@ export const TARGET_LABEL: Record<TargetName, string> = {
   'sql-sqlite': 'service, SQL mode on SQLite',
   'sql-pg': 'service, SQL mode on PostgreSQL',
   mget: 'bare Hono route, one MGET',
-  script: 'bare Hono route, one call of the service\'s pollQueue script (bench/script-server.ts)',
+  script: 'bare Hono routes: one call of the service\'s pollQueue script a poll; a join\'s Redis and token work without SQL (bench/script-server.ts)',
   node: 'service on Node (npm run start:node), redis mode (PostgreSQL behind)',
 };
 
