@@ -1,4 +1,4 @@
-import type { ExpressionBuilder, Transaction } from 'kysely';
+import { sql, type ExpressionBuilder, type Transaction } from 'kysely';
 import { isPostgres, type Db } from '../../store/connect.ts';
 import type { Database, TokenType } from '../../store/schema.ts';
 import { insertMissingUsers } from '../identity/users.repo.ts';
@@ -30,8 +30,17 @@ export async function insertUserTokens(db: Db, ts: { jti: string; userId: number
     expires_at: t.expiresAt, revoked_at: null, created_at: t.now,
   }));
   if (isPostgres(db)) {
-    await db.with('new_users', (q) => insertMissingUsers(q, users))
-      .insertInto('tokens').values(tokens).onConflict((oc) => oc.column('jti').doNothing()).execute();
+    // The rows go as one array a column (unnest), so the statement's text is the same for every
+    // batch: nothing to build per row on the hot path, and PostgreSQL parses one shape.
+    await sql`WITH new_users AS (
+        INSERT INTO "users" (id, balance, created_at)
+        SELECT id, 0, created_at FROM unnest(${users.map((u) => u.id)}::bigint[], ${users.map((u) => u.created_at)}::bigint[]) AS u (id, created_at)
+        ON CONFLICT (id) DO NOTHING)
+      INSERT INTO "tokens" (jti, user_id, typ, concert_id, seq, expires_at, revoked_at, created_at)
+      SELECT jti, user_id, 'user', NULL, NULL, expires_at, NULL, created_at
+      FROM unnest(${tokens.map((t) => t.jti)}::text[], ${tokens.map((t) => t.user_id)}::bigint[],
+        ${tokens.map((t) => t.expires_at)}::bigint[], ${tokens.map((t) => t.created_at)}::bigint[]) AS t (jti, user_id, expires_at, created_at)
+      ON CONFLICT (jti) DO NOTHING`.execute(db);
     return;
   }
   await db.transaction().execute(async (trx) => {
