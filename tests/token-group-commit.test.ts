@@ -122,6 +122,37 @@ describeEach('POST /v1/tokens by group commit', {}, (h: Harness) => {
     // The same user is served again once SQL takes the row.
     expect((await call(h.app, 'POST', '/v1/tokens', { body: { userId: refused } })).status).toBe(201);
   }, 60_000);
+
+  test('issued together, a user twice and a user already known: every row as issued, known users untouched, new ones at balance 0', async () => {
+    const db = h.svc.database.db;
+    const known = newUserId();
+    expect((await call(h.app, 'POST', '/v1/tokens', { body: { userId: known } })).status).toBe(201);
+    await db.updateTable('users').set({ balance: 777 }).where('id', '=', known).execute();
+    const knownCreated = (await db.selectFrom('users').select('created_at').where('id', '=', known).executeTakeFirstOrThrow()).created_at;
+    h.clock.advance(5_000);
+    const twice = newUserId();
+    const fresh = newUserId();
+    const users = [known, twice, fresh, twice];
+    const answers = await issueAll(h.app, users);
+    expect(answers.map((r) => r.status)).toEqual(users.map(() => 201));
+    const now = h.clock.now();
+    const issued = await Promise.all(answers.map(async (r) => ({
+      jti: (await h.svc.ctx.tokens.decode(r.body.token, now))!.jti, expiresAt: Date.parse(r.body.expiresAt),
+    })));
+    expect(new Set(issued.map((t) => t.jti)).size).toBe(users.length);
+    const rows = await db.selectFrom('tokens').selectAll().where('jti', 'in', issued.map((t) => t.jti)).execute();
+    const byJti = new Map(rows.map((r) => [r.jti, { ...r, user_id: Number(r.user_id), expires_at: Number(r.expires_at), created_at: Number(r.created_at) }]));
+    expect(issued.map((t) => byJti.get(t.jti))).toEqual(issued.map((t, i) => ({
+      jti: t.jti, user_id: users[i]!, typ: 'user', concert_id: null, seq: null, expires_at: t.expiresAt, revoked_at: null, created_at: now,
+    })));
+    const userRows = await db.selectFrom('users').select(['id', 'balance', 'created_at']).where('id', 'in', [known, twice, fresh]).orderBy('id').execute();
+    expect(userRows.map((u) => ({ id: Number(u.id), balance: Number(u.balance), created_at: Number(u.created_at) }))).toEqual([
+      { id: known, balance: 777, created_at: Number(knownCreated) },
+      { id: twice, balance: 0, created_at: now },
+      { id: fresh, balance: 0, created_at: now },
+    ].sort((a, b) => a.id - b.id));
+    await expectRecorded(h.svc, users, answers, now, h.mode === 'redis');
+  }, 60_000);
 });
 
 describe('user token tags', () => {
