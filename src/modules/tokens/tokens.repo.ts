@@ -35,6 +35,7 @@ export async function insertUserTokens(db: Db, ts: { jti: string; userId: number
     await sql`WITH new_users AS (
         INSERT INTO "users" (id, balance, created_at)
         SELECT id, 0, created_at FROM unnest(${users.map((u) => u.id)}::bigint[], ${users.map((u) => u.created_at)}::bigint[]) AS u (id, created_at)
+        ORDER BY id
         ON CONFLICT (id) DO NOTHING)
       INSERT INTO "tokens" (jti, user_id, typ, concert_id, seq, expires_at, revoked_at, created_at)
       SELECT jti, user_id, 'user', NULL, NULL, expires_at, NULL, created_at
