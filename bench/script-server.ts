@@ -68,8 +68,8 @@ app.get('/v1/queue/me', async (c) => {
 const JOIN_CONCERT = 2;
 const TOKEN_TTL_MS = 3_600_000;
 const jwt = new JwtCodec('bench-script-server-secret-of-32-bytes!');
-await redis.del(...[keys.queueMeta(JOIN_CONCERT), keys.line(JOIN_CONCERT), keys.active(JOIN_CONCERT), keys.queueTokens(JOIN_CONCERT),
-  keys.stream(JOIN_CONCERT)]);
+await redis.del(keys.queueMeta(JOIN_CONCERT), keys.line(JOIN_CONCERT), keys.active(JOIN_CONCERT), keys.queueTokens(JOIN_CONCERT),
+  keys.stream(JOIN_CONCERT));
 await redis.hset(keys.queueMeta(JOIN_CONCERT), {
   lastSeq: 0, lastAdmitted: 0, lineHead: 0, waiting: 0, admittedTotal: 0, maxActive: 1, admitPerSecond: 1, activeTtl: 600,
   paused: 0, lastTick: 0, rate: 0, credit: 0, loadingUntil: 0, saleAt: '', drawn: 0,

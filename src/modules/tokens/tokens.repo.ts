@@ -23,30 +23,28 @@ export async function insertToken(db: Conn, t: {
  */
 export async function insertUserTokens(db: Db, ts: { jti: string; userId: number; expiresAt: number; now: number }[]): Promise<void> {
   if (ts.length === 0) return;
-  const users = [...new Map(ts.map((t) => [t.userId, t.now])).entries()].sort((a, b) => a[0] - b[0])
-    .map(([id, now]) => ({ id, balance: 0, created_at: now }));
-  const tokens = ts.map((t) => ({
-    jti: t.jti, user_id: t.userId, typ: 'user' as const, concert_id: null, seq: null,
-    expires_at: t.expiresAt, revoked_at: null, created_at: t.now,
-  }));
+  const users = [...new Map(ts.map((t) => [t.userId, t.now])).entries()].sort((a, b) => a[0] - b[0]);
   if (isPostgres(db)) {
     // The rows go as one array a column (unnest), so the statement's text is the same for every
     // batch: nothing to build per row on the hot path, and PostgreSQL parses one shape.
     await sql`WITH new_users AS (
         INSERT INTO "users" (id, balance, created_at)
-        SELECT id, 0, created_at FROM unnest(${users.map((u) => u.id)}::bigint[], ${users.map((u) => u.created_at)}::bigint[]) AS u (id, created_at)
+        SELECT id, 0, created_at FROM unnest(${users.map((u) => u[0])}::bigint[], ${users.map((u) => u[1])}::bigint[]) AS u (id, created_at)
         ORDER BY id
         ON CONFLICT (id) DO NOTHING)
       INSERT INTO "tokens" (jti, user_id, typ, concert_id, seq, expires_at, revoked_at, created_at)
       SELECT jti, user_id, 'user', NULL, NULL, expires_at, NULL, created_at
-      FROM unnest(${tokens.map((t) => t.jti)}::text[], ${tokens.map((t) => t.user_id)}::bigint[],
-        ${tokens.map((t) => t.expires_at)}::bigint[], ${tokens.map((t) => t.created_at)}::bigint[]) AS t (jti, user_id, expires_at, created_at)
+      FROM unnest(${ts.map((t) => t.jti)}::text[], ${ts.map((t) => t.userId)}::bigint[],
+        ${ts.map((t) => t.expiresAt)}::bigint[], ${ts.map((t) => t.now)}::bigint[]) AS t (jti, user_id, expires_at, created_at)
       ON CONFLICT (jti) DO NOTHING`.execute(db);
     return;
   }
   await db.transaction().execute(async (trx) => {
-    await insertMissingUsers(trx, users).execute();
-    await trx.insertInto('tokens').values(tokens).onConflict((oc) => oc.column('jti').doNothing()).execute();
+    await insertMissingUsers(trx, users.map(([id, now]) => ({ id, balance: 0, created_at: now }))).execute();
+    await trx.insertInto('tokens').values(ts.map((t) => ({
+      jti: t.jti, user_id: t.userId, typ: 'user' as const, concert_id: null, seq: null,
+      expires_at: t.expiresAt, revoked_at: null, created_at: t.now,
+    }))).onConflict((oc) => oc.column('jti').doNothing()).execute();
   });
 }
 
