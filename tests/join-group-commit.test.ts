@@ -110,3 +110,65 @@ describeEach('join group commit', {}, (h) => {
     expect(entry).toBeUndefined();
   });
 });
+
+describeEach('join claims', {}, (h) => {
+  const claimOf = (src: { jti: string; userId: number }, concertId: number) => ({ srcJti: src.jti, concertId, userId: src.userId, now: h.clock.now() });
+  const replayRow = (srcJti: string, concertId: number) => h.svc.database.db.selectFrom('join_replays').select('queue_jti')
+    .where('src_jti', '=', srcJti).where('concert_id', '=', concertId).executeTakeFirst();
+  const record = (src: { jti: string; userId: number }, concertId: number, jti: string, seq: number) =>
+    h.svc.ctx.tokens.recordQueueTokenInSql({ userId: src.userId, jti, concertId, seq, expiresAt: h.clock.now() + 60_000 },
+      [src.jti], h.clock.now(), h.svc.ctx.backends[h.mode], { srcJti: src.jti });
+  const base = () => 900_000 + Math.floor(random() * 10_000) * 10;
+
+  test('copies of a join share one claim; SQL has it once the token is recorded (in Redis mode, not before)', async () => {
+    const c = await newConcert(h);
+    const store = h.svc.ctx.backends[h.mode].tokens;
+    const src = await principalOf(h, newUserId());
+    const copies = await Promise.all([store.claimJoin(claimOf(src, c.id)), store.claimJoin(claimOf(src, c.id))]);
+    expect(copies[1]).toBe(copies[0]);
+    // Redis mode claims with no SQL on the join's way; SQL mode claims in SQL.
+    expect((await replayRow(src.jti, c.id))?.queue_jti).toBe(h.mode === 'redis' ? undefined : copies[0]);
+    const seq = base();
+    const [a, b] = await Promise.all([record(src, c.id, copies[0], seq), record(src, c.id, copies[1], seq)]);
+    expect(b.token).toBe(a.token);
+    expect((await replayRow(src.jti, c.id))?.queue_jti).toBe(copies[0]);
+    expect(await store.giveBackJoinClaim({ ...claimOf(src, c.id), queueJti: copies[0] })).toBe(false);
+    expect(await store.claimJoin(claimOf(src, c.id))).toBe(copies[0]);
+  });
+
+  test('a claim given back refuses the copies still under way; the retry takes a new id and is recorded', async () => {
+    const c = await newConcert(h);
+    const store = h.svc.ctx.backends[h.mode].tokens;
+    const src = await principalOf(h, newUserId());
+    const first = await store.claimJoin(claimOf(src, c.id));
+    expect(await store.giveBackJoinClaim({ ...claimOf(src, c.id), queueJti: first })).toBe(true);
+    const seq = base();
+    await expect(record(src, c.id, first, seq)).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    const retry = await store.claimJoin(claimOf(src, c.id));
+    expect(retry).not.toBe(first);
+    await expect(record(src, c.id, retry, seq + 1)).resolves.toMatchObject({ jti: retry, seq: seq + 1 });
+    expect((await replayRow(src.jti, c.id))?.queue_jti).toBe(retry);
+    const row = await h.svc.database.db.selectFrom('tokens').select('jti').where('jti', '=', first).executeTakeFirst();
+    expect(row).toBeUndefined();
+  });
+
+  test('a claim SQL has and Redis does not (made in SQL mode) is what the retry of a refused join takes', async () => {
+    const c = await newConcert(h);
+    const store = h.svc.ctx.backends[h.mode].tokens;
+    const src = await principalOf(h, newUserId());
+    // Claimed in SQL by an attempt that never finished (SQL mode, or the pre-queue).
+    const inSql = await h.svc.ctx.tokens.claimJoin(src, c.id, h.clock.now());
+    const mine = await store.claimJoin(claimOf(src, c.id));
+    const seq = base();
+    if (h.mode === 'sql') {
+      expect(mine).toBe(inSql);
+    } else {
+      expect(mine).not.toBe(inSql);
+      await expect(record(src, c.id, mine, seq)).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+      // The refused join gives its claim back: Redis now names SQL's claim for the retry.
+      expect(await store.giveBackJoinClaim({ ...claimOf(src, c.id), queueJti: mine })).toBe(true);
+      expect(await store.claimJoin(claimOf(src, c.id))).toBe(inSql);
+    }
+    await expect(record(src, c.id, inSql, seq + 1)).resolves.toMatchObject({ jti: inSql });
+  });
+});

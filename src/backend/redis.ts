@@ -66,7 +66,7 @@ export function redisBackend(d: RedisDeps, sql: SqlStores): RedisBackend {
       })), now)),
     holds,
     catalog: new RedisCatalogStore(db, redis, concerts, sql.catalog),
-    tokens: new RedisTokenStore(db, redis, sql.tokens),
+    tokens: new RedisTokenStore(db, redis, sql.tokens, config.joinReplaySeconds * 1000),
     prequeue: new RedisPrequeueStore(db, redis),
     spentChallenges: new RedisSpentChallenges(redis, sql.spentChallenges),
     samples: new RedisSampleStore(redis),

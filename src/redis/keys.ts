@@ -39,6 +39,8 @@ export const keys = {
   prequeue: (c: number) => `${tag(c)}:q:pre`,
   /** Held by the instance applying a recorded draw to Redis. */
   drawLock: (c: number) => `${tag(c)}:q:drawing`,
+  /** A join's claim: the queue token id a join made with token `src` gives out (src/modules/tokens/token.stores.ts). */
+  joinClaim: (c: number, src: string) => `${tag(c)}:q:jc:${src}`,
 
   // write-behind
   stream: (c: number) => `${tag(c)}:wb`,

@@ -115,8 +115,8 @@ export class QueueService {
   /**
    * Joins a concert's line. A client that retries is never locked out (docs/api.md, token
    * lifecycle): joining again with the live queue token of this concert answers with that very
-   * token; a join made with a given token always gives out one queue token id (claimed in SQL
-   * first), so double-submits share one place and one answer; and a retry with the token a join
+   * token; a join made with a given token always gives out one queue token id (claimed first:
+   * in Redis in Redis mode, in SQL in SQL mode), so double-submits share one place and one answer; and a retry with the token a join
    * just replaced gets that join's answer again for JOIN_REPLAY_SECONDS. `beforeNewPlace` runs
    * only when the join is about to take a new place (the proof of work on joins).
    */
@@ -148,7 +148,8 @@ export class QueueService {
     // Proof of work (when asked for) covers every new place, a pre-queued one too.
     await opts.beforeNewPlace?.();
     if (sale.phase === 'prequeue') return this.joinPrequeue(backend, principal, concertId, now, opts.drawNonce, moving);
-    const jti = await this.tokens.claimJoin(principal, concertId, now);
+    const claim = { srcJti: principal.jti, concertId, userId: principal.userId, now };
+    const jti = await backend.tokens.claimJoin(claim);
     const outcome = await store.join(concertId, principal.userId, jti, now);
     // A double-submit that got here second finds its own place under the claimed id: nothing to revoke.
     const replaced = moving ? [] : [principal.jti];
@@ -163,7 +164,7 @@ export class QueueService {
       // handed the same (refused) entry number again; the retry takes a new token id. Unless a
       // concurrent copy of this join recorded the token meanwhile and answered with the place.
       // When SQL cannot say (it is down), the place is kept: the retry's claim finds it again.
-      if (outcome.fresh && (await this.tokens.dropJoinClaim(principal, concertId, jti).catch(() => false))) {
+      if (outcome.fresh && (await backend.tokens.giveBackJoinClaim({ ...claim, queueJti: jti }).catch(() => false))) {
         await store.leave(concertId, principal.userId, jti, now, 'leave').catch(() => {});
       }
       throw err;

@@ -5,27 +5,68 @@ import type { Database } from '../../store/schema.ts';
 export interface JoinReplay { queueJti: string; userId: number; createdAt: number }
 
 /**
- * Claims the queue token ids that joins give out, many joins in two statements (TokenService's
- * group commit): for a join made with token `srcJti` in a concert, the first
- * caller's `queueJti` is stored, every later one (a double-submit racing it, a retry whose answer
- * was lost) reads that one back. The row is also the replay record: SQL, so it outlives a switch
- * between Redis and SQL mode. Answers each claim in order; copies of one join in the same batch
- * read back the same claim; null only when a refused attempt dropped the claim in between.
+ * A claim given back by a refused join (giveBackJoinClaim) keeps its row, its queue token id
+ * marked with this prefix (no token id starts with it): a copy of the refused join that records
+ * later finds its own id given back and is refused too, while any other attempt may take the
+ * row over with its own id.
  */
-export async function claimJoins(db: Db, cs: { srcJti: string; concertId: number; queueJti: string; userId: number; now: number }[]):
-  Promise<(JoinReplay | null)[]> {
-  const keyOf = (src: string, concertId: number) => `${concertId}:${src}`;
-  const unique = new Map<string, (typeof cs)[number]>();
+const GIVEN_BACK = '~';
+export const givenBack = (queueJti: string) => `${GIVEN_BACK}${queueJti}`;
+export const isGivenBack = (claimed: string) => claimed.startsWith(GIVEN_BACK);
+
+type ClaimRow = { srcJti: string; concertId: number; queueJti: string; userId: number; now: number };
+const keyOf = (src: string, concertId: number) => `${concertId}:${src}`;
+
+/** In one order, so that two batches with copies of the same joins never wait on each other crosswise. */
+function inKeyOrder<T extends { srcJti: string; concertId: number }>(cs: T[]): T[] {
+  const unique = new Map<string, T>();
   for (const c of cs) if (!unique.has(keyOf(c.srcJti, c.concertId))) unique.set(keyOf(c.srcJti, c.concertId), c);
-  // In one order, so that two batches with copies of the same joins never wait on each other crosswise.
-  const ordered = [...unique.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, c]) => c);
-  await db.insertInto('join_replays').values(ordered.map((c) => ({
+  return [...unique.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, c]) => c);
+}
+
+/** Claim rows for joins, each unless its (token, concert) has one already (whatever it names). */
+export async function insertJoinClaims(db: Db | Transaction<Database>, cs: ClaimRow[]): Promise<void> {
+  if (cs.length === 0) return;
+  await db.insertInto('join_replays').values(inKeyOrder(cs).map((c) => ({
     src_jti: c.srcJti, concert_id: c.concertId, queue_jti: c.queueJti, user_id: c.userId, created_at: c.now,
   }))).onConflict((oc) => oc.columns(['src_jti', 'concert_id']).doNothing()).execute();
-  const rows = await db.selectFrom('join_replays').select(['src_jti', 'concert_id', 'queue_jti', 'user_id', 'created_at'])
-    .where('src_jti', 'in', [...new Set(cs.map((c) => c.srcJti))]).execute();
-  const found = new Map(rows.map((r) => [keyOf(r.src_jti, r.concert_id), { queueJti: r.queue_jti, userId: r.user_id, createdAt: r.created_at }]));
-  return cs.map((c) => found.get(keyOf(c.srcJti, c.concertId)) ?? null);
+}
+
+/** Moves a given-back claim to `queueJti`, only while it still says `from`; true when it did. */
+export async function takeOverJoinClaim(db: Db | Transaction<Database>, c: ClaimRow, from: string): Promise<boolean> {
+  const r = await db.updateTable('join_replays').set({ queue_jti: c.queueJti, user_id: c.userId, created_at: c.now })
+    .where('src_jti', '=', c.srcJti).where('concert_id', '=', c.concertId).where('queue_jti', '=', from)
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows ?? 0) > 0;
+}
+
+/**
+ * Claims the queue token ids that joins give out, many joins at once (SQL mode's group commit;
+ * Redis mode claims in Redis and writes the row with the token, see RedisTokenStore): for a
+ * join made with token `srcJti` in a concert, the first caller's `queueJti` is stored, every
+ * later one (a double-submit racing it, a retry whose answer was lost) reads that one back. A
+ * claim given back by a refused join is taken over by the next caller. The row is also the
+ * replay record: SQL, so it outlives a switch between Redis and SQL mode. Answers each claim in
+ * order; copies of one join in the same batch read back the same claim; null only when a
+ * refused attempt gave the claim back in between.
+ */
+export async function claimJoins(db: Db, cs: ClaimRow[]): Promise<(JoinReplay | null)[]> {
+  await insertJoinClaims(db, cs);
+  const read = async () => {
+    const rows = await db.selectFrom('join_replays').select(['src_jti', 'concert_id', 'queue_jti', 'user_id', 'created_at'])
+      .where('src_jti', 'in', [...new Set(cs.map((c) => c.srcJti))]).execute();
+    return new Map(rows.map((r) => [keyOf(r.src_jti, r.concert_id), { queueJti: r.queue_jti, userId: r.user_id, createdAt: r.created_at }]));
+  };
+  let found = await read();
+  const givenBackRows = inKeyOrder(cs).filter((c) => isGivenBack(found.get(keyOf(c.srcJti, c.concertId))?.queueJti ?? ''));
+  if (givenBackRows.length > 0) {
+    for (const c of givenBackRows) await takeOverJoinClaim(db, c, found.get(keyOf(c.srcJti, c.concertId))!.queueJti);
+    found = await read();
+  }
+  return cs.map((c) => {
+    const claim = found.get(keyOf(c.srcJti, c.concertId));
+    return claim && !isGivenBack(claim.queueJti) ? claim : null;
+  });
 }
 
 /**
@@ -45,7 +86,8 @@ export async function holdJoinClaims(trx: Transaction<Database>, srcJtis: string
 export async function findJoinReplay(db: Db, srcJti: string, concertId: number): Promise<JoinReplay | null> {
   const row = await db.selectFrom('join_replays').select(['queue_jti', 'user_id', 'created_at'])
     .where('src_jti', '=', srcJti).where('concert_id', '=', concertId).executeTakeFirst();
-  return row ? { queueJti: row.queue_jti, userId: row.user_id, createdAt: row.created_at } : null;
+  if (!row || isGivenBack(row.queue_jti)) return null;
+  return { queueJti: row.queue_jti, userId: row.user_id, createdAt: row.created_at };
 }
 
 /**
@@ -63,18 +105,29 @@ export async function holdJoinClaim(trx: Transaction<Database>, srcJti: string, 
 /**
  * A join that was refused before it was acknowledged gives its claim back, so that its retry
  * takes a new queue token id, unless a concurrent copy of the same join has recorded the token
- * meanwhile (that copy answered with the place: it must stay). The claim row is locked first:
- * a copy recording right now commits before the check below reads the token, and a copy that
- * records later finds the claim gone and is refused. True when the claim was dropped.
+ * meanwhile (that copy answered with the place: it must stay). The claim row is locked first
+ * (and written, given back, if there was none: a claim made in Redis has no row until its
+ * token is recorded): a copy recording right now commits before the check below reads the
+ * token, and a copy that records later finds its id given back and is refused.
+ * `dropped`: the claim no longer names `queueJti` (the place made under it can go);
+ * `claim`: the live claim of another id, which the retry is to take.
  */
-export async function dropJoinClaimUnlessRecorded(db: Db, srcJti: string, concertId: number, queueJti: string): Promise<boolean> {
+export async function giveBackJoinClaim(db: Db, c: ClaimRow): Promise<{ dropped: boolean; claim: string | null }> {
   return db.transaction().execute(async (trx) => {
-    if (!(await holdJoinClaim(trx, srcJti, concertId, queueJti))) return false;
-    const recorded = await trx.selectFrom('tokens').select('jti').where('jti', '=', queueJti).executeTakeFirst();
-    if (recorded) return false;
-    await trx.deleteFrom('join_replays')
-      .where('src_jti', '=', srcJti).where('concert_id', '=', concertId).where('queue_jti', '=', queueJti).execute();
-    return true;
+    await insertJoinClaims(trx, [{ ...c, queueJti: givenBack(c.queueJti) }]);
+    let q = trx.selectFrom('join_replays').select('queue_jti').where('src_jti', '=', c.srcJti).where('concert_id', '=', c.concertId);
+    if (isPostgres(trx)) q = q.forUpdate();
+    const claimed = (await q.executeTakeFirst())?.queue_jti;
+    if (claimed !== undefined && !isGivenBack(claimed) && claimed !== c.queueJti) return { dropped: true, claim: claimed };
+    if (claimed === c.queueJti) {
+      const recorded = await trx.selectFrom('tokens').select('jti').where('jti', '=', c.queueJti).executeTakeFirst();
+      if (recorded) return { dropped: false, claim: claimed };
+    }
+    if (claimed !== givenBack(c.queueJti)) {
+      await trx.updateTable('join_replays').set({ queue_jti: givenBack(c.queueJti) })
+        .where('src_jti', '=', c.srcJti).where('concert_id', '=', c.concertId).execute();
+    }
+    return { dropped: true, claim: null };
   });
 }
 

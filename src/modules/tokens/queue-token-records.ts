@@ -3,7 +3,7 @@ import type { Transaction } from 'kysely';
 import type { Db } from '../../store/connect.ts';
 import type { Database } from '../../store/schema.ts';
 import { claimEntries } from '../queue/entries.repo.ts';
-import { holdJoinClaims } from './join-replays.repo.ts';
+import { givenBack, holdJoinClaims, insertJoinClaims, isGivenBack, takeOverJoinClaim } from './join-replays.repo.ts';
 import { insertTokens, queueTokenRecords, revokeTokens, type TokenRow } from './tokens.repo.ts';
 
 /** What a queue token's record says, before it is recorded. */
@@ -42,13 +42,26 @@ async function recordOnce(db: Db, items: TokenRecord[], fence?: Fence): Promise<
     // SQL mode records a place only while the fleet is in SQL mode (see assertSqlMode).
     if (fence) await fence(trx);
     const out: ({ createdAt: number; expiresAt: number } | Error | undefined)[] = items.map(() => undefined);
-    const claims = await holdJoinClaims(trx, items.flatMap((it) => (it.claim ? [it.claim.srcJti] : [])));
-    items.forEach((it, i) => {
-      // A refused copy of this join gave the claim back (and is ending the place): refuse too.
-      if (it.claim && claims.get(`${it.p.concertId}:${it.claim.srcJti}`) !== it.p.jti) {
-        out[i] = errors.unavailable('this join was refused while a copy of it was under way; join again', 1);
+    // A claim made in Redis has no row yet: it is written here, with its token (a claim made in
+    // SQL has one already, and keeps it).
+    const claimRows = items.flatMap((it) => (it.claim
+      ? [{ srcJti: it.claim.srcJti, concertId: it.p.concertId, queueJti: it.p.jti, userId: it.p.userId, now: it.now }] : []));
+    await insertJoinClaims(trx, claimRows);
+    const claims = await holdJoinClaims(trx, claimRows.map((c) => c.srcJti));
+    for (const [i, it] of items.entries()) {
+      if (!it.claim) continue;
+      const key = `${it.p.concertId}:${it.claim.srcJti}`;
+      const claimed = claims.get(key);
+      // Another attempt's claim that it gave back: this one takes the row over.
+      if (claimed !== undefined && isGivenBack(claimed) && claimed !== givenBack(it.p.jti)
+        && (await takeOverJoinClaim(trx, { srcJti: it.claim.srcJti, concertId: it.p.concertId, queueJti: it.p.jti, userId: it.p.userId, now: it.now }, claimed))) {
+        claims.set(key, it.p.jti);
+        continue;
       }
-    });
+      // A refused copy of this join gave the claim back (and is ending the place), or the claim
+      // names another id (the retry takes that one): refuse.
+      if (claimed !== it.p.jti) out[i] = errors.unavailable('this join was refused while a copy of it was under way; join again', 1);
+    }
     const recordOk = (r: TokenRow | undefined, it: TokenRecord) => !!r && r.user_id === it.p.userId
       && r.concert_id === it.p.concertId && r.seq === it.p.seq && r.revoked_at === null && r.expires_at > it.now;
     // The id names another (ended) place of this user: refuse, so that the retry claims a new id.

@@ -3,10 +3,12 @@ import { keys } from '../../redis/keys.ts';
 import { issueToken } from '../../redis/script-calls.ts';
 import { assertSqlMode } from '../../resilience/sql-fence.ts';
 import type { Db } from '../../store/connect.ts';
+import { errors } from '../../errors.ts';
 import { GroupCommit } from './group-commit.ts';
+import { claimJoins, giveBackJoinClaim } from './join-replays.repo.ts';
 import { recordQueueTokens, type TokenRecord } from './queue-token-records.ts';
 import { isTokenLive } from './tokens.repo.ts';
-import { forgetUserTokens, tagLimit, tagOf } from './token-slots.ts';
+import { forgetUserTokens, newQueueTokenId, tagLimit, tagOf } from './token-slots.ts';
 
 /**
  * The tokens' mode-dependent half. SQL has every token's record in both modes; Redis mode also
@@ -21,13 +23,49 @@ export interface TokenStore {
   recordQueueToken(r: TokenRecord): Promise<{ createdAt: number; expiresAt: number }>;
   /** Tokens SQL has revoked leave the store's copy (Redis); SQL has nothing more to do. */
   forget(jtis: string[]): Promise<void>;
+  /**
+   * The queue token id a join made with `srcJti` gives out in a concert: a new one, or the one a
+   * double-submit of the same join (or an earlier attempt whose answer was lost) already claimed.
+   */
+  claimJoin(c: JoinClaim): Promise<string>;
+  /**
+   * Gives back the claim of a join refused before it was acknowledged, so that its retry takes a
+   * new id (see giveBackJoinClaim); false when a concurrent copy recorded the token meanwhile
+   * (the place stays).
+   */
+  giveBackJoinClaim(c: JoinClaim & { queueJti: string }): Promise<boolean>;
+}
+
+export interface JoinClaim { srcJti: string; concertId: number; userId: number; now: number }
+
+/** Claims in SQL: concurrent joins' claims go together (two statements for the lot). */
+export class SqlJoinClaims {
+  private readonly claims = new GroupCommit((cs: Parameters<typeof claimJoins>[1]) => claimJoins(this.db, cs));
+
+  constructor(private readonly db: Db) {}
+
+  async claim(c: JoinClaim): Promise<string> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const claim = await this.claims.submit({ ...c, queueJti: newQueueTokenId() });
+      if (claim) return claim.queueJti;
+    }
+    throw errors.unavailable('this join is being retried at the same time; join again', 1);
+  }
+
+  async giveBack(c: JoinClaim & { queueJti: string }): Promise<boolean> {
+    return (await giveBackJoinClaim(this.db, c)).dropped;
+  }
 }
 
 export class SqlTokenStore implements TokenStore {
   /** Fenced: a SQL-mode place is recorded only while the fleet is in SQL mode (see assertSqlMode). */
   private readonly records = new GroupCommit((items: TokenRecord[]) => recordQueueTokens(this.db, items, assertSqlMode));
 
-  constructor(private readonly db: Db) {}
+  private readonly joinClaims: SqlJoinClaims;
+
+  constructor(private readonly db: Db) {
+    this.joinClaims = new SqlJoinClaims(db);
+  }
 
   async keepUserToken(): Promise<boolean> {
     return false;
@@ -42,13 +80,32 @@ export class SqlTokenStore implements TokenStore {
   }
 
   async forget(): Promise<void> {}
+
+  claimJoin(c: JoinClaim): Promise<string> {
+    return this.joinClaims.claim(c);
+  }
+
+  giveBackJoinClaim(c: JoinClaim & { queueJti: string }): Promise<boolean> {
+    return this.joinClaims.giveBack(c);
+  }
 }
 
-/** Redis mode. A user token Redis does not have (past the limit, or lost) is asked of SQL (`sqlOnly`). */
+/**
+ * Redis mode. A user token Redis does not have (past the limit, or lost) is asked of SQL
+ * (`sqlOnly`). A join's claim is made in Redis, with no SQL on the way: the claim's row is
+ * written in the transaction that records the join's token (recordQueueTokens), so SQL has the
+ * claim, the replay record, of every recorded join; Redis only keeps it for the copies and
+ * retries that come while the join is under way.
+ */
 export class RedisTokenStore implements TokenStore {
   private readonly records = new GroupCommit((items: TokenRecord[]) => recordQueueTokens(this.db, items));
+  private readonly claimMs: number;
 
-  constructor(private readonly db: Db, private readonly redis: RedisClient, private readonly sqlOnly: TokenStore) {}
+  constructor(private readonly db: Db, private readonly redis: RedisClient, private readonly sqlOnly: TokenStore,
+    joinReplayMs: number) {
+    // As long as a join may be replayed, and never so short that a double-submit outlives it.
+    this.claimMs = Math.max(joinReplayMs, MIN_CLAIM_MS);
+  }
 
   async keepUserToken(t: { jti: string; userId: number; now: number; ttlMs: number; limit: number }): Promise<boolean> {
     const r = await issueToken(this.redis, { userId: t.userId, jti: t.jti, now: t.now, ttlMs: t.ttlMs, limit: tagLimit(t.limit, tagOf(t.jti)) });
@@ -67,4 +124,28 @@ export class RedisTokenStore implements TokenStore {
   forget(jtis: string[]): Promise<void> {
     return forgetUserTokens(this.redis, jtis);
   }
+
+  /** One command: the claim is set unless there is one, and whichever there is comes back. */
+  async claimJoin(c: JoinClaim): Promise<string> {
+    const mine = newQueueTokenId();
+    const claimed = await this.redis.set(keys.joinClaim(c.concertId, c.srcJti), mine, 'PX', this.claimMs, 'NX', 'GET');
+    return claimed ?? mine;
+  }
+
+  /**
+   * SQL decides, under the claim's row lock, as in SQL mode; then the Redis claim is moved to
+   * what the retry must take: the live claim SQL has, or a fresh id when the claim was given back.
+   */
+  async giveBackJoinClaim(c: JoinClaim & { queueJti: string }): Promise<boolean> {
+    const r = await giveBackJoinClaim(this.db, c);
+    if (r.claim !== null && r.claim !== c.queueJti) {
+      await this.redis.set(keys.joinClaim(c.concertId, c.srcJti), r.claim, 'PX', this.claimMs);
+    } else if (r.dropped) {
+      await this.redis.set(keys.joinClaim(c.concertId, c.srcJti), newQueueTokenId(), 'PX', this.claimMs);
+    }
+    return r.dropped;
+  }
 }
+
+/** The shortest life of a join's claim in Redis. */
+const MIN_CLAIM_MS = 30_000;

@@ -6,11 +6,11 @@ import type { Db } from '../../store/connect.ts';
 import { JwtCodec, type TokenClaims } from './jwt.ts';
 import { VerifiedTokens } from './verified-tokens.ts';
 import { GroupCommitter } from '../../store/group-commit.ts';
-import { claimJoins, dropJoinClaimUnlessRecorded, findJoinReplay } from './join-replays.repo.ts';
-import { GroupCommit } from './group-commit.ts';
+import { findJoinReplay } from './join-replays.repo.ts';
+import { SqlJoinClaims } from './token.stores.ts';
 import type { QueueTokenFacts } from './queue-token-records.ts';
 import { extendTokenExpiry, insertUserTokens, queueTokenRecord, revokeTokens } from './tokens.repo.ts';
-import { newQueueTokenId, newUserTokenId } from './token-slots.ts';
+import { newUserTokenId } from './token-slots.ts';
 
 interface TokenHolder { userId: number; jti: string; exp: number; token: string }
 /**
@@ -51,8 +51,11 @@ export class TokenService {
   /** Where new user tokens are recorded in SQL, many to a commit. */
   readonly userTokenCommits: GroupCommitter<{ jti: string; userId: number; expiresAt: number; now: number }>;
   private refreshPausedUntil = 0;
+  /** Claims of pre-queue joins (SQL in every mode). */
+  private readonly sqlClaims: SqlJoinClaims;
   constructor(private readonly db: Db, private readonly backends: Backends, private readonly config: Config) {
     this.jwt = new JwtCodec(config.jwtSecret);
+    this.sqlClaims = new SqlJoinClaims(db);
     this.userTokenCommits = new GroupCommitter((items) => insertUserTokens(db, items), USER_TOKEN_COMMIT);
   }
 
@@ -131,26 +134,20 @@ export class TokenService {
   }
 
   /**
-   * The queue token id a join made with `src` gives out in a concert: a new one, or the one a
-   * double-submit of the same join (or an earlier attempt whose answer was lost) already claimed.
+   * The queue token id a join made with `src` gives out in a concert, claimed in SQL (the
+   * pre-queue, whose join is one SQL transaction; queue joins claim through their backend's
+   * token store): a new one, or the one a double-submit of the same join already claimed.
    */
-  async claimJoin(src: Principal, concertId: number, now: number): Promise<string> {
-    for (let attempt = 0; attempt < 3; attempt++) {
-      const claim = await this.claims.submit({ srcJti: src.jti, concertId, queueJti: newQueueTokenId(), userId: src.userId, now });
-      if (claim) return claim.queueJti;
-    }
-    throw errors.unavailable('this join is being retried at the same time; join again', 1);
+  claimJoin(src: Principal, concertId: number, now: number): Promise<string> {
+    return this.sqlClaims.claim({ srcJti: src.jti, concertId, userId: src.userId, now });
   }
 
-  /** Concurrent joins' claims go to SQL together (two statements for the lot). */
-  private readonly claims = new GroupCommit((cs: Parameters<typeof claimJoins>[1]) => claimJoins(this.db, cs));
-
   /**
-   * Forgets a claim whose join was refused, so that its retry takes a new place under a new id;
-   * false (the claim kept) when a concurrent copy of the join recorded the token meanwhile.
+   * Gives back a claim whose join was refused, so that its retry takes a new place under a new
+   * id; false (the claim kept) when a concurrent copy of the join recorded the token meanwhile.
    */
-  dropJoinClaim(src: Principal, concertId: number, queueJti: string): Promise<boolean> {
-    return dropJoinClaimUnlessRecorded(this.db, src.jti, concertId, queueJti);
+  dropJoinClaim(src: Principal, concertId: number, queueJti: string, now = Date.now()): Promise<boolean> {
+    return this.sqlClaims.giveBack({ srcJti: src.jti, concertId, userId: src.userId, now, queueJti });
   }
 
   /**
