@@ -98,13 +98,7 @@ export class SqlTokenStore implements TokenStore {
  * retries that come while the join is under way.
  */
 export class RedisTokenStore implements TokenStore {
-  /**
-   * One batch under way at a time: the joins that arrive meanwhile go together in the next one.
-   * Measured with the claim in Redis (docs/performance.md): 1,676–2,326 joins/s against
-   * 1,293–1,612 with two batches under way, PostgreSQL's CPU 35 % against 42–44 %: on a busy
-   * machine a second batch in flight halves the batches, not the wait.
-   */
-  private readonly records = new GroupCommit((items: TokenRecord[]) => recordQueueTokens(this.db, items), 100, 1);
+  private readonly records = new GroupCommit((items: TokenRecord[]) => recordQueueTokens(this.db, items));
   private readonly claimMs: number;
 
   constructor(private readonly db: Db, private readonly redis: RedisClient, private readonly sqlOnly: TokenStore,
