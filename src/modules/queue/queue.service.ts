@@ -115,9 +115,10 @@ export class QueueService {
   /**
    * Joins a concert's line. A client that retries is never locked out (docs/api.md, token
    * lifecycle): joining again with the live queue token of this concert answers with that very
-   * token; a join made with a given token always gives out one queue token id (claimed first:
-   * in Redis in Redis mode, in SQL in SQL mode), so double-submits share one place and one answer; and a retry with the token a join
-   * just replaced gets that join's answer again for JOIN_REPLAY_SECONDS. `beforeNewPlace` runs
+   * token; a join made with a given token always gives out one queue token id (claimed first: in
+   * Redis in Redis mode, in SQL in SQL mode; SQL records it only under its claim), so
+   * double-submits share one place and one answer; and a retry with the token a join just
+   * replaced gets that join's answer again for JOIN_REPLAY_SECONDS. `beforeNewPlace` runs
    * only when the join is about to take a new place (the proof of work on joins).
    */
   async join(principal: Principal, concertId: number, now: number,

@@ -1,9 +1,9 @@
+import { errors } from '../../errors.ts';
 import type { RedisClient } from '../../redis/connection.ts';
 import { keys } from '../../redis/keys.ts';
 import { issueToken } from '../../redis/script-calls.ts';
 import { assertSqlMode } from '../../resilience/sql-fence.ts';
 import type { Db } from '../../store/connect.ts';
-import { errors } from '../../errors.ts';
 import { GroupCommit } from './group-commit.ts';
 import { claimJoins, giveBackJoinClaim } from './join-replays.repo.ts';
 import { recordQueueTokens, type TokenRecord } from './queue-token-records.ts';
