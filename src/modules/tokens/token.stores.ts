@@ -38,34 +38,14 @@ export interface TokenStore {
 
 export interface JoinClaim { srcJti: string; concertId: number; userId: number; now: number }
 
-/** Claims in SQL: concurrent joins' claims go together (two statements for the lot). */
-export class SqlJoinClaims {
-  private readonly claims = new GroupCommit((cs: Parameters<typeof claimJoins>[1]) => claimJoins(this.db, cs));
-
-  constructor(private readonly db: Db) {}
-
-  async claim(c: JoinClaim): Promise<string> {
-    for (let attempt = 0; attempt < 3; attempt++) {
-      const claim = await this.claims.submit({ ...c, queueJti: newQueueTokenId() });
-      if (claim) return claim.queueJti;
-    }
-    throw errors.unavailable('this join is being retried at the same time; join again', 1);
-  }
-
-  async giveBack(c: JoinClaim & { queueJti: string }): Promise<boolean> {
-    return (await giveBackJoinClaim(this.db, c)).dropped;
-  }
-}
-
 export class SqlTokenStore implements TokenStore {
   /** Fenced: a SQL-mode place is recorded only while the fleet is in SQL mode (see assertSqlMode). */
   private readonly records = new GroupCommit((items: TokenRecord[]) => recordQueueTokens(this.db, items, assertSqlMode));
 
-  private readonly joinClaims: SqlJoinClaims;
+  /** Claims in SQL: concurrent joins' claims go together (two statements for the lot). */
+  private readonly claims = new GroupCommit((cs: Parameters<typeof claimJoins>[1]) => claimJoins(this.db, cs));
 
-  constructor(private readonly db: Db) {
-    this.joinClaims = new SqlJoinClaims(db);
-  }
+  constructor(private readonly db: Db) {}
 
   async keepUserToken(): Promise<boolean> {
     return false;
@@ -81,12 +61,16 @@ export class SqlTokenStore implements TokenStore {
 
   async forget(): Promise<void> {}
 
-  claimJoin(c: JoinClaim): Promise<string> {
-    return this.joinClaims.claim(c);
+  async claimJoin(c: JoinClaim): Promise<string> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const claim = await this.claims.submit({ ...c, queueJti: newQueueTokenId() });
+      if (claim) return claim.queueJti;
+    }
+    throw errors.unavailable('this join is being retried at the same time; join again', 1);
   }
 
-  giveBackJoinClaim(c: JoinClaim & { queueJti: string }): Promise<boolean> {
-    return this.joinClaims.giveBack(c);
+  async giveBackJoinClaim(c: JoinClaim & { queueJti: string }): Promise<boolean> {
+    return (await giveBackJoinClaim(this.db, c)).dropped;
   }
 }
 

@@ -7,7 +7,6 @@ import { JwtCodec, type TokenClaims } from './jwt.ts';
 import { VerifiedTokens } from './verified-tokens.ts';
 import { GroupCommitter } from '../../store/group-commit.ts';
 import { findJoinReplay } from './join-replays.repo.ts';
-import { SqlJoinClaims } from './token.stores.ts';
 import type { QueueTokenFacts } from './queue-token-records.ts';
 import { extendTokenExpiry, insertUserTokens, queueTokenRecord, revokeTokens } from './tokens.repo.ts';
 import { newUserTokenId } from './token-slots.ts';
@@ -51,11 +50,8 @@ export class TokenService {
   /** Where new user tokens are recorded in SQL, many to a commit. */
   readonly userTokenCommits: GroupCommitter<{ jti: string; userId: number; expiresAt: number; now: number }>;
   private refreshPausedUntil = 0;
-  /** Claims of pre-queue joins (SQL in every mode). */
-  private readonly sqlClaims: SqlJoinClaims;
   constructor(private readonly db: Db, private readonly backends: Backends, private readonly config: Config) {
     this.jwt = new JwtCodec(config.jwtSecret);
-    this.sqlClaims = new SqlJoinClaims(db);
     this.userTokenCommits = new GroupCommitter((items) => insertUserTokens(db, items), USER_TOKEN_COMMIT);
   }
 
@@ -139,7 +135,7 @@ export class TokenService {
    * token store): a new one, or the one a double-submit of the same join already claimed.
    */
   claimJoin(src: Principal, concertId: number, now: number): Promise<string> {
-    return this.sqlClaims.claim({ srcJti: src.jti, concertId, userId: src.userId, now });
+    return this.backends.sql.tokens.claimJoin({ srcJti: src.jti, concertId, userId: src.userId, now });
   }
 
   /**
@@ -147,7 +143,7 @@ export class TokenService {
    * id; false (the claim kept) when a concurrent copy of the join recorded the token meanwhile.
    */
   dropJoinClaim(src: Principal, concertId: number, queueJti: string, now = Date.now()): Promise<boolean> {
-    return this.sqlClaims.giveBack({ srcJti: src.jti, concertId, userId: src.userId, now, queueJti });
+    return this.backends.sql.tokens.giveBackJoinClaim({ srcJti: src.jti, concertId, userId: src.userId, now, queueJti });
   }
 
   /**
