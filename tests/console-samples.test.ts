@@ -213,6 +213,10 @@ for (const target of SQL_TARGETS) {
         const concertId = (await createConcert(svc.app)).id;
         const contexts = [svc.ctx, second.ctx];
         for (const ctx of contexts) await enterMode({ ...svc, ctx }, mode);
+        // An instance reuses its list of live concerts for up to a second, so the one that did not
+        // create the concert can sample a slot without it; the timers start once both list it.
+        await eventually(async () => (await Promise.all(contexts.map((ctx) => ctx.liveConcerts(Date.now()))))
+          .every((ids) => ids.includes(concertId)), 5000, 20);
         // The slot of every pass either instance's timer ran (the loop calls sampleOnce() with the clock's now).
         const woke = new Set<number>();
         for (const ctx of contexts) {
