@@ -36,9 +36,12 @@ for (const target of SQL_TARGETS) {
       const noteChange = ({ to, reason }: { to: string; reason: string }) => modeChanges.push(`${to}: ${reason}`);
       const contexts = () => [svc.ctx, second.ctx];
       beforeAll(async () => {
-        // The concert exists before the tickers start, so their first list of live concerts has it.
+        // The tickers start once both instances list the concert: the one that did not create it
+        // reuses its list of live concerts (from the last mode's run) for up to a second.
         concertId = (await createConcert(svc.app)).id;
         await patchQueue(svc.app, concertId, { maxActive: MAX_ACTIVE, admitPerSecond: ADMIT_PER_SECOND });
+        await eventually(async () => (await Promise.all(contexts().map((ctx) => ctx.liveConcerts(Date.now()))))
+          .every((ids) => ids.includes(concertId)), 5000, 20);
         for (const ctx of contexts()) {
           await enterMode({ ...svc, ctx }, mode);
           ctx.mode.on('change', noteChange);
