@@ -25,9 +25,10 @@ import { byVerifiedUserElseAddress, rateLimit } from '../src/http/middleware/rat
 import { redisBreaker } from '../src/http/middleware/redis-breaker.ts';
 import { requestId } from '../src/http/middleware/request-id.ts';
 import { createRedis } from '../src/redis/connection.ts';
-import { estimateFields } from '../src/modules/queue/queue.redis.ts';
 import type { QueuePlace } from '../src/modules/queue/types.ts';
+import { ScriptCode } from '../src/redis/codes.ts';
 import { keys } from '../src/redis/keys.ts';
+import { decodePollQueue, pollQueue } from '../src/redis/script-calls.ts';
 import { runScript } from '../src/redis/scripts.ts';
 import { openDatabase } from '../src/store/connect.ts';
 import { migrateToLatest } from '../src/store/migrate.ts';
@@ -123,14 +124,12 @@ try {
   // With `io` off, every Redis call is replaced by its answer, so only the JavaScript of each
   // layer is timed: no socket, no waiting, and far less noise from the rest of the machine.
   let io = true;
-  const cannedPoll = [0, 0, 1500, 1, 0, 0, 1, 0, 1000, 1000, 600, '240', '1.1'];
+  const cannedPoll = '0 0 1500 1 0 0 1 0 1000 1000 600 240 1.1';
   const poll = async (userId: number, jti: string) => {
-    const r = io ? await runScript(redis, 'pollQueue', qKeys, [userId, jti, Date.now(), config.queueGraceSeconds * 1000]) : cannedPoll;
-    if (r[0] !== 0) throw new Error(`pollQueue code ${r[0]}`);
-    return ctx.queue.view(c, {
-      status: r[1] === 1 ? 'active' : 'waiting', seq: Number(r[2]), lastAdmitted: Number(r[3]), activeUntil: Number(r[4]),
-      observedRate: Number(r[5]) / 1000, admitPerSecond: Number(r[6]), ...estimateFields(r, 7),
-    });
+    const r = decodePollQueue(io ? await pollQueue.raw(redis, { concertId: c, userId, jti, now: Date.now(), graceMs: config.queueGraceSeconds * 1000 })
+      : cannedPoll);
+    if (r.code !== ScriptCode.Ok) throw new Error(`pollQueue code ${r.code}`);
+    return ctx.queue.view(c, r);
   };
   const stack = (name: string, mws: MiddlewareHandler<AppEnv>[], auth: boolean): Stack => {
     const h = new Hono<AppEnv>();

@@ -22,7 +22,7 @@ import { Hono } from 'hono';
 import { Redis } from 'ioredis';
 import { queueTokenRecord } from '../src/redis/codecs.ts';
 import { ScriptCode } from '../src/redis/codes.ts';
-import { joinQueue } from '../src/redis/script-calls.ts';
+import { decodePollQueue, joinQueue, type PollQueueRaw } from '../src/redis/script-calls.ts';
 import { JwtCodec } from '../src/modules/tokens/jwt.ts';
 import { newQueueTokenId, newUserTokenId } from '../src/modules/tokens/token-slots.ts';
 import { keys } from '../src/redis/keys.ts';
@@ -55,12 +55,12 @@ const app = new Hono();
 app.get('/healthz', (c) => c.json({ status: 'ok' }));
 app.get('/v1/queue/me', async (c) => {
   const u = 1 + ((parseInt((c.req.header('Authorization') ?? '').slice(7), 10) || 0) % USERS);
-  const r = await runScript(redis, 'pollQueue', qKeys, [u, jtiOf(u), Date.now(), GRACE_MS]);
-  if (r[0] !== 0) return c.json({ code: r[0] }, 500);
-  const position = Number(r[2]) - Number(r[3]);
+  const r = decodePollQueue(await runScript(redis, 'pollQueue', qKeys, [u, jtiOf(u), Date.now(), GRACE_MS]) as PollQueueRaw);
+  if (r.code !== ScriptCode.Ok) return c.json({ code: r.code }, 500);
+  const position = r.seq - r.lastAdmitted;
   return c.json({
-    status: r[1] === 1 ? 'active' : 'waiting', concertId: CONCERT, position, ahead: position - 1, estimatedWaitSeconds: position,
-    paused: r[7] === 1, pollAfterSeconds: 30, activeUntil: null,
+    status: r.status, concertId: CONCERT, position, ahead: position - 1, estimatedWaitSeconds: position,
+    paused: r.paused, pollAfterSeconds: 30, activeUntil: null,
   });
 });
 

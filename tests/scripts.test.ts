@@ -37,8 +37,11 @@ async function concert(meta: Meta = {}): Promise<number> {
 
 const joinQueue = (c: number, user: number, jti: string, now: number, grace = GRACE) =>
   call.joinQueue.raw(scratch.redis, { concertId: c, userId: user, jti, now, graceMs: grace });
-const pollQueue = (c: number, user: number, jti: string, now: number, grace = GRACE) =>
-  call.pollQueue.raw(scratch.redis, { concertId: c, userId: user, jti, now, graceMs: grace });
+/** pollQueue's reply as a tuple: the packed string of a place split into its fields (numbers, then the two estimate strings). */
+const pollQueue = async (c: number, user: number, jti: string, now: number, grace = GRACE) => {
+  const r = await call.pollQueue.raw(scratch.redis, { concertId: c, userId: user, jti, now, graceMs: grace });
+  return typeof r === 'string' ? r.split(' ').map((f, i) => (i < 11 ? Number(f) : f)) : r;
+};
 const leaveQueue = (c: number, user: number, jti: string, now: number, event: 'leave' | 'done' = 'leave') =>
   call.leaveQueue.raw(scratch.redis, { concertId: c, userId: user, jti, now, event });
 const checkToken = (c: number, user: number, jti: string, now: number) =>
@@ -643,7 +646,7 @@ describe('script SHAs', () => {
     markSold: '8482312773609881c4dae02f84919daa85aa66db',
     peekAdmissions: 'b119892d8e26befde9af7c73dfcf1276a1d00ce6',
     pollPrequeue: '65b916a9083f1a0bd07dd542af152a0fb7263542',
-    pollQueue: 'cd294e90bd8ee3469a9ab05d733c6060c12826d9',
+    pollQueue: 'ad09cd4ed3e40cc4bfa88bcaf488cf8151c586c2',
     restorePlace: 'f577b5a4be37a1acb3f05dc750f491a5580febb9',
     releaseHold: '85fc721aff98e105c7b4651eb1b61f18477448a1',
   };

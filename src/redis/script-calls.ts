@@ -13,18 +13,18 @@ import { runScript, type ScriptName, type ScriptReply } from './scripts.ts';
 
 type Args = readonly (string | number | Buffer)[];
 
-export interface ScriptCall<I, R> {
+export interface ScriptCall<I, R, Raw = ScriptReply> {
   (redis: RedisClient, input: I): Promise<R>;
   readonly scriptName: ScriptName;
   /** The keys the script is called with, in its contract's order. */
   keys(input: I): readonly string[];
-  /** The same call, with the reply tuple as the script returns it. */
-  raw(redis: RedisClient, input: I): Promise<ScriptReply>;
+  /** The same call, with the reply tuple (or packed string) as the script returns it. */
+  raw(redis: RedisClient, input: I): Promise<Raw>;
 }
 
-function defineScript<I, R>(scriptName: ScriptName, keysOf: (i: I) => readonly string[], argsOf: (i: I) => Args,
-  decode: (r: ScriptReply) => R): ScriptCall<I, R> {
-  const raw = (redis: RedisClient, input: I) => runScript(redis, scriptName, keysOf(input), argsOf(input));
+function defineScript<I, R, Raw = ScriptReply>(scriptName: ScriptName, keysOf: (i: I) => readonly string[], argsOf: (i: I) => Args,
+  decode: (r: Raw) => R): ScriptCall<I, R, Raw> {
+  const raw = (redis: RedisClient, input: I) => runScript(redis, scriptName, keysOf(input), argsOf(input)) as Promise<unknown> as Promise<Raw>;
   // `then`, not an async wrapper: one Promise fewer on every call (the poll is one).
   const call = (redis: RedisClient, input: I) => raw(redis, input).then(decode);
   return Object.assign(call, { scriptName, keys: keysOf, raw });
@@ -81,16 +81,28 @@ export type PollQueueReply =
       observedRate: number; admitPerSecond: number } & EstimateFields)
   | { code: ScriptCode.UnknownToken | ScriptCode.PlaceLost };
 
+/**
+ * pollQueue's reply: its fields packed in one string when the place is there (see the script),
+ * `{code}` when it is not.
+ */
+export type PollQueueRaw = string | ScriptReply;
+
+/** A pollQueue reply, decoded. */
+export function decodePollQueue(r: PollQueueRaw): PollQueueReply {
+  if (typeof r !== 'string') return { code: code(r) as ScriptCode.UnknownToken | ScriptCode.PlaceLost };
+  const f = r.split(' ');
+  return {
+    code: ScriptCode.Ok, status: f[1] === '1' ? 'active' : 'waiting', seq: Number(f[2]), lastAdmitted: Number(f[3]),
+    activeUntil: Number(f[4]), observedRate: Number(f[5]) / 1000, admitPerSecond: Number(f[6]),
+    paused: f[7] === '1', maxActive: Number(f[8]), activeCount: Number(f[9]), activeTtlSeconds: Number(f[10]),
+    meanHoldSeconds: f[11] === '' ? null : Number(f[11]), spread: Number(f[12] || 1),
+  };
+}
+
 export const pollQueue = defineScript('pollQueue',
   (i: QueueUserInput & { graceMs: number }) => queueKeys(i.concertId),
   (i) => [i.userId, i.jti, i.now, i.graceMs],
-  (r): PollQueueReply => {
-    if (code(r) !== ScriptCode.Ok) return { code: code(r) as ScriptCode.UnknownToken | ScriptCode.PlaceLost };
-    return {
-      code: ScriptCode.Ok, status: r[1] === 1 ? 'active' : 'waiting', seq: Number(r[2]), lastAdmitted: Number(r[3]),
-      activeUntil: Number(r[4]), observedRate: Number(r[5]) / 1000, admitPerSecond: Number(r[6]), ...estimateFields(r, 7),
-    };
-  });
+  decodePollQueue);
 
 export type LeaveQueueReply = { code: ScriptCode.Ok; seq: number } | { code: ScriptCode.UnknownToken };
 
@@ -280,7 +292,7 @@ export const markSold = defineScript('markSold',
   (r) => ({ code: ScriptCode.Ok as const, soldOut: r[1] === 1 }));
 
 /** Every wrapper by script name: the type makes a missing or extra wrapper a compile error. */
-export const scriptCalls: { readonly [N in ScriptName]: ScriptCall<never, unknown> } = {
+export const scriptCalls: { readonly [N in ScriptName]: ScriptCall<never, unknown, unknown> } = {
   admitNext, applyDraw, checkQueueToken, holdSeat, issueToken, joinQueue, leaveQueue, markSold, peekAdmissions,
   pollPrequeue, pollQueue, releaseHold, restorePlace,
 };
