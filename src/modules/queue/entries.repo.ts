@@ -24,8 +24,11 @@ export async function claimEntries(db: Conn, es: { concertId: number; seq: numbe
   for (const e of es) if (!unique.has(`${e.concertId}:${e.seq}`)) unique.set(`${e.concertId}:${e.seq}`, e);
   await insertEntriesUnlessTaken(db, [...unique.values()].map((e) => ({ ...e, joinedAt: e.now })));
   for (const concertId of new Set(es.map((e) => e.concertId))) {
-    const rows = await db.selectFrom('queue_entries').select(['seq', 'user_id']).where('concert_id', '=', concertId)
-      .where('seq', 'in', es.filter((e) => e.concertId === concertId).map((e) => e.seq)).execute();
+    const seqs = es.filter((e) => e.concertId === concertId).map((e) => e.seq);
+    const rows = isPostgres(db)
+      ? (await sql<{ seq: number; user_id: number }>`SELECT seq, user_id FROM queue_entries
+          WHERE concert_id = ${concertId} AND seq = ANY(${seqs}::bigint[])`.execute(db)).rows
+      : await db.selectFrom('queue_entries').select(['seq', 'user_id']).where('concert_id', '=', concertId).where('seq', 'in', seqs).execute();
     for (const r of rows) owners.set(`${concertId}:${r.seq}`, r.user_id);
   }
   return owners;
@@ -33,6 +36,17 @@ export async function claimEntries(db: Conn, es: { concertId: number; seq: numbe
 
 /** Waiting entries, each unless its number's row exists (whoever holds it). */
 export async function insertEntriesUnlessTaken(db: Conn, es: { concertId: number; seq: number; userId: number; joinedAt: number; now: number }[]): Promise<void> {
+  if (es.length === 0) return;
+  if (isPostgres(db)) {
+    // One array a column (unnest), rows in the given order: the same statement text for every batch.
+    await sql`INSERT INTO queue_entries (concert_id, seq, user_id, status, joined_at, admitted_at, active_until, last_seen_at, updated_at)
+      SELECT concert_id, seq, user_id, 'waiting', joined_at, NULL, NULL, at, at
+      FROM unnest(${es.map((e) => e.concertId)}::bigint[], ${es.map((e) => e.seq)}::bigint[], ${es.map((e) => e.userId)}::bigint[],
+        ${es.map((e) => e.joinedAt)}::bigint[], ${es.map((e) => e.now)}::bigint[]) WITH ORDINALITY AS e (concert_id, seq, user_id, joined_at, at, n)
+      ORDER BY n
+      ON CONFLICT (concert_id, seq) DO NOTHING`.execute(db);
+    return;
+  }
   await db.insertInto('queue_entries').values(es.map((e) => ({
     concert_id: e.concertId, seq: e.seq, user_id: e.userId, status: 'waiting' as const, joined_at: e.joinedAt,
     admitted_at: null, active_until: null, last_seen_at: e.now, updated_at: e.now,

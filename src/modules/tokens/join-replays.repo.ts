@@ -1,4 +1,4 @@
-import type { Transaction } from 'kysely';
+import { sql, type Transaction } from 'kysely';
 import { isPostgres, type Db } from '../../store/connect.ts';
 import type { Database } from '../../store/schema.ts';
 
@@ -27,7 +27,19 @@ function inKeyOrder<T extends { srcJti: string; concertId: number }>(cs: T[]): T
 /** Claim rows for joins, each unless its (token, concert) has one already (whatever it names). */
 export async function insertJoinClaims(db: Db | Transaction<Database>, cs: ClaimRow[]): Promise<void> {
   if (cs.length === 0) return;
-  await db.insertInto('join_replays').values(inKeyOrder(cs).map((c) => ({
+  const rows = inKeyOrder(cs);
+  if (isPostgres(db)) {
+    // One array a column (unnest), rows in key order: the same statement text for every batch.
+    await sql`INSERT INTO join_replays (src_jti, concert_id, queue_jti, user_id, created_at)
+      SELECT src_jti, concert_id, queue_jti, user_id, created_at
+      FROM unnest(${rows.map((c) => c.srcJti)}::text[], ${rows.map((c) => c.concertId)}::bigint[], ${rows.map((c) => c.queueJti)}::text[],
+        ${rows.map((c) => c.userId)}::bigint[], ${rows.map((c) => c.now)}::bigint[])
+        WITH ORDINALITY AS c (src_jti, concert_id, queue_jti, user_id, created_at, n)
+      ORDER BY n
+      ON CONFLICT (src_jti, concert_id) DO NOTHING`.execute(db);
+    return;
+  }
+  await db.insertInto('join_replays').values(rows.map((c) => ({
     src_jti: c.srcJti, concert_id: c.concertId, queue_jti: c.queueJti, user_id: c.userId, created_at: c.now,
   }))).onConflict((oc) => oc.columns(['src_jti', 'concert_id']).doNothing()).execute();
 }
@@ -76,10 +88,12 @@ export async function claimJoins(db: Db, cs: ClaimRow[]): Promise<(JoinReplay | 
  */
 export async function holdJoinClaims(trx: Transaction<Database>, srcJtis: string[]): Promise<Map<string, string>> {
   if (srcJtis.length === 0) return new Map();
-  let q = trx.selectFrom('join_replays').select(['src_jti', 'concert_id', 'queue_jti'])
-    .where('src_jti', 'in', [...new Set(srcJtis)]).orderBy('src_jti').orderBy('concert_id');
-  if (isPostgres(trx)) q = q.forUpdate();
-  const rows = await q.execute();
+  const src = [...new Set(srcJtis)];
+  const rows = isPostgres(trx)
+    ? (await sql<{ src_jti: string; concert_id: number; queue_jti: string }>`SELECT src_jti, concert_id, queue_jti
+        FROM join_replays WHERE src_jti = ANY(${src}::text[]) ORDER BY src_jti, concert_id FOR UPDATE`.execute(trx)).rows
+    : await trx.selectFrom('join_replays').select(['src_jti', 'concert_id', 'queue_jti'])
+      .where('src_jti', 'in', src).orderBy('src_jti').orderBy('concert_id').execute();
   return new Map(rows.map((r) => [`${r.concert_id}:${r.src_jti}`, r.queue_jti]));
 }
 

@@ -53,6 +53,17 @@ export async function insertTokens(db: Conn, ts: {
   jti: string; userId: number; typ: TokenType; concertId?: number; seq?: number; expiresAt: number; now: number;
 }[]): Promise<void> {
   if (ts.length === 0) return;
+  if (isPostgres(db)) {
+    // One array a column (unnest), rows in the given order: the same statement text for every batch.
+    await sql`INSERT INTO tokens (jti, user_id, typ, concert_id, seq, expires_at, revoked_at, created_at)
+      SELECT jti, user_id, typ, concert_id, seq, expires_at, NULL, created_at
+      FROM unnest(${ts.map((t) => t.jti)}::text[], ${ts.map((t) => t.userId)}::bigint[], ${ts.map((t) => t.typ)}::text[],
+        ${ts.map((t) => t.concertId ?? null)}::bigint[], ${ts.map((t) => t.seq ?? null)}::bigint[], ${ts.map((t) => t.expiresAt)}::bigint[],
+        ${ts.map((t) => t.now)}::bigint[]) WITH ORDINALITY AS t (jti, user_id, typ, concert_id, seq, expires_at, created_at, n)
+      ORDER BY n
+      ON CONFLICT (jti) DO NOTHING`.execute(db);
+    return;
+  }
   await db.insertInto('tokens').values(ts.map((t) => ({
     jti: t.jti, user_id: t.userId, typ: t.typ, concert_id: t.concertId ?? null, seq: t.seq ?? null,
     expires_at: t.expiresAt, revoked_at: null, created_at: t.now,
@@ -61,6 +72,10 @@ export async function insertTokens(db: Conn, ts: {
 
 export async function revokeTokens(db: Db, jtis: string[], now: number): Promise<void> {
   if (jtis.length === 0) return;
+  if (isPostgres(db)) {
+    await sql`UPDATE tokens SET revoked_at = ${now} WHERE jti = ANY(${jtis}::text[]) AND revoked_at IS NULL`.execute(db);
+    return;
+  }
   await db.updateTable('tokens').set({ revoked_at: now }).where('jti', 'in', jtis).where('revoked_at', 'is', null).execute();
 }
 
@@ -99,8 +114,12 @@ export type TokenRow = NonNullable<Awaited<ReturnType<typeof queueTokenRecord>>>
 /** queueTokenRecord for many token ids at once, by id. */
 export async function queueTokenRecords(db: Db | Transaction<Database>, jtis: string[]): Promise<Map<string, TokenRow>> {
   if (jtis.length === 0) return new Map();
-  const rows = await db.selectFrom('tokens').select(['jti', 'user_id', 'concert_id', 'seq', 'expires_at', 'revoked_at', 'created_at'])
-    .where('jti', 'in', [...new Set(jtis)]).where('typ', '=', 'queue').execute();
+  const ids = [...new Set(jtis)];
+  const rows = isPostgres(db)
+    ? (await sql<TokenRow & { jti: string }>`SELECT jti, user_id, concert_id, seq, expires_at, revoked_at, created_at
+        FROM tokens WHERE jti = ANY(${ids}::text[]) AND typ = 'queue'`.execute(db)).rows
+    : await db.selectFrom('tokens').select(['jti', 'user_id', 'concert_id', 'seq', 'expires_at', 'revoked_at', 'created_at'])
+      .where('jti', 'in', ids).where('typ', '=', 'queue').execute();
   return new Map(rows.map(({ jti, ...r }) => [jti, r]));
 }
 
