@@ -205,6 +205,22 @@ describe('pollQueue', () => {
     expect(await pollQueue(c, 1, 'j1', T0 + GRACE + 5)).toEqual([ScriptCode.UnknownToken]);
   });
 
+  test('the packed reply decodes field by field; before the first tick there is no mean hold', async () => {
+    const c = await concert({ admitPerSecond: 3, maxActive: 7, activeTtl: 90 });
+    await joinAll(c, 3);
+    const raw = await call.pollQueue.raw(scratch.redis, { concertId: c, userId: 3, jti: 'j3', now: T0 + 5000, graceMs: GRACE });
+    expect(raw).toBe('0 0 3 0 0 0 3 0 7 0 90  1');
+    expect(call.decodePollQueue(raw)).toEqual({
+      code: ScriptCode.Ok, status: 'waiting', seq: 3, lastAdmitted: 0, activeUntil: 0, observedRate: 0, admitPerSecond: 3,
+      paused: false, maxActive: 7, activeCount: 0, activeTtlSeconds: 90, meanHoldSeconds: null, spread: 1,
+    });
+    expect(call.decodePollQueue(`0 1 4 9 ${T0 + 60_000} 2500 3 1 7 2 60 42.5 1.25`)).toEqual({
+      code: ScriptCode.Ok, status: 'active', seq: 4, lastAdmitted: 9, activeUntil: T0 + 60_000, observedRate: 2.5, admitPerSecond: 3,
+      paused: true, maxActive: 7, activeCount: 2, activeTtlSeconds: 60, meanHoldSeconds: 42.5, spread: 1.25,
+    });
+    expect(call.decodePollQueue([ScriptCode.PlaceLost])).toEqual({ code: ScriptCode.PlaceLost });
+  });
+
   test('an admitted user is told active and until when', async () => {
     const c = await concert({ activeTtl: 30 });
     await joinAll(c, 2);
