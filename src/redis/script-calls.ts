@@ -49,7 +49,7 @@ const code = (r: ScriptReply) => Number(r[0]);
 /** A queued user's call: whose token, on which concert, at what time (the app's clock, ms). */
 export interface QueueUserInput { concertId: number; userId: number; jti: string; now: number }
 
-/** The wait estimate's inputs that joinQueue and pollQueue replies carry, from index `at` on. */
+/** The wait estimate's inputs that the joinQueue reply carries, from index `at` on (pollQueue's come packed: decodePollQueue). */
 export function estimateFields(r: readonly unknown[], at: number) {
   return {
     paused: r[at] === 1, maxActive: Number(r[at + 1]), activeCount: Number(r[at + 2]), activeTtlSeconds: Number(r[at + 3]),

@@ -23,9 +23,6 @@ const MAX_SCAN_PER_TICK = 5000;
 export const MAX_EXPIRE_PER_TICK = 1000;
 const ETA = { windowMs: ETA_WINDOW_MS, gapTicks: ETA_GAP_TICKS, ageBuckets: ETA_AGE_BUCKETS };
 
-/** The wait estimate's part of a joinQueue / pollQueue reply (script-calls.ts decodes it). */
-export const estimateFields = script.estimateFields;
-
 export class RedisQueueStore implements QueueStore {
   constructor(
     private readonly redis: RedisClient,
