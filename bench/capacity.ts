@@ -15,6 +15,7 @@ import { join, resolve } from 'node:path';
 import { loadConfig } from '../src/config.ts';
 import { insertConcert } from '../src/modules/catalog/catalog.repo.ts';
 import { loadConcert } from '../src/modules/catalog/load-concert.ts';
+import { reserveEntryNumbers } from '../src/modules/queue/queue-state.repo.ts';
 import { RedisQueueStore } from '../src/modules/queue/queue.redis.ts';
 import { recordGrantedHold } from '../src/modules/reservations/reservations.repo.ts';
 import { RedisHoldStore } from '../src/modules/reservations/holds.redis.ts';
@@ -173,7 +174,8 @@ async function main() {
     detail.userJwtLength = jwtLength;
 
     // ---- waiting users: joinQueue through RedisQueueStore, one concert
-    const queue = new RedisQueueStore(r, config, async (id) => { await loadConcert(db!, r, id, Date.now()); });
+    const queue = new RedisQueueStore(r, config, async (id) => { await loadConcert(db!, r, id, Date.now()); },
+      (id, upTo) => reserveEntryNumbers(db!, id, upTo));
     const waitConcert = concertIds[0]!;
     log(`waiting users: ${sample.waiting} joins into concert ${waitConcert}`);
     const beforeWaiting = await usedMemory(r);

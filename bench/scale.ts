@@ -17,7 +17,9 @@ import { join, resolve } from 'node:path';
 import { Redis } from 'ioredis';
 import { keys } from '../src/redis/keys.ts';
 import { registerScripts, runScript, scripts } from '../src/redis/scripts.ts';
-import type { PollQueueRaw } from '../src/redis/script-calls.ts';
+import { raiseSeqCeiling, type PollQueueRaw } from '../src/redis/script-calls.ts';
+import { reserveEntryNumbers } from '../src/modules/queue/queue-state.repo.ts';
+import { openDatabase } from '../src/store/connect.ts';
 import { JwtCodec } from '../src/modules/tokens/jwt.ts';
 import { startRedis, type RedisProc } from '../sentinel/topology.ts';
 import { Api, configureQueue, createConcert } from './lib/api.ts';
@@ -111,6 +113,11 @@ export async function main(argv: string[]): Promise<void> {
 
     redis = new Redis(redisProc.url, { maxRetriesPerRequest: null });
     registerScripts(redis);
+    // The fill's entry numbers, reserved in SQL at once as the service reserves them block by block.
+    const sqlDb = openDatabase(db!.url);
+    const ceiling = await reserveEntryNumbers(sqlDb, concertId, Math.max(...checkpoints));
+    await sqlDb.destroy();
+    await raiseSeqCeiling(redis, { concertId, ceiling });
     const qKeys = [keys.queueMeta(concertId), keys.line(concertId), keys.active(concertId),
       keys.queueTokens(concertId), keys.stream(concertId)];
     const baseline = await usedMemory(redis);

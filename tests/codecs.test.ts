@@ -26,7 +26,7 @@ async function streamEvents(c: number) {
 describe('codecs against the scripts', () => {
   test('queue token record and queue events: what joinQueue and admitNext write', async () => {
     const c = nextConcert++;
-    await scratch.redis.hset(keys.queueMeta(c), { lastSeq: 0, maxActive: 10, admitPerSecond: 100, activeTtl: 60, paused: 0 });
+    await scratch.redis.hset(keys.queueMeta(c), { lastSeq: 0, seqCeiling: 100, maxActive: 10, admitPerSecond: 100, activeTtl: 60, paused: 0 });
     await call.joinQueue(scratch.redis, { concertId: c, userId: 42, jti: 'jA', now: T0, graceMs: 10_000 });
     expect(queueTokenRecord.decode((await scratch.redis.hgetBuffer(keys.queueTokens(c), '42'))!)).toEqual({ jti: 'jA', seq: 1 });
     // A record the codec writes is one the scripts accept.
@@ -53,7 +53,7 @@ describe('codecs against the scripts', () => {
     }
     // joinQueue hands back the replaced id, whatever its length; polls compare the whole id.
     const c = nextConcert++;
-    await scratch.redis.hset(keys.queueMeta(c), { lastSeq: 0, maxActive: 10, admitPerSecond: 100, activeTtl: 60, paused: 0 });
+    await scratch.redis.hset(keys.queueMeta(c), { lastSeq: 0, seqCeiling: 100, maxActive: 10, admitPerSecond: 100, activeTtl: 60, paused: 0 });
     const uuid = '0df5a4ac-8444-4216-b6d3-ab059eb313da';
     const second = newQueueTokenId();
     await call.joinQueue(scratch.redis, { concertId: c, userId: 7, jti: issued, now: T0, graceMs: 10_000 });

@@ -23,14 +23,14 @@ const T0 = 1_800_000_000_000;
 
 interface Meta { maxActive?: number; admitPerSecond?: number; activeTtl?: number; paused?: 0 | 1;
   /** A scheduled sale: its opening (ms), whether its draw is all in the line, and the line as the load left it. */
-  saleAt?: number; drawn?: 0 | 1; lineHead?: number; waiting?: number }
+  saleAt?: number; drawn?: 0 | 1; lineHead?: number; waiting?: number; lastSeq?: number; seqCeiling?: number }
 
-/** A concert whose queue is loaded, as loadConcert leaves it. */
+/** A concert whose queue is loaded, as loadConcert leaves it, with entry numbers 1–1000 reserved. */
 async function concert(meta: Meta = {}): Promise<number> {
   const c = nextConcert++;
   await scratch.redis.hset(keys.queueMeta(c), {
     lastSeq: 0, lastAdmitted: 0, admittedTotal: 0, lastTick: 0, rate: 0, credit: 0,
-    maxActive: 1000, admitPerSecond: 100, activeTtl: 600, paused: 0, ...meta,
+    maxActive: 1000, admitPerSecond: 100, activeTtl: 600, paused: 0, seqCeiling: 1000, ...meta,
   });
   return c;
 }
@@ -121,6 +121,36 @@ describe('joinQueue', () => {
     expect(await joinQueue(c, 2, 'j2', T0 + 10)).toEqual([ScriptCode.QueueClosed]);
     expect((await joinQueue(c, 1, 'j1b', T0 + 10)).slice(0, 3)).toEqual([0, 1, 0]);
     expect(await waitingUsers(c)).toEqual([1]);
+  });
+
+  test('no entry number past the reserved ceiling: code 18 with the last number, nothing written; existing places still answered', async () => {
+    const c = await concert({ seqCeiling: 2 });
+    await joinAll(c, 2);
+    expect((await joinQueue(c, 1, 'j1', T0 + 5)).at(-1)).toBe(2);
+    const before = await scratch.redis.xlen(keys.stream(c));
+    expect(await joinQueue(c, 3, 'j3', T0 + 10)).toEqual([ScriptCode.SeqCeiling, 2]);
+    expect(await scratch.redis.hget(keys.queueMeta(c), 'lastSeq')).toBe('2');
+    expect(await waitingUsers(c)).toEqual([1, 2]);
+    expect(await tokenRecord(c, 3)).toBeNull();
+    expect(await scratch.redis.xlen(keys.stream(c))).toBe(before);
+    // A place already held needs no new number.
+    expect((await joinQueue(c, 2, 'j2b', T0 + 11)).slice(0, 3)).toEqual([0, 2, 0]);
+    // A queue loaded without a ceiling (0) gives out nothing until one is raised.
+    const bare = await concert({ seqCeiling: 0 });
+    expect(await joinQueue(bare, 1, 'x', T0)).toEqual([ScriptCode.SeqCeiling, 0]);
+    expect(await call.raiseSeqCeiling.raw(scratch.redis, { concertId: c, ceiling: 3 })).toEqual([0, 3]);
+    expect((await joinQueue(c, 3, 'j3', T0 + 12)).slice(0, 2)).toEqual([0, 3]);
+    expect(await joinQueue(c, 4, 'j4', T0 + 13)).toEqual([ScriptCode.SeqCeiling, 3]);
+  });
+
+  test('raiseSeqCeiling raises, never lowers, and leaves a queue that is not loaded alone', async () => {
+    const c = await concert({ seqCeiling: 50 });
+    expect(await call.raiseSeqCeiling(scratch.redis, { concertId: c, ceiling: 40 })).toEqual({ code: ScriptCode.Ok, seqCeiling: 50 });
+    expect(await call.raiseSeqCeiling(scratch.redis, { concertId: c, ceiling: 150 })).toEqual({ code: ScriptCode.Ok, seqCeiling: 150 });
+    expect(await scratch.redis.hget(keys.queueMeta(c), 'seqCeiling')).toBe('150');
+    const missing = nextConcert++;
+    expect(await call.raiseSeqCeiling(scratch.redis, { concertId: missing, ceiling: 10 })).toEqual({ code: ScriptCode.NoQueue });
+    expect(await scratch.redis.exists(keys.queueMeta(missing))).toBe(0);
   });
 
   test('a queue that is not loaded answers code 11 and writes nothing', async () => {
@@ -412,7 +442,7 @@ describe('admitNext', () => {
     await scratch.redis.hset(keys.queueMeta(c), 'paused', 1);
     const join = await joinQueue(c, 6, 'j6b', T0 + 2400);
     expect(join.slice(9, 13)).toEqual([1, 2, 2, 60]);
-    expect(join.slice(13).map(Number)).toEqual([m.hold, m.spread]);
+    expect(join.slice(13, 15).map(Number)).toEqual([m.hold, m.spread]);
   });
 
   test('ticks too far apart teach the wait estimate nothing; before any tick join and poll say so', async () => {
@@ -657,12 +687,13 @@ describe('script SHAs', () => {
     checkQueueToken: 'c611e97df3eb0b2c61819c95f855c44b96428e0e',
     holdSeat: 'd2ccae9aa58fd331a3e3064254c79bc48201455b',
     issueToken: 'f37aa7bf4ec419eebb4e040b3d42114d185d4ee5',
-    joinQueue: '51ed030fe7b411c10ef71ddca080dc6f333b7ce4',
+    joinQueue: 'dcbf212dd9cc28df589a45021f6ed51d62df120f',
     leaveQueue: '53cab4b68e59edfe15922ff30ccda93b5e90116c',
     markSold: '8482312773609881c4dae02f84919daa85aa66db',
     peekAdmissions: 'b119892d8e26befde9af7c73dfcf1276a1d00ce6',
     pollPrequeue: '65b916a9083f1a0bd07dd542af152a0fb7263542',
     pollQueue: 'ad09cd4ed3e40cc4bfa88bcaf488cf8151c586c2',
+    raiseSeqCeiling: '07ad22fb18a41f3b6daa399ef2798f359068b78f',
     restorePlace: 'f577b5a4be37a1acb3f05dc750f491a5580febb9',
     releaseHold: '85fc721aff98e105c7b4651eb1b61f18477448a1',
   };

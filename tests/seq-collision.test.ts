@@ -1,55 +1,105 @@
 /**
  * Entry numbers come from Redis in Redis mode and from SQL in SQL mode. A Redis join whose
  * token was still being written when the fleet switched to SQL mode used to share its number
- * with the first SQL-mode joiner: two fans, one entry row. When one of them paid, the row
- * became `done` and the other (unpaid) fan lost the place after recovery. Now a number is
- * claimed in SQL with the token; the later claimant is refused before anything is acknowledged.
+ * with the first SQL-mode joiner: two fans, one entry row. Now Redis gives out only numbers SQL
+ * has reserved (queue_state.seq_ceiling), and SQL mode numbers above them, so the two never meet;
+ * and a number is still claimed in SQL with its token, so that if they did, the later claimant
+ * would be refused before anything is acknowledged.
  */
 import { expect, test } from 'bun:test';
 import { randomUUID } from 'node:crypto';
 import { applyEvents } from '../src/jobs/write-behind.apply.ts';
+import { ENTRY_NUMBER_BLOCK } from '../src/modules/queue/queue.redis.ts';
+import { reserveEntryNumbers } from '../src/modules/queue/queue-state.repo.ts';
+import { keys } from '../src/redis/keys.ts';
 import { describeEach, enterMode, newConcert, newUserId } from './helpers/harness.ts';
 import { call, join, userToken } from './helpers/http.ts';
 
+const seqOf = (token: string): number => JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()).seq;
+
 describeEach('one entry number, one fan', { modes: ['redis'] }, (h) => {
-  test('a Redis join recorded after SQL mode gave its number away is refused, and never touches the other fan', async () => {
+  const ceilingInSql = async (concertId: number) => Number((await h.svc.database.db.selectFrom('queue_state').select('seq_ceiling')
+    .where('concert_id', '=', concertId).executeTakeFirstOrThrow()).seq_ceiling);
+
+  test('a Redis join recorded after the switch to SQL mode keeps its number: SQL mode numbers above the reserved ceiling', async () => {
     const c = await newConcert(h);
     const a = newUserId();
     const b = newUserId();
     const redisStore = h.svc.ctx.backends.current.queue;
     const jtiA = randomUUID();
-    // A's join ran in Redis; its token is not written yet when Redis goes away.
+    // A's join ran in Redis, which first reserved its numbers in SQL; A's token is not written yet when Redis goes away.
     const placeA = await redisStore.join(c.id, a, jtiA, h.clock.now());
     expect(placeA.seq).toBe(1);
+    const ceiling = await ceilingInSql(c.id);
+    expect(ceiling).toBeGreaterThanOrEqual(ENTRY_NUMBER_BLOCK);
 
     await enterMode(h.svc, 'sql');
     const joinB = await join(h.app, c.id, await userToken(h.app, b));
     expect(joinB.status).toBe(201);
-    const seqB = JSON.parse(Buffer.from(joinB.body.token.split('.')[1], 'base64url').toString()).seq;
-    expect(seqB).toBe(1);
+    expect(seqOf(joinB.body.token)).toBe(ceiling + 1);
 
-    // A's token write arrives late: refused, nothing recorded for A.
-    const late = h.svc.ctx.tokens.recordQueueToken({ userId: a, jti: jtiA, concertId: c.id, seq: 1, expiresAt: h.clock.now() + 60_000 },
+    // A's token write arrives late and is recorded under A's own number.
+    const late = await h.svc.ctx.tokens.recordQueueToken({ userId: a, jti: jtiA, concertId: c.id, seq: 1, expiresAt: h.clock.now() + 60_000 },
       [], h.clock.now(), h.svc.ctx.backends.redis);
-    await expect(late).rejects.toMatchObject({ status: 503, code: 'UNAVAILABLE' });
-    const tokensOfA = await h.svc.database.db.selectFrom('tokens').select('jti').where('user_id', '=', a).where('typ', '=', 'queue').execute();
-    expect(tokensOfA).toEqual([]);
-
-    // A's join and leave events (the stream outlived the switch) do not touch B's entry.
-    await applyEvents(h.svc.database.db, c.id, [
-      { e: 'join', u: String(a), s: '1', t: String(h.clock.now()) },
-      { e: 'leave', u: String(a), s: '1', t: String(h.clock.now()) },
-    ], h.clock.now());
-    const row = await h.svc.database.db.selectFrom('queue_entries').select(['user_id', 'status']).where('concert_id', '=', c.id)
-      .where('seq', '=', 1).executeTakeFirstOrThrow();
-    expect(row).toEqual({ user_id: b, status: 'waiting' });
+    expect(late.seq).toBe(1);
+    const entries = await h.svc.database.db.selectFrom('queue_entries').select(['seq', 'user_id', 'status'])
+      .where('concert_id', '=', c.id).orderBy('seq').execute();
+    expect(entries).toEqual([{ seq: 1, user_id: a, status: 'waiting' }, { seq: ceiling + 1, user_id: b, status: 'waiting' }]);
+    expect((await call(h.app, 'GET', '/v1/queue/me', { token: late.token })).status).toBe(200);
     expect((await call(h.app, 'GET', '/v1/queue/me', { token: joinB.body.token })).status).toBe(200);
 
-    // A joins again and gets a number of its own.
-    const again = await join(h.app, c.id, await userToken(h.app, a));
-    expect(again.status).toBe(201);
-    expect(JSON.parse(Buffer.from(again.body.token.split('.')[1], 'base64url').toString()).seq).toBe(2);
+    // A reservation made while the fleet is in SQL mode is refused: SQL mode may be numbering above the ceiling.
+    await expect(reserveEntryNumbers(h.svc.database.db, c.id, ceiling + 10 * ENTRY_NUMBER_BLOCK)).rejects.toMatchObject({ status: 503 });
+    expect(await ceilingInSql(c.id)).toBe(ceiling);
     await enterMode(h.svc, 'redis');
+  });
+
+  test('the join events of a number SQL mode gave to someone else do not touch that fan', async () => {
+    const c = await newConcert(h);
+    const a = newUserId();
+    const b = newUserId();
+    await enterMode(h.svc, 'sql');
+    const joinB = await join(h.app, c.id, await userToken(h.app, b));
+    expect(joinB.status).toBe(201);
+    const seqB = seqOf(joinB.body.token);
+    // A stream entry naming B's number for another user (as a Redis that lost its reservation could write).
+    await applyEvents(h.svc.database.db, c.id, [
+      { e: 'join', u: String(a), s: String(seqB), t: String(h.clock.now()) },
+      { e: 'leave', u: String(a), s: String(seqB), t: String(h.clock.now()) },
+    ], h.clock.now());
+    const row = await h.svc.database.db.selectFrom('queue_entries').select(['user_id', 'status']).where('concert_id', '=', c.id)
+      .where('seq', '=', seqB).executeTakeFirstOrThrow();
+    expect(row).toEqual({ user_id: b, status: 'waiting' });
+    expect((await call(h.app, 'GET', '/v1/queue/me', { token: joinB.body.token })).status).toBe(200);
+    await enterMode(h.svc, 'redis');
+  });
+
+  test('Redis gives out only reserved numbers: the SQL ceiling stays at or above every number, the block renewed ahead of need', async () => {
+    const c = await newConcert(h);
+    const n = ENTRY_NUMBER_BLOCK * 2 + 7;
+    for (let i = 0; i < n; i++) {
+      const r = await join(h.app, c.id, await userToken(h.app, newUserId()));
+      expect(r.status).toBe(201);
+      expect(seqOf(r.body.token)).toBe(i + 1);
+      const inRedis = Number(await h.svc.ctx.redis.hget(keys.queueMeta(c.id), 'seqCeiling'));
+      expect(inRedis).toBeGreaterThanOrEqual(i + 1);
+      expect(await ceilingInSql(c.id)).toBeGreaterThanOrEqual(inRedis);
+    }
+  });
+
+  test('a queue loaded again from SQL (a Redis that lost it) starts above the ceiling', async () => {
+    const c = await newConcert(h);
+    const first = await join(h.app, c.id, await userToken(h.app, newUserId()));
+    expect(seqOf(first.body.token)).toBe(1);
+    const ceiling = await ceilingInSql(c.id);
+    // Every key of the concert gone (a restart without persistence, a failover to an empty replica).
+    const lost = await h.svc.ctx.redis.keys(`{c:${c.id}}*`);
+    expect(lost).toContain(keys.queueMeta(c.id));
+    await h.svc.ctx.redis.del(...lost);
+    const next = await join(h.app, c.id, await userToken(h.app, newUserId()));
+    expect(next.status).toBe(201);
+    expect(seqOf(next.body.token)).toBe(ceiling + 1);
+    expect((await call(h.app, 'GET', '/v1/queue/me', { token: first.body.token })).status).toBe(200);
   });
 
   test('a Redis-mode join whose number is taken answers 503 and leaves no place behind, so the retry gets a new one', async () => {
@@ -65,7 +115,7 @@ describeEach('one entry number, one fan', { modes: ['redis'] }, (h) => {
     expect([refused.status, refused.body.error.code]).toEqual([503, 'UNAVAILABLE']);
     const retry = await join(h.app, c.id, token);
     expect(retry.status).toBe(201);
-    expect(JSON.parse(Buffer.from(retry.body.token.split('.')[1], 'base64url').toString()).seq).toBe(2);
+    expect(seqOf(retry.body.token)).toBe(2);
     expect((await call(h.app, 'GET', '/v1/queue/me', { token: retry.body.token })).status).toBe(200);
   });
 });

@@ -8,6 +8,7 @@ import { RedisSampleStore } from '../modules/console/samples.ts';
 import { RedisPrequeueStore } from '../modules/draw/prequeue.stores.ts';
 import { RedisSpentChallenges } from '../modules/pow/spent-challenges.ts';
 import { liveInSql, restoreLostPlace } from '../modules/queue/place-recovery.ts';
+import { reserveEntryNumbers } from '../modules/queue/queue-state.repo.ts';
 import { RedisQueueStore } from '../modules/queue/queue.redis.ts';
 import { RedisHoldStore } from '../modules/reservations/holds.redis.ts';
 import { recordGrantedHold } from '../modules/reservations/reservations.repo.ts';
@@ -60,7 +61,8 @@ export function redisBackend(d: RedisDeps, sql: SqlStores): RedisBackend {
   }, { replicas: config.redisWaitReplicas, timeoutMs: config.redisWaitTimeoutMs });
   return {
     kind: 'redis',
-    queue: new RedisQueueStore(redis, config, (id) => concerts.ensureLoaded(id, d.clock()), (concertId, admissions, now) =>
+    queue: new RedisQueueStore(redis, config, (id) => concerts.ensureLoaded(id, d.clock()),
+      (concertId, upTo) => reserveEntryNumbers(db, concertId, upTo), (concertId, admissions, now) =>
       applyEvents(db, concertId, admissions.map((a) => encodeQueueEvent({
         event: 'admit', userId: a.userId, seq: a.seq, time: now, activeUntil: a.activeUntil,
       })), now)),

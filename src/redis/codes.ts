@@ -20,6 +20,8 @@ export enum ScriptCode {
   TicketLimit = 15,
   DrawPending = 16,
   Prequeued = 17,
+  /** joinQueue: the next entry number is above the ceiling SQL reserved (reserveEntryNumbers). */
+  SeqCeiling = 18,
 }
 
 /** Turns a script's failure code into the domain error the client sees. */

@@ -61,20 +61,30 @@ export type EstimateFields = ReturnType<typeof estimateFields>;
 
 export type JoinQueueReply =
   | ({ code: ScriptCode.Ok; seq: number; status: 'waiting' | 'active'; lastAdmitted: number; activeUntil: number;
-      replacedJti: string | null; observedRate: number; admitPerSecond: number; fresh: boolean } & EstimateFields)
-  | { code: ScriptCode.QueueClosed | ScriptCode.NoQueue | ScriptCode.Reloading | ScriptCode.DrawPending };
+      replacedJti: string | null; observedRate: number; admitPerSecond: number; fresh: boolean; seqCeiling: number } & EstimateFields)
+  | { code: ScriptCode.QueueClosed | ScriptCode.NoQueue | ScriptCode.Reloading | ScriptCode.DrawPending }
+  /** No entry number left under the ceiling: reserve in SQL past lastSeq, raiseSeqCeiling, join again. */
+  | { code: ScriptCode.SeqCeiling; lastSeq: number };
 
 export const joinQueue = defineScript('joinQueue',
   (i: QueueUserInput & { graceMs: number }) => queueKeys(i.concertId),
   (i) => [i.userId, i.jti, i.now, i.graceMs],
   (r): JoinQueueReply => {
-    if (code(r) !== ScriptCode.Ok) return { code: code(r) as Exclude<JoinQueueReply['code'], ScriptCode.Ok> };
+    if (code(r) === ScriptCode.SeqCeiling) return { code: ScriptCode.SeqCeiling, lastSeq: Number(r[1]) };
+    if (code(r) !== ScriptCode.Ok) return { code: code(r) as ScriptCode.QueueClosed | ScriptCode.NoQueue | ScriptCode.Reloading | ScriptCode.DrawPending };
     return {
       code: ScriptCode.Ok, seq: Number(r[1]), status: r[2] === 1 ? 'active' : 'waiting', lastAdmitted: Number(r[3]),
       activeUntil: Number(r[4]), replacedJti: r[5] ? String(r[5]) : null, observedRate: Number(r[6]) / 1000,
-      admitPerSecond: Number(r[7]), fresh: r[8] === 1, ...estimateFields(r, 9),
+      admitPerSecond: Number(r[7]), fresh: r[8] === 1, ...estimateFields(r, 9), seqCeiling: Number(r[15]),
     };
   });
+
+export type RaiseSeqCeilingReply = { code: ScriptCode.Ok; seqCeiling: number } | { code: ScriptCode.NoQueue };
+
+export const raiseSeqCeiling = defineScript('raiseSeqCeiling',
+  (i: { concertId: number; ceiling: number }) => [keys.queueMeta(i.concertId)],
+  (i) => [i.ceiling],
+  (r): RaiseSeqCeilingReply => (code(r) === ScriptCode.Ok ? { code: ScriptCode.Ok, seqCeiling: Number(r[1]) } : { code: ScriptCode.NoQueue }));
 
 export type PollQueueReply =
   | ({ code: ScriptCode.Ok; status: 'waiting' | 'active'; seq: number; lastAdmitted: number; activeUntil: number;
@@ -294,5 +304,5 @@ export const markSold = defineScript('markSold',
 /** Every wrapper by script name: the type makes a missing or extra wrapper a compile error. */
 export const scriptCalls: { readonly [N in ScriptName]: ScriptCall<never, unknown, unknown> } = {
   admitNext, applyDraw, checkQueueToken, holdSeat, issueToken, joinQueue, leaveQueue, markSold, peekAdmissions,
-  pollPrequeue, pollQueue, releaseHold, restorePlace,
+  pollPrequeue, pollQueue, raiseSeqCeiling, releaseHold, restorePlace,
 };

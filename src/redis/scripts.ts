@@ -25,6 +25,7 @@ export const SCRIPT_KEY_COUNTS = {
   peekAdmissions: 3,
   pollPrequeue: 3,
   pollQueue: 5,
+  raiseSeqCeiling: 1,
   releaseHold: 5,
   restorePlace: 4,
 } as const;

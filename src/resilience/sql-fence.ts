@@ -17,3 +17,15 @@ export async function assertSqlMode(trx: Transaction<Database>): Promise<void> {
   const row = await q.executeTakeFirst();
   if (row && row.mode !== 'sql') throw errors.unavailable('the service is switching stores; retry in a moment', 1);
 }
+
+/**
+ * The other side of the same fence: a Redis-mode write to SQL that SQL mode must see before it
+ * starts (an entry-number reservation) commits only while the mode row says `redis`. On
+ * PostgreSQL the move to `sql` waits for it; on SQLite writers go one at a time.
+ */
+export async function assertRedisMode(trx: Transaction<Database>): Promise<void> {
+  let q = trx.selectFrom('service_mode').select('mode').where('id', '=', 1);
+  if (isPostgres(trx)) q = q.forShare();
+  const row = await q.executeTakeFirst();
+  if (row && row.mode !== 'redis') throw errors.unavailable('the service is switching stores; retry in a moment', 1);
+}

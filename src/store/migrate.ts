@@ -7,6 +7,7 @@ import * as queueEta from './migrations/2026-11-30T0200_queue_eta.ts';
 import * as consoleSamples from './migrations/2026-12-01T0000_console_samples.ts';
 import * as spentChallenges from './migrations/2026-12-01T0200_spent_challenges.ts';
 import * as saleDraw from './migrations/2026-12-01T0100_sale_draw.ts';
+import * as entryCeiling from './migrations/2026-12-01T0300_entry_ceiling.ts';
 
 /** Listed explicitly so the set is the same whether run from source or a bundle. */
 const migrations: Record<string, Migration> = {
@@ -17,6 +18,7 @@ const migrations: Record<string, Migration> = {
   '2026-12-01T0000_console_samples': consoleSamples,
   '2026-12-01T0100_sale_draw': saleDraw,
   '2026-12-01T0200_spent_challenges': spentChallenges,
+  '2026-12-01T0300_entry_ceiling': entryCeiling,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

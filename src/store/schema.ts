@@ -152,6 +152,8 @@ export interface QueueStateTable {
   eta_state: Generated<string | null>;
   eta_mean_hold: Generated<number | null>;
   eta_spread: Generated<number>;
+  /** The highest entry number Redis mode may give out, reserved before it does (Generated: default 0). */
+  seq_ceiling: Generated<number>;
 }
 
 export interface IdempotencyKeysTable {

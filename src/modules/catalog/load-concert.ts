@@ -202,7 +202,9 @@ export async function loadConcert(db: Db, redis: RedisClient, concertId: number,
   const activeUntil: number[] = [];
   let waiting = 0;
   let active = 0;
-  let maxSeq = Math.max(state?.last_seq ?? 0, Number(issued?.m ?? 0));
+  // Numbers up to the ceiling may have been given out by a Redis that is gone, their places not yet
+  // in SQL: new places start above it (reserveEntryNumbers).
+  let maxSeq = Math.max(state?.last_seq ?? 0, state?.seq_ceiling ?? 0, Number(issued?.m ?? 0));
   let lastAdmitted = state?.last_admitted_seq ?? 0;
   for (const e of entries) {
     const token = tokenBySeq.get(e.seq);
@@ -240,6 +242,8 @@ export async function loadConcert(db: Db, redis: RedisClient, concertId: number,
     lastSeq: maxSeq, lastAdmitted, lineHead, waiting, admittedTotal: Math.max(Number(admittedRow?.n ?? 0), state?.admitted_total ?? 0),
     maxActive: state?.max_active ?? 1000, admitPerSecond: state?.admit_per_second ?? 100,
     activeTtl: state?.active_ttl_seconds ?? 600, paused: state?.paused ?? 0, lastTick: 0, rate: 0, credit: 0, loadingUntil: 0,
+    // What SQL has reserved; at or below lastSeq, so the first join reserves the next block.
+    seqCeiling: state?.seq_ceiling ?? 0,
     // A scheduled sale: joinQueue takes no place until the drawn line is all here (it is, below).
     saleAt: concert.sale_starts_at ?? '', drawn: concert.drawn_at !== null ? 1 : 0,
   }));

@@ -122,7 +122,7 @@ export async function recordDraw(db: Db, concertId: number, now: number, seenSin
   return db.transaction().execute(async (trx) => {
     if (!(await markDrawn(trx, concertId, now))) return null;
     const concert = await trx.selectFrom('concerts').select(['draw_seed']).where('id', '=', concertId).executeTakeFirstOrThrow();
-    let stateQ = trx.selectFrom('queue_state').select('last_seq').where('concert_id', '=', concertId);
+    let stateQ = trx.selectFrom('queue_state').select(['last_seq', 'seq_ceiling']).where('concert_id', '=', concertId);
     if (isPostgres(trx)) stateQ = stateQ.forUpdate();
     const state = await stateQ.executeTakeFirstOrThrow();
     const fans = await trx.selectFrom('prequeue_entries as p').innerJoin('tokens as t', 't.jti', 'p.jti')
@@ -132,7 +132,7 @@ export async function recordDraw(db: Db, concertId: number, now: number, seenSin
       .execute();
     const byTicket = new Map(fans.map((f) => [f.ticket, f]));
     const order = drawOrder(concert.draw_seed ?? '', fans.map((f) => f.ticket));
-    const base = await highestSeq(trx, concertId, state.last_seq);
+    const base = await highestSeq(trx, concertId, Math.max(state.last_seq, state.seq_ceiling));
     for (let i = 0; i < order.length; i += CHUNK) {
       const rows = order.slice(i, i + CHUNK).map((ticket, k) => ({ fan: byTicket.get(ticket)!, seq: base + i + k + 1 }));
       await insertWaitingEntries(trx, concertId, rows.map(({ fan, seq }) => ({ seq, userId: fan.user_id, joinedAt: fan.joined_at })), now);

@@ -1,4 +1,6 @@
 import { sql, type Transaction } from 'kysely';
+import { errors } from '../../errors.ts';
+import { assertRedisMode } from '../../resilience/sql-fence.ts';
 import type { Db } from '../../store/connect.ts';
 import type { Database } from '../../store/schema.ts';
 import type { QueueConfig } from './types.ts';
@@ -25,6 +27,25 @@ export async function setQueueConfig(db: Conn, concertId: number, config: QueueC
 /** The highest entry number given out. */
 export async function setLastSeq(trx: Transaction<Database>, concertId: number, lastSeq: number): Promise<void> {
   await trx.updateTable('queue_state').set({ last_seq: lastSeq }).where('concert_id', '=', concertId).execute();
+}
+
+/**
+ * Reserves entry numbers for Redis mode: the concert's ceiling goes up to `upTo` (never down),
+ * and the ceiling SQL then has is returned. Redis gives out no number above the ceiling it was
+ * told (joinQueue), and is told only after this commits; SQL mode, the draw and the rebuild number
+ * above it. So a number Redis gave out is never given to anyone else, even when its place had not
+ * reached SQL when the fleet switched stores. Refused (503) once the fleet has left Redis mode.
+ */
+export async function reserveEntryNumbers(db: Db, concertId: number, upTo: number): Promise<number> {
+  return db.transaction().execute(async (trx) => {
+    await assertRedisMode(trx);
+    await trx.updateTable('queue_state')
+      .set({ seq_ceiling: sql`CASE WHEN seq_ceiling < ${upTo} THEN ${upTo} ELSE seq_ceiling END` })
+      .where('concert_id', '=', concertId).execute();
+    const row = await trx.selectFrom('queue_state').select('seq_ceiling').where('concert_id', '=', concertId).executeTakeFirst();
+    if (!row) throw errors.notFound('concert');
+    return Number(row.seq_ceiling);
+  });
 }
 
 /** Moves the entry counters up to what the stream reports, never down. */

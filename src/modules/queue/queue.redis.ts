@@ -12,6 +12,20 @@ import type { AdmitOutcome, JoinOutcome, QueueConfig, QueueCounts, QueuePlace, Q
 /** Loads a concert's queue counters and config into Redis when they are missing. */
 export type QueueLoader = (concertId: number) => Promise<void>;
 
+/**
+ * Reserves entry numbers in SQL up to `upTo` for Redis mode; answers the ceiling SQL then has
+ * (reserveEntryNumbers).
+ */
+export type EntryNumberReserver = (concertId: number, upTo: number) => Promise<number>;
+
+/**
+ * Entry numbers reserved in SQL at a time. A join reserves more once fewer than half are left, in
+ * the background, so only the first join of a loaded queue (or one after a burst outran the
+ * reservation) waits for SQL. SQL mode numbers above the reservation: after a switch, its first
+ * fans' positions count up to this many numbers nobody holds, until admission passes them.
+ */
+export const ENTRY_NUMBER_BLOCK = 100;
+
 /** An admission a tick is about to make, as SQL records it. */
 export interface PendingAdmission { userId: number; seq: number; activeUntil: number }
 
@@ -28,19 +42,32 @@ export class RedisQueueStore implements QueueStore {
     private readonly redis: RedisClient,
     private readonly config: Config,
     private readonly loadQueue: QueueLoader,
+    private readonly reserveNumbers: EntryNumberReserver,
     private readonly recordAdmissions?: AdmissionRecorder,
   ) {}
+
+  /** This instance's reservation under way, per concert: concurrent joins share it. */
+  private readonly reserving = new Map<number, Promise<void>>();
 
   async join(concertId: number, userId: number, jti: string, now: number): Promise<JoinOutcome> {
     // The line's slot holds the user id in 32 bits (line.ts): a larger id would alias another user.
     if (userId > MAX_LINE_USER_ID) throw new Error(`user id ${userId} does not fit the waiting line's 32-bit slot`);
     const call = () => script.joinQueue(this.redis, { concertId, userId, jti, now, graceMs: this.config.queueGraceSeconds * 1000 });
     let r = await call();
-    if (r.code === ScriptCode.NoQueue) {
-      await this.loadQueue(concertId);
+    // Load the queue, reserve entry numbers: three tries in all (joins of other instances may use
+    // up a reservation between it and this join's next call).
+    for (let attempt = 0; attempt < 3; attempt++) {
+      if (r.code === ScriptCode.NoQueue) await this.loadQueue(concertId);
+      else if (r.code === ScriptCode.SeqCeiling) await this.reserve(concertId, r.lastSeq);
+      else break;
       r = await call();
     }
+    if (r.code === ScriptCode.SeqCeiling) throw errors.unavailable('the waiting line is busy; join again', 1);
     if (r.code !== ScriptCode.Ok) throw scriptError(r.code);
+    if (r.fresh && r.seqCeiling - r.seq < ENTRY_NUMBER_BLOCK / 2) {
+      // Ahead of need, off this join's path; a failure shows up in the join that needs it.
+      this.reserve(concertId, r.seq).catch(() => {});
+    }
     try {
       await this.replicated();
     } catch (err) {
@@ -49,8 +76,20 @@ export class RedisQueueStore implements QueueStore {
       if (r.fresh) await this.leave(concertId, userId, jti, now, 'leave').catch(() => {});
       throw err;
     }
-    const { code: _, ...place } = r;
+    const { code: _, seqCeiling: __, ...place } = r;
     return place;
+  }
+
+  /** Reserves the next block past `lastSeq` in SQL, then lets Redis give it out (one reservation under way per concert). */
+  private reserve(concertId: number, lastSeq: number): Promise<void> {
+    const running = this.reserving.get(concertId);
+    if (running) return running;
+    const run = (async () => {
+      const ceiling = await this.reserveNumbers(concertId, lastSeq + ENTRY_NUMBER_BLOCK);
+      await script.raiseSeqCeiling(this.redis, { concertId, ceiling });
+    })().finally(() => this.reserving.delete(concertId));
+    this.reserving.set(concertId, run);
+    return run;
   }
 
   private replicated(): Promise<void> {

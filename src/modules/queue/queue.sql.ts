@@ -123,8 +123,9 @@ export class SqlQueueStore implements QueueStore {
       }
       if (state.paused) throw errors.queueClosed();
       // Entry numbers given out by Redis are claimed with their tokens, even when the stream
-      // that carries the entries lagged: never hand one out twice (see claimEntries).
-      const seq = (await highestSeq(trx, concertId, state.last_seq)) + 1;
+      // that carries the entries lagged, and all lie at or below the ceiling Redis reserved:
+      // never hand one out twice (see claimEntries, reserveEntryNumbers).
+      const seq = (await highestSeq(trx, concertId, Math.max(state.last_seq, state.seq_ceiling))) + 1;
       await setLastSeq(trx, concertId, seq);
       // A Redis-mode join claiming this very number at this moment makes the insert fail: 503, retry.
       await insertWaitingEntries(trx, concertId, [{ seq, userId, joinedAt: now }], now).catch((err) => {

@@ -11,9 +11,12 @@
   Returns {code, seq, status (0 waiting | 1 active), lastAdmitted, activeUntil, replacedJti,
            rate (admissions/s x1000), admitPerSecond, fresh (1 when a new place was taken),
            paused (0|1), maxActive, activeCount (unexpired), activeTtl (s),
-           etaMeanHold (s, '' before the first tick), etaSpread (see admitNext; strings)}
+           etaMeanHold (s, '' before the first tick), etaSpread (see admitNext; strings),
+           seqCeiling (the highest entry number this queue may give out)}
   Codes: 0 ok, 4 queue closed (paused), 11 queue not loaded, 14 being reloaded (retry),
-         16 a scheduled sale whose draw is not in the line yet (retry)
+         16 a scheduled sale whose draw is not in the line yet (retry),
+         18 {18, lastSeq}: the next entry number is above the ceiling SQL reserved (seqCeiling;
+            raiseSeqCeiling after SQL reserved more, then retry)
 ]]
 local rcall = redis.call
 local metaKey, lineKey, activeKey, tokenKey, streamKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -22,7 +25,7 @@ local user, jti, now, grace = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV
 local function slot(s) return s * 80 end
 
 local meta = rcall('HMGET', metaKey, 'paused', 'lastAdmitted', 'rate', 'admitPerSecond', 'loadingUntil',
-  'maxActive', 'activeTtl', 'etaMeanHold', 'etaSpread', 'saleAt', 'drawn')
+  'maxActive', 'activeTtl', 'etaMeanHold', 'etaSpread', 'saleAt', 'drawn', 'lastSeq', 'seqCeiling')
 if not meta[4] then return {11} end
 -- A scheduled sale opens with its draw: nobody takes a place before every drawn fan has one.
 if (meta[10] or '') ~= '' and meta[11] ~= '1' then return {16} end
@@ -31,13 +34,14 @@ if now < (tonumber(meta[5]) or 0) then return {14} end
 local lastAdmitted = tonumber(meta[2]) or 0
 local rate = tonumber(meta[3]) or 0
 local admitPerSecond = tonumber(meta[4])
+local seqCeiling = tonumber(meta[13]) or 0
 -- What the wait estimate needs, appended to every ok reply (the join answer carries one).
 local function reply(seq, status, activeUntil, replaced, fresh)
   local paused = 0
   if meta[1] == '1' then paused = 1 end
   return {0, seq, status, lastAdmitted, activeUntil, replaced, rate, admitPerSecond, fresh,
     paused, tonumber(meta[6]) or 0, rcall('ZCOUNT', activeKey, '(' .. now, '+inf'), tonumber(meta[7]) or 0,
-    meta[8] or '', meta[9] or '1'}
+    meta[8] or '', meta[9] or '1', seqCeiling}
 end
 
 -- A token record is the jti and the entry number as 4 bytes (queueTokenRecord in codecs.ts).
@@ -74,6 +78,9 @@ if existing then
 end
 
 if meta[1] == '1' then return {4} end
+-- Only numbers SQL has reserved: SQL mode and the rebuild number above them (reserveEntryNumbers).
+local lastSeq = tonumber(meta[12]) or 0
+if lastSeq >= seqCeiling then return {18, lastSeq} end
 
 local seq = rcall('HINCRBY', metaKey, 'lastSeq', 1)
 rcall('BITFIELD', lineKey, 'SET', 'u32', slot(seq), user, 'SET', 'u48', slot(seq) + 32, now)
