@@ -27,6 +27,7 @@ export const INVARIANTS = {
   'no-lockout': '9. a join retried with the token it was made with is answered, never 401, within the replay window, nor refused for the challenge it already showed',
   'ticket-cap': '10. never more than MAX_TICKETS_PER_USER seats of a concert sold to one user (SQL)',
   'opening-draw': '11. a scheduled sale\'s drawn order is the published one, recomputes from its seed, and places every pre-queued fan who kept the heartbeat ahead of later joiners',
+  'one-number': '12. an entry number of a concert is acknowledged to one user, never to two',
 } as const;
 export type InvariantName = keyof typeof INVARIANTS;
 
@@ -286,6 +287,33 @@ export function checkPlaces(history: History, places: Map<string, Place>, cfg: C
       fans: [p.fan],
       opIds: uniq([p.ackOp.id, ...(lastBeat ? [lastBeat.id] : []), ...(first.activeRef ? [first.activeRef.id] : []), first.op.id,
         ...(problems.length > 1 ? [last.op.id] : [])]),
+    });
+  }
+  return out;
+}
+
+/**
+ * Invariant 12: entry numbers are never given twice, whichever store numbered them (Redis gives
+ * out only numbers SQL reserved for it, SQL mode numbers above them) and whether or not the first
+ * holder still holds it. Pre-queue tokens carry 0 until the draw: not a number yet.
+ */
+export function checkOneNumber(places: Map<string, Place>): Violation[] {
+  const holders = new Map<string, Place[]>();
+  for (const p of places.values()) {
+    if (p.seq <= 0) continue;
+    const k = `${p.cid}:${p.seq}`;
+    (holders.get(k) ?? holders.set(k, []).get(k)!).push(p);
+  }
+  const out: Violation[] = [];
+  for (const ps of holders.values()) {
+    const users = uniq(ps.map((p) => p.userId));
+    if (users.length < 2) continue;
+    const byTime = [...ps].sort((a, b) => a.ackOp.invokeMs - b.ackOp.invokeMs);
+    out.push({
+      invariant: 'one-number',
+      message: `entry ${byTime[0]!.seq} of concert ${byTime[0]!.cid} acknowledged to users ${users.join(', ')} (${byTime.map((p) => `#${p.ackOp.id}`).join(', ')})`,
+      fans: uniq(byTime.map((p) => p.fan)),
+      opIds: byTime.map((p) => p.ackOp.id),
     });
   }
   return out;
@@ -744,6 +772,7 @@ export function check(history: History, sql: SqlFacts, cfg: CheckConfig): CheckR
     ...checkPaidStaysPaid(history),
     ...checkPlaces(history, places, cfg),
     ...checkAdmissionOrder(places),
+    ...checkOneNumber(places),
     ...checkAdmissionOrderSql(sql),
     ...checkActiveBound(places, cfg),
     ...checkHolds(history, cfg),

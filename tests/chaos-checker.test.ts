@@ -8,7 +8,7 @@ import { checkOpening, type OpeningFacts, type OpeningFan } from '../chaos/openi
 import { describe, expect, test } from 'bun:test';
 import {
   check, checkActiveBound, checkAdmissionOrder, checkAdmissionOrderSql, checkErrors, checkHolds, checkMoney,
-  checkNoLockout, checkTicketCap, checkPaidStaysPaid, checkPlaces, checkReadiness, buildPlaces, type CheckConfig, type SqlFacts,
+  checkNoLockout, checkOneNumber, checkTicketCap, checkPaidStaysPaid, checkPlaces, checkReadiness, buildPlaces, type CheckConfig, type SqlFacts,
 } from '../chaos/checker.ts';
 import { emptyHistory, type History, type HistoryOp, type TokenFacts } from '../chaos/history.ts';
 import { planFaults } from '../chaos/nemesis.ts';
@@ -263,6 +263,25 @@ describe('10. ticket cap', () => {
   });
 });
 
+describe('12. one entry number, one user', () => {
+  const numbersCheck = (h: History) => checkOneNumber(buildPlaces(h, cfg));
+  test('holds: each user its own number; a user handed its number again; pre-queue tokens (0) and other concerts', () => {
+    const otherConcert = op({ op: 'join', userId: 3, invokeMs: 30, status: 201, auth: utok(3), req: { concertId: 2 },
+      res: { token: qtok(3, 1, 2), status: 'waiting', concertId: 2 } });
+    const again = op({ op: 'join', userId: 1, invokeMs: 40, status: 200, auth: utok(1, 0), req: { concertId: 1 },
+      res: { token: qtok(1, 1), status: 'waiting', concertId: 1 } });
+    expect(numbersCheck(historyOf(join(1, 1, 0), join(2, 2, 10), join(4, 0, 20), join(5, 0, 25), otherConcert, again))).toEqual([]);
+  });
+  test('breaks: a number handed to a second user, even after the first left', () => {
+    const first = join(1, 1, 0);
+    const second = join(2, 1, 60_000);
+    const v = numbersCheck(historyOf(first, leave(1, 1, 30_000), second));
+    expect(v.map((x) => x.invariant)).toEqual(['one-number']);
+    expect(v[0]!.message).toContain('entry 1 of concert 1 acknowledged to users 1, 2');
+    expect(v[0]!.opIds).toEqual([first.id, second.id]);
+  });
+});
+
 describe('6b. a hold acknowledged by a retry (200) is kept too', () => {
   test('breaks: another 201 hold of the seat while the 200-acknowledged hold lives', () => {
     const mine = op({ op: 'hold', userId: 1, invokeMs: 0, status: 200, auth: qtok(1, 1), req: { scheduleId: 1, seatNumber: 7 },
@@ -278,7 +297,7 @@ describe('check() and the seed', () => {
     const sql: SqlFacts = { payments: [{ id: 'pay-r1', reservationId: 'r1', userId: 1, scheduleId: 1, seatNumber: 7 }], users: [], queueEntries: [] };
     const r = check(h, sql, cfg);
     expect(r.violations).toEqual([]);
-    expect(Object.keys(r.counts)).toHaveLength(14);
+    expect(Object.keys(r.counts)).toHaveLength(15);
   });
   test('repeated sightings of one finding are merged', () => {
     const h = historyOf(join(1, 1, 0), hold(1, 1, 100, 'r1'), pay(1, 1, 1_000, 'r1'),
