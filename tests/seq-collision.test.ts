@@ -87,6 +87,17 @@ describeEach('one entry number, one fan', { modes: ['redis'] }, (h) => {
     }
   });
 
+  test('a burst of joins far larger than a block: every join gets a number, one reservation sized for the waiting ones', async () => {
+    const c = await newConcert(h);
+    const store = h.svc.ctx.backends.current.queue;
+    const n = ENTRY_NUMBER_BLOCK * 15;
+    const users = Array.from({ length: n }, () => newUserId());
+    const places = await Promise.all(users.map((u) => store.join(c.id, u, randomUUID(), h.clock.now())));
+    expect(new Set(places.map((p) => p.seq)).size).toBe(n);
+    expect(Math.max(...places.map((p) => p.seq))).toBe(n);
+    expect(await ceilingInSql(c.id)).toBeGreaterThanOrEqual(n);
+  });
+
   test('a queue loaded again from SQL (a Redis that lost it) starts above the ceiling', async () => {
     const c = await newConcert(h);
     const first = await join(h.app, c.id, await userToken(h.app, newUserId()));

@@ -26,6 +26,9 @@ export type EntryNumberReserver = (concertId: number, upTo: number) => Promise<n
  */
 export const ENTRY_NUMBER_BLOCK = 100;
 
+/** Reservations one join waits for at most before it answers 503 (each serves every join then waiting). */
+const MAX_RESERVATION_ROUNDS = 8;
+
 /** An admission a tick is about to make, as SQL records it. */
 export interface PendingAdmission { userId: number; seq: number; activeUntil: number }
 
@@ -48,19 +51,37 @@ export class RedisQueueStore implements QueueStore {
 
   /** This instance's reservation under way, per concert: concurrent joins share it. */
   private readonly reserving = new Map<number, Promise<void>>();
+  /** Joins of this instance that found no number left, per concert, until they end: the next reservation covers them all. */
+  private readonly starved = new Map<number, number>();
 
   async join(concertId: number, userId: number, jti: string, now: number): Promise<JoinOutcome> {
     // The line's slot holds the user id in 32 bits (line.ts): a larger id would alias another user.
     if (userId > MAX_LINE_USER_ID) throw new Error(`user id ${userId} does not fit the waiting line's 32-bit slot`);
     const call = () => script.joinQueue(this.redis, { concertId, userId, jti, now, graceMs: this.config.queueGraceSeconds * 1000 });
     let r = await call();
-    // Load the queue, reserve entry numbers: three tries in all (joins of other instances may use
-    // up a reservation between it and this join's next call).
-    for (let attempt = 0; attempt < 3; attempt++) {
-      if (r.code === ScriptCode.NoQueue) await this.loadQueue(concertId);
-      else if (r.code === ScriptCode.SeqCeiling) await this.reserve(concertId, r.lastSeq);
-      else break;
-      r = await call();
+    // Load the queue (once more at most), reserve entry numbers: a burst of joins waits together
+    // and the reservation is sized for all of them, so a few rounds serve any burst (joins of other
+    // instances may still use up a reservation between it and this join's next call).
+    let starved = false;
+    try {
+      for (let loads = 0, reservations = 0; loads < 2 && reservations < MAX_RESERVATION_ROUNDS;) {
+        if (r.code === ScriptCode.NoQueue) {
+          loads++;
+          await this.loadQueue(concertId);
+        } else if (r.code === ScriptCode.SeqCeiling) {
+          reservations++;
+          if (!starved) this.starved.set(concertId, (this.starved.get(concertId) ?? 0) + 1);
+          starved = true;
+          await this.reserve(concertId, r.lastSeq);
+        } else break;
+        r = await call();
+      }
+    } finally {
+      if (starved) {
+        const left = this.starved.get(concertId)! - 1;
+        if (left > 0) this.starved.set(concertId, left);
+        else this.starved.delete(concertId);
+      }
     }
     if (r.code === ScriptCode.SeqCeiling) throw errors.unavailable('the waiting line is busy; join again', 1);
     if (r.code !== ScriptCode.Ok) throw scriptError(r.code);
@@ -80,12 +101,16 @@ export class RedisQueueStore implements QueueStore {
     return place;
   }
 
-  /** Reserves the next block past `lastSeq` in SQL, then lets Redis give it out (one reservation under way per concert). */
+  /**
+   * Reserves the numbers past `lastSeq` in SQL, then lets Redis give them out (one reservation
+   * under way per concert): a block, or twice the joins waiting for numbers when more wait.
+   */
   private reserve(concertId: number, lastSeq: number): Promise<void> {
     const running = this.reserving.get(concertId);
     if (running) return running;
     const run = (async () => {
-      const ceiling = await this.reserveNumbers(concertId, lastSeq + ENTRY_NUMBER_BLOCK);
+      const size = Math.max(ENTRY_NUMBER_BLOCK, 2 * (this.starved.get(concertId) ?? 0));
+      const ceiling = await this.reserveNumbers(concertId, lastSeq + size);
       await script.raiseSeqCeiling(this.redis, { concertId, ceiling });
     })().finally(() => this.reserving.delete(concertId));
     this.reserving.set(concertId, run);
