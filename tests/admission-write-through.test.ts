@@ -61,6 +61,29 @@ for (const target of SQL_TARGETS) {
       await enterMode(svc, 'redis');
     });
 
+    test('an instance still in Redis mode records and admits nobody once the fleet has moved to SQL mode', async () => {
+      const { app, ctx } = svc;
+      const concert = await createConcert(app, [{ seats: 5, price: 1000 }]);
+      const c: number = concert.id;
+      for (let i = 0; i < 2; i++) expect((await join(app, c, await userToken(app, newUserId()))).status).toBe(201);
+      const db = svc.database.db;
+      // Another instance has moved the fleet to SQL mode (the mode row); this one has not noticed
+      // yet. SQL mode admits now: a second admitter working from Redis's line would not follow its order.
+      await db.updateTable('service_mode').set({ mode: 'sql', reason: 'another instance', updated_at: Date.now() }).where('id', '=', 1).execute();
+      try {
+        const now = Date.now() + 1000;
+        const tickMs = ctx.config.admissionTickMs;
+        const out = await ctx.backends.redis.queue.admitTick(c, now, Math.floor(now / tickMs) * tickMs);
+        expect(out?.admitted).toBe(0);
+        expect(out?.unrecorded).toMatchObject({ status: 503 });
+        expect(await svc.redis.zrange(keys.active(c), '0', '-1')).toEqual([]);
+        const rows = await db.selectFrom('queue_entries').select(['seq', 'status', 'admitted_at']).where('concert_id', '=', c).orderBy('seq').execute();
+        expect(rows).toEqual([{ seq: 1, status: 'waiting', admitted_at: null }, { seq: 2, status: 'waiting', admitted_at: null }]);
+      } finally {
+        await enterMode(svc, 'redis');
+      }
+    });
+
     test('Redis admits only the entries SQL recorded; the first live one it may not admit keeps its place', async () => {
       const { app, ctx } = svc;
       const concert = await createConcert(app, [{ seats: 5, price: 1000 }]);

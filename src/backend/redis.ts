@@ -15,6 +15,7 @@ import { recordGrantedHold } from '../modules/reservations/reservations.repo.ts'
 import { RedisTokenStore } from '../modules/tokens/token.stores.ts';
 import type { RedisClient } from '../redis/connection.ts';
 import { encodeQueueEvent } from '../redis/codecs.ts';
+import { assertRedisMode } from '../resilience/sql-fence.ts';
 import type { Db } from '../store/connect.ts';
 import type { SqlStores } from './sql.ts';
 import type { Backend } from './types.ts';
@@ -63,9 +64,11 @@ export function redisBackend(d: RedisDeps, sql: SqlStores): RedisBackend {
     kind: 'redis',
     queue: new RedisQueueStore(redis, config, (id) => concerts.ensureLoaded(id, d.clock()),
       (concertId, upTo) => reserveEntryNumbers(db, concertId, upTo), (concertId, admissions, now) =>
+      // Only while the fleet is in Redis mode: once another instance has moved it to SQL mode,
+      // SQL mode admits, and a second admitter working from a Redis line would not follow its order.
       applyEvents(db, concertId, admissions.map((a) => encodeQueueEvent({
         event: 'admit', userId: a.userId, seq: a.seq, time: now, activeUntil: a.activeUntil,
-      })), now)),
+      })), now, { fence: assertRedisMode })),
     holds,
     catalog: new RedisCatalogStore(db, redis, concerts, sql.catalog),
     tokens: new RedisTokenStore(db, redis, sql.tokens, config.joinReplaySeconds * 1000),

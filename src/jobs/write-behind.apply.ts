@@ -1,5 +1,6 @@
+import type { Transaction } from 'kysely';
 import type { Db } from '../store/connect.ts';
-import type { QueueEntryStatus } from '../store/schema.ts';
+import type { Database, QueueEntryStatus } from '../store/schema.ts';
 import { upsertStreamEntries, type StreamEntryRow } from '../modules/queue/entries.repo.ts';
 import { addAdmittedTotal, raiseQueueCounters } from '../modules/queue/queue-state.repo.ts';
 import { insertStreamHolds, markReleased, mirrorStreamHolds, type StreamHoldRow } from '../modules/reservations/reservations.repo.ts';
@@ -20,7 +21,8 @@ type EntryRow = StreamEntryRow;
  * are keyed by (concert, entry number) or reservation id, and a status only moves forward
  * (waiting → active → ended), so a redelivered or reclaimed entry changes nothing.
  */
-export async function applyEvents(db: Db, concertId: number, events: StreamEvent[], now: number): Promise<void> {
+export async function applyEvents(db: Db, concertId: number, events: StreamEvent[], now: number,
+  opts: { fence?: (trx: Transaction<Database>) => Promise<void> } = {}): Promise<void> {
   const entries = new Map<number, EntryRow>();
   const holds = new Map<string, HoldStreamEvent>();
   const releases: string[] = [];
@@ -59,6 +61,8 @@ export async function applyEvents(db: Db, concertId: number, events: StreamEvent
   }
 
   await db.transaction().execute(async (trx) => {
+    // A check run first in the transaction (the admission record's mode fence).
+    if (opts.fence) await opts.fence(trx);
     const rows = [...entries.values()];
     if (rows.length > 0) {
       // The state row first: its lock orders batches of one concert applied at the same time
