@@ -11,21 +11,22 @@ import type { Database } from '../store/schema.ts';
  * writer at a time, so the read inside the transaction is enough. The rebuild therefore reads
  * every SQL-mode change, however late an instance learns of the new mode: no timing involved.
  */
-export async function assertSqlMode(trx: Transaction<Database>): Promise<void> {
-  let q = trx.selectFrom('service_mode').select('mode').where('id', '=', 1);
-  if (isPostgres(trx)) q = q.forShare();
-  const row = await q.executeTakeFirst();
-  if (row && row.mode !== 'sql') throw errors.unavailable('the service is switching stores; retry in a moment', 1);
+export function assertSqlMode(trx: Transaction<Database>): Promise<void> {
+  return assertMode(trx, 'sql');
 }
 
 /**
- * The other side of the same fence: a Redis-mode write to SQL that SQL mode must see before it
- * starts (an entry-number reservation) commits only while the mode row says `redis`. On
- * PostgreSQL the move to `sql` waits for it; on SQLite writers go one at a time.
+ * The other side of the same fence: Redis-mode writes to SQL that SQL mode acts on (an
+ * entry-number reservation, an admission tick's record) commit only while the mode row says
+ * `redis`. On PostgreSQL the move to `sql` waits for them; on SQLite writers go one at a time.
  */
-export async function assertRedisMode(trx: Transaction<Database>): Promise<void> {
+export function assertRedisMode(trx: Transaction<Database>): Promise<void> {
+  return assertMode(trx, 'redis');
+}
+
+async function assertMode(trx: Transaction<Database>, mode: 'redis' | 'sql'): Promise<void> {
   let q = trx.selectFrom('service_mode').select('mode').where('id', '=', 1);
   if (isPostgres(trx)) q = q.forShare();
   const row = await q.executeTakeFirst();
-  if (row && row.mode !== 'redis') throw errors.unavailable('the service is switching stores; retry in a moment', 1);
+  if (row && row.mode !== mode) throw errors.unavailable('the service is switching stores; retry in a moment', 1);
 }
