@@ -40,6 +40,7 @@ export const TIERS: Record<Tier, readonly string[]> = {
     'hold-write-through.test.ts',
     'holds-retry.test.ts',
     'join-group-commit.test.ts',
+    'place-adoption.test.ts',
     'place-recovery.test.ts',
     'rate-limit.test.ts',
     'seq-collision.test.ts',

@@ -49,7 +49,7 @@ export function sqlBackend(stores: SqlStores, d: SqlDeps, mirrorTo: HoldStore): 
     leaveRevokesToken: true,
     // Outside Redis mode Redis may be gone: the mirror is tried, and the rebuild's catch-up loads every sale.
     saleMirror: { store: mirrorTo, required: false },
-    restoreLostPlace: async () => false,
+    restoreLostPlace: (place, now) => stores.queue.adopt(place, now),
     // The streams are not written; the rebuild drains what Redis mode left before Redis returns.
     writeBehind: {
       full: () => false,

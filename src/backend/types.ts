@@ -3,7 +3,7 @@ import type { SampleStore } from '../modules/console/samples.ts';
 import type { CatalogStore } from '../modules/catalog/catalog.stores.ts';
 import type { PrequeueStore } from '../modules/draw/prequeue.stores.ts';
 import type { SpentChallenges } from '../modules/pow/spent-challenges.ts';
-import type { QueueStore } from '../modules/queue/types.ts';
+import type { QueueStore, UnrecordedPlace } from '../modules/queue/types.ts';
 import type { HoldStore } from '../modules/reservations/types.ts';
 import type { TokenStore } from '../modules/tokens/token.stores.ts';
 
@@ -18,8 +18,8 @@ export interface WriteBehindView {
   flush(): Promise<void>;
 }
 
-/** A place a request named that the backend did not know (see Backend.restoreLostPlace). */
-export interface PlaceRef { concertId: number; userId: number; jti: string; seq: number }
+/** A place a request named that the backend did not know (see Backend.restoreLostPlace), as its token names it. */
+export type PlaceRef = UnrecordedPlace;
 
 
 /**
@@ -46,8 +46,9 @@ export interface Backend {
   readonly leaveRevokesToken: boolean;
   readonly saleMirror: { store: HoldStore; required: boolean };
   /**
-   * A queue token this backend did not know, that SQL may have live (Redis lost the place):
-   * true once the place is back. SQL mode knows every place it has: always false.
+   * A queue token this backend did not know: true once the place is back. Redis mode: SQL may
+   * have it live (Redis lost the place). SQL mode: a place Redis numbered whose record never
+   * reached SQL (SqlQueueStore.adopt).
    */
   restoreLostPlace(place: PlaceRef, now: number): Promise<boolean>;
   /** Redis mode's record in SQL, written behind (SQL mode writes SQL at once: nothing is ever behind). */

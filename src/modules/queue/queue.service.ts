@@ -69,15 +69,18 @@ export class QueueService {
 
   /**
    * Runs a step that checks a queue token; when the backend does not know the token, asks it
-   * whether it lost the place (Redis: SQL has it live) and, once it is back, runs the step again.
+   * whether it lost the place (Redis: SQL has it live; SQL: Redis numbered it, and its record
+   * never arrived) and, once it is back, runs the step again.
    * A token that was replaced or whose place ended stays unknown: 401 as before.
    */
   withPlace<T>(backend: Backend, principal: QueuePrincipal, now: number, step: () => Promise<T>): Promise<T> {
     // A plain catch, not an async wrapper: one Promise fewer on every poll.
     return step().catch(async (err: unknown) => {
       if (!(err instanceof UnknownQueueTokenError)) throw err;
-      const back = await backend.restoreLostPlace(
-        { concertId: principal.concertId, userId: principal.userId, jti: principal.jti, seq: principal.seq }, now);
+      const back = await backend.restoreLostPlace({
+        concertId: principal.concertId, userId: principal.userId, jti: principal.jti, seq: principal.seq,
+        issuedAt: principal.iat * 1000, expiresAt: principal.exp * 1000,
+      }, now);
       if (!back) throw err;
       return step();
     });

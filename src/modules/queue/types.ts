@@ -52,6 +52,12 @@ export interface QueueCounts {
 }
 
 /**
+ * A place as its signed queue token names it: the entry number, the token's issue and expiry
+ * (ms). What SQL mode needs to take back a place whose record Redis lost (SqlQueueStore.adopt).
+ */
+export interface UnrecordedPlace { concertId: number; userId: number; jti: string; seq: number; issuedAt: number; expiresAt: number }
+
+/**
  * The waiting room's state. Redis mode and SQL mode are two implementations with the same
  * semantics, each part of its mode's Backend (src/backend).
  */

@@ -5,12 +5,13 @@ import { insertMissingUsers } from '../identity/users.repo.ts';
 
 type Conn = Db | Transaction<Database>;
 
+/** A token's row; `now` is when it was issued. `revokedAt`: recorded already revoked (a token refused for good). */
 export async function insertToken(db: Conn, t: {
-  jti: string; userId: number; typ: TokenType; concertId?: number; seq?: number; expiresAt: number; now: number;
+  jti: string; userId: number; typ: TokenType; concertId?: number; seq?: number; expiresAt: number; now: number; revokedAt?: number;
 }): Promise<void> {
   await db.insertInto('tokens').values({
     jti: t.jti, user_id: t.userId, typ: t.typ, concert_id: t.concertId ?? null, seq: t.seq ?? null,
-    expires_at: t.expiresAt, revoked_at: null, created_at: t.now,
+    expires_at: t.expiresAt, revoked_at: t.revokedAt ?? null, created_at: t.now,
   }).onConflict((oc) => oc.column('jti').doNothing()).execute(); // a jti is random: only the same token conflicts
 }
 
@@ -70,7 +71,7 @@ export async function insertTokens(db: Conn, ts: {
   }))).onConflict((oc) => oc.column('jti').doNothing()).execute();
 }
 
-export async function revokeTokens(db: Db, jtis: string[], now: number): Promise<void> {
+export async function revokeTokens(db: Conn, jtis: string[], now: number): Promise<void> {
   if (jtis.length === 0) return;
   if (isPostgres(db)) {
     await sql`UPDATE tokens SET revoked_at = ${now} WHERE jti = ANY(${jtis}::text[]) AND revoked_at IS NULL`.execute(db);

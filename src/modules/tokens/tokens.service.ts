@@ -11,7 +11,8 @@ import type { QueueTokenFacts } from './queue-token-records.ts';
 import { extendTokenExpiry, insertUserTokens, queueTokenRecord, revokeTokens } from './tokens.repo.ts';
 import { newUserTokenId } from './token-slots.ts';
 
-interface TokenHolder { userId: number; jti: string; exp: number; token: string }
+/** `iat` and `exp` as the token carries them (seconds). */
+interface TokenHolder { userId: number; jti: string; iat: number; exp: number; token: string }
 /**
  * A user token names its holder; a queue token also the concert and the entry number (0 while
  * pre-queued). A user token has neither (so `seq` reads undefined on any principal).
@@ -162,7 +163,10 @@ export class TokenService {
       userId: src.userId, jti: claim.queueJti, concertId, seq: row.seq, createdAt: row.created_at, expiresAt: row.expires_at,
     });
     return {
-      principal: { typ: 'queue', userId: src.userId, jti: claim.queueJti, concertId, seq: row.seq, exp: Math.floor(row.expires_at / 1000), token },
+      principal: {
+        typ: 'queue', userId: src.userId, jti: claim.queueJti, concertId, seq: row.seq,
+        iat: Math.floor(row.created_at / 1000), exp: Math.floor(row.expires_at / 1000), token,
+      },
       issued: { token, jti: claim.queueJti, seq: row.seq, expiresAt: row.expires_at },
     };
   }
@@ -208,5 +212,5 @@ export class TokenService {
  */
 function principalOf(c: TokenClaims, token: string): Principal | null {
   if (c.typ === 'queue' && (c.cid === undefined || c.seq === undefined)) return null;
-  return Object.freeze({ typ: c.typ, userId: Number(c.sub), jti: c.jti, concertId: c.cid, seq: c.seq, exp: c.exp, token }) as Principal;
+  return Object.freeze({ typ: c.typ, userId: Number(c.sub), jti: c.jti, concertId: c.cid, seq: c.seq, iat: c.iat, exp: c.exp, token }) as Principal;
 }

@@ -1,0 +1,141 @@
+/**
+ * SQL mode takes back a place Redis mode numbered and acknowledged whose record never reached SQL
+ * (SqlQueueStore.adopt): the signed queue token is the proof, checked against what SQL knows.
+ * Each place here is made the way Redis mode makes one (RedisQueueStore.join, which numbers it
+ * within the ceiling reserved in SQL) and its token signed without a record, as a join whose
+ * record was still to be written when Redis was lost.
+ */
+import { afterEach, expect, test } from 'bun:test';
+import { randomUUID } from 'node:crypto';
+import { describeEach, enterMode, newConcert, newUserId } from './helpers/harness.ts';
+import { call, join, userToken } from './helpers/http.ts';
+
+const seqOf = (token: string): number => JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()).seq;
+
+describeEach('a place whose record Redis lost', { modes: ['redis'] }, (h) => {
+  const db = () => h.svc.database.db;
+  const ttlMs = () => h.svc.config.queueTokenTtlSeconds * 1000;
+
+  /** A place made in Redis, its token signed and never recorded. */
+  const unrecorded = async (concertId: number, userId: number) => {
+    const now = h.clock.now();
+    const jti = randomUUID();
+    const place = await h.svc.ctx.backends.redis.queue.join(concertId, userId, jti, now);
+    const token = await h.svc.ctx.tokens.signQueueToken({ userId, jti, concertId, seq: place.seq, createdAt: now, expiresAt: now + ttlMs() });
+    return { jti, seq: place.seq, token };
+  };
+  /** A token for any entry number, signed as the service signs (what a lost record leaves a fan holding). */
+  const signed = (concertId: number, userId: number, seq: number) => {
+    const now = h.clock.now();
+    const jti = randomUUID();
+    return h.svc.ctx.tokens.signQueueToken({ userId, jti, concertId, seq, createdAt: now, expiresAt: now + ttlMs() })
+      .then((token) => ({ jti, seq, token }));
+  };
+  const tokenRow = (jti: string) => db().selectFrom('tokens').select(['user_id', 'concert_id', 'seq', 'revoked_at', 'expires_at'])
+    .where('jti', '=', jti).executeTakeFirst();
+  const poll = (token: string) => call(h.app, 'GET', '/v1/queue/me', { token });
+  const ceiling = async (concertId: number) => Number((await db().selectFrom('queue_state').select('seq_ceiling')
+    .where('concert_id', '=', concertId).executeTakeFirstOrThrow()).seq_ceiling);
+  // Each test switches to SQL mode as Redis is lost; the next starts in Redis mode again.
+  afterEach(() => enterMode(h.svc, 'redis'));
+
+  test('is taken back on its first request in SQL mode, at its number, and admitted in entry order', async () => {
+    const c = await newConcert(h);
+    const a = newUserId();
+    const lost = await unrecorded(c.id, a);
+    expect(lost.seq).toBe(1);
+    await enterMode(h.svc, 'sql');
+    // A fan who joins in SQL mode gets a number above the reserved ceiling: behind the lost place.
+    const later = await join(h.app, c.id, await userToken(h.app, newUserId()));
+    expect(later.status).toBe(201);
+    expect(seqOf(later.body.token)).toBe((await ceiling(c.id)) + 1);
+
+    const r = await poll(lost.token);
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ status: 'waiting', position: 1 });
+    expect(await tokenRow(lost.jti)).toMatchObject({ user_id: a, concert_id: c.id, seq: 1, revoked_at: null });
+    expect((await poll(lost.token)).status).toBe(200);
+
+    await h.tick();
+    expect((await poll(lost.token)).body).toMatchObject({ status: 'active' });
+  });
+
+  test('is refused above the ceiling, on a number someone else holds, past the grace and once admission passed it', async () => {
+    const c = await newConcert(h);
+    const held = await join(h.app, c.id, await userToken(h.app, newUserId())); // recorded: number 1
+    expect(held.status).toBe(201);
+    const passed = await unrecorded(c.id, newUserId()); // number 2, lost
+    const kept = await unrecorded(c.id, newUserId()); // number 3, lost
+    const late = await unrecorded(c.id, newUserId()); // number 4, lost
+    const top = await ceiling(c.id);
+    await enterMode(h.svc, 'sql');
+    const x = newUserId();
+    const above = await signed(c.id, x, top + 1);
+    const taken = await signed(c.id, x, seqOf(held.body.token));
+    expect((await poll(above.token)).status).toBe(401);
+    expect((await poll(taken.token)).status).toBe(401);
+    expect(await tokenRow(above.jti)).toBeUndefined();
+    expect(await tokenRow(taken.jti)).toBeUndefined();
+
+    // The first place comes back; then admission passes 1 and 2 (nobody claimed 2 yet).
+    expect((await poll(kept.token)).status).toBe(200);
+    await h.tick();
+    await h.tick();
+    const lastAdmitted = Number((await db().selectFrom('queue_state').select('last_admitted_seq')
+      .where('concert_id', '=', c.id).executeTakeFirstOrThrow()).last_admitted_seq);
+    expect(lastAdmitted).toBeGreaterThanOrEqual(passed.seq);
+    expect((await poll(passed.token)).status).toBe(401);
+
+    // Its heartbeat grace counts from the switch: past it, the place has lapsed.
+    h.clock.advance(h.svc.config.queueGraceSeconds * 1000 + 1);
+    expect((await poll(late.token)).status).toBe(401);
+    expect(await tokenRow(late.jti)).toBeUndefined();
+  });
+
+  test('one place a user: a later place of the user wins, and the refused token stays refused', async () => {
+    const c = await newConcert(h);
+    const u = newUserId();
+    const lost = await unrecorded(c.id, u);
+    await enterMode(h.svc, 'sql');
+    // The user joins again in SQL mode (with a user token): a new place, later than the lost one.
+    const again = await join(h.app, c.id, await userToken(h.app, u));
+    expect(again.status).toBe(201);
+    expect((await poll(lost.token)).status).toBe(401);
+    expect(await tokenRow(lost.jti)).toMatchObject({ seq: lost.seq, revoked_at: expect.any(Number) });
+    // Even once the later place has ended, the replaced token is not taken back.
+    expect((await call(h.app, 'DELETE', '/v1/queue/me', { token: again.body.token })).status).toBe(204);
+    expect((await poll(lost.token)).status).toBe(401);
+    expect((await poll(again.body.token)).status).toBe(401);
+  });
+
+  test('one place a user: taking back a later place ends the earlier one it replaced, in another concert too', async () => {
+    const c1 = await newConcert(h);
+    const c2 = await newConcert(h);
+    const u = newUserId();
+    const first = await join(h.app, c1.id, await userToken(h.app, u)); // recorded
+    expect(first.status).toBe(201);
+    h.clock.advance(1000);
+    // The user moved to the second concert; that join's record (and the leave of the first) was lost.
+    const moved = await unrecorded(c2.id, u);
+    await enterMode(h.svc, 'sql');
+    expect((await poll(first.body.token)).status).toBe(200);
+    expect((await poll(moved.token)).status).toBe(200);
+    expect((await poll(first.body.token)).status).toBe(401);
+  });
+
+  test('a rejoin that kept its place under a new token: both tokens name the one place', async () => {
+    const c = await newConcert(h);
+    const u = newUserId();
+    const first = await join(h.app, c.id, await userToken(h.app, u)); // recorded, number 1
+    expect(first.status).toBe(201);
+    // Joining again with a user token keeps the place under a new token id; that record was lost.
+    const rejoined = await unrecorded(c.id, u);
+    expect(rejoined.seq).toBe(seqOf(first.body.token));
+    await enterMode(h.svc, 'sql');
+    expect((await poll(rejoined.token)).body).toMatchObject({ status: 'waiting', position: 1 });
+    expect((await poll(first.body.token)).body).toMatchObject({ status: 'waiting', position: 1 });
+    const entries = await db().selectFrom('queue_entries').select(['seq', 'user_id']).where('concert_id', '=', c.id).execute();
+    expect(entries).toEqual([{ seq: rejoined.seq, user_id: u }]);
+  });
+
+});
