@@ -138,4 +138,20 @@ describeEach('a place whose record Redis lost', { modes: ['redis'] }, (h) => {
     expect(entries).toEqual([{ seq: rejoined.seq, user_id: u }]);
   });
 
+  test('a leave ends a place whose record has not arrived: in Redis mode it leaves a revoked row, in SQL mode it takes the place back to end it', async () => {
+    const c = await newConcert(h);
+    const inRedis = await unrecorded(c.id, newUserId());
+    const inSql = await unrecorded(c.id, newUserId());
+    // Left in Redis mode, then Redis is lost before the record (and the leave) reached SQL.
+    expect((await call(h.app, 'DELETE', '/v1/queue/me', { token: inRedis.token })).status).toBe(204);
+    expect(await tokenRow(inRedis.jti)).toMatchObject({ seq: inRedis.seq, revoked_at: expect.any(Number) });
+    await enterMode(h.svc, 'sql');
+    expect((await poll(inRedis.token)).status).toBe(401);
+    expect((await call(h.app, 'DELETE', '/v1/queue/me', { token: inSql.token })).status).toBe(204);
+    expect(await tokenRow(inSql.jti)).toMatchObject({ seq: inSql.seq, revoked_at: expect.any(Number) });
+    expect((await poll(inSql.token)).status).toBe(401);
+    const entry = await db().selectFrom('queue_entries').select('status').where('concert_id', '=', c.id).where('seq', '=', inSql.seq)
+      .executeTakeFirstOrThrow();
+    expect(entry.status).toBe('left');
+  });
 });

@@ -257,15 +257,17 @@ export class QueueService {
   }
 
   async leave(principal: Principal, now: number): Promise<void> {
-    const { concertId, seq, userId, jti } = asQueueToken(principal);
+    const p = asQueueToken(principal);
+    const { concertId, seq, userId, jti } = p;
     this.backends.assertWritable();
     const backend = this.backends.current;
     if (this.sale && seq === 0 && (await this.sale.leavePrequeue({ concertId, userId, jti }, now, backend))) return;
-    // Redis mode: the token's SQL record first, so that a failure leaves the place untouched
-    // for the retry (which finds it still live in Redis and completes the leave). SQL mode
-    // ends the place and revokes the token in one transaction.
-    if (!backend.leaveRevokesToken) await this.tokens.revoke([jti], now);
-    await backend.queue.leave(concertId, userId, jti, now, 'leave');
+    // Redis mode: the token's SQL record first (a revoked row even if its record has not arrived),
+    // so that a failure leaves the place untouched for the retry (which finds it still live in
+    // Redis and completes the leave). SQL mode ends the place and revokes the token in one
+    // transaction, after taking back a place it never recorded (withPlace), so that it ends too.
+    if (!backend.leaveRevokesToken) await this.tokens.revokeQueueToken(p, now);
+    await this.withPlace(backend, p, now, () => backend.queue.leave(concertId, userId, jti, now, 'leave'));
   }
 
   /** Active-only endpoints: a queue token of this concert whose holder has been admitted. */

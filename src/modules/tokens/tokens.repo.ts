@@ -80,6 +80,20 @@ export async function revokeTokens(db: Conn, jtis: string[], now: number): Promi
   await db.updateTable('tokens').set({ revoked_at: now }).where('jti', 'in', jtis).where('revoked_at', 'is', null).execute();
 }
 
+/**
+ * Revokes a queue token, recording it revoked if SQL has no row for it yet (its record still on
+ * the way): the row then stays the token's answer, and a record arriving later (an insert that
+ * skips existing rows) or an adoption (SqlQueueStore.adopt) cannot make it live again.
+ */
+export async function revokeQueueToken(db: Conn, t: {
+  jti: string; userId: number; concertId: number; seq: number; issuedAt: number; expiresAt: number;
+}, now: number): Promise<void> {
+  await db.insertInto('tokens').values({
+    jti: t.jti, user_id: t.userId, typ: 'queue', concert_id: t.concertId, seq: t.seq,
+    expires_at: t.expiresAt, revoked_at: now, created_at: t.issuedAt,
+  }).onConflict((oc) => oc.column('jti').doUpdateSet({ revoked_at: now }).where('tokens.revoked_at', 'is', null)).execute();
+}
+
 export async function revokeToken(db: Conn, jti: string, now: number): Promise<void> {
   await db.updateTable('tokens').set({ revoked_at: now }).where('jti', '=', jti).where('revoked_at', 'is', null).execute();
 }

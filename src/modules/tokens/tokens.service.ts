@@ -8,7 +8,7 @@ import { VerifiedTokens } from './verified-tokens.ts';
 import { GroupCommitter } from '../../store/group-commit.ts';
 import { findJoinReplay } from './join-replays.repo.ts';
 import type { QueueTokenFacts } from './queue-token-records.ts';
-import { extendTokenExpiry, insertUserTokens, queueTokenRecord, revokeTokens } from './tokens.repo.ts';
+import { extendTokenExpiry, insertUserTokens, queueTokenRecord, revokeQueueToken, revokeTokens } from './tokens.repo.ts';
 import { newUserTokenId } from './token-slots.ts';
 
 /** `iat` and `exp` as the token carries them (seconds). */
@@ -203,6 +203,13 @@ export class TokenService {
 
   revoke(jtis: string[], now: number) {
     return revokeTokens(this.db, jtis, now);
+  }
+
+  /** Revokes a queue token in SQL, also when its record has not arrived yet (see revokeQueueToken). */
+  revokeQueueToken(p: QueuePrincipal, now: number) {
+    return revokeQueueToken(this.db, {
+      jti: p.jti, userId: p.userId, concertId: p.concertId, seq: p.seq, issuedAt: p.iat * 1000, expiresAt: p.exp * 1000,
+    }, now);
   }
 }
 
