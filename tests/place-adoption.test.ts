@@ -9,6 +9,7 @@ import { afterEach, expect, test } from 'bun:test';
 import { randomUUID } from 'node:crypto';
 import { describeEach, enterMode, newConcert, newUserId } from './helpers/harness.ts';
 import { call, join, userToken } from './helpers/http.ts';
+import { keys } from '../src/redis/keys.ts';
 
 const seqOf = (token: string): number => JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()).seq;
 
@@ -153,5 +154,54 @@ describeEach('a place whose record Redis lost', { modes: ['redis'] }, (h) => {
     const entry = await db().selectFrom('queue_entries').select('status').where('concert_id', '=', c.id).where('seq', '=', inSql.seq)
       .executeTakeFirstOrThrow();
     expect(entry.status).toBe('left');
+  });
+
+  /** Every key of the concert gone, its stream too (a restart without persistence, a failover to an empty replica). */
+  const loseRedis = async (concertId: number) => {
+    const lost = await h.svc.ctx.redis.keys(`{c:${concertId}}*`);
+    expect(lost).toContain(keys.queueMeta(concertId));
+    await h.svc.ctx.redis.del(...lost);
+  };
+
+  test('Redis mode: a place lost with every key of its concert, its record never written, is taken back after the reload', async () => {
+    const c = await newConcert(h);
+    const a = newUserId();
+    const lost = await unrecorded(c.id, a);
+    const behind = await join(h.app, c.id, await userToken(h.app, newUserId())); // recorded, number 2
+    expect(seqOf(behind.body.token)).toBe(2);
+    await loseRedis(c.id);
+    const r = await poll(lost.token);
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ status: 'waiting', position: 1 });
+    expect(await tokenRow(lost.jti)).toMatchObject({ user_id: a, seq: lost.seq, revoked_at: null });
+    expect((await poll(behind.body.token)).body).toMatchObject({ status: 'waiting', position: 2 });
+    await h.tick();
+    expect((await poll(lost.token)).body).toMatchObject({ status: 'active' });
+  });
+
+  test('Redis mode: its grace counts from the reload (the heartbeats the lost Redis saw are unknown), and once it has run out the place is gone', async () => {
+    const c = await newConcert(h);
+    const graceMs = h.svc.config.queueGraceSeconds * 1000;
+    const kept = await unrecorded(c.id, newUserId());
+    const late = await unrecorded(c.id, newUserId());
+    h.clock.advance(graceMs * 0.6);
+    await loseRedis(c.id);
+    // The concert is loaded again by the next request that needs it.
+    expect((await join(h.app, c.id, await userToken(h.app, newUserId()))).status).toBe(201);
+    h.clock.advance(graceMs * 0.6);
+    expect((await poll(kept.token)).status).toBe(200);
+    h.clock.advance(graceMs * 0.4 + 1);
+    expect((await poll(late.token)).status).toBe(401);
+    expect(await tokenRow(late.jti)).toBeUndefined();
+  });
+
+  test('Redis mode: a place Redis ended, its end still in the stream, is not taken back', async () => {
+    const c = await newConcert(h);
+    const u = newUserId();
+    const ended = await unrecorded(c.id, u);
+    // The place ends in Redis alone (as a lapse does): its end waits in the stream.
+    await h.svc.ctx.backends.redis.queue.leave(c.id, u, ended.jti, h.clock.now(), 'leave');
+    expect((await poll(ended.token)).status).toBe(401);
+    expect(await tokenRow(ended.jti)).toBeUndefined();
   });
 });

@@ -7,7 +7,7 @@ import { etaInputsInRedis, etaInputsInSql } from '../modules/console/eta-inputs.
 import { RedisSampleStore } from '../modules/console/samples.ts';
 import { RedisPrequeueStore } from '../modules/draw/prequeue.stores.ts';
 import { RedisSpentChallenges } from '../modules/pow/spent-challenges.ts';
-import { liveInSql, restoreLostPlace } from '../modules/queue/place-recovery.ts';
+import { adoptPlace, liveInSql, restoreLostPlace, tokenKnownInSql } from '../modules/queue/place-recovery.ts';
 import { reserveEntryNumbers } from '../modules/queue/queue-state.repo.ts';
 import { RedisQueueStore } from '../modules/queue/queue.redis.ts';
 import { RedisHoldStore } from '../modules/reservations/holds.redis.ts';
@@ -15,6 +15,7 @@ import { recordGrantedHold } from '../modules/reservations/reservations.repo.ts'
 import { RedisTokenStore } from '../modules/tokens/token.stores.ts';
 import type { RedisClient } from '../redis/connection.ts';
 import { encodeQueueEvent } from '../redis/codecs.ts';
+import { keys } from '../redis/keys.ts';
 import { assertRedisMode } from '../resilience/sql-fence.ts';
 import type { Db } from '../store/connect.ts';
 import type { SqlStores } from './sql.ts';
@@ -78,11 +79,24 @@ export function redisBackend(d: RedisDeps, sql: SqlStores): RedisBackend {
     leaveRevokesToken: false,
     saleMirror: { store: holds, required: true },
     async restoreLostPlace(place, now) {
-      // Replaced, left and spent tokens are revoked in SQL at once: most unknown tokens end here.
-      if (!(await liveInSql(db, { ...place, now }))) return false;
-      // SQL must also learn every place Redis ended on its own (lapses, expiries): drain, then look again.
-      await writeBehind.drainConcertShared(place.concertId);
-      return restoreLostPlace(db, redis, { ...place, now });
+      const lost = { ...place, now };
+      if (!(await liveInSql(db, lost))) {
+        // Replaced, left and spent tokens are revoked in SQL at once: most unknown tokens end here.
+        if (await tokenKnownInSql(db, place.jti)) return false;
+        // SQL has no row at all: the place's record was on its way. The stream may still carry
+        // it (or the place's end); once drained, a token SQL still does not know went with the
+        // Redis that lost the stream, and is taken back if nothing contradicts it.
+        await writeBehind.drainConcertShared(place.concertId);
+        if (!(await liveInSql(db, lost))) {
+          const since = Number(await redis.hget(keys.queueMeta(place.concertId), 'loadedAt').catch(() => 0)) || 0;
+          const adopted = await adoptPlace(db, place, now, { since, graceMs: config.queueGraceSeconds * 1000, fence: assertRedisMode });
+          if (!adopted) return false;
+        }
+      } else {
+        // SQL must also learn every place Redis ended on its own (lapses, expiries): drain, then look again.
+        await writeBehind.drainConcertShared(place.concertId);
+      }
+      return restoreLostPlace(db, redis, lost);
     },
     writeBehind: {
       full: (concertId) => writeBehind.overloaded(concertId),

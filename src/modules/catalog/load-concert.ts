@@ -244,6 +244,9 @@ export async function loadConcert(db: Db, redis: RedisClient, concertId: number,
     activeTtl: state?.active_ttl_seconds ?? 600, paused: state?.paused ?? 0, lastTick: 0, rate: 0, credit: 0, loadingUntil: 0,
     // What SQL has reserved; at or below lastSeq, so the first join reserves the next block.
     seqCeiling: state?.seq_ceiling ?? 0,
+    // When this copy of the queue began: heartbeats seen by a Redis that lost the queue are gone,
+    // so a place taken back from its token alone (adoptPlace) has its grace counted from here.
+    loadedAt: now,
     // A scheduled sale: joinQueue takes no place until the drawn line is all here (it is, below).
     saleAt: concert.sale_starts_at ?? '', drawn: concert.drawn_at !== null ? 1 : 0,
   }));

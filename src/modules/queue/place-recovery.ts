@@ -1,6 +1,12 @@
+import type { Transaction } from 'kysely';
+import { errors } from '../../errors.ts';
 import type { RedisClient } from '../../redis/connection.ts';
 import { restorePlace } from '../../redis/script-calls.ts';
-import type { Db } from '../../store/connect.ts';
+import { isPostgres, type Db } from '../../store/connect.ts';
+import type { Database } from '../../store/schema.ts';
+import { insertToken, revokeTokens } from '../tokens/tokens.repo.ts';
+import { insertWaitingEntries } from './entries.repo.ts';
+import type { UnrecordedPlace } from './types.ts';
 
 export interface LostPlace { concertId: number; userId: number; jti: string; seq: number; now: number }
 
@@ -41,4 +47,65 @@ export async function liveInSql(db: Db, p: LostPlace): Promise<boolean> {
     .executeTakeFirst();
   const active = entry?.status === 'active' && (entry.active_until ?? 0) > p.now;
   return !!entry && (active || entry.status === 'waiting');
+}
+
+/** Whether SQL has any row for the token (live, revoked or expired). */
+export async function tokenKnownInSql(db: Db, jti: string): Promise<boolean> {
+  return (await db.selectFrom('tokens').select('jti').where('jti', '=', jti).executeTakeFirst()) !== undefined;
+}
+
+/**
+ * Takes back a place whose correctly signed queue token SQL has no row for: a place Redis mode
+ * numbered and acknowledged whose record had not reached SQL when Redis was lost. Under the
+ * concert's row lock, and only while the mode row says what `fence` asks, when nothing
+ * contradicts it:
+ * - its number lies within the ceiling SQL reserved for Redis (SQL mode numbers above it and
+ *   records each of its own places at once, so an unknown token above it is no place), and
+ *   nobody else's entry holds it;
+ * - admission has not passed the number (a place that came back behind the front would be
+ *   admitted out of entry order), unless SQL has its entry still in line;
+ * - the heartbeat grace has not run out since the later of its issue and `since` (when the
+ *   heartbeats the lost Redis saw stopped being known);
+ * - its user holds no later place: one place a user, and a later join (in this concert a higher
+ *   number, elsewhere a later token) replaced it. Then the token is recorded revoked, so that it
+ *   stays refused whatever becomes of the later place. An earlier place of the user ends: the
+ *   adopted join was the one that replaced it.
+ * True when SQL has the place (token and entry) afterwards.
+ */
+export async function adoptPlace(db: Db, p: UnrecordedPlace, now: number,
+  opts: { since: number; graceMs: number; fence: (trx: Transaction<Database>) => Promise<void> }): Promise<boolean> {
+  if (p.seq <= 0 || p.expiresAt <= now) return false;
+  if (now - Math.max(p.issuedAt, opts.since) > opts.graceMs) return false;
+  return db.transaction().execute(async (trx) => {
+    await opts.fence(trx);
+    let lock = trx.selectFrom('queue_state').select(['seq_ceiling', 'last_admitted_seq']).where('concert_id', '=', p.concertId);
+    if (isPostgres(trx)) lock = lock.forUpdate();
+    const state = await lock.executeTakeFirst();
+    if (!state) throw errors.notFound('concert');
+    if (p.seq > state.seq_ceiling) return false;
+    if (await trx.selectFrom('tokens').select('jti').where('jti', '=', p.jti).executeTakeFirst()) return false;
+    const entry = await trx.selectFrom('queue_entries').select(['user_id', 'status'])
+      .where('concert_id', '=', p.concertId).where('seq', '=', p.seq).executeTakeFirst();
+    if (entry ? entry.user_id !== p.userId || (entry.status !== 'waiting' && entry.status !== 'active')
+      : p.seq <= state.last_admitted_seq) return false;
+    const record = (revokedAt?: number) => insertToken(trx, {
+      jti: p.jti, userId: p.userId, typ: 'queue', concertId: p.concertId, seq: p.seq, expiresAt: p.expiresAt, now: p.issuedAt, revokedAt,
+    });
+    const others = await trx.selectFrom('tokens').select(['jti', 'concert_id', 'seq', 'created_at'])
+      .where('typ', '=', 'queue').where('user_id', '=', p.userId).where('revoked_at', 'is', null).where('expires_at', '>', now)
+      .execute();
+    const samePlace = (o: (typeof others)[number]) => o.concert_id === p.concertId && o.seq === p.seq;
+    // A tie in time (iat has whole seconds) counts against the unrecorded token.
+    const later = (o: (typeof others)[number]) => o.concert_id === p.concertId && o.seq !== null && o.seq > 0
+      ? o.seq > p.seq : o.created_at >= p.issuedAt;
+    const rivals = others.filter((o) => !samePlace(o));
+    if (rivals.some(later)) {
+      await record(now);
+      return false;
+    }
+    if (rivals.length) await revokeTokens(trx, rivals.map((o) => o.jti), now);
+    if (!entry) await insertWaitingEntries(trx, p.concertId, [{ seq: p.seq, userId: p.userId, joinedAt: p.issuedAt }], now);
+    await record();
+    return true;
+  });
 }

@@ -4,11 +4,12 @@ import { isPostgres, isUniqueViolation, type Db } from '../../store/connect.ts';
 import type { Transaction } from 'kysely';
 import type { Database, QueueEntry, QueueState } from '../../store/schema.ts';
 import { assertSqlMode } from '../../resilience/sql-fence.ts';
-import { insertToken, revokeTokens } from '../tokens/tokens.repo.ts';
+import { insertToken } from '../tokens/tokens.repo.ts';
 import {
   admitEntries, endPlace, expireEntries, expireTimedOutEntries, highestSeq, insertEntriesOfLiveTokens, insertEntriesUnlessTaken, insertWaitingEntries,
   touchEntry, touchWaitingEntry,
 } from './entries.repo.ts';
+import { adoptPlace } from './place-recovery.ts';
 import { recordAdmissions, setEtaState, setLastSeq, setLastTick } from './queue-state.repo.ts';
 import { stepEtaState, type EtaState } from './eta.ts';
 import type { AdmitOutcome, JoinOutcome, QueueConfig, QueueCounts, QueuePlace, QueueStore, UnrecordedPlace } from './types.ts';
@@ -87,55 +88,12 @@ export class SqlQueueStore implements QueueStore {
 
   /**
    * A correctly signed queue token SQL has no row for: a place Redis mode numbered and
-   * acknowledged whose record had not reached SQL when Redis was lost. Its place is taken back,
-   * under the concert's row lock, when nothing contradicts it:
-   * - its number lies within the ceiling SQL reserved for Redis (SQL mode numbers above it and
-   *   records each of its own places at once, so an unknown token above it is no place), and
-   *   nobody else's entry holds it;
-   * - admission has not passed the number (a place that came back behind the front would be
-   *   admitted out of entry order), unless SQL has its entry still in line;
-   * - the heartbeat grace has not run out since the later of its issue and this instance's switch
-   *   to SQL mode (Redis mode's heartbeats are unknown here);
-   * - its user holds no later place: one place a user, and a later join (in this concert a higher
-   *   number, elsewhere a later token) replaced it. Then the token is recorded revoked, so that it
-   *   stays refused whatever becomes of the later place. An earlier place of the user ends: the
-   *   adopted join was the one that replaced it.
-   * True when the place is back (the caller asks the store again).
+   * acknowledged whose record had not reached SQL when Redis was lost, taken back on the
+   * conditions of `adoptPlace`; its heartbeat grace counts from no earlier than this instance's
+   * switch to SQL mode (Redis mode's heartbeats are unknown here). True when the place is back.
    */
-  async adopt(p: UnrecordedPlace, now: number): Promise<boolean> {
-    if (p.seq <= 0 || p.expiresAt <= now) return false;
-    if (now - Math.max(p.issuedAt, this.sqlSince()) > this.config.queueGraceSeconds * 1000) return false;
-    return this.db.transaction().execute(async (trx) => {
-      await assertSqlMode(trx);
-      const state = await this.lockState(trx, p.concertId);
-      if (p.seq > state.seq_ceiling) return false;
-      if (await trx.selectFrom('tokens').select('jti').where('jti', '=', p.jti).executeTakeFirst()) return false;
-      const entry = await trx.selectFrom('queue_entries').select(['user_id', 'status'])
-        .where('concert_id', '=', p.concertId).where('seq', '=', p.seq).executeTakeFirst();
-      if (entry ? entry.user_id !== p.userId || (entry.status !== 'waiting' && entry.status !== 'active')
-        : p.seq <= state.last_admitted_seq) return false;
-      const record = (revokedAt?: number) => insertToken(trx, {
-        jti: p.jti, userId: p.userId, typ: 'queue', concertId: p.concertId, seq: p.seq, expiresAt: p.expiresAt, now: p.issuedAt, revokedAt,
-      });
-      const others = await trx.selectFrom('tokens').select(['jti', 'concert_id', 'seq', 'created_at'])
-        .where('typ', '=', 'queue').where('user_id', '=', p.userId).where('revoked_at', 'is', null).where('expires_at', '>', now)
-        .execute();
-      const samePlace = (o: (typeof others)[number]) => o.concert_id === p.concertId && o.seq === p.seq;
-      // A tie in time (iat has whole seconds) counts against the unrecorded token.
-      const later = (o: (typeof others)[number]) => o.concert_id === p.concertId && o.seq !== null && o.seq > 0
-        ? o.seq > p.seq : o.created_at >= p.issuedAt;
-      const rivals = others.filter((o) => !samePlace(o));
-      if (rivals.some(later)) {
-        await record(now);
-        return false;
-      }
-      if (rivals.length) await revokeTokens(trx, rivals.map((o) => o.jti), now);
-      if (!entry) {
-        await insertWaitingEntries(trx, p.concertId, [{ seq: p.seq, userId: p.userId, joinedAt: p.issuedAt }], now);
-      }
-      await record();
-      return true;
-    });
+  adopt(p: UnrecordedPlace, now: number): Promise<boolean> {
+    return adoptPlace(this.db, p, now, { since: this.sqlSince(), graceMs: this.config.queueGraceSeconds * 1000, fence: assertSqlMode });
   }
 
   private isLive(entry: QueueEntry | null, now: number): boolean {
