@@ -1,6 +1,7 @@
 /**
- * SQL mode takes back a place Redis mode numbered and acknowledged whose record never reached SQL
- * (SqlQueueStore.adopt): the signed queue token is the proof, checked against what SQL knows.
+ * A place Redis mode numbered and acknowledged whose record never reached SQL is taken back
+ * (adoptPlace): in SQL mode (SqlQueueStore.adopt) and on Redis mode's restore path after the
+ * concert was loaded again. The signed queue token is the proof, checked against what SQL knows.
  * Each place here is made the way Redis mode makes one (RedisQueueStore.join, which numbers it
  * within the ceiling reserved in SQL) and its token signed without a record, as a join whose
  * record was still to be written when Redis was lost.
