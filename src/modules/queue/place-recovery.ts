@@ -1,11 +1,11 @@
 import type { Transaction } from 'kysely';
-import { errors } from '../../errors.ts';
 import type { RedisClient } from '../../redis/connection.ts';
 import { restorePlace } from '../../redis/script-calls.ts';
-import { isPostgres, type Db } from '../../store/connect.ts';
+import type { Db } from '../../store/connect.ts';
 import type { Database } from '../../store/schema.ts';
-import { insertToken, revokeTokens } from '../tokens/tokens.repo.ts';
+import { insertToken, revokeQueueToken, revokeTokens } from '../tokens/tokens.repo.ts';
 import { insertWaitingEntries } from './entries.repo.ts';
+import { lockQueueState } from './queue-state.repo.ts';
 import type { UnrecordedPlace } from './types.ts';
 
 export interface LostPlace { concertId: number; userId: number; jti: string; seq: number; now: number }
@@ -50,7 +50,7 @@ export async function liveInSql(db: Db, p: LostPlace): Promise<boolean> {
 }
 
 /** Whether SQL has any row for the token (live, revoked or expired). */
-export async function tokenKnownInSql(db: Db, jti: string): Promise<boolean> {
+export async function tokenKnownInSql(db: Db | Transaction<Database>, jti: string): Promise<boolean> {
   return (await db.selectFrom('tokens').select('jti').where('jti', '=', jti).executeTakeFirst()) !== undefined;
 }
 
@@ -78,19 +78,12 @@ export async function adoptPlace(db: Db, p: UnrecordedPlace, now: number,
   if (now - Math.max(p.issuedAt, opts.since) > opts.graceMs) return false;
   return db.transaction().execute(async (trx) => {
     await opts.fence(trx);
-    let lock = trx.selectFrom('queue_state').select(['seq_ceiling', 'last_admitted_seq']).where('concert_id', '=', p.concertId);
-    if (isPostgres(trx)) lock = lock.forUpdate();
-    const state = await lock.executeTakeFirst();
-    if (!state) throw errors.notFound('concert');
-    if (p.seq > state.seq_ceiling) return false;
-    if (await trx.selectFrom('tokens').select('jti').where('jti', '=', p.jti).executeTakeFirst()) return false;
+    const state = await lockQueueState(trx, p.concertId);
+    if (p.seq > state.seq_ceiling || (await tokenKnownInSql(trx, p.jti))) return false;
     const entry = await trx.selectFrom('queue_entries').select(['user_id', 'status'])
       .where('concert_id', '=', p.concertId).where('seq', '=', p.seq).executeTakeFirst();
     if (entry ? entry.user_id !== p.userId || (entry.status !== 'waiting' && entry.status !== 'active')
       : p.seq <= state.last_admitted_seq) return false;
-    const record = (revokedAt?: number) => insertToken(trx, {
-      jti: p.jti, userId: p.userId, typ: 'queue', concertId: p.concertId, seq: p.seq, expiresAt: p.expiresAt, now: p.issuedAt, revokedAt,
-    });
     const others = await trx.selectFrom('tokens').select(['jti', 'concert_id', 'seq', 'created_at'])
       .where('typ', '=', 'queue').where('user_id', '=', p.userId).where('revoked_at', 'is', null).where('expires_at', '>', now)
       .execute();
@@ -100,12 +93,14 @@ export async function adoptPlace(db: Db, p: UnrecordedPlace, now: number,
       ? o.seq > p.seq : o.created_at >= p.issuedAt;
     const rivals = others.filter((o) => !samePlace(o));
     if (rivals.some(later)) {
-      await record(now);
+      await revokeQueueToken(trx, p, now);
       return false;
     }
     if (rivals.length) await revokeTokens(trx, rivals.map((o) => o.jti), now);
     if (!entry) await insertWaitingEntries(trx, p.concertId, [{ seq: p.seq, userId: p.userId, joinedAt: p.issuedAt }], now);
-    await record();
+    await insertToken(trx, {
+      jti: p.jti, userId: p.userId, typ: 'queue', concertId: p.concertId, seq: p.seq, expiresAt: p.expiresAt, now: p.issuedAt,
+    });
     return true;
   });
 }

@@ -1,7 +1,7 @@
 import { sql, type Transaction } from 'kysely';
 import { errors } from '../../errors.ts';
 import { assertRedisMode } from '../../resilience/sql-fence.ts';
-import type { Db } from '../../store/connect.ts';
+import { isPostgres, type Db } from '../../store/connect.ts';
 import type { Database } from '../../store/schema.ts';
 import type { QueueConfig } from './types.ts';
 
@@ -46,6 +46,18 @@ export async function reserveEntryNumbers(db: Db, concertId: number, upTo: numbe
     if (!row) throw errors.notFound('concert');
     return Number(row.seq_ceiling);
   });
+}
+
+/**
+ * A concert's queue_state row, locked until commit (PostgreSQL; SQLite runs one writer at a
+ * time): what serialises the concert's joins, admission ticks and adoptions in SQL.
+ */
+export async function lockQueueState(trx: Transaction<Database>, concertId: number) {
+  let q = trx.selectFrom('queue_state').selectAll().where('concert_id', '=', concertId);
+  if (isPostgres(trx)) q = q.forUpdate();
+  const row = await q.executeTakeFirst();
+  if (!row) throw errors.notFound('concert');
+  return row;
 }
 
 /** Moves the entry counters up to what the stream reports, never down. */

@@ -1,6 +1,6 @@
 import type { Config } from '../../config.ts';
 import { errors, UnknownQueueTokenError } from '../../errors.ts';
-import { isPostgres, isUniqueViolation, type Db } from '../../store/connect.ts';
+import { isUniqueViolation, type Db } from '../../store/connect.ts';
 import type { Transaction } from 'kysely';
 import type { Database, QueueEntry, QueueState } from '../../store/schema.ts';
 import { assertSqlMode } from '../../resilience/sql-fence.ts';
@@ -10,7 +10,7 @@ import {
   touchEntry, touchWaitingEntry,
 } from './entries.repo.ts';
 import { adoptPlace } from './place-recovery.ts';
-import { recordAdmissions, setEtaState, setLastSeq, setLastTick } from './queue-state.repo.ts';
+import { lockQueueState, recordAdmissions, setEtaState, setLastSeq, setLastTick } from './queue-state.repo.ts';
 import { stepEtaState, type EtaState } from './eta.ts';
 import type { AdmitOutcome, JoinOutcome, QueueConfig, QueueCounts, QueuePlace, QueueStore, UnrecordedPlace } from './types.ts';
 
@@ -32,22 +32,11 @@ function estimateFields(state: EstimateState, activeCount: number) {
  * per tick across instances), the live queue token in `tokens` as the place's key.
  */
 export class SqlQueueStore implements QueueStore {
-  private readonly pg: boolean;
   /**
    * `sqlSince`: when this instance moved to SQL mode, on the service clock. Polls made in Redis
    * mode never reach SQL, so a waiting user's heartbeat grace counts from no earlier than that.
    */
-  constructor(private readonly db: Db, private readonly config: Config, private readonly sqlSince: () => number = () => 0) {
-    this.pg = isPostgres(db);
-  }
-
-  private async lockState(trx: Trx, concertId: number) {
-    let q = trx.selectFrom('queue_state').selectAll().where('concert_id', '=', concertId);
-    if (this.pg) q = q.forUpdate();
-    const row = await q.executeTakeFirst();
-    if (!row) throw errors.notFound('concert');
-    return row;
-  }
+  constructor(private readonly db: Db, private readonly config: Config, private readonly sqlSince: () => number = () => 0) {}
 
   /**
    * The place behind a token: the token must be live and its entry must exist. A token SQL has
@@ -109,7 +98,7 @@ export class SqlQueueStore implements QueueStore {
   async join(concertId: number, userId: number, jti: string, now: number): Promise<JoinOutcome> {
     return this.db.transaction().execute(async (trx) => {
       await assertSqlMode(trx);
-      const state = await this.lockState(trx, concertId);
+      const state = await lockQueueState(trx, concertId);
       const current = await trx.selectFrom('tokens as t')
         .innerJoin('queue_entries as e', (j) => j.onRef('e.concert_id', '=', 't.concert_id').onRef('e.seq', '=', 't.seq'))
         .selectAll('e').select('t.jti')
@@ -204,7 +193,7 @@ export class SqlQueueStore implements QueueStore {
   async admitTick(concertId: number, now: number, tickId: number): Promise<AdmitOutcome | null> {
     return this.db.transaction().execute(async (trx) => {
       await assertSqlMode(trx);
-      const state = await this.lockState(trx, concertId);
+      const state = await lockQueueState(trx, concertId);
       if (state.last_tick >= tickId) return null;
       await setLastTick(trx, concertId, tickId);
       await this.recoverEntriesFromTokens(trx, concertId, now);

@@ -5,13 +5,13 @@ import { insertMissingUsers } from '../identity/users.repo.ts';
 
 type Conn = Db | Transaction<Database>;
 
-/** A token's row; `now` is when it was issued. `revokedAt`: recorded already revoked (a token refused for good). */
+/** A token's row; `now` is when it was issued. */
 export async function insertToken(db: Conn, t: {
-  jti: string; userId: number; typ: TokenType; concertId?: number; seq?: number; expiresAt: number; now: number; revokedAt?: number;
+  jti: string; userId: number; typ: TokenType; concertId?: number; seq?: number; expiresAt: number; now: number;
 }): Promise<void> {
   await db.insertInto('tokens').values({
     jti: t.jti, user_id: t.userId, typ: t.typ, concert_id: t.concertId ?? null, seq: t.seq ?? null,
-    expires_at: t.expiresAt, revoked_at: t.revokedAt ?? null, created_at: t.now,
+    expires_at: t.expiresAt, revoked_at: null, created_at: t.now,
   }).onConflict((oc) => oc.column('jti').doNothing()).execute(); // a jti is random: only the same token conflicts
 }
 
@@ -83,7 +83,7 @@ export async function revokeTokens(db: Conn, jtis: string[], now: number): Promi
 /**
  * Revokes a queue token, recording it revoked if SQL has no row for it yet (its record still on
  * the way): the row then stays the token's answer, and a record arriving later (an insert that
- * skips existing rows) or an adoption (SqlQueueStore.adopt) cannot make it live again.
+ * skips existing rows) or an adoption (adoptPlace) cannot make it live again.
  */
 export async function revokeQueueToken(db: Conn, t: {
   jti: string; userId: number; concertId: number; seq: number; issuedAt: number; expiresAt: number;
