@@ -44,7 +44,7 @@ describeEach('join group commit', {}, (h) => {
     }).execute();
 
     const record = (src: typeof dropped, jti: string, seq: number) => tokens.recordQueueTokenInSql(
-      { userId: src.userId, jti, concertId: c.id, seq, expiresAt }, [src.jti], now, backend, { srcJti: src.jti });
+      { userId: src.userId, jti, concertId: c.id, seq, issuedAt: now, expiresAt }, [src.jti], now, backend, { srcJti: src.jti });
     // All at once: after the first two (each starts a batch of its own) they share batches.
     const outcomes = await Promise.allSettled([
       ...good.map((g) => record(g.src, g.jti, g.seq)),
@@ -90,7 +90,7 @@ describeEach('join group commit', {}, (h) => {
     const base = 800_000 + Math.floor(random() * 100_000) * 10;
     const src = await principalOf(h, newUserId());
     const jti = await tokens.claimJoin(src, c.id, now);
-    const first = await tokens.recordQueueTokenInSql({ userId: src.userId, jti, concertId: c.id, seq: base, expiresAt: now + 60_000 },
+    const first = await tokens.recordQueueTokenInSql({ userId: src.userId, jti, concertId: c.id, seq: base, issuedAt: now, expiresAt: now + 60_000 },
       [], now, backend, { srcJti: src.jti });
     expect(first.seq).toBe(base);
     const others = await Promise.all(Array.from({ length: 4 }, async (_, i) => {
@@ -98,9 +98,9 @@ describeEach('join group commit', {}, (h) => {
       return { s, jti: await tokens.claimJoin(s, c.id, now), seq: base + 1 + i };
     }));
     const outcomes = await Promise.allSettled([
-      ...others.map((o) => tokens.recordQueueTokenInSql({ userId: o.s.userId, jti: o.jti, concertId: c.id, seq: o.seq, expiresAt: now + 60_000 },
+      ...others.map((o) => tokens.recordQueueTokenInSql({ userId: o.s.userId, jti: o.jti, concertId: c.id, seq: o.seq, issuedAt: now, expiresAt: now + 60_000 },
         [o.s.jti], now, backend, { srcJti: o.s.jti })),
-      tokens.recordQueueTokenInSql({ userId: src.userId, jti, concertId: c.id, seq: base + 9, expiresAt: now + 60_000 },
+      tokens.recordQueueTokenInSql({ userId: src.userId, jti, concertId: c.id, seq: base + 9, issuedAt: now, expiresAt: now + 60_000 },
         [src.jti], now, backend, { srcJti: src.jti }),
     ]);
     expect(outcomes.slice(0, 4).every((o) => o.status === 'fulfilled')).toBe(true);
@@ -115,8 +115,8 @@ describeEach('join claims', {}, (h) => {
   const claimOf = (src: { jti: string; userId: number }, concertId: number) => ({ srcJti: src.jti, concertId, userId: src.userId, now: h.clock.now() });
   const replayRow = (srcJti: string, concertId: number) => h.svc.database.db.selectFrom('join_replays').select('queue_jti')
     .where('src_jti', '=', srcJti).where('concert_id', '=', concertId).executeTakeFirst();
-  const record = (src: { jti: string; userId: number }, concertId: number, jti: string, seq: number) =>
-    h.svc.ctx.tokens.recordQueueTokenInSql({ userId: src.userId, jti, concertId, seq, expiresAt: h.clock.now() + 60_000 },
+  const record = (src: { jti: string; userId: number }, concertId: number, jti: string, seq: number, issuedAt = h.clock.now()) =>
+    h.svc.ctx.tokens.recordQueueTokenInSql({ userId: src.userId, jti, concertId, seq, issuedAt, expiresAt: issuedAt + 60_000 },
       [src.jti], h.clock.now(), h.svc.ctx.backends[h.mode], { srcJti: src.jti });
   const base = () => 900_000 + Math.floor(random() * 10_000) * 10;
 
@@ -124,27 +124,34 @@ describeEach('join claims', {}, (h) => {
     const c = await newConcert(h);
     const store = h.svc.ctx.backends[h.mode].tokens;
     const src = await principalOf(h, newUserId());
-    const copies = await Promise.all([store.claimJoin(claimOf(src, c.id)), store.claimJoin(claimOf(src, c.id))]);
-    expect(copies[1]).toBe(copies[0]);
+    const claims = await Promise.all([store.claimJoin(claimOf(src, c.id)), store.claimJoin(claimOf(src, c.id))]);
+    // One id and one issue time: every copy signs the same token from them.
+    expect(claims[1]).toEqual(claims[0]);
+    const copies = [claims[0]!.jti, claims[1]!.jti] as const;
     // Redis mode claims with no SQL on the join's way; SQL mode claims in SQL.
     expect((await replayRow(src.jti, c.id))?.queue_jti).toBe(h.mode === 'redis' ? undefined : copies[0]);
     const seq = base();
-    const [a, b] = await Promise.all([record(src, c.id, copies[0], seq), record(src, c.id, copies[1], seq)]);
+    // Recorded a moment after the claim, from the claim's issue time (as QueueService.join does).
+    h.clock.advance(1_500);
+    const [a, b] = await Promise.all([record(src, c.id, copies[0], seq, claims[0]!.issuedAt), record(src, c.id, copies[1], seq, claims[1]!.issuedAt)]);
     expect(b.token).toBe(a.token);
+    // The record's issue time is the claim's, not the moment it was written.
+    const recorded = await h.svc.database.db.selectFrom('tokens').select('created_at').where('jti', '=', copies[0]).executeTakeFirstOrThrow();
+    expect(recorded.created_at).toBe(claims[0]!.issuedAt);
     expect((await replayRow(src.jti, c.id))?.queue_jti).toBe(copies[0]);
     expect(await store.giveBackJoinClaim({ ...claimOf(src, c.id), queueJti: copies[0] })).toBe(false);
-    expect(await store.claimJoin(claimOf(src, c.id))).toBe(copies[0]);
+    expect((await store.claimJoin(claimOf(src, c.id))).jti).toBe(copies[0]);
   });
 
   test('a claim given back refuses the copies still under way; the retry takes a new id and is recorded', async () => {
     const c = await newConcert(h);
     const store = h.svc.ctx.backends[h.mode].tokens;
     const src = await principalOf(h, newUserId());
-    const first = await store.claimJoin(claimOf(src, c.id));
+    const { jti: first } = await store.claimJoin(claimOf(src, c.id));
     expect(await store.giveBackJoinClaim({ ...claimOf(src, c.id), queueJti: first })).toBe(true);
     const seq = base();
     await expect(record(src, c.id, first, seq)).rejects.toMatchObject({ code: 'UNAVAILABLE' });
-    const retry = await store.claimJoin(claimOf(src, c.id));
+    const { jti: retry } = await store.claimJoin(claimOf(src, c.id));
     expect(retry).not.toBe(first);
     await expect(record(src, c.id, retry, seq + 1)).resolves.toMatchObject({ jti: retry, seq: seq + 1 });
     expect((await replayRow(src.jti, c.id))?.queue_jti).toBe(retry);
@@ -158,7 +165,7 @@ describeEach('join claims', {}, (h) => {
     const src = await principalOf(h, newUserId());
     // Claimed in SQL by an attempt that never finished (SQL mode, or the pre-queue).
     const inSql = await h.svc.ctx.tokens.claimJoin(src, c.id, h.clock.now());
-    const mine = await store.claimJoin(claimOf(src, c.id));
+    const { jti: mine } = await store.claimJoin(claimOf(src, c.id));
     const seq = base();
     if (h.mode === 'sql') {
       expect(mine).toBe(inSql);
@@ -167,7 +174,7 @@ describeEach('join claims', {}, (h) => {
       await expect(record(src, c.id, mine, seq)).rejects.toMatchObject({ code: 'UNAVAILABLE' });
       // The refused join gives its claim back: Redis now names SQL's claim for the retry.
       expect(await store.giveBackJoinClaim({ ...claimOf(src, c.id), queueJti: mine })).toBe(true);
-      expect(await store.claimJoin(claimOf(src, c.id))).toBe(inSql);
+      expect((await store.claimJoin(claimOf(src, c.id))).jti).toBe(inSql);
     }
     await expect(record(src, c.id, inSql, seq + 1)).resolves.toMatchObject({ jti: inSql });
   });

@@ -120,7 +120,7 @@ describeEach('a join retried with the token it replaced', {}, (h) => {
     const src2 = (await tokens.decode(v, h.clock.now()))!;
     const jti = await tokens.claimJoin(src2, c.id, h.clock.now());
     expect(await tokens.dropJoinClaim(src2, c.id, jti)).toBe(true);
-    const late = tokens.recordQueueTokenInSql({ userId: src2.userId, jti, concertId: c.id, seq: 999_999, expiresAt: h.clock.now() + 60_000 },
+    const late = tokens.recordQueueTokenInSql({ userId: src2.userId, jti, concertId: c.id, seq: 999_999, issuedAt: h.clock.now(), expiresAt: h.clock.now() + 60_000 },
       [src2.jti], h.clock.now(), h.svc.ctx.backends[h.mode], { srcJti: src2.jti });
     await expect(late).rejects.toMatchObject({ code: 'UNAVAILABLE' });
     // Refused means nothing changed: the user token still joins (a new claim, a new place).

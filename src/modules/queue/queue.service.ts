@@ -153,7 +153,7 @@ export class QueueService {
     await opts.beforeNewPlace?.();
     if (sale.phase === 'prequeue') return this.joinPrequeue(backend, principal, concertId, now, opts.drawNonce, moving);
     const claim = { srcJti: principal.jti, concertId, userId: principal.userId, now };
-    const jti = await backend.tokens.claimJoin(claim);
+    const { jti, issuedAt } = await backend.tokens.claimJoin(claim);
     const outcome = await store.join(concertId, principal.userId, jti, now);
     // A double-submit that got here second finds its own place under the claimed id: nothing to revoke.
     const replaced = moving ? [] : [principal.jti];
@@ -161,7 +161,7 @@ export class QueueService {
     let issued: IssuedQueueToken;
     try {
       issued = await this.tokens.recordQueueTokenInSql({
-        userId: principal.userId, jti, concertId, seq: outcome.seq, expiresAt: now + this.config.queueTokenTtlSeconds * 1000,
+        userId: principal.userId, jti, concertId, seq: outcome.seq, issuedAt, expiresAt: issuedAt + this.config.queueTokenTtlSeconds * 1000,
       }, replaced, now, backend, { srcJti: principal.jti });
     } catch (err) {
       // Not acknowledged: a fresh place must not outlive the refusal, or the retry would be

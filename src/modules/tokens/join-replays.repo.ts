@@ -124,18 +124,20 @@ export async function holdJoinClaim(trx: Transaction<Database>, srcJti: string, 
  * token is recorded): a copy recording right now commits before the check below reads the
  * token, and a copy that records later finds its id given back and is refused.
  * `dropped`: the claim no longer names `queueJti` (the place made under it can go);
- * `claim`: the live claim of another id, which the retry is to take.
+ * `claim`: the live claim of another id (and when it was made), which the retry is to take.
  */
-export async function giveBackJoinClaim(db: Db, c: ClaimRow): Promise<{ dropped: boolean; claim: string | null }> {
+export async function giveBackJoinClaim(db: Db, c: ClaimRow): Promise<{ dropped: boolean; claim: { queueJti: string; createdAt: number } | null }> {
   return db.transaction().execute(async (trx) => {
     await insertJoinClaims(trx, [{ ...c, queueJti: givenBack(c.queueJti) }]);
-    let q = trx.selectFrom('join_replays').select('queue_jti').where('src_jti', '=', c.srcJti).where('concert_id', '=', c.concertId);
+    let q = trx.selectFrom('join_replays').select(['queue_jti', 'created_at']).where('src_jti', '=', c.srcJti).where('concert_id', '=', c.concertId);
     if (isPostgres(trx)) q = q.forUpdate();
-    const claimed = (await q.executeTakeFirst())?.queue_jti;
-    if (claimed !== undefined && !isGivenBack(claimed) && claimed !== c.queueJti) return { dropped: true, claim: claimed };
+    const row = await q.executeTakeFirst();
+    const claimed = row?.queue_jti;
+    const claim = row ? { queueJti: row.queue_jti, createdAt: row.created_at } : null;
+    if (claimed !== undefined && !isGivenBack(claimed) && claimed !== c.queueJti) return { dropped: true, claim };
     if (claimed === c.queueJti) {
       const recorded = await trx.selectFrom('tokens').select('jti').where('jti', '=', c.queueJti).executeTakeFirst();
-      if (recorded) return { dropped: false, claim: claimed };
+      if (recorded) return { dropped: false, claim };
     }
     if (claimed !== givenBack(c.queueJti)) {
       await trx.updateTable('join_replays').set({ queue_jti: givenBack(c.queueJti) })

@@ -6,8 +6,11 @@ import { claimEntries } from '../queue/entries.repo.ts';
 import { givenBack, holdJoinClaims, insertJoinClaims, isGivenBack, takeOverJoinClaim } from './join-replays.repo.ts';
 import { insertTokens, queueTokenRecords, revokeTokens, type TokenRow } from './tokens.repo.ts';
 
-/** What a queue token's record says, before it is recorded. */
-export type QueueTokenFacts = { userId: number; jti: string; concertId: number; seq: number; expiresAt: number };
+/**
+ * What a queue token's record says, before it is recorded. `issuedAt` is the join claim's time
+ * (ClaimedJoin), the same for every copy of the join: the record's created_at, the token's iat.
+ */
+export type QueueTokenFacts = { userId: number; jti: string; concertId: number; seq: number; issuedAt: number; expiresAt: number };
 
 /** One join's record for the group commit: its token, the tokens it replaces, its claim. */
 export interface TokenRecord { p: QueueTokenFacts; replaced: string[]; now: number; claim?: { srcJti: string } }
@@ -83,7 +86,7 @@ async function recordOnce(db: Db, items: TokenRecord[], fence?: Fence): Promise<
     }
     const toRecord = pending().map((i) => items[i]!).sort((a, b) => (a.p.jti < b.p.jti ? -1 : a.p.jti > b.p.jti ? 1 : 0));
     await insertTokens(trx, toRecord.map((it) => ({
-      jti: it.p.jti, userId: it.p.userId, typ: 'queue' as const, concertId: it.p.concertId, seq: it.p.seq, expiresAt: it.p.expiresAt, now: it.now,
+      jti: it.p.jti, userId: it.p.userId, typ: 'queue' as const, concertId: it.p.concertId, seq: it.p.seq, expiresAt: it.p.expiresAt, now: it.p.issuedAt,
     })));
     const after = await queueTokenRecords(trx, toRecord.map((it) => it.p.jti));
     const revoked = new Set<string>();

@@ -24,10 +24,11 @@ export interface TokenStore {
   /** Tokens SQL has revoked leave the store's copy (Redis); SQL has nothing more to do. */
   forget(jtis: string[]): Promise<void>;
   /**
-   * The queue token id a join made with `srcJti` gives out in a concert: a new one, or the one a
-   * double-submit of the same join (or an earlier attempt whose answer was lost) already claimed.
+   * The queue token a join made with `srcJti` gives out in a concert: a new id, or the one a
+   * double-submit of the same join (or an earlier attempt whose answer was lost) already claimed,
+   * with the time of that first claim, which is the token's issue time for every copy.
    */
-  claimJoin(c: JoinClaim): Promise<string>;
+  claimJoin(c: JoinClaim): Promise<ClaimedJoin>;
   /**
    * Gives back the claim of a join refused before it was acknowledged, so that its retry takes a
    * new id (see giveBackJoinClaim); false when a concurrent copy recorded the token meanwhile
@@ -37,6 +38,8 @@ export interface TokenStore {
 }
 
 export interface JoinClaim { srcJti: string; concertId: number; userId: number; now: number }
+/** A join's claim: the queue token id it gives out, and when that id was first claimed (ms). */
+export interface ClaimedJoin { jti: string; issuedAt: number }
 
 export class SqlTokenStore implements TokenStore {
   /** Fenced: a SQL-mode place is recorded only while the fleet is in SQL mode (see assertSqlMode). */
@@ -61,10 +64,10 @@ export class SqlTokenStore implements TokenStore {
 
   async forget(): Promise<void> {}
 
-  async claimJoin(c: JoinClaim): Promise<string> {
+  async claimJoin(c: JoinClaim): Promise<ClaimedJoin> {
     for (let attempt = 0; attempt < 3; attempt++) {
       const claim = await this.claims.submit({ ...c, queueJti: newQueueTokenId() });
-      if (claim) return claim.queueJti;
+      if (claim) return { jti: claim.queueJti, issuedAt: claim.createdAt };
     }
     throw errors.unavailable('this join is being retried at the same time; join again', 1);
   }
@@ -110,10 +113,10 @@ export class RedisTokenStore implements TokenStore {
   }
 
   /** One command: the claim is set unless there is one, and whichever there is comes back. */
-  async claimJoin(c: JoinClaim): Promise<string> {
-    const mine = newQueueTokenId();
-    const claimed = await this.redis.set(keys.joinClaim(c.concertId, c.srcJti), mine, 'PX', this.claimMs, 'NX', 'GET');
-    return claimed ?? mine;
+  async claimJoin(c: JoinClaim): Promise<ClaimedJoin> {
+    const mine = { jti: newQueueTokenId(), issuedAt: c.now };
+    const claimed = await this.redis.set(keys.joinClaim(c.concertId, c.srcJti), claimValue(mine), 'PX', this.claimMs, 'NX', 'GET');
+    return claimed === null ? mine : parseClaimValue(claimed, c.now);
   }
 
   /**
@@ -122,13 +125,30 @@ export class RedisTokenStore implements TokenStore {
    */
   async giveBackJoinClaim(c: JoinClaim & { queueJti: string }): Promise<boolean> {
     const r = await giveBackJoinClaim(this.db, c);
-    if (r.claim !== null && r.claim !== c.queueJti) {
-      await this.redis.set(keys.joinClaim(c.concertId, c.srcJti), r.claim, 'PX', this.claimMs);
+    if (r.claim !== null && r.claim.queueJti !== c.queueJti) {
+      const live = { jti: r.claim.queueJti, issuedAt: r.claim.createdAt };
+      await this.redis.set(keys.joinClaim(c.concertId, c.srcJti), claimValue(live), 'PX', this.claimMs);
     } else if (r.dropped) {
-      await this.redis.set(keys.joinClaim(c.concertId, c.srcJti), newQueueTokenId(), 'PX', this.claimMs);
+      const fresh = { jti: newQueueTokenId(), issuedAt: c.now };
+      await this.redis.set(keys.joinClaim(c.concertId, c.srcJti), claimValue(fresh), 'PX', this.claimMs);
     }
     return r.dropped;
   }
+}
+
+/**
+ * A claim in Redis: the id, a dot, the issue time in base 36 (a queue token id is base64url, which
+ * has no dot). A value without a time (written by an earlier version) counts from `now`.
+ */
+export function claimValue(c: ClaimedJoin): string {
+  return `${c.jti}.${c.issuedAt.toString(36)}`;
+}
+
+export function parseClaimValue(value: string, now: number): ClaimedJoin {
+  const dot = value.indexOf('.');
+  if (dot < 0) return { jti: value, issuedAt: now };
+  const issuedAt = Number.parseInt(value.slice(dot + 1), 36);
+  return { jti: value.slice(0, dot), issuedAt: Number.isSafeInteger(issuedAt) ? issuedAt : now };
 }
 
 /** The shortest life of a join's claim in Redis. */

@@ -110,7 +110,7 @@ export class TokenService {
    */
   async recordQueueToken(p: { userId: number; jti: string; concertId: number; seq: number; expiresAt: number }, replaced: string[],
     now: number, backend: Backend): Promise<IssuedQueueToken> {
-    const issued = await this.recordQueueTokenInSql(p, replaced, now, backend);
+    const issued = await this.recordQueueTokenInSql({ ...p, issuedAt: now }, replaced, now, backend);
     await backend.tokens.forget(replaced);
     return issued;
   }
@@ -135,8 +135,8 @@ export class TokenService {
    * pre-queue, whose join is one SQL transaction; queue joins claim through their backend's
    * token store): a new one, or the one a double-submit of the same join already claimed.
    */
-  claimJoin(src: Principal, concertId: number, now: number): Promise<string> {
-    return this.backends.sql.tokens.claimJoin({ srcJti: src.jti, concertId, userId: src.userId, now });
+  async claimJoin(src: Principal, concertId: number, now: number): Promise<string> {
+    return (await this.backends.sql.tokens.claimJoin({ srcJti: src.jti, concertId, userId: src.userId, now })).jti;
   }
 
   /**
