@@ -5,7 +5,7 @@
 import { describe, expect, test } from 'bun:test';
 import {
   decodeReservationHash, decodeStreamEvent, decodeStreamFields, encodeQueueEvent, encodeReservationHash, prequeueRecord,
-  queueTokenRecord, seatHoldValue,
+  queueTokenRecord, seatHoldValue, type QueueStreamEvent,
 } from '../src/redis/codecs.ts';
 import { ScriptCode } from '../src/redis/codes.ts';
 import { keys } from '../src/redis/keys.ts';
@@ -42,6 +42,29 @@ describe('codecs against the scripts', () => {
     ]);
     expect(decodeStreamEvent(encodeQueueEvent({ event: 'admit', userId: 42, seq: 1, time: T0 + 10, activeUntil: T0 + 60_010 })))
       .toEqual({ event: 'admit', userId: 42, seq: 1, time: T0 + 10, activeUntil: T0 + 60_010 });
+  });
+
+  test("a join's stream entry carries its queue token's record; a place kept under a new token says so ('token')", async () => {
+    const c = nextConcert++;
+    await scratch.redis.hset(keys.queueMeta(c), { lastSeq: 0, seqCeiling: 100, maxActive: 10, admitPerSecond: 100, activeTtl: 60, paused: 0 });
+    const first = { issuedAt: T0 - 5, expiresAt: T0 + 600_000, srcJti: 'user-token-1', replacesSrc: true };
+    await call.joinQueue(scratch.redis, { concertId: c, userId: 42, jti: 'qA', now: T0, graceMs: 10_000, token: first });
+    // A copy of the same join (same id) writes nothing more.
+    await call.joinQueue(scratch.redis, { concertId: c, userId: 42, jti: 'qA', now: T0 + 1, graceMs: 10_000, token: first });
+    // A join made with another token while the place lives: the place goes to the new id.
+    const second = { issuedAt: T0 + 2, expiresAt: T0 + 600_002, srcJti: 'user-token-2', replacesSrc: false };
+    await call.joinQueue(scratch.redis, { concertId: c, userId: 42, jti: 'qB', now: T0 + 2, graceMs: 10_000, token: second });
+    // A caller that records the token itself passes no record.
+    await call.joinQueue(scratch.redis, { concertId: c, userId: 43, jti: 'qC', now: T0 + 3, graceMs: 10_000 });
+    const events = await streamEvents(c);
+    expect(events).toEqual([
+      { event: 'join', userId: 42, seq: 1, time: T0, activeUntil: null,
+        token: { jti: 'qA', issuedAt: T0 - 5, expiresAt: T0 + 600_000, srcJti: 'user-token-1', replacesSrc: true, replacedJti: null } },
+      { event: 'token', userId: 42, seq: 1, time: T0 + 2, activeUntil: null,
+        token: { jti: 'qB', issuedAt: T0 + 2, expiresAt: T0 + 600_002, srcJti: 'user-token-2', replacesSrc: false, replacedJti: 'qA' } },
+      { event: 'join', userId: 43, seq: 2, time: T0 + 3, activeUntil: null },
+    ]);
+    for (const e of events) expect(decodeStreamEvent(encodeQueueEvent(e as QueueStreamEvent))).toEqual(e);
   });
 
   test('queue token record: 14 bytes for an id the service issues, a uuid of before kept as well; the scripts agree', async () => {

@@ -41,6 +41,7 @@ export const TIERS: Record<Tier, readonly string[]> = {
     'holds-retry.test.ts',
     'join-group-commit.test.ts',
     'place-adoption.test.ts',
+    'streamed-token-records.test.ts',
     'place-recovery.test.ts',
     'rate-limit.test.ts',
     'seq-collision.test.ts',

@@ -5,6 +5,7 @@ import { upsertStreamEntries, type StreamEntryRow } from '../modules/queue/entri
 import { addAdmittedTotal, raiseQueueCounters } from '../modules/queue/queue-state.repo.ts';
 import { insertStreamHolds, markReleased, mirrorStreamHolds, type StreamHoldRow } from '../modules/reservations/reservations.repo.ts';
 import { decodeStreamEvent, type HoldStreamEvent, type StreamEvent } from '../redis/codecs.ts';
+import { holdStreamedClaims, recordStreamedTokens, type StreamedToken } from '../modules/tokens/queue-token-records.ts';
 
 /** One write-behind stream entry (the codec module describes its fields). */
 export type { StreamEvent };
@@ -19,13 +20,15 @@ type EntryRow = StreamEntryRow;
 /**
  * Applies a batch of one concert's stream entries to SQL in one transaction. Idempotent: rows
  * are keyed by (concert, entry number) or reservation id, and a status only moves forward
- * (waiting → active → ended), so a redelivered or reclaimed entry changes nothing.
+ * (waiting → active → ended), so a redelivered or reclaimed entry changes nothing. A join's
+ * queue token carried by its entry is recorded unless SQL knows it (recordStreamedTokens).
  */
 export async function applyEvents(db: Db, concertId: number, events: StreamEvent[], now: number,
   opts: { fence?: (trx: Transaction<Database>) => Promise<void> } = {}): Promise<void> {
   const entries = new Map<number, EntryRow>();
   const holds = new Map<string, HoldStreamEvent>();
   const releases: string[] = [];
+  const tokens: StreamedToken[] = [];
   let maxSeq = 0;
   let maxAdmitted = 0;
 
@@ -37,6 +40,9 @@ export async function applyEvents(db: Db, concertId: number, events: StreamEvent
       const seq = ev.seq;
       if (!Number.isSafeInteger(seq) || seq <= 0) continue;
       const t = ev.time;
+      if (ev.token) tokens.push({ userId: ev.userId, seq, time: t, token: ev.token });
+      // A place handed to a new token: the place itself has not moved.
+      if (ev.event === 'token') continue;
       maxSeq = Math.max(maxSeq, seq);
       const prev = entries.get(seq);
       const row: EntryRow = prev ?? {
@@ -69,6 +75,12 @@ export async function applyEvents(db: Db, concertId: number, events: StreamEvent
       // (a reclaimed batch may still be in flight at its first reader), so that the admissions
       // counted below as new are new.
       await raiseQueueCounters(trx, concertId, maxSeq, maxAdmitted);
+    }
+    // The joins' claims before any entry row: the order a join's own record locks them in.
+    const claims = new Map<string, string>();
+    const byClaim = [...tokens].sort((a, b) => (a.token.srcJti < b.token.srcJti ? -1 : a.token.srcJti > b.token.srcJti ? 1 : 0));
+    for (let i = 0; i < byClaim.length; i += CHUNK) {
+      for (const [k, v] of await holdStreamedClaims(trx, concertId, byClaim.slice(i, i + CHUNK))) claims.set(k, v);
     }
     // Then reservations and seats, queue rows last: the order payments (reservation, seat, then
     // the buyer's queue entry), releases and written-through holds take their locks in, so that
@@ -108,6 +120,9 @@ export async function applyEvents(db: Db, concertId: number, events: StreamEvent
       if (admits.length > known) {
         await addAdmittedTotal(trx, concertId, admits.length - known);
       }
+    }
+    for (let i = 0; i < tokens.length; i += CHUNK) {
+      await recordStreamedTokens(trx, concertId, tokens.slice(i, i + CHUNK), claims, now);
     }
   });
 }

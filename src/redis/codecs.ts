@@ -80,7 +80,8 @@ export function decodeReservationHash(h: Record<string, string>): ReservationHas
 /**
  * A write-behind stream entry (keys.stream) as XREADGROUP / XRANGE return it, field name to
  * value. The scripts write the fields with short names (memory): e event name; a queue event
- * carries u user, s entry number, t time (ms) and, for 'admit', x active-until (ms); 'hold' and
+ * carries u user, s entry number, t time (ms) and, for 'admit', x active-until (ms); 'join' and
+ * 'token' may carry the new queue token's record (q, i, y, c, v, r: StreamTokenRecord); 'hold' and
  * 'release' carry r reservation id, u user, sc schedule, n seat, p price, x expires-at (ms), t time.
  */
 export type StreamEvent = Record<string, string>;
@@ -92,11 +93,26 @@ export function decodeStreamFields(fields: readonly string[]): StreamEvent {
   return ev;
 }
 
-export type QueueEventName = 'join' | 'admit' | 'skip' | 'lapse' | 'expire' | 'leave' | 'done';
-const QUEUE_EVENTS: ReadonlySet<string> = new Set<QueueEventName>(['join', 'admit', 'skip', 'lapse', 'expire', 'leave', 'done']);
+/** 'token': a live place handed to a new queue token (no step of the place itself). */
+export type QueueEventName = 'join' | 'token' | 'admit' | 'skip' | 'lapse' | 'expire' | 'leave' | 'done';
+const QUEUE_EVENTS: ReadonlySet<string> = new Set<QueueEventName>(['join', 'token', 'admit', 'skip', 'lapse', 'expire', 'leave', 'done']);
 
-/** A place's step in the waiting room. activeUntil: an 'admit' event's end of the active slot. */
-export interface QueueStreamEvent { event: QueueEventName; userId: number; seq: number; time: number; activeUntil: number | null }
+/**
+ * The queue token a 'join' or 'token' event gives the place to, as its record is to say (see
+ * joinQueue): id, issue and expiry (ms), the token the join was made with (its claim's source)
+ * and whether the join replaced it, and the queue token it replaced (null if none).
+ */
+export interface StreamTokenRecord {
+  jti: string; issuedAt: number; expiresAt: number; srcJti: string; replacesSrc: boolean; replacedJti: string | null;
+}
+
+/**
+ * A place's step in the waiting room. activeUntil: an 'admit' event's end of the active slot;
+ * token: the record of the token a 'join' or 'token' event hands the place to, when it carries one.
+ */
+export interface QueueStreamEvent {
+  event: QueueEventName; userId: number; seq: number; time: number; activeUntil: number | null; token?: StreamTokenRecord;
+}
 
 /** A hold granted ('hold') or given back ('release') in Redis. */
 export interface HoldStreamEvent {
@@ -108,10 +124,17 @@ export interface HoldStreamEvent {
 export function decodeStreamEvent(ev: StreamEvent): QueueStreamEvent | HoldStreamEvent | null {
   const name = ev.e ?? '';
   if (QUEUE_EVENTS.has(name)) {
-    return {
+    const e: QueueStreamEvent = {
       event: name as QueueEventName, userId: Number(ev.u), seq: Number(ev.s), time: Number(ev.t),
       activeUntil: ev.x === undefined ? null : Number(ev.x),
     };
+    if (ev.q !== undefined) {
+      e.token = {
+        jti: ev.q, issuedAt: Number(ev.i), expiresAt: Number(ev.y), srcJti: ev.c ?? '', replacesSrc: ev.v === '1',
+        replacedJti: ev.r ? ev.r : null,
+      };
+    }
+    return e;
   }
   if (name === 'hold' || name === 'release') {
     return {
@@ -126,5 +149,9 @@ export function decodeStreamEvent(ev: StreamEvent): QueueStreamEvent | HoldStrea
 export function encodeQueueEvent(e: QueueStreamEvent): StreamEvent {
   const ev: StreamEvent = { e: e.event, u: String(e.userId), s: String(e.seq), t: String(e.time) };
   if (e.activeUntil !== null) ev.x = String(e.activeUntil);
+  if (e.token) {
+    const t = e.token;
+    Object.assign(ev, { q: t.jti, i: String(t.issuedAt), y: String(t.expiresAt), c: t.srcJti, v: t.replacesSrc ? '1' : '0', r: t.replacedJti ?? '' });
+  }
   return ev;
 }

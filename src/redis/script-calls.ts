@@ -66,9 +66,16 @@ export type JoinQueueReply =
   /** No entry number left under the ceiling: reserve in SQL past lastSeq, raiseSeqCeiling, join again. */
   | { code: ScriptCode.SeqCeiling; lastSeq: number };
 
+/**
+ * What a join's stream entry tells SQL of its queue token (joinQueue): the claim's issue time,
+ * the expiry, the token the join was made with and whether the join replaces it.
+ */
+export interface JoinTokenRecord { issuedAt: number; expiresAt: number; srcJti: string; replacesSrc: boolean }
+
 export const joinQueue = defineScript('joinQueue',
-  (i: QueueUserInput & { graceMs: number }) => queueKeys(i.concertId),
-  (i) => [i.userId, i.jti, i.now, i.graceMs],
+  (i: QueueUserInput & { graceMs: number; token?: JoinTokenRecord }) => queueKeys(i.concertId),
+  (i) => [i.userId, i.jti, i.now, i.graceMs,
+    ...(i.token ? [i.token.issuedAt, i.token.expiresAt, i.token.srcJti, i.token.replacesSrc ? 1 : 0] : [])],
   (r): JoinQueueReply => {
     if (code(r) === ScriptCode.SeqCeiling) return { code: ScriptCode.SeqCeiling, lastSeq: Number(r[1]) };
     if (code(r) !== ScriptCode.Ok) return { code: code(r) as ScriptCode.QueueClosed | ScriptCode.NoQueue | ScriptCode.Reloading | ScriptCode.DrawPending };

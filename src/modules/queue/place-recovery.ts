@@ -3,7 +3,7 @@ import type { RedisClient } from '../../redis/connection.ts';
 import { restorePlace } from '../../redis/script-calls.ts';
 import type { Db } from '../../store/connect.ts';
 import type { Database } from '../../store/schema.ts';
-import { insertToken, revokeQueueToken, revokeTokens } from '../tokens/tokens.repo.ts';
+import { recordLateQueueToken } from '../tokens/queue-token-records.ts';
 import { insertWaitingEntries } from './entries.repo.ts';
 import { lockQueueState } from './queue-state.repo.ts';
 import type { UnrecordedPlace } from './types.ts';
@@ -66,10 +66,10 @@ export async function tokenKnownInSql(db: Db | Transaction<Database>, jti: strin
  *   admitted out of entry order), unless SQL has its entry still in line;
  * - the heartbeat grace has not run out since the later of its issue and `since` (when the
  *   heartbeats the lost Redis saw stopped being known);
- * - its user holds no later place: one place a user, and a later join (in this concert a higher
- *   number, elsewhere a later token) replaced it. Then the token is recorded revoked, so that it
- *   stays refused whatever becomes of the later place. An earlier place of the user ends: the
- *   adopted join was the one that replaced it.
+ * - its user holds no later place in the concert (recordLateQueueToken: one place per user per
+ *   concert, and a join at a higher number replaced it). Then the token is recorded revoked, so
+ *   that it stays refused whatever becomes of the later place. An earlier place of the user in
+ *   the concert ends: the adopted join was the one that replaced it.
  * True when SQL has the place (token and entry) afterwards.
  */
 export async function adoptPlace(db: Db, p: UnrecordedPlace, now: number,
@@ -84,23 +84,8 @@ export async function adoptPlace(db: Db, p: UnrecordedPlace, now: number,
       .where('concert_id', '=', p.concertId).where('seq', '=', p.seq).executeTakeFirst();
     if (entry ? entry.user_id !== p.userId || (entry.status !== 'waiting' && entry.status !== 'active')
       : p.seq <= state.last_admitted_seq) return false;
-    const others = await trx.selectFrom('tokens').select(['jti', 'concert_id', 'seq', 'created_at'])
-      .where('typ', '=', 'queue').where('user_id', '=', p.userId).where('revoked_at', 'is', null).where('expires_at', '>', now)
-      .execute();
-    const samePlace = (o: (typeof others)[number]) => o.concert_id === p.concertId && o.seq === p.seq;
-    // A tie in time (iat has whole seconds) counts against the unrecorded token.
-    const later = (o: (typeof others)[number]) => o.concert_id === p.concertId && o.seq !== null && o.seq > 0
-      ? o.seq > p.seq : o.created_at >= p.issuedAt;
-    const rivals = others.filter((o) => !samePlace(o));
-    if (rivals.some(later)) {
-      await revokeQueueToken(trx, p, now);
-      return false;
-    }
-    if (rivals.length) await revokeTokens(trx, rivals.map((o) => o.jti), now);
+    if (!(await recordLateQueueToken(trx, p, now))) return false;
     if (!entry) await insertWaitingEntries(trx, p.concertId, [{ seq: p.seq, userId: p.userId, joinedAt: p.issuedAt }], now);
-    await insertToken(trx, {
-      jti: p.jti, userId: p.userId, typ: 'queue', concertId: p.concertId, seq: p.seq, expiresAt: p.expiresAt, now: p.issuedAt,
-    });
     return true;
   });
 }

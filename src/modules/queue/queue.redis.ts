@@ -54,10 +54,10 @@ export class RedisQueueStore implements QueueStore {
   /** Joins of this instance that found no number left, per concert, until they end: the next reservation covers them all. */
   private readonly starved = new Map<number, number>();
 
-  async join(concertId: number, userId: number, jti: string, now: number): Promise<JoinOutcome> {
+  async join(concertId: number, userId: number, jti: string, now: number, token?: script.JoinTokenRecord): Promise<JoinOutcome> {
     // The line's slot holds the user id in 32 bits (line.ts): a larger id would alias another user.
     if (userId > MAX_LINE_USER_ID) throw new Error(`user id ${userId} does not fit the waiting line's 32-bit slot`);
-    const call = () => script.joinQueue(this.redis, { concertId, userId, jti, now, graceMs: this.config.queueGraceSeconds * 1000 });
+    const call = () => script.joinQueue(this.redis, { concertId, userId, jti, now, graceMs: this.config.queueGraceSeconds * 1000, token });
     let r = await call();
     // Load the queue (once more at most), reserve entry numbers: a burst of joins waits together
     // and the reservation is sized for all of them, so a few rounds serve any burst (joins of other

@@ -1,3 +1,4 @@
+import type { JoinTokenRecord } from '../../redis/script-calls.ts';
 export type QueueStatus = 'waiting' | 'active';
 
 export interface QueueConfig {
@@ -62,7 +63,12 @@ export interface UnrecordedPlace { concertId: number; userId: number; jti: strin
  * semantics, each part of its mode's Backend (src/backend).
  */
 export interface QueueStore {
-  join(concertId: number, userId: number, jti: string, now: number): Promise<JoinOutcome>;
+  /**
+   * Takes a place for the queue token `jti`, or hands it the user's live place. `token`: what the
+   * token's record says (Redis mode writes it behind, in the place's stream entry; SQL mode records
+   * the token itself and ignores it).
+   */
+  join(concertId: number, userId: number, jti: string, now: number, token?: JoinTokenRecord): Promise<JoinOutcome>;
   poll(concertId: number, userId: number, jti: string, now: number): Promise<QueuePlace>;
   leave(concertId: number, userId: number, jti: string, now: number, reason: 'leave' | 'done'): Promise<void>;
   /** Throws UNAUTHENTICATED for an unknown token; reports whether the holder is admitted. */

@@ -4,7 +4,9 @@ import type { Db } from '../../store/connect.ts';
 import type { Database } from '../../store/schema.ts';
 import { claimEntries } from '../queue/entries.repo.ts';
 import { givenBack, holdJoinClaims, insertJoinClaims, isGivenBack, takeOverJoinClaim } from './join-replays.repo.ts';
-import { insertTokens, queueTokenRecords, revokeTokens, type TokenRow } from './tokens.repo.ts';
+import { insertToken, insertTokens, queueTokenRecords, revokeQueueToken, revokeTokens, type TokenRow } from './tokens.repo.ts';
+import type { StreamTokenRecord } from '../../redis/codecs.ts';
+import type { UnrecordedPlace } from '../queue/types.ts';
 
 /**
  * What a queue token's record says, before it is recorded. `issuedAt` is the join claim's time
@@ -105,4 +107,89 @@ async function recordOnce(db: Db, items: TokenRecord[], fence?: Fence): Promise<
     await revokeTokens(trx, [...revoked], at);
     return out as ({ createdAt: number; expiresAt: number } | Error)[];
   });
+}
+
+/**
+ * Records a queue token SQL has no row for yet (a join's record written behind, or a place taken
+ * back by adoptPlace), keeping one place per user per concert: another live token of the user in
+ * this concert at a higher entry number holds a later place, so this token is recorded revoked
+ * (it stays refused whatever becomes of that place); one at a lower number held the earlier place
+ * this join replaced, and is revoked; one at the same number shares the place. A pre-queued token
+ * (number 0) is ordered by issue time, a tie counting against this token (iat has whole seconds).
+ * The entry row is the caller's. True when the token is recorded live.
+ */
+export async function recordLateQueueToken(trx: Transaction<Database>, p: UnrecordedPlace, now: number): Promise<boolean> {
+  const others = await trx.selectFrom('tokens').select(['jti', 'seq', 'created_at'])
+    .where('typ', '=', 'queue').where('user_id', '=', p.userId).where('concert_id', '=', p.concertId)
+    .where('revoked_at', 'is', null).where('expires_at', '>', now).where('jti', '!=', p.jti)
+    .execute();
+  const rivals = others.filter((o) => o.seq !== p.seq);
+  const later = (o: (typeof others)[number]) => (o.seq !== null && o.seq > 0 ? o.seq > p.seq : o.created_at >= p.issuedAt);
+  if (rivals.some(later)) {
+    await revokeQueueToken(trx, p, now);
+    return false;
+  }
+  if (rivals.length) await revokeTokens(trx, rivals.map((o) => o.jti), now);
+  await insertToken(trx, {
+    jti: p.jti, userId: p.userId, typ: 'queue', concertId: p.concertId, seq: p.seq, expiresAt: p.expiresAt, now: p.issuedAt,
+  });
+  return true;
+}
+
+/** A join's queue token as a concert's write-behind stream carries it (see joinQueue). */
+export interface StreamedToken { userId: number; seq: number; time: number; token: StreamTokenRecord }
+
+/**
+ * The first half of recording streamed tokens, inside the transaction that applies a batch of one
+ * concert's stream (applyEvents), before its entry rows: the joins' claim rows (written if
+ * missing) locked in one order, as the join's own record takes them (recordQueueTokens), so that
+ * neither waits on the other crosswise. The claims as they stand.
+ */
+export async function holdStreamedClaims(trx: Transaction<Database>, concertId: number, ts: StreamedToken[]): Promise<Map<string, string>> {
+  const rows = ts.filter((t) => t.token.srcJti !== '').map((t) => ({
+    srcJti: t.token.srcJti, concertId, queueJti: t.token.jti, userId: t.userId, now: t.token.issuedAt,
+  }));
+  await insertJoinClaims(trx, rows);
+  return holdJoinClaims(trx, rows.map((r) => r.srcJti));
+}
+
+/**
+ * The second half, after the batch's entry rows: each token SQL has no row for is recorded under
+ * the rules its join's own record keeps (recordQueueTokens): its claim still names it (a claim
+ * given back by another attempt is taken over; given back by this join's refused copy, or naming
+ * another id, refuses it), its entry number is its user's, and no later place of the user
+ * (recordLateQueueToken). A refused token is recorded revoked, so that no adoption brings its
+ * place back. A recorded one revokes what its join replaced. A token SQL knows (recorded by its
+ * join, taken back, or revoked by a leave that outran its record) is left as it is.
+ */
+export async function recordStreamedTokens(trx: Transaction<Database>, concertId: number, ts: StreamedToken[],
+  claims: Map<string, string>, now: number): Promise<void> {
+  if (ts.length === 0) return;
+  // Known to SQL, or met earlier in the batch (a copy changes nothing).
+  const seen = new Set((await queueTokenRecords(trx, ts.map((t) => t.token.jti))).keys());
+  for (const t of ts) {
+    const r = t.token;
+    if (seen.has(r.jti)) continue;
+    seen.add(r.jti);
+    const place: UnrecordedPlace = { concertId, userId: t.userId, jti: r.jti, seq: t.seq, issuedAt: r.issuedAt, expiresAt: r.expiresAt };
+    const key = `${concertId}:${r.srcJti}`;
+    let claimed = r.srcJti === '' ? r.jti : claims.get(key);
+    if (claimed !== undefined && isGivenBack(claimed) && claimed !== givenBack(r.jti)
+      && (await takeOverJoinClaim(trx, { srcJti: r.srcJti, concertId, queueJti: r.jti, userId: t.userId, now: r.issuedAt }, claimed))) {
+      claimed = r.jti;
+      claims.set(key, r.jti);
+    }
+    if (claimed !== r.jti) {
+      await revokeQueueToken(trx, place, now);
+      continue;
+    }
+    const owners = await claimEntries(trx, [{ concertId, seq: t.seq, userId: t.userId, now: r.issuedAt }]);
+    if (owners.get(`${concertId}:${t.seq}`) !== t.userId) {
+      await revokeQueueToken(trx, place, now);
+      continue;
+    }
+    if (!(await recordLateQueueToken(trx, place, now))) continue;
+    const replaced = [r.replacedJti, r.replacesSrc ? r.srcJti : null].filter((j): j is string => !!j && j !== r.jti);
+    await revokeTokens(trx, replaced, t.time);
+  }
 }

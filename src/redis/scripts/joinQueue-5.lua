@@ -7,6 +7,15 @@
   KEYS[3] active zset (user -> active-until ms)   KEYS[4] queue token hash (user -> jti + entry number u32)
   KEYS[5] write-behind stream
   ARGV[1] userId   ARGV[2] jti of the new queue token   ARGV[3] now (ms)   ARGV[4] grace (ms)
+  ARGV[5] the token's issue time (ms, the join claim's)   ARGV[6] its expiry (ms)
+  ARGV[7] the join claim's source token (the token the join was made with)
+  ARGV[8] '1' when the join replaces its source token ('0' when the source stays: a move from
+          another concert's line ends that place on its own)
+  The stream entry that gives the place to the new token carries the token's record for SQL
+  (write-behind): 'join' for a new place, 'token' for a place kept under a new token; fields
+  q token id, i issued, y expires, c claim source, v source replaced (0|1), r the queue token
+  the new one replaces ('' if none). Empty ARGV[5] (a caller that records the token itself)
+  writes no record.
 
   Returns {code, seq, status (0 waiting | 1 active), lastAdmitted, activeUntil, replacedJti,
            rate (admissions/s x1000), admitPerSecond, fresh (1 when a new place was taken),
@@ -21,6 +30,7 @@
 local rcall = redis.call
 local metaKey, lineKey, activeKey, tokenKey, streamKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local user, jti, now, grace = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local issuedAt, expiresAt, src, revokesSrc = ARGV[5] or '', ARGV[6] or '', ARGV[7] or '', ARGV[8] or '0'
 -- The line's slot of entry number s: bits s*80 .. s*80+79 (user id u32, last poll ms u48; 0 = empty).
 local function slot(s) return s * 80 end
 
@@ -47,6 +57,16 @@ end
 -- A token record is the jti and the entry number as 4 bytes (queueTokenRecord in codecs.ts).
 local function record(seq) return jti .. struct.pack('>I4', seq) end
 
+-- The stream entry giving entry number seq to the new token, with the token's record (see above).
+local function announce(event, seq, replaced)
+  if issuedAt == '' then
+    rcall('XADD', streamKey, '*', 'e', event, 'u', user, 's', seq, 't', now)
+  else
+    rcall('XADD', streamKey, '*', 'e', event, 'u', user, 's', seq, 't', now,
+      'q', jti, 'i', issuedAt, 'y', expiresAt, 'c', src, 'v', revokesSrc, 'r', replaced)
+  end
+end
+
 local existing = rcall('HGET', tokenKey, user)
 if existing then
   local oldJti = string.sub(existing, 1, -5)
@@ -54,6 +74,7 @@ if existing then
   local activeUntil = tonumber(rcall('ZSCORE', activeKey, user))
   if activeUntil and activeUntil > now then
     rcall('HSET', tokenKey, user, record(seq))
+    if oldJti ~= jti and issuedAt ~= '' then announce('token', seq, oldJti) end
     return reply(seq, 1, activeUntil, oldJti, 0)
   end
   if activeUntil then
@@ -67,6 +88,7 @@ if existing then
       if now - at[2] <= grace then
         rcall('BITFIELD', lineKey, 'SET', 'u48', slot(seq) + 32, now)
         rcall('HSET', tokenKey, user, record(seq))
+        if oldJti ~= jti and issuedAt ~= '' then announce('token', seq, oldJti) end
         return reply(seq, 0, 0, oldJti, 0)
       end
       -- The heartbeat lapsed: that place is lost (as a poll would have found); take a new one.
@@ -86,7 +108,9 @@ local seq = rcall('HINCRBY', metaKey, 'lastSeq', 1)
 rcall('BITFIELD', lineKey, 'SET', 'u32', slot(seq), user, 'SET', 'u48', slot(seq) + 32, now)
 rcall('HINCRBY', metaKey, 'waiting', 1)
 rcall('HSET', tokenKey, user, record(seq))
-rcall('XADD', streamKey, '*', 'e', 'join', 'u', user, 's', seq, 't', now)
+local replaced = ''
+if existing then replaced = string.sub(existing, 1, -5) end
+announce('join', seq, replaced)
 -- Keys created after the concert was loaded take the meta hash's lifetime (the concert's end
 -- plus a day), as the loaded ones did; otherwise they would outlive the concert for ever.
 local untilMs = rcall('PEXPIRETIME', metaKey)
@@ -95,6 +119,4 @@ if untilMs > 0 then
     if rcall('PTTL', key) == -1 then rcall('PEXPIREAT', key, untilMs) end
   end
 end
-local replaced = ''
-if existing then replaced = string.sub(existing, 1, -5) end
 return reply(seq, 0, 0, replaced, 1)
