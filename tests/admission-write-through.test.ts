@@ -66,6 +66,8 @@ for (const target of SQL_TARGETS) {
       const concert = await createConcert(app, [{ seats: 5, price: 1000 }]);
       const c: number = concert.id;
       for (let i = 0; i < 2; i++) expect((await join(app, c, await userToken(app, newUserId()))).status).toBe(201);
+      // The joins' records have reached SQL (written behind).
+      await ctx.writeBehind.drainConcertFully(c);
       const db = svc.database.db;
       // Another instance has moved the fleet to SQL mode (the mode row); this one has not noticed
       // yet. SQL mode admits now: a second admitter working from Redis's line would not follow its order.
@@ -95,6 +97,8 @@ for (const target of SQL_TARGETS) {
         users.push(userId);
       }
       const c: number = concert.id;
+      // The joins' records have reached SQL (written behind); the admissions below are not drained.
+      await ctx.writeBehind.drainConcertFully(c);
       const now = Date.now() + 1000;
       const grace = ctx.config.queueGraceSeconds * 1000;
       const tickMs = ctx.config.admissionTickMs;

@@ -4,6 +4,7 @@ import { loadConfig } from '../src/config.ts';
 import { createContext } from '../src/context.ts';
 import { createApp } from '../src/http/app.ts';
 import { keys } from '../src/redis/keys.ts';
+import { SPENT_USER_TOKEN } from '../src/modules/tokens/token-slots.ts';
 import { startRedis, type RedisProc } from '../sentinel/topology.ts';
 import { enterMode } from './helpers/harness.ts';
 import { call, createConcert, eventually, join, userToken } from './helpers/http.ts';
@@ -115,11 +116,11 @@ test('user tokens spread over more than one master, and issue, use, replace and 
   expect(counted.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(jtis.length);
   for (const t of tokens.slice(0, 5)) expect((await call(app, 'GET', '/v1/me/balance', { token: t })).status).toBe(200);
 
-  // A join replaces the user token: its record leaves Redis (and its tag's count) on whichever master holds it.
+  // A join spends the user token: its record is marked spent (and leaves its tag's count) on whichever master holds it.
   const concert = await createConcert(app, [{ seats: 5, price: 1000 }], 'Cluster tokens');
   for (const [i, t] of tokens.slice(0, 8).entries()) {
     expect((await join(app, concert.id, t)).status).toBe(201);
-    expect(await cluster.exists(keys.userToken(jtis[i]!))).toBe(0);
+    expect(await cluster.get(keys.userToken(jtis[i]!))).toBe(SPENT_USER_TOKEN);
     expect(await cluster.zscore(keys.liveUserTokens(jtis[i]!), jtis[i]!)).toBeNull();
     expect((await call(app, 'GET', '/v1/me/balance', { token: t })).status).toBe(401);
   }

@@ -149,6 +149,9 @@ describeEach('admin', {}, (h) => {
     const concert = await newConcert(h);
     const a = await join(h.app, concert.id, await userToken(h.app, newUserId()));
     const b = await join(h.app, concert.id, await userToken(h.app, newUserId()));
+    // Their records have reached SQL (written behind: a place lost before that comes back from its
+    // token instead, tests/place-adoption.test.ts).
+    await h.svc.ctx.writeBehind.drainConcertFully(concert.id);
     await h.svc.redis.flushall();
     const r = await call(h.app, 'POST', '/admin/cache/rebuild', { admin: true });
     expect(r.status).toBe(202);

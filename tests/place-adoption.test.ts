@@ -26,6 +26,12 @@ describeEach('a place whose record Redis lost', { modes: ['redis'] }, (h) => {
     const token = await h.svc.ctx.tokens.signQueueToken({ userId, jti, concertId, seq: place.seq, createdAt: now, expiresAt: now + ttlMs() });
     return { jti, seq: place.seq, token };
   };
+  /** A join through the API whose record has reached SQL (the write-behind drained). */
+  const recordedJoin = async (concertId: number, userId: number) => {
+    const r = await join(h.app, concertId, await userToken(h.app, userId));
+    await h.svc.ctx.writeBehind.drainConcertFully(concertId);
+    return r;
+  };
   /** A token for any entry number, signed as the service signs (what a lost record leaves a fan holding). */
   const signed = (concertId: number, userId: number, seq: number) => {
     const now = h.clock.now();
@@ -62,9 +68,9 @@ describeEach('a place whose record Redis lost', { modes: ['redis'] }, (h) => {
     expect((await poll(lost.token)).body).toMatchObject({ status: 'active' });
   });
 
-  test('is refused above the ceiling, on a number someone else holds, past the grace and once admission passed it', async () => {
+  test('is refused above the ceiling, on a number someone else holds, past the grace and once admission passed it; admission holds at an unheld number for the grace', async () => {
     const c = await newConcert(h);
-    const held = await join(h.app, c.id, await userToken(h.app, newUserId())); // recorded: number 1
+    const held = await recordedJoin(c.id, newUserId()); // recorded: number 1
     expect(held.status).toBe(201);
     const passed = await unrecorded(c.id, newUserId()); // number 2, lost
     const kept = await unrecorded(c.id, newUserId()); // number 3, lost
@@ -79,19 +85,33 @@ describeEach('a place whose record Redis lost', { modes: ['redis'] }, (h) => {
     expect(await tokenRow(above.jti)).toBeUndefined();
     expect(await tokenRow(taken.jti)).toBeUndefined();
 
-    // The first place comes back; then admission passes 1 and 2 (nobody claimed 2 yet).
+    // The third place comes back. Admission admits 1, then holds at 2 (no entry holds it, and its
+    // fan may still come back within the grace): 3 stays second in line.
     expect((await poll(kept.token)).status).toBe(200);
     await h.tick();
     await h.tick();
-    const lastAdmitted = Number((await db().selectFrom('queue_state').select('last_admitted_seq')
+    const lastAdmitted = async () => Number((await db().selectFrom('queue_state').select('last_admitted_seq')
       .where('concert_id', '=', c.id).executeTakeFirstOrThrow()).last_admitted_seq);
-    expect(lastAdmitted).toBeGreaterThanOrEqual(passed.seq);
-    expect((await poll(passed.token)).status).toBe(401);
+    expect(await lastAdmitted()).toBe(1);
+    expect((await poll(kept.token)).body).toMatchObject({ status: 'waiting', position: 2 });
 
-    // Its heartbeat grace counts from the switch: past it, the place has lapsed.
-    h.clock.advance(h.svc.config.queueGraceSeconds * 1000 + 1);
+    // The heartbeat grace counts from the switch: past it, a place never seen since has lapsed,
+    // and admission goes on past the numbers nobody came back for.
+    const graceMs = h.svc.config.queueGraceSeconds * 1000;
+    h.clock.advance(graceMs / 2);
+    expect((await poll(kept.token)).status).toBe(200);
+    h.clock.advance(graceMs / 2 + 1);
     expect((await poll(late.token)).status).toBe(401);
     expect(await tokenRow(late.jti)).toBeUndefined();
+    await h.tick();
+    expect(await lastAdmitted()).toBeGreaterThanOrEqual(kept.seq);
+    expect((await poll(kept.token)).body).toMatchObject({ status: 'active' });
+    // Once admission has passed a number, no token for it is taken back, however fresh.
+    const fresh = await h.svc.ctx.tokens.signQueueToken({
+      userId: x, jti: passed.jti, concertId: c.id, seq: passed.seq, createdAt: h.clock.now(), expiresAt: h.clock.now() + ttlMs(),
+    });
+    expect((await poll(fresh)).status).toBe(401);
+    expect(await tokenRow(passed.jti)).toBeUndefined();
   });
 
   test('one place a user: a later place of the user wins, and the refused token stays refused', async () => {
@@ -114,7 +134,7 @@ describeEach('a place whose record Redis lost', { modes: ['redis'] }, (h) => {
     const c1 = await newConcert(h);
     const c2 = await newConcert(h);
     const u = newUserId();
-    const first = await join(h.app, c1.id, await userToken(h.app, u)); // recorded
+    const first = await recordedJoin(c1.id, u); // recorded
     expect(first.status).toBe(201);
     h.clock.advance(1000);
     // The user also joined the second concert (with a user token of its own); that record was lost.
@@ -129,7 +149,7 @@ describeEach('a place whose record Redis lost', { modes: ['redis'] }, (h) => {
   test('a rejoin that kept its place under a new token: both tokens name the one place', async () => {
     const c = await newConcert(h);
     const u = newUserId();
-    const first = await join(h.app, c.id, await userToken(h.app, u)); // recorded, number 1
+    const first = await recordedJoin(c.id, u); // recorded, number 1
     expect(first.status).toBe(201);
     // Joining again with a user token keeps the place under a new token id; that record was lost.
     const rejoined = await unrecorded(c.id, u);
@@ -169,7 +189,7 @@ describeEach('a place whose record Redis lost', { modes: ['redis'] }, (h) => {
     const c = await newConcert(h);
     const a = newUserId();
     const lost = await unrecorded(c.id, a);
-    const behind = await join(h.app, c.id, await userToken(h.app, newUserId())); // recorded, number 2
+    const behind = await recordedJoin(c.id, newUserId()); // recorded, number 2
     expect(seqOf(behind.body.token)).toBe(2);
     await loseRedis(c.id);
     const r = await poll(lost.token);
@@ -195,6 +215,36 @@ describeEach('a place whose record Redis lost', { modes: ['redis'] }, (h) => {
     h.clock.advance(graceMs * 0.4 + 1);
     expect((await poll(late.token)).status).toBe(401);
     expect(await tokenRow(late.jti)).toBeUndefined();
+  });
+
+  test('Redis mode: after the reload, admission holds before the first number no entry holds, for one grace from the reload', async () => {
+    const c = await newConcert(h);
+    const graceMs = h.svc.config.queueGraceSeconds * 1000;
+    const first = await recordedJoin(c.id, newUserId()); // recorded, number 1
+    const lost = await unrecorded(c.id, newUserId()); // number 2
+    const gone = await unrecorded(c.id, newUserId()); // number 3, its fan never comes back
+    expect([lost.seq, gone.seq]).toEqual([2, 3]);
+    await loseRedis(c.id);
+    const later = await join(h.app, c.id, await userToken(h.app, newUserId())); // loads the concert again
+    expect(seqOf(later.body.token)).toBeGreaterThan(gone.seq);
+    await h.tick();
+    await h.tick();
+    expect((await poll(first.body.token)).body).toMatchObject({ status: 'active' });
+    expect((await poll(later.body.token)).body).toMatchObject({ status: 'waiting' });
+    // The fan of number 2 comes back: taken back, and admitted in its turn; 3 still holds the line.
+    expect((await poll(lost.token)).body).toMatchObject({ status: 'waiting', position: 1 });
+    await h.tick();
+    expect((await poll(lost.token)).body).toMatchObject({ status: 'active' });
+    await h.tick();
+    expect((await poll(later.body.token)).body).toMatchObject({ status: 'waiting' });
+    // One grace after the reload, nobody can take 3 back any more: admission goes on.
+    h.clock.advance(graceMs / 2);
+    expect((await poll(later.body.token)).status).toBe(200);
+    h.clock.advance(graceMs / 2 + 1);
+    expect((await poll(later.body.token)).status).toBe(200);
+    await h.tick();
+    expect((await poll(later.body.token)).body).toMatchObject({ status: 'active' });
+    expect((await poll(gone.token)).status).toBe(401);
   });
 
   test('Redis mode: a place Redis ended, its end still in the stream, is not taken back', async () => {

@@ -2,7 +2,7 @@
  * With Sentinel, a place is acknowledged only once a replica has it (WAIT after the script, on
  * the same connection), so the replica a failover promotes cannot lack it: the poll that used
  * to answer 401 "for a moment" after a failover. Replicas that do not confirm in time make the
- * join answer 503, and the retry succeeds once they do. A hold is written through to SQL.
+ * join answer 503, and the retry is answered with the place once they do. A hold is written through to SQL.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { startSentinelTopology, type Topology } from '../sentinel/topology.ts';
@@ -28,7 +28,7 @@ describe('waiting for a replica before acknowledging (Sentinel)', () => {
     await topo?.stopAll();
   });
 
-  test('no replica confirms: the join answers 503 and acknowledges nothing; once they do, the retry gets its place', async () => {
+  test('no replica confirms: the join answers 503 and acknowledges nothing; once they do, the retry gets the place it took', async () => {
     expect(svc.config.redisWaitReplicas).toBe(1);
     const c = await createConcert(svc.app);
     const userId = newUserId();
@@ -38,13 +38,16 @@ describe('waiting for a replica before acknowledging (Sentinel)', () => {
       const refused = await join(svc.app, c.id, token);
       expect([refused.status, refused.body.error.code, refused.headers.get('Retry-After')]).toEqual([503, 'UNAVAILABLE', '1']);
       expect(refused.body.error.message).toContain('replicas');
-      // The place taken on the master was given back: nothing stays behind for nobody.
-      expect(await svc.redis.hexists(keys.queueTokens(c.id), String(userId))).toBe(0);
+      // The place taken on the master stays for the retry, under the claimed token id (its
+      // record is in the stream with it); a fan who never retries lets it lapse.
+      expect(await svc.redis.hexists(keys.queueTokens(c.id), String(userId))).toBe(1);
     } finally {
       for (const replica of topo.nodes.slice(1)) replica.thaw();
     }
+    // The retry claims the same token id: the place the refused attempt took, now acknowledged.
     const accepted = await join(svc.app, c.id, token);
-    expect(accepted.status).toBe(201);
+    expect(accepted.status).toBe(200);
+    expect(accepted.body).toMatchObject({ status: 'waiting', position: 1 });
     expect((await call(svc.app, 'GET', '/v1/queue/me', { token: accepted.body.token })).status).toBe(200);
   }, 30_000);
 });

@@ -682,15 +682,15 @@ describe('script declarations', () => {
 describe('script SHAs', () => {
   /** An edit to a script is a conscious change: update its pin here in the same commit. */
   const PINNED: Record<string, string> = {
-    admitNext: '93d9b3765445e5bfbf69587fd0d757df1ee3b93d',
+    admitNext: '5a35e4cbad73e3fd546791b40d08be9259360e69',
     applyDraw: '944267d99d672e171bc739a9b087d58fc5d2e809',
     checkQueueToken: 'c611e97df3eb0b2c61819c95f855c44b96428e0e',
     holdSeat: 'd2ccae9aa58fd331a3e3064254c79bc48201455b',
     issueToken: 'f37aa7bf4ec419eebb4e040b3d42114d185d4ee5',
-    joinQueue: 'dcbf212dd9cc28df589a45021f6ed51d62df120f',
+    joinQueue: '5139d2a004ab1b16ba4190e14199d34951f4f3f4',
     leaveQueue: '53cab4b68e59edfe15922ff30ccda93b5e90116c',
     markSold: '8482312773609881c4dae02f84919daa85aa66db',
-    peekAdmissions: 'b119892d8e26befde9af7c73dfcf1276a1d00ce6',
+    peekAdmissions: 'b95341d38e383ff37862f576d63a63d8e0c5e570',
     pollPrequeue: '65b916a9083f1a0bd07dd542af152a0fb7263542',
     pollQueue: 'ad09cd4ed3e40cc4bfa88bcaf488cf8151c586c2',
     raiseSeqCeiling: '07ad22fb18a41f3b6daa399ef2798f359068b78f',

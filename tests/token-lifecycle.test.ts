@@ -9,7 +9,7 @@ import { expect, test } from 'bun:test';
 import { decode } from 'hono/jwt';
 import { ENTRY_NUMBER_BLOCK } from '../src/modules/queue/queue.redis.ts';
 import type { TokenClaims } from '../src/modules/tokens/jwt.ts';
-import { describeEach, enterMode, newConcert, newUserId, patchQueue, queueStats, type Harness } from './helpers/harness.ts';
+import { describeEach, enterMode, newConcert, newUserId, patchQueue, queueStats, recorded, type Harness } from './helpers/harness.ts';
 import { call, join, userToken } from './helpers/http.ts';
 
 const poll = (h: Harness, token: string) => call(h.app, 'GET', '/v1/queue/me', { token });
@@ -50,6 +50,7 @@ describeEach('joining again', {}, (h) => {
     const again = await join(h.app, c.id, first.body.token);
     expect(again.status).toBe(200);
     expect(again.body).toMatchObject({ token: first.body.token, status: 'waiting', position: 2, ahead: 1 });
+    await recorded(h, c.id);
     // The answer's expiry is the token's own (whole seconds, as the JWT carries it).
     expect(Date.parse(again.body.expiresAt)).toBe(claims(h, first.body.token).exp * 1000);
     expect((await poll(h, first.body.token)).body).toMatchObject({ status: 'waiting', position: 2 });
@@ -92,6 +93,7 @@ describeEach('a join retried with the token it replaced', {}, (h) => {
     const u = await userToken(h.app, newUserId());
     const first = await join(h.app, c.id, u);
     expect(first.status).toBe(201);
+    await recorded(h, c.id);
     const src = jtiOf(h, u);
     const claimOf = () => h.svc.database.db.selectFrom('join_replays').select('queue_jti').where('src_jti', '=', src).executeTakeFirst();
     const cfg = h.svc.config;
@@ -111,6 +113,7 @@ describeEach('a join retried with the token it replaced', {}, (h) => {
     const u = await userToken(h.app, newUserId());
     const first = await join(h.app, c.id, u);
     expect(first.status).toBe(201);
+    await recorded(h, c.id);
     const src = (await tokens.decode(u, h.clock.now()))!;
     expect(await tokens.dropJoinClaim(src, c.id, jtiOf(h, first.body.token))).toBe(false);
     expect((await poll(h, first.body.token)).status).toBe(200);
@@ -205,6 +208,9 @@ describeEach('the replay record across mode switches', { modes: ['redis'] }, (h)
     const u = await userToken(h.app, newUserId());
     const first = await join(h.app, c.id, u);
     expect(first.status).toBe(201);
+    // Its record has reached SQL before the switch (a switch within the record's lag finds no
+    // replay record in SQL: the retry takes a new place, docs/architecture.md).
+    await recorded(h, c.id);
     await enterMode(h.svc, 'sql');
     try {
       const inSql = await join(h.app, c.id, u);
@@ -247,6 +253,7 @@ describeEach('concurrent double-submits', {}, (h) => {
       ? Promise.all(Array.from({ length: N }, () => join(h.app, c.id, t)))
       : staggered(N, i - 2, () => join(h.app, c.id, t))))).flat();
     const seqs = new Set<number>();
+    await recorded(h, c.id);
     for (let i = 0; i < users.length; i++) {
       const mine = replies.slice(i * N, (i + 1) * N);
       expect(mine.map((r) => r.status).sort()).toEqual([...Array(N - 1).fill(200), 201].sort());
@@ -320,6 +327,8 @@ describeEach('queue token refresh through the poll', {}, (h) => {
     expect(step).toBeLessThan(h.svc.config.queueGraceSeconds * 1000);
     const c = await newConcert(h);
     const first = await join(h.app, c.id, await userToken(h.app, newUserId()));
+    // A refresh extends the token's record: it has reached SQL (written behind in Redis mode).
+    await recorded(h, c.id);
     const original = claims(h, first.body.token);
     const joinedAt = h.clock.now();
     let token: string = first.body.token;
@@ -360,6 +369,7 @@ describeEach('a refreshed queue token across mode switches', { modes: ['redis'] 
     const ttlMs = h.svc.config.queueTokenTtlSeconds * 1000;
     const c = await newConcert(h);
     const first = await join(h.app, c.id, await userToken(h.app, newUserId()));
+    await recorded(h, c.id);
     let token: string = first.body.token;
     for (let i = 0; i < Math.ceil(ttlMs / 250_000) + 1; i++) {
       h.clock.advance(250_000);

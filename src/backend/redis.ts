@@ -77,11 +77,13 @@ export function redisBackend(d: RedisDeps, sql: SqlStores): RedisBackend {
     spentChallenges: new RedisSpentChallenges(redis, sql.spentChallenges),
     samples: new RedisSampleStore(redis),
     leaveRevokesToken: false,
+    joinsRecordedBehind: true,
     saleMirror: { store: holds, required: true },
     async restoreLostPlace(place, now) {
       const lost = { ...place, now };
       if (!(await liveInSql(db, lost))) {
-        // Replaced, left and spent tokens are revoked in SQL at once: most unknown tokens end here.
+        // Left and spent tokens are revoked in SQL at once, replaced ones with the join that
+        // replaced them: most unknown tokens end here or after the drain below.
         if (await tokenKnownInSql(db, place.jti)) return false;
         // SQL has no row at all: the place's record was on its way. The stream may still carry
         // it (or the place's end); once drained, a token SQL still does not know went with the

@@ -47,6 +47,7 @@ export function sqlBackend(stores: SqlStores, d: SqlDeps, mirrorTo: HoldStore): 
     kind: 'sql',
     ...stores,
     leaveRevokesToken: true,
+    joinsRecordedBehind: false,
     // Outside Redis mode Redis may be gone: the mirror is tried, and the rebuild's catch-up loads every sale.
     saleMirror: { store: mirrorTo, required: false },
     restoreLostPlace: (place, now) => stores.queue.adopt(place, now),

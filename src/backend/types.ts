@@ -44,6 +44,11 @@ export interface Backend {
    */
   /** Whether the queue store's leave revokes the token in the same step (SQL mode: one transaction). */
   readonly leaveRevokesToken: boolean;
+  /**
+   * Whether a join's queue token is recorded behind its answer (Redis mode: the place's stream
+   * entry carries the record, see recordStreamedTokens) rather than before it (SQL mode).
+   */
+  readonly joinsRecordedBehind: boolean;
   readonly saleMirror: { store: HoldStore; required: boolean };
   /**
    * A queue token this backend did not know: true once the place is back. Redis mode: SQL may

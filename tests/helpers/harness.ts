@@ -35,6 +35,14 @@ export interface HarnessOptions extends Omit<TestServiceOptions, 'sql' | 'clock'
 }
 
 /**
+ * Waits until SQL has the concert's Redis-mode records (places, queue tokens, admissions, leaves:
+ * the write-behind stream drained), as it has a moment after the answers in a running service.
+ */
+export async function recorded(h: Harness, concertId: number): Promise<void> {
+  await h.svc.ctx.writeBehind.drainConcertFully(concertId);
+}
+
+/**
  * Puts a service in a mode the way the fleet is put there: the shared mode row and the
  * instance's own mode, so that a rebuild or a second instance sees the same thing.
  */

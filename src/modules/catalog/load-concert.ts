@@ -7,7 +7,7 @@ import { restorePlace } from '../../redis/script-calls.ts';
 import type { Db } from '../../store/connect.ts';
 import { concertSeatStates, findConcert, findSchedules } from './catalog.repo.ts';
 import { sleep } from '../../runtime/index.ts';
-import { packSlots, SLOT_BYTES, type LinePlace } from '../queue/line.ts';
+import { packSlots, SLOT_BYTES, UNKNOWN_SLOT_SEEN, type LinePlace } from '../queue/line.ts';
 
 /** Catalog and queue keys outlive the concert's last show by a day, then Redis drops them. */
 const RETAIN_AFTER_END_MS = 86_400_000;
@@ -184,6 +184,14 @@ export async function loadConcert(db: Db, redis: RedisClient, concertId: number,
   }
   entries.sort((a, b) => a.seq - b.seq);
 
+  // A queue Redis still has was drained before this load (the rebuild drains under the load lock):
+  // SQL has every place it gave out. One Redis lost (no meta) may have given out numbers up to the
+  // reserved ceiling whose records went with it: `unknownUpTo`, with the heartbeats it saw lost
+  // from `loadedAt` on. A reload within that window keeps both.
+  const [metaAdmit, metaLoadedAt, metaUnknownUpTo] = await redis.hmget(keys.queueMeta(c), 'admitPerSecond', 'loadedAt', 'unknownUpTo');
+  const queueKept = metaAdmit !== null;
+  const loadedAt = queueKept ? Number(metaLoadedAt) || now : now;
+  const unknownUpTo = queueKept ? Number(metaUnknownUpTo) || 0 : state?.seq_ceiling ?? 0;
   const qKeys = [keys.line(c), keys.active(c), keys.queueTokens(c), keys.prequeue(c)];
   await add((p) => p.del(...qKeys));
   // A scheduled sale not drawn yet: its pre-queued fans, whose heartbeat starts again now (as
@@ -230,6 +238,16 @@ export async function loadConcert(db: Db, redis: RedisClient, concertId: number,
     const part = activeUntil.slice(i, i + 2 * RECORDS_PER_COMMAND);
     await add((p) => p.zadd(keys.active(c), ...part));
   }
+  // Numbers up to unknownUpTo that no entry holds may be places the lost Redis gave out: their
+  // slots are marked, and for one heartbeat grace from loadedAt (the time their fans have to come
+  // back: adoptPlace counts their grace from there) admission stops at the first one still
+  // marked (admitNext, peekAdmissions).
+  const heldSeqs = new Set(entries.map((e) => e.seq));
+  for (const e of ended) heldSeqs.add(e.seq);
+  for (let n = lastAdmitted + 1; n <= unknownUpTo; n++) {
+    if (!heldSeqs.has(n)) line.push({ seq: n, userId: 0, seenMs: UNKNOWN_SLOT_SEEN });
+  }
+  line.sort((a, b) => a.seq - b.seq);
   // The line's slots in a few large SETRANGEs; its head is the slot before the first waiting
   // place (the slots before it are empty), so admission starts there.
   for (let i = 0; i < line.length; i += LINE_WRITE_SLOTS) {
@@ -244,9 +262,10 @@ export async function loadConcert(db: Db, redis: RedisClient, concertId: number,
     activeTtl: state?.active_ttl_seconds ?? 600, paused: state?.paused ?? 0, lastTick: 0, rate: 0, credit: 0, loadingUntil: 0,
     // What SQL has reserved; at or below lastSeq, so the first join reserves the next block.
     seqCeiling: state?.seq_ceiling ?? 0,
-    // When this copy of the queue began: heartbeats seen by a Redis that lost the queue are gone,
-    // so a place taken back from its token alone (adoptPlace) has its grace counted from here.
-    loadedAt: now,
+    // When this copy of the queue began after a loss: heartbeats seen by the Redis that lost the
+    // queue are gone, so a place taken back from its token alone (adoptPlace) has its grace
+    // counted from here; unknownUpTo: the numbers that lost Redis may have given out.
+    loadedAt, unknownUpTo,
     // A scheduled sale: joinQueue takes no place until the drawn line is all here (it is, below).
     saleAt: concert.sale_starts_at ?? '', drawn: concert.drawn_at !== null ? 1 : 0,
   }));

@@ -170,7 +170,8 @@ export class PaymentService {
     // The debit above holds the user's row, which SQL-mode holds lock too, so no new hold slips in.
     let placeEnded = false;
     if (principal.typ === 'queue' && (await countLiveHolds(trx, listed[0]!.concert_id, principal.userId, now)) === 0) {
-      await endPlace(trx, listed[0]!.concert_id, principal.seq, principal.jti, 'done', now);
+      await endPlace(trx, listed[0]!.concert_id, principal.seq, principal.jti, 'done', now,
+        { userId: principal.userId, issuedAt: principal.iat * 1000, expiresAt: principal.exp * 1000 });
       placeEnded = true;
     }
     const first = listed[0]!;

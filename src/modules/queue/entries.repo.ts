@@ -1,7 +1,7 @@
 import { sql, type RawBuilder, type Transaction } from 'kysely';
 import { isPostgres, type Db } from '../../store/connect.ts';
 import type { Database, QueueEntryStatus } from '../../store/schema.ts';
-import { revokeToken } from '../tokens/tokens.repo.ts';
+import { revokeQueueToken, revokeToken } from '../tokens/tokens.repo.ts';
 
 type Conn = Db | Transaction<Database>;
 type Trx = Transaction<Database>;
@@ -51,6 +51,22 @@ export async function insertEntriesUnlessTaken(db: Conn, es: { concertId: number
     concert_id: e.concertId, seq: e.seq, user_id: e.userId, status: 'waiting' as const, joined_at: e.joinedAt,
     admitted_at: null, active_until: null, last_seen_at: e.now, updated_at: e.now,
   }))).onConflict((oc) => oc.columns(['concert_id', 'seq']).doNothing()).execute();
+}
+
+/**
+ * The first entry number above `after`, up to `upTo`, that no entry row of the concert holds
+ * (whatever its status); null when every one is held. Reads the rows of that range only.
+ */
+export async function firstUnheldNumber(db: Conn, concertId: number, after: number, upTo: number): Promise<number | null> {
+  if (upTo <= after) return null;
+  const rows = await db.selectFrom('queue_entries').select('seq').where('concert_id', '=', concertId)
+    .where('seq', '>', after).where('seq', '<=', upTo).orderBy('seq').execute();
+  let expect = after + 1;
+  for (const r of rows) {
+    if (Number(r.seq) !== expect) return expect;
+    expect++;
+  }
+  return expect <= upTo ? expect : null;
 }
 
 /** The highest entry number of a concert that any table knows of (entries, tokens, counters). */
@@ -108,12 +124,15 @@ export async function touchWaitingEntry(db: Conn, concertId: number, seq: number
  * it is), and its queue token is revoked. The entry first, then the token: the order every
  * writer of both takes them in.
  */
-export async function endPlace(trx: Trx, concertId: number, seq: number, jti: string, status: 'expired' | 'left' | 'done' | null, now: number): Promise<void> {
+export async function endPlace(trx: Trx, concertId: number, seq: number, jti: string, status: 'expired' | 'left' | 'done' | null, now: number,
+  token?: { userId: number; issuedAt: number; expiresAt: number }): Promise<void> {
   if (status) {
     await trx.updateTable('queue_entries').set({ status, updated_at: now })
       .where('concert_id', '=', concertId).where('seq', '=', seq).where('status', 'in', ['waiting', 'active']).execute();
   }
-  await revokeToken(trx, jti, now);
+  // With the token's facts: revoked even if its record (written behind) has not arrived yet.
+  if (token) await revokeQueueToken(trx, { jti, concertId, seq, ...token }, now);
+  else await revokeToken(trx, jti, now);
 }
 
 /** Active entries whose time ran out end as expired; answers how many. */

@@ -10,6 +10,14 @@ import { keys } from '../../redis/keys.ts';
  */
 export const SLOT_BYTES = 10;
 
+/**
+ * The poll time of an empty slot that may hold a place after all (user id 0, time 1): a number a
+ * lost Redis may have given out whose record never reached SQL, marked by a reload. For one
+ * heartbeat grace from the reload admission stops there (its fan may come back: adoptPlace, then
+ * restorePlace fills the slot); afterwards it is an empty slot like any other.
+ */
+export const UNKNOWN_SLOT_SEEN = 1;
+
 /** User ids must fit the slot's 32 bits. */
 export const MAX_LINE_USER_ID = 0xffff_ffff;
 

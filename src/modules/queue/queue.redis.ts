@@ -92,9 +92,11 @@ export class RedisQueueStore implements QueueStore {
     try {
       await this.replicated();
     } catch (err) {
-      // Not acknowledged: a fresh place must not stay behind for nobody (its retry would be
-      // handed the same place, and SQL would learn of an entry without a token).
-      if (r.fresh) await this.leave(concertId, userId, jti, now, 'leave').catch(() => {});
+      // Not acknowledged. A place whose token's record went with it into the stream stays: its
+      // retry claims the same token id and is handed this very place (a fan who never retries
+      // lets it lapse). One without (its caller records the token) would leave SQL an entry
+      // without a token: it goes.
+      if (r.fresh && !token) await this.leave(concertId, userId, jti, now, 'leave').catch(() => {});
       throw err;
     }
     const { code: _, seqCeiling: __, ...place } = r;

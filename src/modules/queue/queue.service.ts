@@ -7,6 +7,8 @@ import type { PrequeueStanding, SaleService } from '../draw/sale.service.ts';
 import type { IssuedQueueToken, Principal, QueuePrincipal, TokenService } from '../tokens/tokens.service.ts';
 import { estimateWaitSeconds } from './eta.ts';
 import type { QueuePlace } from './types.ts';
+import type { QueueTokenFacts } from '../tokens/queue-token-records.ts';
+import type { JoinClaim } from '../tokens/token.stores.ts';
 
 export interface PlaceView {
   status: 'waiting' | 'active' | 'prequeue';
@@ -153,33 +155,52 @@ export class QueueService {
     await opts.beforeNewPlace?.();
     if (sale.phase === 'prequeue') return this.joinPrequeue(backend, principal, concertId, now, opts.drawNonce, moving);
     const claim = { srcJti: principal.jti, concertId, userId: principal.userId, now };
+    // The token's times are the claim's: every copy of this join signs the same token.
     const { jti, issuedAt } = await backend.tokens.claimJoin(claim);
-    const outcome = await store.join(concertId, principal.userId, jti, now);
+    const expiresAt = issuedAt + this.config.queueTokenTtlSeconds * 1000;
+    const outcome = await store.join(concertId, principal.userId, jti, now, {
+      issuedAt, expiresAt, srcJti: principal.jti, replacesSrc: !moving,
+    });
     // A double-submit that got here second finds its own place under the claimed id: nothing to revoke.
     const replaced = moving ? [] : [principal.jti];
     if (outcome.replacedJti && outcome.replacedJti !== principal.jti && outcome.replacedJti !== jti) replaced.push(outcome.replacedJti);
-    let issued: IssuedQueueToken;
-    try {
-      issued = await this.tokens.recordQueueTokenInSql({
-        userId: principal.userId, jti, concertId, seq: outcome.seq, issuedAt, expiresAt: issuedAt + this.config.queueTokenTtlSeconds * 1000,
-      }, replaced, now, backend, { srcJti: principal.jti });
-    } catch (err) {
-      // Not acknowledged: a fresh place must not outlive the refusal, or the retry would be
-      // handed the same (refused) entry number again; the retry takes a new token id. Unless a
-      // concurrent copy of this join recorded the token meanwhile and answered with the place.
-      // When SQL cannot say (it is down), the place is kept: the retry's claim finds it again.
-      if (outcome.fresh && (await backend.tokens.giveBackJoinClaim({ ...claim, queueJti: jti }).catch(() => false))) {
-        await store.leave(concertId, principal.userId, jti, now, 'leave').catch(() => {});
-      }
-      throw err;
-    }
-    // Recorded in SQL: from here a failure keeps the place, and the retry (the claim) finds it.
+    const facts = { userId: principal.userId, jti, concertId, seq: outcome.seq, issuedAt, expiresAt };
+    // Redis mode: the place's stream entry carries the token's record (written behind); the place
+    // is acknowledged once Redis has it (and, with Sentinel, a replica: store.join).
+    const issued: IssuedQueueToken = backend.joinsRecordedBehind
+      ? { token: await this.tokens.signQueueToken({ ...facts, createdAt: issuedAt }), jti, seq: outcome.seq, expiresAt }
+      : await this.recordInSql(backend, facts, replaced, { ...claim, queueJti: jti }, outcome.fresh);
+    // Acknowledged: from here a failure keeps the place, and the retry (the claim) finds it.
     if (moving) {
       // Leaving revokes the old token; if the leave fails, the token dies all the same.
       await this.leave(principal, now).catch(() => this.tokens.revoke([principal.jti], now)).catch(() => {});
     }
-    await backend.tokens.forget(replaced);
+    if (backend.joinsRecordedBehind && principal.typ === 'user') {
+      await backend.tokens.markSpent(principal.jti);
+      await backend.tokens.forget(replaced.filter((j) => j !== principal.jti));
+    } else {
+      await backend.tokens.forget(replaced);
+    }
     return { created: outcome.fresh, token: issued.token, expiresAt: issued.expiresAt, place: this.view(concertId, outcome) };
+  }
+
+  /**
+   * SQL mode: the join's token recorded before the answer. Not acknowledged when that fails: a
+   * fresh place must not outlive the refusal, or the retry would be handed the same (refused)
+   * entry number again; the retry takes a new token id. Unless a concurrent copy of this join
+   * recorded the token meanwhile and answered with the place. When SQL cannot say (it is down),
+   * the place is kept: the retry's claim finds it again.
+   */
+  private async recordInSql(backend: Backend, facts: QueueTokenFacts, replaced: string[], claim: JoinClaim & { queueJti: string },
+    fresh: boolean): Promise<IssuedQueueToken> {
+    try {
+      return await this.tokens.recordQueueTokenInSql(facts, replaced, claim.now, backend, { srcJti: claim.srcJti });
+    } catch (err) {
+      if (fresh && (await backend.tokens.giveBackJoinClaim(claim).catch(() => false))) {
+        await backend.queue.leave(facts.concertId, facts.userId, facts.jti, claim.now, 'leave').catch(() => {});
+      }
+      throw err;
+    }
   }
 
   private async joinPrequeue(backend: Backend, principal: Principal, concertId: number, now: number, nonce: string | undefined,
@@ -213,7 +234,7 @@ export class QueueService {
   /** The answer of the join that replaced `principal` in this concert, while it may be replayed and its place lives. */
   private async replayJoin(backend: Backend, principal: Principal, concertId: number, now: number): Promise<JoinAnswer | null> {
     const replay = await this.tokens.replayableJoin(principal, concertId, now);
-    if (!replay) return null;
+    if (!replay) return this.replayUnrecordedJoin(backend, principal, concertId, now);
     const store = backend.queue;
     let place: QueuePlace;
     try {
@@ -226,6 +247,28 @@ export class QueueService {
       throw err;
     }
     return { created: false, token: replay.issued.token, expiresAt: replay.issued.expiresAt, place: this.view(concertId, place) };
+  }
+
+  /**
+   * Redis mode, a join whose token's record has not reached SQL yet: its claim in Redis names the
+   * token and its issue time, the place (Redis's) its entry number; signed as the join signed it.
+   */
+  private async replayUnrecordedJoin(backend: Backend, principal: Principal, concertId: number, now: number): Promise<JoinAnswer | null> {
+    if (!backend.joinsRecordedBehind) return null;
+    const claim = await backend.tokens.joinClaimOf(principal.jti, concertId, now);
+    if (!claim || now >= claim.issuedAt + this.config.joinReplaySeconds * 1000) return null;
+    let place: QueuePlace;
+    try {
+      place = await backend.queue.poll(concertId, principal.userId, claim.jti, now);
+    } catch (err) {
+      if (isUnauthenticated(err)) return null;
+      throw err;
+    }
+    const expiresAt = claim.issuedAt + this.config.queueTokenTtlSeconds * 1000;
+    const token = await this.tokens.signQueueToken({
+      userId: principal.userId, jti: claim.jti, concertId, seq: place.seq, createdAt: claim.issuedAt, expiresAt,
+    });
+    return { created: false, token, expiresAt, place: this.view(concertId, place) };
   }
 
   /**

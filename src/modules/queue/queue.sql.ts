@@ -7,7 +7,7 @@ import { assertSqlMode } from '../../resilience/sql-fence.ts';
 import { insertToken } from '../tokens/tokens.repo.ts';
 import {
   admitEntries, endPlace, expireEntries, expireTimedOutEntries, highestSeq, insertEntriesOfLiveTokens, insertEntriesUnlessTaken, insertWaitingEntries,
-  touchEntry, touchWaitingEntry,
+  touchEntry, touchWaitingEntry, firstUnheldNumber,
 } from './entries.repo.ts';
 import { adoptPlace } from './place-recovery.ts';
 import { lockQueueState, recordAdmissions, setEtaState, setLastSeq, setLastTick } from './queue-state.repo.ts';
@@ -238,9 +238,18 @@ export class SqlQueueStore implements QueueStore {
           .where('e.concert_id', '=', concertId).where('e.status', '=', 'waiting')
           .orderBy('e.seq').limit(budget - admitted).execute();
         if (batch.length === 0) break;
+        // Within one heartbeat grace of the switch, a number Redis gave out whose record had not
+        // reached SQL may still be taken back (adoptPlace), which it refuses once admission has
+        // passed the number: admission stops before the first number at or below the reserved
+        // ceiling that no entry holds, until the grace is over.
+        const holdAt = now < this.sqlSince() + graceMs
+          ? await firstUnheldNumber(trx, concertId, lastAdmitted, Math.min(state.seq_ceiling, batch[batch.length - 1]!.seq))
+          : null;
+        const open = holdAt === null ? batch : batch.filter((e) => e.seq < holdAt);
+        if (open.length === 0) break;
         const admit: number[] = [];
         const lapse: number[] = [];
-        for (const e of batch) {
+        for (const e of open) {
           (Boolean(e.live) && now - this.lastSeen(e.last_seen_at) <= graceMs ? admit : lapse).push(e.seq);
           lastAdmitted = Math.max(lastAdmitted, e.seq);
         }
@@ -252,7 +261,8 @@ export class SqlQueueStore implements QueueStore {
         }
         admitted += admit.length;
         skipped += lapse.length;
-        waitingCount -= batch.length;
+        waitingCount -= open.length;
+        if (open.length < batch.length) break;
       }
       await recordAdmissions(trx, concertId, {
         lastAdmittedSeq: lastAdmitted, admittedTotal: state.admitted_total + admitted,

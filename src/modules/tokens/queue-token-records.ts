@@ -124,8 +124,7 @@ export async function recordLateQueueToken(trx: Transaction<Database>, p: Unreco
     .where('revoked_at', 'is', null).where('expires_at', '>', now).where('jti', '!=', p.jti)
     .execute();
   const rivals = others.filter((o) => o.seq !== p.seq);
-  const later = (o: (typeof others)[number]) => (o.seq !== null && o.seq > 0 ? o.seq > p.seq : o.created_at >= p.issuedAt);
-  if (rivals.some(later)) {
+  if (rivals.some((o) => holdsLaterPlace(o, p))) {
     await revokeQueueToken(trx, p, now);
     return false;
   }
@@ -134,6 +133,14 @@ export async function recordLateQueueToken(trx: Transaction<Database>, p: Unreco
     jti: p.jti, userId: p.userId, typ: 'queue', concertId: p.concertId, seq: p.seq, expiresAt: p.expiresAt, now: p.issuedAt,
   });
   return true;
+}
+
+/** Another live queue token of the user in the concert. */
+type Rival = { jti: string; seq: number | null; created_at: number };
+
+/** Whether `o` holds a later place than `p`: a higher entry number; a pre-queued token (0) by issue time, a tie against `p`. */
+function holdsLaterPlace(o: Rival, p: UnrecordedPlace): boolean {
+  return o.seq !== null && o.seq > 0 ? o.seq > p.seq : o.created_at >= p.issuedAt;
 }
 
 /** A join's queue token as a concert's write-behind stream carries it (see joinQueue). */
@@ -159,37 +166,81 @@ export async function holdStreamedClaims(trx: Transaction<Database>, concertId: 
  * given back by another attempt is taken over; given back by this join's refused copy, or naming
  * another id, refuses it), its entry number is its user's, and no later place of the user
  * (recordLateQueueToken). A refused token is recorded revoked, so that no adoption brings its
- * place back. A recorded one revokes what its join replaced. A token SQL knows (recorded by its
- * join, taken back, or revoked by a leave that outran its record) is left as it is.
+ * place back. A join made under its claim revokes what it replaced (the spent user token, the
+ * queue token it replaced), even when SQL already knows its token (taken back, or revoked by a
+ * leave that outran its record), which is otherwise left as it is.
  */
 export async function recordStreamedTokens(trx: Transaction<Database>, concertId: number, ts: StreamedToken[],
   claims: Map<string, string>, now: number): Promise<void> {
   if (ts.length === 0) return;
   // Known to SQL, or met earlier in the batch (a copy changes nothing).
   const seen = new Set((await queueTokenRecords(trx, ts.map((t) => t.token.jti))).keys());
+  const replaced: string[] = [];
+  const refused: UnrecordedPlace[] = [];
+  const claimed: UnrecordedPlace[] = [];
+  let lastJoin = 0;
   for (const t of ts) {
     const r = t.token;
-    if (seen.has(r.jti)) continue;
+    const key = `${concertId}:${r.srcJti}`;
+    // What the join replaced, once its claim names this token: the join was made, whatever
+    // becomes of its token (a known one too: a leave or a payment that outran the record).
+    const itReplaced = [r.replacedJti, r.replacesSrc ? r.srcJti : null].filter((j): j is string => !!j && j !== r.jti);
+    if (seen.has(r.jti)) {
+      if (claims.get(key) === r.jti) replaced.push(...itReplaced);
+      continue;
+    }
     seen.add(r.jti);
     const place: UnrecordedPlace = { concertId, userId: t.userId, jti: r.jti, seq: t.seq, issuedAt: r.issuedAt, expiresAt: r.expiresAt };
-    const key = `${concertId}:${r.srcJti}`;
-    let claimed = r.srcJti === '' ? r.jti : claims.get(key);
-    if (claimed !== undefined && isGivenBack(claimed) && claimed !== givenBack(r.jti)
-      && (await takeOverJoinClaim(trx, { srcJti: r.srcJti, concertId, queueJti: r.jti, userId: t.userId, now: r.issuedAt }, claimed))) {
-      claimed = r.jti;
+    let claim = r.srcJti === '' ? r.jti : claims.get(key);
+    if (claim !== undefined && isGivenBack(claim) && claim !== givenBack(r.jti)
+      && (await takeOverJoinClaim(trx, { srcJti: r.srcJti, concertId, queueJti: r.jti, userId: t.userId, now: r.issuedAt }, claim))) {
+      claim = r.jti;
       claims.set(key, r.jti);
     }
-    if (claimed !== r.jti) {
-      await revokeQueueToken(trx, place, now);
+    if (claim !== r.jti) {
+      refused.push(place);
       continue;
     }
-    const owners = await claimEntries(trx, [{ concertId, seq: t.seq, userId: t.userId, now: r.issuedAt }]);
-    if (owners.get(`${concertId}:${t.seq}`) !== t.userId) {
-      await revokeQueueToken(trx, place, now);
-      continue;
-    }
-    if (!(await recordLateQueueToken(trx, place, now))) continue;
-    const replaced = [r.replacedJti, r.replacesSrc ? r.srcJti : null].filter((j): j is string => !!j && j !== r.jti);
-    await revokeTokens(trx, replaced, t.time);
+    replaced.push(...itReplaced);
+    lastJoin = Math.max(lastJoin, t.time);
+    claimed.push(place);
   }
+  // The entry numbers, in one statement: each must be its user's.
+  const owners = await claimEntries(trx, claimed.map((p) => ({ concertId, seq: p.seq, userId: p.userId, now: p.issuedAt })));
+  const owned: UnrecordedPlace[] = [];
+  for (const p of claimed) (owners.get(`${concertId}:${p.seq}`) === p.userId ? owned : refused).push(p);
+  // One place per user per concert (the rule of recordLateQueueToken), in stream order over the
+  // users' live tokens in SQL and those this batch records.
+  const live = new Map<number, Rival[]>();
+  const users = [...new Set(owned.map((p) => p.userId))];
+  for (let i = 0; i < users.length; i += CHUNK) {
+    const rows = await trx.selectFrom('tokens').select(['jti', 'user_id', 'seq', 'created_at'])
+      .where('typ', '=', 'queue').where('concert_id', '=', concertId).where('user_id', 'in', users.slice(i, i + CHUNK))
+      .where('revoked_at', 'is', null).where('expires_at', '>', now).execute();
+    for (const r of rows) (live.get(r.user_id) ?? live.set(r.user_id, []).get(r.user_id)!).push(r);
+  }
+  const recorded: UnrecordedPlace[] = [];
+  const ended: string[] = [];
+  for (const p of owned) {
+    const others = (live.get(p.userId) ?? []).filter((o) => o.jti !== p.jti);
+    const rivals = others.filter((o) => o.seq !== p.seq);
+    if (rivals.some((o) => holdsLaterPlace(o, p))) {
+      refused.push(p);
+      continue;
+    }
+    ended.push(...rivals.map((o) => o.jti));
+    live.set(p.userId, [...others.filter((o) => o.seq === p.seq), { jti: p.jti, seq: p.seq, created_at: p.issuedAt }]);
+    recorded.push(p);
+  }
+  for (let i = 0; i < recorded.length; i += CHUNK) {
+    await insertTokens(trx, recorded.slice(i, i + CHUNK).map((p) => ({
+      jti: p.jti, userId: p.userId, typ: 'queue' as const, concertId, seq: p.seq, expiresAt: p.expiresAt, now: p.issuedAt,
+    })));
+  }
+  for (let i = 0; i < ended.length; i += CHUNK) await revokeTokens(trx, ended.slice(i, i + CHUNK), now);
+  for (let i = 0; i < replaced.length; i += CHUNK) await revokeTokens(trx, replaced.slice(i, i + CHUNK), lastJoin || now);
+  for (const p of refused) await revokeQueueToken(trx, p, now);
 }
+
+/** Rows per multi-row statement here (SQLite binds every value). */
+const CHUNK = 100;

@@ -52,6 +52,23 @@ export function newQueueTokenId(): string {
 }
 
 /**
+ * The value a user token's key holds once a join spent it, until SQL surely has its revocation
+ * (written behind with the join's record): while it is there the token is refused without asking
+ * SQL, whose row may still say live. A live token's key holds its user id (issueToken).
+ */
+export const SPENT_USER_TOKEN = '-';
+
+/**
+ * Marks a user token spent (SPENT_USER_TOKEN for `ttlMs`) and takes it out of its tag's live
+ * count: one pipeline, one slot.
+ */
+export async function markUserTokenSpent(redis: RedisClient, jti: string, ttlMs: number): Promise<void> {
+  const res = await redis.pipeline().set(keys.userToken(jti), SPENT_USER_TOKEN, 'PX', ttlMs).zrem(keys.liveUserTokens(jti), jti).exec();
+  const failed = res?.find(([err]) => err);
+  if (failed) throw failed[0];
+}
+
+/**
  * Drops user tokens' Redis records and their places in the live counts: one pipeline per tag
  * (on Cluster a pipeline must stay on one node, and tags spread over nodes).
  */

@@ -8,7 +8,7 @@ import { GroupCommit } from './group-commit.ts';
 import { claimJoins, giveBackJoinClaim } from './join-replays.repo.ts';
 import { recordQueueTokens, type TokenRecord } from './queue-token-records.ts';
 import { isTokenLive } from './tokens.repo.ts';
-import { forgetUserTokens, newQueueTokenId, tagLimit, tagOf } from './token-slots.ts';
+import { forgetUserTokens, markUserTokenSpent, newQueueTokenId, SPENT_USER_TOKEN, tagLimit, tagOf } from './token-slots.ts';
 
 /**
  * The tokens' mode-dependent half. SQL has every token's record in both modes; Redis mode also
@@ -24,6 +24,11 @@ export interface TokenStore {
   /** Tokens SQL has revoked leave the store's copy (Redis); SQL has nothing more to do. */
   forget(jtis: string[]): Promise<void>;
   /**
+   * A user token a join spent, whose revocation SQL gets with the join's record (written behind:
+   * Redis mode): refused from now on, though SQL's row may still say live for a moment.
+   */
+  markSpent(userJti: string): Promise<void>;
+  /**
    * The queue token a join made with `srcJti` gives out in a concert: a new id, or the one a
    * double-submit of the same join (or an earlier attempt whose answer was lost) already claimed,
    * with the time of that first claim, which is the token's issue time for every copy.
@@ -35,6 +40,11 @@ export interface TokenStore {
    * (the place stays).
    */
   giveBackJoinClaim(c: JoinClaim & { queueJti: string }): Promise<boolean>;
+  /**
+   * The claim of the join made with `srcJti` in a concert, while this store keeps it: what a
+   * replay of that join answers with before its token's record has reached SQL (Redis mode).
+   */
+  joinClaimOf(srcJti: string, concertId: number, now: number): Promise<ClaimedJoin | null>;
 }
 
 export interface JoinClaim { srcJti: string; concertId: number; userId: number; now: number }
@@ -64,6 +74,9 @@ export class SqlTokenStore implements TokenStore {
 
   async forget(): Promise<void> {}
 
+  /** SQL mode revokes a spent token with the join's record, before the answer. */
+  async markSpent(): Promise<void> {}
+
   async claimJoin(c: JoinClaim): Promise<ClaimedJoin> {
     for (let attempt = 0; attempt < 3; attempt++) {
       const claim = await this.claims.submit({ ...c, queueJti: newQueueTokenId() });
@@ -75,14 +88,19 @@ export class SqlTokenStore implements TokenStore {
   async giveBackJoinClaim(c: JoinClaim & { queueJti: string }): Promise<boolean> {
     return (await giveBackJoinClaim(this.db, c)).dropped;
   }
+
+  /** SQL records every join before its answer: the replay reads the record itself (replayableJoin). */
+  async joinClaimOf(): Promise<ClaimedJoin | null> {
+    return null;
+  }
 }
 
 /**
  * Redis mode. A user token Redis does not have (past the limit, or lost) is asked of SQL
  * (`sqlOnly`). A join's claim is made in Redis, with no SQL on the way: the claim's row is
- * written in the transaction that records the join's token (recordQueueTokens), so SQL has the
- * claim, the replay record, of every recorded join; Redis only keeps it for the copies and
- * retries that come while the join is under way.
+ * written with the join's token when the write-behind records it (recordStreamedTokens), so SQL
+ * has the claim, the replay record, of every recorded join; Redis keeps it for the copies and
+ * retries that come before that (joinClaimOf).
  */
 export class RedisTokenStore implements TokenStore {
   private readonly records = new GroupCommit((items: TokenRecord[]) => recordQueueTokens(this.db, items));
@@ -100,7 +118,8 @@ export class RedisTokenStore implements TokenStore {
   }
 
   async userTokenLive(jti: string, now: number): Promise<boolean> {
-    if (await this.redis.exists(keys.userToken(jti))) return true;
+    const held = await this.redis.get(keys.userToken(jti));
+    if (held !== null) return held !== SPENT_USER_TOKEN;
     return this.sqlOnly.userTokenLive(jti, now);
   }
 
@@ -110,6 +129,10 @@ export class RedisTokenStore implements TokenStore {
 
   forget(jtis: string[]): Promise<void> {
     return forgetUserTokens(this.redis, jtis);
+  }
+
+  markSpent(userJti: string): Promise<void> {
+    return markUserTokenSpent(this.redis, userJti, SPENT_MARK_MS);
   }
 
   /** One command: the claim is set unless there is one, and whichever there is comes back. */
@@ -134,6 +157,11 @@ export class RedisTokenStore implements TokenStore {
     }
     return r.dropped;
   }
+
+  async joinClaimOf(srcJti: string, concertId: number, now: number): Promise<ClaimedJoin | null> {
+    const value = await this.redis.get(keys.joinClaim(concertId, srcJti));
+    return value === null ? null : parseClaimValue(value, now);
+  }
 }
 
 /**
@@ -153,3 +181,11 @@ export function parseClaimValue(value: string, now: number): ClaimedJoin {
 
 /** The shortest life of a join's claim in Redis. */
 const MIN_CLAIM_MS = 30_000;
+
+/**
+ * How long a spent user token's mark stays: far beyond the write-behind's lag (under a second
+ * at the bench's peak, docs/performance.md), short enough to cost little memory (about 70 B a
+ * join for a minute). A backlog older than this (SQL down for longer) lets the token verify
+ * again from SQL until its record arrives; a join made with it again still finds its claim.
+ */
+const SPENT_MARK_MS = 60_000;

@@ -31,7 +31,7 @@ local approved = {}
 for i = 11, #ARGV do approved[tonumber(ARGV[i])] = true end
 
 local m = rcall('HMGET', metaKey, 'lastTick', 'paused', 'maxActive', 'admitPerSecond', 'activeTtl', 'rate', 'credit', 'lastAdmitted',
-  'loadingUntil', 'etaState', 'lineHead', 'lastSeq', 'waiting')
+  'loadingUntil', 'etaState', 'lineHead', 'lastSeq', 'waiting', 'loadedAt')
 if not m[3] then return {11} end
 -- The rebuild is reloading this concert from SQL: an admission now could be overwritten.
 if now < (tonumber(m[9]) or 0) then return {14} end
@@ -124,8 +124,13 @@ local admitted, skipped, scanned = 0, 0, 0
 -- (u32) and last poll ms (u48), big-endian; an empty slot (left, lapsed) is all zeros.
 local head, lastSeq = tonumber(m[11]) or 0, tonumber(m[12]) or 0
 local CHUNK = 128
+-- For one heartbeat grace after the queue was loaded again from SQL, a slot marked unknown
+-- (user 0, poll time UNKNOWN_SLOT_SEEN: src/modules/queue/line.ts) may be a place whose record
+-- was lost with the Redis that gave it out, and whose fan may still come back (adoptPlace, then
+-- restorePlace fills the slot): admission stops there until then.
+local holding = now < (tonumber(m[14]) or 0) + grace
 -- Nobody waits: every slot past the head is empty, nothing to read.
-if waitingCount <= 0 then head = math.max(head, lastSeq) end
+if waitingCount <= 0 and not holding then head = math.max(head, lastSeq) end
 local held = false
 while not held and admitted < budget and scanned < maxScan and head < lastSeq do
   local n = math.min(CHUNK, lastSeq - head, maxScan - scanned)
@@ -137,6 +142,10 @@ while not held and admitted < budget and scanned < maxScan and head < lastSeq do
     local b1, b2, b3, b4 = string.byte(raw, o + 1, o + 4)
     local seq = head + i
     local user = ((b1 or 0) * 256 + (b2 or 0)) * 65536 + (b3 or 0) * 256 + (b4 or 0)
+    if user == 0 and holding and (string.byte(raw, o + 10) or 0) ~= 0 then
+      held = true
+      break
+    end
     local live = false
     if user ~= 0 then
       local s1, s2, s3, s4, s5, s6 = string.byte(raw, o + 5, o + 10)

@@ -15,7 +15,7 @@ local now, tick, grace = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local tickMs, maxScan = tonumber(ARGV[4]), tonumber(ARGV[5])
 
 local m = rcall('HMGET', metaKey, 'lastTick', 'paused', 'maxActive', 'admitPerSecond', 'activeTtl', 'credit', 'loadingUntil',
-  'lineHead', 'lastSeq', 'waiting')
+  'lineHead', 'lastSeq', 'waiting', 'loadedAt')
 if not m[3] then return {11} end
 if now < (tonumber(m[7]) or 0) then return {14} end
 if (tonumber(m[1]) or 0) >= tick then return {12} end
@@ -33,6 +33,8 @@ if budget <= 0 then return out end
 local admitted, scanned = 0, 0
 local head, lastSeq = tonumber(m[8]) or 0, tonumber(m[9]) or 0
 if (tonumber(m[10]) or 0) <= 0 then return out end
+-- admitNext's hold after a reload: a slot marked unknown stops the tick for one grace.
+local holding = now < (tonumber(m[11]) or 0) + grace
 -- The same slots admitNext reads, in the same chunks (user id u32, last poll ms u48).
 while admitted < budget and scanned < maxScan and head < lastSeq do
   local n = math.min(128, lastSeq - head, maxScan - scanned)
@@ -42,6 +44,7 @@ while admitted < budget and scanned < maxScan and head < lastSeq do
     local o = (i - 1) * 10
     local b1, b2, b3, b4 = string.byte(raw, o + 1, o + 4)
     local user = ((b1 or 0) * 256 + (b2 or 0)) * 65536 + (b3 or 0) * 256 + (b4 or 0)
+    if user == 0 and holding and (string.byte(raw, o + 10) or 0) ~= 0 then return out end
     if user ~= 0 then
       local s1, s2, s3, s4, s5, s6 = string.byte(raw, o + 5, o + 10)
       if now - (((((s1 * 256 + s2) * 256 + s3) * 256 + s4) * 256 + s5) * 256 + s6) <= grace then
