@@ -72,23 +72,44 @@ describeEach('queue tokens recorded from the stream', { modes: ['redis'] }, (h) 
     expect(entries).toEqual([{ seq: first.seq, status: 'waiting' }]);
   });
 
-  test('a join whose claim was given back, or names another id, is recorded revoked; its user token is not spent', async () => {
+  test('a join whose claim a refused copy of it gave back is recorded revoked, its user token not spent', async () => {
+    const c = await newConcert(h);
+    const a = await principalOf(h, newUserId());
+    const refused = await joinBehind(c.id, a);
+    await db().insertInto('join_replays').values({
+      src_jti: a.jti, concert_id: c.id, queue_jti: givenBack(refused.jti), user_id: a.userId, created_at: h.clock.now(),
+    }).execute();
+    await drain(c.id);
+    expect((await tokenRow(refused.jti))?.revoked_at).not.toBeNull();
+    expect((await tokenRow(a.jti))?.revoked_at).toBeNull();
+    expect((await claimRow(a.jti, c.id))?.queue_jti).toBe(givenBack(refused.jti));
+  });
+
+  test('a claim SQL mode made for an attempt that recorded nothing is taken over; one whose token SQL mode recorded stays, and the later place wins', async () => {
     const c = await newConcert(h);
     const a = await principalOf(h, newUserId());
     const b = await principalOf(h, newUserId());
-    const refused = await joinBehind(c.id, a);
-    const other = await joinBehind(c.id, b);
-    // A refused copy of the first join gave its claim back; SQL mode claimed the second one under another id.
+    const now = h.clock.now();
+    // Claimed in SQL mode by attempts with the same user tokens: a's never recorded its token
+    // (it failed before its answer); b's did, at a number SQL mode gave (above Redis's).
     await db().insertInto('join_replays').values([
-      { src_jti: a.jti, concert_id: c.id, queue_jti: givenBack(refused.jti), user_id: a.userId, created_at: h.clock.now() },
-      { src_jti: b.jti, concert_id: c.id, queue_jti: 'claimed-in-sql', user_id: b.userId, created_at: h.clock.now() },
+      { src_jti: a.jti, concert_id: c.id, queue_jti: 'failed-attempt', user_id: a.userId, created_at: now },
+      { src_jti: b.jti, concert_id: c.id, queue_jti: 'made-in-sql', user_id: b.userId, created_at: now },
     ]).execute();
+    const aj = await joinBehind(c.id, a);
+    const bj = await joinBehind(c.id, b);
+    await db().insertInto('tokens').values({
+      jti: 'made-in-sql', user_id: b.userId, typ: 'queue', concert_id: c.id, seq: bj.seq + 500, expires_at: now + ttlMs(), revoked_at: null, created_at: now,
+    }).execute();
     await drain(c.id);
-    expect((await tokenRow(refused.jti))?.revoked_at).not.toBeNull();
-    expect((await tokenRow(other.jti))?.revoked_at).not.toBeNull();
-    expect((await tokenRow(a.jti))?.revoked_at).toBeNull();
-    expect((await tokenRow(b.jti))?.revoked_at).toBeNull();
-    expect((await claimRow(a.jti, c.id))?.queue_jti).toBe(givenBack(refused.jti));
+    expect(await tokenRow(aj.jti)).toMatchObject({ seq: aj.seq, revoked_at: null });
+    expect((await claimRow(a.jti, c.id))?.queue_jti).toBe(aj.jti);
+    expect((await tokenRow(bj.jti))?.revoked_at).not.toBeNull();
+    expect((await tokenRow('made-in-sql'))?.revoked_at).toBeNull();
+    expect((await claimRow(b.jti, c.id))?.queue_jti).toBe('made-in-sql');
+    // Both joins were made: the user tokens they were made with are spent.
+    expect((await tokenRow(a.jti))?.revoked_at).not.toBeNull();
+    expect((await tokenRow(b.jti))?.revoked_at).not.toBeNull();
   });
 
   test('a claim another attempt gave back is taken over, as the join itself would', async () => {

@@ -162,19 +162,26 @@ export async function holdStreamedClaims(trx: Transaction<Database>, concertId: 
 
 /**
  * The second half, after the batch's entry rows: each token SQL has no row for is recorded under
- * the rules its join's own record keeps (recordQueueTokens): its claim still names it (a claim
- * given back by another attempt is taken over; given back by this join's refused copy, or naming
- * another id, refuses it), its entry number is its user's, and no later place of the user
- * (recordLateQueueToken). A refused token is recorded revoked, so that no adoption brings its
- * place back. A join made under its claim revokes what it replaced (the spent user token, the
- * queue token it replaced), even when SQL already knows its token (taken back, or revoked by a
- * leave that outran its record), which is otherwise left as it is.
+ * the rules its join's own record keeps (recordQueueTokens), adapted to a join Redis has already
+ * acknowledged: its claim names it (a claim given back by another attempt, or naming an id whose
+ * token was never recorded, is taken over; one given back by a refused copy of this join refuses
+ * it; one naming another recorded token, an attempt in SQL mode that was made too, stays), its
+ * entry number is its user's, and no later place of the user (recordLateQueueToken). A refused
+ * token is recorded revoked, so that no adoption brings its place back. A join that was made
+ * revokes what it replaced (the spent user token, the queue token it replaced), even when SQL
+ * already knows its token (taken back, or revoked by a leave that outran its record), which is
+ * otherwise left as it is.
  */
 export async function recordStreamedTokens(trx: Transaction<Database>, concertId: number, ts: StreamedToken[],
   claims: Map<string, string>, now: number): Promise<void> {
   if (ts.length === 0) return;
   // Known to SQL, or met earlier in the batch (a copy changes nothing).
   const seen = new Set((await queueTokenRecords(trx, ts.map((t) => t.token.jti))).keys());
+  // Claims naming another id: made by an attempt in SQL mode (its claim is in SQL, this one's was
+  // in Redis). Only a recorded token of that id means that attempt was made too.
+  const elsewhere = ts.map((t) => claims.get(`${concertId}:${t.token.srcJti}`))
+    .filter((c): c is string => c !== undefined && !isGivenBack(c));
+  const recordedElsewhere = new Set((await queueTokenRecords(trx, elsewhere)).keys());
   const replaced: string[] = [];
   const refused: UnrecordedPlace[] = [];
   const claimed: UnrecordedPlace[] = [];
@@ -186,18 +193,23 @@ export async function recordStreamedTokens(trx: Transaction<Database>, concertId
     // becomes of its token (a known one too: a leave or a payment that outran the record).
     const itReplaced = [r.replacedJti, r.replacesSrc ? r.srcJti : null].filter((j): j is string => !!j && j !== r.jti);
     if (seen.has(r.jti)) {
-      if (claims.get(key) === r.jti) replaced.push(...itReplaced);
+      const claim = claims.get(key);
+      if (claim === r.jti || (claim !== undefined && recordedElsewhere.has(claim))) replaced.push(...itReplaced);
       continue;
     }
     seen.add(r.jti);
     const place: UnrecordedPlace = { concertId, userId: t.userId, jti: r.jti, seq: t.seq, issuedAt: r.issuedAt, expiresAt: r.expiresAt };
     let claim = r.srcJti === '' ? r.jti : claims.get(key);
-    if (claim !== undefined && isGivenBack(claim) && claim !== givenBack(r.jti)
+    // A claim given back by another attempt, or naming an id whose token was never recorded (an
+    // attempt that failed before it was acknowledged), is taken over.
+    if (claim !== undefined && claim !== r.jti && claim !== givenBack(r.jti) && (isGivenBack(claim) || !recordedElsewhere.has(claim))
       && (await takeOverJoinClaim(trx, { srcJti: r.srcJti, concertId, queueJti: r.jti, userId: t.userId, now: r.issuedAt }, claim))) {
       claim = r.jti;
       claims.set(key, r.jti);
     }
-    if (claim !== r.jti) {
+    // Given back by a refused copy of this very join: refused. Naming another recorded token:
+    // both joins were made, and one place per user per concert (below) orders them.
+    if (claim === undefined || (claim !== r.jti && !recordedElsewhere.has(claim))) {
       refused.push(place);
       continue;
     }
