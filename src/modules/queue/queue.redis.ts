@@ -21,8 +21,9 @@ export type EntryNumberReserver = (concertId: number, upTo: number) => Promise<n
 /**
  * Entry numbers reserved in SQL at a time. A join reserves more once fewer than half are left, in
  * the background, so only the first join of a loaded queue (or one after a burst outran the
- * reservation) waits for SQL. SQL mode numbers above the reservation: after a switch, its first
- * fans' positions count up to this many numbers nobody holds, until admission passes them.
+ * reservation) waits for SQL. A concert whose joins come faster reserves about a second of them
+ * at a time (reservationSize). SQL mode numbers above the reservation: after a switch, its first
+ * fans' positions count the reserved numbers nobody holds, until admission passes them.
  */
 export const ENTRY_NUMBER_BLOCK = 100;
 
@@ -53,6 +54,31 @@ export class RedisQueueStore implements QueueStore {
   private readonly reserving = new Map<number, Promise<void>>();
   /** Joins of this instance that found no number left, per concert, until they end: the next reservation covers them all. */
   private readonly starved = new Map<number, number>();
+  /** New places this instance gave per concert: this second's count and the last second's. */
+  private readonly joinRate = new Map<number, { second: number; count: number; last: number }>();
+
+  /**
+   * Numbers to reserve at a time for a concert: a block, or about a second of this instance's
+   * joins when they come faster, so that reservations (each a SQL transaction on the concert's
+   * state row, which the write-behind also holds while it applies a batch) stay a few a second
+   * and the next one is under way long before the numbers run out.
+   */
+  private reservationSize(concertId: number): number {
+    const r = this.joinRate.get(concertId);
+    return Math.max(ENTRY_NUMBER_BLOCK, r ? Math.max(r.count, r.last) : 0);
+  }
+
+  private countJoin(concertId: number, now: number): void {
+    const second = Math.floor(now / 1000);
+    const r = this.joinRate.get(concertId);
+    if (!r) this.joinRate.set(concertId, { second, count: 1, last: 0 });
+    else if (r.second === second) r.count++;
+    else {
+      r.last = r.second === second - 1 ? r.count : 0;
+      r.second = second;
+      r.count = 1;
+    }
+  }
 
   async join(concertId: number, userId: number, jti: string, now: number, token?: script.JoinTokenRecord): Promise<JoinOutcome> {
     // The line's slot holds the user id in 32 bits (line.ts): a larger id would alias another user.
@@ -85,7 +111,8 @@ export class RedisQueueStore implements QueueStore {
     }
     if (r.code === ScriptCode.SeqCeiling) throw errors.unavailable('the waiting line is busy; join again', 1);
     if (r.code !== ScriptCode.Ok) throw scriptError(r.code);
-    if (r.fresh && r.seqCeiling - r.seq < ENTRY_NUMBER_BLOCK / 2) {
+    if (r.fresh) this.countJoin(concertId, now);
+    if (r.fresh && r.seqCeiling - r.seq < this.reservationSize(concertId) / 2) {
       // Ahead of need, off this join's path; a failure shows up in the join that needs it.
       this.reserve(concertId, r.seq).catch(() => {});
     }
@@ -111,7 +138,7 @@ export class RedisQueueStore implements QueueStore {
     const running = this.reserving.get(concertId);
     if (running) return running;
     const run = (async () => {
-      const size = Math.max(ENTRY_NUMBER_BLOCK, 2 * (this.starved.get(concertId) ?? 0));
+      const size = Math.max(this.reservationSize(concertId), 2 * (this.starved.get(concertId) ?? 0));
       const ceiling = await this.reserveNumbers(concertId, lastSeq + size);
       await script.raiseSeqCeiling(this.redis, { concertId, ceiling });
     })().finally(() => this.reserving.delete(concertId));
