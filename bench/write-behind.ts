@@ -7,11 +7,14 @@
  *                    (what Redis mode leaves in the stream: the hold bench's load)
  *   holds-unwritten  N hold entries with no row yet (write-throughs that did not finish)
  *   queue            N/2 joins and N/2 admissions of the claimed entries
+ *   joins            N joins as Redis mode writes them now: no row yet, each entry carrying its
+ *                    queue token's record (token, claim, the spent user token's revocation)
  *   sustained        hold entries added at --rate per second for --seconds while the worker's
  *                    loop runs; the lag (age of the oldest entry) is sampled every 100 ms
+ *   joins-sustained  the same with join entries at --join-rate per second
  *
  * The drains time WriteBehindWorker.drainOnce over a stream filled beforehand (entries/s).
- * Usage: bun bench/write-behind.ts [--entries 40000] [--rate 7800] [--seconds 5] [--sql sqlite,postgres] [--batch n]
+ * Usage: bun bench/write-behind.ts [--entries 40000] [--rate 7800] [--join-rate 5000] [--seconds 5] [--sql sqlite,postgres] [--batch n]
  */
 import { parseArgs } from 'node:util';
 import { randomUUID } from 'node:crypto';
@@ -30,14 +33,22 @@ const { values } = parseArgs({
   options: {
     entries: { type: 'string', default: '40000' },
     rate: { type: 'string', default: '7800' },
+    'join-rate': { type: 'string', default: '5000' },
     seconds: { type: 'string', default: '5' },
     sql: { type: 'string', default: 'sqlite,postgres' },
-    scenarios: { type: 'string', default: 'holds,holds-unwritten,queue,sustained' },
+    scenarios: { type: 'string', default: 'holds,holds-unwritten,queue,joins,sustained,joins-sustained' },
     batch: { type: 'string' },
   },
 });
 const N = Number(values.entries);
 const RATE = Number(values.rate);
+const JOIN_RATE = Number(values['join-rate']);
+
+/** A join's stream entry as joinQueue writes it: the place and its new queue token's record. */
+function joinFields(seq: number, stamp: number): string[] {
+  return ['e', 'join', 'u', String(seq), 's', String(seq), 't', String(stamp), 'q', `q${seq}-${randomUUID().slice(0, 8)}`,
+    'i', String(stamp), 'y', String(stamp + 3_600_000), 'c', `u${seq}-${randomUUID()}`, 'v', '1', 'r', ''];
+}
 const SECONDS = Number(values.seconds);
 const SEATS_PER_SCHEDULE = 10_000;
 
@@ -146,11 +157,24 @@ for (const target of String(values.sql).split(',') as SqlTarget[]) {
           .where('concert_id', '=', c.id).executeTakeFirstOrThrow();
         if (Number(state.admitted_total) !== half || Number(state.last_admitted_seq) !== half) throw new Error(`queue state ${JSON.stringify(state)}`);
         results.push({ sql: target, scenario, ...r });
-      } else if (scenario === 'sustained') {
-        const total = Math.round(RATE * SECONDS);
-        const c = await newConcert(db, total, now);
-        const holds = c.seats.map((seat, i) => ({ rid: `${c.id}-${randomUUID()}`, user: 1 + Math.floor(i / 4), seat }));
-        await writeThrough(db, c.id, holds, now);
+      } else if (scenario === 'joins') {
+        const c = await newConcert(db, 1, now);
+        const entries = Array.from({ length: N }, (_, k) => joinFields(k + 1, now));
+        await ensureStreamGroup(redis, c.id);
+        await fill(redis, keys.stream(c.id), entries);
+        const r = await timedDrain(db, redis, c.id, entries.length);
+        const recorded = await db.selectFrom('tokens').select((eb) => eb.fn.countAll<number>().as('n'))
+          .where('concert_id', '=', c.id).where('revoked_at', 'is', null).executeTakeFirstOrThrow();
+        if (Number(recorded.n) !== N) throw new Error(`${recorded.n} tokens recorded of ${N}`);
+        results.push({ sql: target, scenario, ...r });
+      } else if (scenario === 'sustained' || scenario === 'joins-sustained') {
+        const joins = scenario === 'joins-sustained';
+        const rate = joins ? JOIN_RATE : RATE;
+        const total = Math.round(rate * SECONDS);
+        const c = await newConcert(db, joins ? 1 : total, now);
+        const holds = joins ? [] : c.seats.map((seat, i) => ({ rid: `${c.id}-${randomUUID()}`, user: 1 + Math.floor(i / 4), seat }));
+        if (!joins) await writeThrough(db, c.id, holds, now);
+        const fieldsOf = (k: number, stamp: number) => (joins ? joinFields(k + 1, stamp) : holdFields(holds[k]!.rid, holds[k]!.user, holds[k]!.seat, stamp));
         await ensureStreamGroup(redis, c.id);
         const stream = keys.stream(c.id);
         const producer = new Redis(redisProc.url);
@@ -162,11 +186,11 @@ for (const target of String(values.sql).split(',') as SqlTarget[]) {
         let added = 0;
         // Entries arrive every 10 ms in the amount the rate asks for by then.
         while (added < total) {
-          const due = Math.min(total, Math.round(((performance.now() - t0) / 1000) * RATE));
+          const due = Math.min(total, Math.round(((performance.now() - t0) / 1000) * rate));
           if (due > added) {
             const p = producer.pipeline();
             const stamp = Date.now();
-            for (const h of holds.slice(added, due)) p.xadd(stream, '*', ...holdFields(h.rid, h.user, h.seat, stamp));
+            for (let k = added; k < due; k++) p.xadd(stream, '*', ...fieldsOf(k, stamp));
             await p.exec();
             added = due;
           }
@@ -199,12 +223,14 @@ for (const target of String(values.sql).split(',') as SqlTarget[]) {
   }
 }
 
+const sustained = (x: Record<string, unknown>) => String(x.scenario).endsWith('sustained');
 console.log('| sql | scenario | entries | drain ms | entries/s |');
 console.log('|---|---|---|---|---|');
-for (const r of results.filter((x) => x.scenario !== 'sustained')) console.log(`| ${r.sql} | ${r.scenario} | ${r.entries} | ${r.ms} | ${r.perSecond} |`);
-console.log('\n| sql | offered holds/s | entries | committed while offered | left at the end | drained after (ms) | lag p50 (ms) | lag max (ms) |');
-console.log('|---|---|---|---|---|---|---|---|');
-for (const r of results.filter((x) => x.scenario === 'sustained')) {
-  console.log(`| ${r.sql} | ${r.rate} | ${r.entries} | ${r.committedDuringLoad} | ${r.leftAtEnd} | ${r.drainedAfterMs} | ${r.lagP50Ms} | ${r.maxLagMs} |`);
+for (const r of results.filter((x) => !sustained(x))) console.log(`| ${r.sql} | ${r.scenario} | ${r.entries} | ${r.ms} | ${r.perSecond} |`);
+console.log('\n| sql | entries | offered/s | count | committed while offered | left at the end | drained after (ms) | lag p50 (ms) | lag max (ms) |');
+console.log('|---|---|---|---|---|---|---|---|---|');
+for (const r of results.filter(sustained)) {
+  const what = r.scenario === 'sustained' ? 'holds' : 'joins';
+  console.log(`| ${r.sql} | ${what} | ${r.rate} | ${r.entries} | ${r.committedDuringLoad} | ${r.leftAtEnd} | ${r.drainedAfterMs} | ${r.lagP50Ms} | ${r.maxLagMs} |`);
 }
 console.log(JSON.stringify(results));
