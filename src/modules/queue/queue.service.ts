@@ -6,9 +6,9 @@ import type { CatalogService } from '../catalog/catalog.service.ts';
 import type { PrequeueStanding, SaleService } from '../draw/sale.service.ts';
 import type { IssuedQueueToken, Principal, QueuePrincipal, TokenService } from '../tokens/tokens.service.ts';
 import { estimateWaitSeconds } from './eta.ts';
-import type { QueuePlace } from './types.ts';
 import type { QueueTokenFacts } from '../tokens/queue-token-records.ts';
 import type { JoinClaim } from '../tokens/token.stores.ts';
+import type { QueuePlace } from './types.ts';
 
 export interface PlaceView {
   status: 'waiting' | 'active' | 'prequeue';

@@ -6,8 +6,8 @@ import type { Database, QueueEntry, QueueState } from '../../store/schema.ts';
 import { assertSqlMode } from '../../resilience/sql-fence.ts';
 import { insertToken } from '../tokens/tokens.repo.ts';
 import {
-  admitEntries, endPlace, expireEntries, expireTimedOutEntries, highestSeq, insertEntriesOfLiveTokens, insertEntriesUnlessTaken, insertWaitingEntries,
-  touchEntry, touchWaitingEntry, firstUnheldNumber,
+  admitEntries, endPlace, expireEntries, expireTimedOutEntries, firstUnheldNumber, highestSeq, insertEntriesOfLiveTokens, insertEntriesUnlessTaken,
+  insertWaitingEntries, touchEntry, touchWaitingEntry,
 } from './entries.repo.ts';
 import { adoptPlace } from './place-recovery.ts';
 import { lockQueueState, recordAdmissions, setEtaState, setLastSeq, setLastTick } from './queue-state.repo.ts';
