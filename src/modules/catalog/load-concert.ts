@@ -180,7 +180,10 @@ export async function loadConcert(db: Db, redis: RedisClient, concertId: number,
   const known = new Set(entries.map((e) => e.seq));
   for (const e of ended) known.add(e.seq);
   for (const [seq, t] of tokenBySeq) {
-    if (!known.has(seq)) entries.push({ user_id: t.user, seq, status: 'waiting', active_until: null, last_seen_at: now });
+    if (!known.has(seq)) {
+      entries.push({ user_id: t.user, seq, status: 'waiting', active_until: null, last_seen_at: now });
+      known.add(seq);
+    }
   }
   entries.sort((a, b) => a.seq - b.seq);
 
@@ -242,10 +245,8 @@ export async function loadConcert(db: Db, redis: RedisClient, concertId: number,
   // slots are marked, and for one heartbeat grace from loadedAt (the time their fans have to come
   // back: adoptPlace counts their grace from there) admission stops at the first one still
   // marked (admitNext, peekAdmissions).
-  const heldSeqs = new Set(entries.map((e) => e.seq));
-  for (const e of ended) heldSeqs.add(e.seq);
   for (let n = lastAdmitted + 1; n <= unknownUpTo; n++) {
-    if (!heldSeqs.has(n)) line.push({ seq: n, userId: 0, seenMs: UNKNOWN_SLOT_SEEN });
+    if (!known.has(n)) line.push({ seq: n, userId: 0, seenMs: UNKNOWN_SLOT_SEEN });
   }
   line.sort((a, b) => a.seq - b.seq);
   // The line's slots in a few large SETRANGEs; its head is the slot before the first waiting

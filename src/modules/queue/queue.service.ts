@@ -175,12 +175,9 @@ export class QueueService {
       // Leaving revokes the old token; if the leave fails, the token dies all the same.
       await this.leave(principal, now).catch(() => this.tokens.revoke([principal.jti], now)).catch(() => {});
     }
-    if (backend.joinsRecordedBehind && principal.typ === 'user') {
-      await backend.tokens.markSpent(principal.jti);
-      await backend.tokens.forget(replaced.filter((j) => j !== principal.jti));
-    } else {
-      await backend.tokens.forget(replaced);
-    }
+    // The only user token a join replaces is the one it was made with (the others are queue
+    // tokens, which have no user-token record in Redis).
+    if (principal.typ === 'user') await backend.tokens.markSpent(principal.jti);
     return { created: outcome.fresh, token: issued.token, expiresAt: issued.expiresAt, place: this.view(concertId, outcome) };
   }
 

@@ -179,8 +179,8 @@ export async function recordStreamedTokens(trx: Transaction<Database>, concertId
   const seen = new Set((await queueTokenRecords(trx, ts.map((t) => t.token.jti))).keys());
   // Claims naming another id: made by an attempt in SQL mode (its claim is in SQL, this one's was
   // in Redis). Only a recorded token of that id means that attempt was made too.
-  const elsewhere = ts.map((t) => claims.get(`${concertId}:${t.token.srcJti}`))
-    .filter((c): c is string => c !== undefined && !isGivenBack(c));
+  const elsewhere = ts.map((t) => [claims.get(`${concertId}:${t.token.srcJti}`), t.token.jti] as const)
+    .flatMap(([c, own]) => (c !== undefined && c !== own && !isGivenBack(c) ? [c] : []));
   const recordedElsewhere = new Set((await queueTokenRecords(trx, elsewhere)).keys());
   const replaced: string[] = [];
   const refused: UnrecordedPlace[] = [];
