@@ -64,7 +64,7 @@ describeEach('a paid reservation', { env: SALES_ENV, modes: ['redis'] }, (h) => 
     expect(paid.status).toBe(201);
     expect(h.svc.ctx.mode.current).toBe('sql');
     // SQL mode admits past the numbers Redis reserved and did not give out once no fan can
-    // still come back for them: one heartbeat grace after the switch.
+    // still come back for them: one heartbeat grace after the switch at the latest.
     h.clock.advance(h.svc.config.queueGraceSeconds * 1000 + 1);
     const [observer] = await admit(h, c.id, 1);
     const map = await call(h.app, 'GET', `/v1/concerts/${c.id}/schedules/${scheduleId}/seats`, { token: observer!.token });

@@ -114,6 +114,19 @@ describeEach('a place whose record Redis lost', { modes: ['redis'] }, (h) => {
     expect(await tokenRow(passed.jti)).toBeUndefined();
   });
 
+  test('after a switch that lost nothing (Redis shows its stream drained), SQL mode admits past the unused reserved numbers at once', async () => {
+    const c = await newConcert(h);
+    const first = await recordedJoin(c.id, newUserId()); // recorded, number 1; 2 up to the ceiling unused
+    expect(seqOf(first.body.token)).toBe(1);
+    await enterMode(h.svc, 'sql');
+    const later = await join(h.app, c.id, await userToken(h.app, newUserId()));
+    expect(seqOf(later.body.token)).toBe((await ceiling(c.id)) + 1);
+    // The tick comes a second after the switch (Redis-mode instances have followed it by then).
+    await h.tick();
+    expect((await poll(first.body.token)).body).toMatchObject({ status: 'active' });
+    expect((await poll(later.body.token)).body).toMatchObject({ status: 'active' });
+  });
+
   test('one place a user: a later place of the user wins, and the refused token stays refused', async () => {
     const c = await newConcert(h);
     const u = newUserId();

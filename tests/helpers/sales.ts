@@ -47,8 +47,9 @@ export async function admitMany(h: Harness, concertId: number, count: number): P
     return buyers;
   } finally {
     await enterMode(h.svc, 'sql');
-    // SQL mode admits past the numbers Redis reserved and did not give out only once no fan can
-    // still come back for them (one heartbeat grace after the switch): readmissions need that.
+    // SQL mode admits past the numbers Redis reserved and did not give out once no fan can still
+    // come back for them: one heartbeat grace after the switch, or sooner when Redis shows its
+    // stream drained. Readmissions need that; the grace does it whatever Redis says.
     h.clock.advance(h.svc.config.queueGraceSeconds * 1000 + 1);
   }
 }

@@ -1,5 +1,6 @@
 import type { Transaction } from 'kysely';
 import type { RedisClient } from '../../redis/connection.ts';
+import { keys } from '../../redis/keys.ts';
 import { restorePlace } from '../../redis/script-calls.ts';
 import type { Db } from '../../store/connect.ts';
 import type { Database } from '../../store/schema.ts';
@@ -88,4 +89,25 @@ export async function adoptPlace(db: Db, p: UnrecordedPlace, now: number,
     if (!entry) await insertWaitingEntries(trx, p.concertId, [{ seq: p.seq, userId: p.userId, joinedAt: p.issuedAt }], now);
     return true;
   });
+}
+
+/**
+ * Whether SQL has the record of every place the serving Redis gave out in a concert: its queue is
+ * there (not lost), the concert's stream is empty (every entry applied and deleted), and no
+ * earlier loss's places may still come back (none marked, `unknownUpTo`, or `loadedAt` plus the
+ * grace is past). SQL mode's
+ * admission then need not wait for unrecorded places (SqlQueueStore.admitTick). False when Redis
+ * cannot say.
+ */
+export async function redisRecordedAll(redis: RedisClient, concertId: number, now: number, graceMs: number): Promise<boolean> {
+  try {
+    const res = await redis.pipeline().hmget(keys.queueMeta(concertId), 'admitPerSecond', 'loadedAt', 'unknownUpTo')
+      .xlen(keys.stream(concertId)).exec();
+    if (!res || res.some(([err]) => err)) return false;
+    const [admitPerSecond, loadedAt, unknownUpTo] = res[0]![1] as (string | null)[];
+    const lossPending = (Number(unknownUpTo) || 0) > 0 && now < (Number(loadedAt) || 0) + graceMs;
+    return admitPerSecond !== null && !lossPending && Number(res[1]![1]) === 0;
+  } catch {
+    return false;
+  }
 }

@@ -31,12 +31,20 @@ function estimateFields(state: EstimateState, activeCount: number) {
  * entry numbers from the per-concert counter row, admission under that row's lock (one actor
  * per tick across instances), the live queue token in `tokens` as the place's key.
  */
+/**
+ * How long after its switch this instance trusts Redis to show that SQL has every record: Redis-mode
+ * instances follow the mode row within a sync interval (250 ms), and a join one of them makes
+ * meanwhile is in the stream before this.
+ */
+const MODE_SETTLE_MS = 1000;
+
 export class SqlQueueStore implements QueueStore {
   /**
    * `sqlSince`: when this instance moved to SQL mode, on the service clock. Polls made in Redis
    * mode never reach SQL, so a waiting user's heartbeat grace counts from no earlier than that.
    */
-  constructor(private readonly db: Db, private readonly config: Config, private readonly sqlSince: () => number = () => 0) {}
+  constructor(private readonly db: Db, private readonly config: Config, private readonly sqlSince: () => number = () => 0,
+    private readonly recordedAll: (concertId: number, now: number) => Promise<boolean> = async () => false) {}
 
   /**
    * The place behind a token: the token must be live and its entry must exist. A token SQL has
@@ -191,6 +199,14 @@ export class SqlQueueStore implements QueueStore {
   }
 
   async admitTick(concertId: number, now: number, tickId: number): Promise<AdmitOutcome | null> {
+    // Within one heartbeat grace of the switch, a number Redis gave out whose record had not
+    // reached SQL may still be taken back (adoptPlace), which it refuses once admission has passed
+    // the number: admission holds before such numbers, unless Redis shows that SQL has every
+    // record (a failover, not a loss: its stream is drained). Asked before the row lock is taken.
+    const graceMs = this.config.queueGraceSeconds * 1000;
+    const holding = now < this.sqlSince() + graceMs && now >= this.sqlSince() + MODE_SETTLE_MS
+      ? !(await this.recordedAll(concertId, now))
+      : now < this.sqlSince() + graceMs;
     return this.db.transaction().execute(async (trx) => {
       await assertSqlMode(trx);
       const state = await lockQueueState(trx, concertId);
@@ -226,7 +242,6 @@ export class SqlQueueStore implements QueueStore {
       let admitted = 0;
       let skipped = 0;
       let lastAdmitted = state.last_admitted_seq;
-      const graceMs = this.config.queueGraceSeconds * 1000;
       while (admitted < budget) {
         // An entry is a place only with a live queue token of its user: an entry the stream
         // recorded for a join that was never acknowledged (its token was never written) has
@@ -238,11 +253,9 @@ export class SqlQueueStore implements QueueStore {
           .where('e.concert_id', '=', concertId).where('e.status', '=', 'waiting')
           .orderBy('e.seq').limit(budget - admitted).execute();
         if (batch.length === 0) break;
-        // Within one heartbeat grace of the switch, a number Redis gave out whose record had not
-        // reached SQL may still be taken back (adoptPlace), which it refuses once admission has
-        // passed the number: admission stops before the first number at or below the reserved
-        // ceiling that no entry holds, until the grace is over.
-        const holdAt = now < this.sqlSince() + graceMs
+        // Holding: admission stops before the first number at or below the reserved ceiling that
+        // no entry holds.
+        const holdAt = holding
           ? await firstUnheldNumber(trx, concertId, lastAdmitted, Math.min(state.seq_ceiling, batch[batch.length - 1]!.seq))
           : null;
         const open = holdAt === null ? batch : batch.filter((e) => e.seq < holdAt);
