@@ -127,6 +127,26 @@ describeEach('a place whose record Redis lost', { modes: ['redis'] }, (h) => {
     expect((await poll(later.body.token)).body).toMatchObject({ status: 'active' });
   });
 
+  test('while Redis still holds undrained records (a failover before the drain), SQL mode holds only at numbers Redis gave out', async () => {
+    const c = await newConcert(h);
+    const first = await recordedJoin(c.id, newUserId()); // recorded, number 1
+    const lost = await unrecorded(c.id, newUserId()); // number 2, its record still in the stream
+    expect(lost.seq).toBe(2);
+    await enterMode(h.svc, 'sql');
+    const later = await join(h.app, c.id, await userToken(h.app, newUserId()));
+    expect(seqOf(later.body.token)).toBe((await ceiling(c.id)) + 1);
+    // Number 2 may still come back: admission stops before it, and the one SQL-mode place waits.
+    await h.tick();
+    expect((await poll(first.body.token)).body).toMatchObject({ status: 'active' });
+    expect((await poll(later.body.token)).body).toMatchObject({ status: 'waiting' });
+    // Its fan comes back. Redis gave out no number above 2, so the rest of the reserved block
+    // holds nobody up: both are admitted, in entry order.
+    expect((await poll(lost.token)).body).toMatchObject({ status: 'waiting', position: 1 });
+    await h.tick();
+    expect((await poll(lost.token)).body).toMatchObject({ status: 'active' });
+    expect((await poll(later.body.token)).body).toMatchObject({ status: 'active' });
+  });
+
   test('one place a user: a later place of the user wins, and the refused token stays refused', async () => {
     const c = await newConcert(h);
     const u = newUserId();

@@ -1,4 +1,4 @@
-import { redisRecordedAll } from '../modules/queue/place-recovery.ts';
+import { unrecordedUpTo } from '../modules/queue/place-recovery.ts';
 import type { ModeController } from '../resilience/mode.ts';
 import { Backends } from './backends.ts';
 import { redisBackend, type RedisDeps } from './redis.ts';
@@ -11,7 +11,7 @@ export type { Backend } from './types.ts';
 export function createBackends(mode: ModeController, deps: RedisDeps & SqlDeps): Backends {
   const sql = sqlStores({
     ...deps,
-    redisRecordedAll: (concertId, now) => redisRecordedAll(deps.redis, concertId, now, deps.config.queueGraceSeconds * 1000),
+    redisUnrecordedUpTo: (concertId, now) => unrecordedUpTo(deps.redis, concertId, now, deps.config.queueGraceSeconds * 1000),
   });
   const redis = redisBackend(deps, sql);
   return new Backends(mode, redis, sqlBackend(sql, deps, redis.holds));

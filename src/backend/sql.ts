@@ -18,13 +18,13 @@ export interface SqlDeps {
   sqlSince: () => number;
   /** Whether Redis answers now (this instance's breaker is closed), though the mode is not Redis. */
   redisAnswers: () => boolean;
-  /** Whether Redis shows that SQL has the record of every place it gave out in a concert (redisRecordedAll). */
-  redisRecordedAll?: (concertId: number, now: number) => Promise<boolean>;
+  /** The highest entry number of a concert whose record Redis shows SQL may still lack (unrecordedUpTo). */
+  redisUnrecordedUpTo?: (concertId: number, now: number) => Promise<number>;
 }
 
 /** SQL's stores: SQL mode's whole backend, and what the Redis backend falls back on. */
 export function sqlStores(d: SqlDeps) {
-  const queue = new SqlQueueStore(d.db, d.config, d.sqlSince, d.redisRecordedAll);
+  const queue = new SqlQueueStore(d.db, d.config, d.sqlSince, d.redisUnrecordedUpTo);
   const tokens = new SqlTokenStore(d.db);
   return {
     queue,

@@ -1,6 +1,7 @@
 import type { Transaction } from 'kysely';
 import type { RedisClient } from '../../redis/connection.ts';
 import { keys } from '../../redis/keys.ts';
+import { sleep } from '../../runtime/index.ts';
 import { restorePlace } from '../../redis/script-calls.ts';
 import type { Db } from '../../store/connect.ts';
 import type { Database } from '../../store/schema.ts';
@@ -91,23 +92,31 @@ export async function adoptPlace(db: Db, p: UnrecordedPlace, now: number,
   });
 }
 
+/** How long SQL-mode admission waits for Redis to show what it gave out before it holds anyway. */
+const REDIS_SAYS_WITHIN_MS = 500;
+
 /**
- * Whether SQL has the record of every place the serving Redis gave out in a concert: its queue is
- * there (not lost), the concert's stream is empty (every entry applied and deleted), and no
- * earlier loss's places may still come back (none marked, `unknownUpTo`, or `loadedAt` plus the
- * grace is past). SQL mode's
- * admission then need not wait for unrecorded places (SqlQueueStore.admitTick). False when Redis
- * cannot say.
+ * The highest entry number of a concert whose record SQL may still lack, as the serving Redis
+ * shows it, for SQL mode's admission to hold before (SqlQueueStore.admitTick):
+ * - 0 when its queue is there, no earlier loss's places may still come back (none marked,
+ *   `unknownUpTo`, or `loadedAt` plus the grace is past) and its stream is empty: every entry
+ *   applied and deleted, so SQL has every record;
+ * - its `lastSeq` while the stream still holds entries (a failover to a replica whose master had
+ *   not drained, and whose stream waits for the switch back since the write-behind runs in Redis
+ *   mode only): a number above it was never given out, so the unused rest of the reserved block
+ *   holds nobody up;
+ * - Infinity when Redis cannot say within half a second (unreachable, a queue it lost, a loss
+ *   still pending).
  */
-export async function redisRecordedAll(redis: RedisClient, concertId: number, now: number, graceMs: number): Promise<boolean> {
-  try {
-    const res = await redis.pipeline().hmget(keys.queueMeta(concertId), 'admitPerSecond', 'loadedAt', 'unknownUpTo')
-      .xlen(keys.stream(concertId)).exec();
-    if (!res || res.some(([err]) => err)) return false;
-    const [admitPerSecond, loadedAt, unknownUpTo] = res[0]![1] as (string | null)[];
-    const lossPending = (Number(unknownUpTo) || 0) > 0 && now < (Number(loadedAt) || 0) + graceMs;
-    return admitPerSecond !== null && !lossPending && Number(res[1]![1]) === 0;
-  } catch {
-    return false;
-  }
+export async function unrecordedUpTo(redis: RedisClient, concertId: number, now: number, graceMs: number): Promise<number> {
+  const asked = redis.pipeline().hmget(keys.queueMeta(concertId), 'admitPerSecond', 'loadedAt', 'unknownUpTo', 'lastSeq')
+    .xlen(keys.stream(concertId)).exec()
+    .then((res) => {
+      if (!res || res.some(([err]) => err)) return Infinity;
+      const [admitPerSecond, loadedAt, unknownUpTo, lastSeq] = res[0]![1] as (string | null)[];
+      const lossPending = (Number(unknownUpTo) || 0) > 0 && now < (Number(loadedAt) || 0) + graceMs;
+      if (admitPerSecond === null || lossPending) return Infinity;
+      return Number(res[1]![1]) === 0 ? 0 : Number(lastSeq) || Infinity;
+    }, () => Infinity);
+  return Promise.race([asked, sleep(REDIS_SAYS_WITHIN_MS).then(() => Infinity)]);
 }

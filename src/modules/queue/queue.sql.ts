@@ -32,9 +32,9 @@ function estimateFields(state: EstimateState, activeCount: number) {
  * per tick across instances), the live queue token in `tokens` as the place's key.
  */
 /**
- * How long after its switch this instance trusts Redis to show that SQL has every record: Redis-mode
- * instances follow the mode row within a sync interval (250 ms), and a join one of them makes
- * meanwhile is in the stream before this.
+ * How long after its switch this instance trusts Redis to show which places may lack their
+ * record: Redis-mode instances follow the mode row within a sync interval (250 ms), and a join
+ * one of them makes meanwhile is in the stream (and counted in `lastSeq`) before this.
  */
 const MODE_SETTLE_MS = 1000;
 
@@ -44,7 +44,7 @@ export class SqlQueueStore implements QueueStore {
    * mode never reach SQL, so a waiting user's heartbeat grace counts from no earlier than that.
    */
   constructor(private readonly db: Db, private readonly config: Config, private readonly sqlSince: () => number = () => 0,
-    private readonly recordedAll: (concertId: number, now: number) => Promise<boolean> = async () => false) {}
+    private readonly unrecordedUpTo: (concertId: number, now: number) => Promise<number> = async () => Infinity) {}
 
   /**
    * The place behind a token: the token must be live and its entry must exist. A token SQL has
@@ -201,12 +201,13 @@ export class SqlQueueStore implements QueueStore {
   async admitTick(concertId: number, now: number, tickId: number): Promise<AdmitOutcome | null> {
     // Within one heartbeat grace of the switch, a number Redis gave out whose record had not
     // reached SQL may still be taken back (adoptPlace), which it refuses once admission has passed
-    // the number: admission holds before such numbers, unless Redis shows that SQL has every
-    // record (a failover, not a loss: its stream is drained). Asked before the row lock is taken.
+    // the number: admission holds before such numbers, up to the highest one Redis shows may lack
+    // its record (none once its stream is drained; see unrecordedUpTo). Asked before the row lock.
     const graceMs = this.config.queueGraceSeconds * 1000;
-    const holding = now < this.sqlSince() + graceMs && now >= this.sqlSince() + MODE_SETTLE_MS
-      ? !(await this.recordedAll(concertId, now))
-      : now < this.sqlSince() + graceMs;
+    const since = this.sqlSince();
+    const holdUpTo = now >= since + graceMs ? 0
+      : now < since + MODE_SETTLE_MS ? Infinity
+      : await this.unrecordedUpTo(concertId, now);
     return this.db.transaction().execute(async (trx) => {
       await assertSqlMode(trx);
       const state = await lockQueueState(trx, concertId);
@@ -253,10 +254,10 @@ export class SqlQueueStore implements QueueStore {
           .where('e.concert_id', '=', concertId).where('e.status', '=', 'waiting')
           .orderBy('e.seq').limit(budget - admitted).execute();
         if (batch.length === 0) break;
-        // Holding: admission stops before the first number at or below the reserved ceiling that
-        // no entry holds.
-        const holdAt = holding
-          ? await firstUnheldNumber(trx, concertId, lastAdmitted, Math.min(state.seq_ceiling, batch[batch.length - 1]!.seq))
+        // Holding: admission stops before the first number that no entry holds, at or below both
+        // the reserved ceiling and the highest number that may lack its record.
+        const holdAt = holdUpTo > lastAdmitted
+          ? await firstUnheldNumber(trx, concertId, lastAdmitted, Math.min(state.seq_ceiling, holdUpTo, batch[batch.length - 1]!.seq))
           : null;
         const open = holdAt === null ? batch : batch.filter((e) => e.seq < holdAt);
         if (open.length === 0) break;
