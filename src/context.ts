@@ -180,7 +180,7 @@ function buildServices({ config, db, redis, log, metrics, mode, clock }: Root, {
   const identity = config.auth.mode === 'jwt' ? new IdentityService(db, config.auth, tokens.jwt, clock, log) : null;
   const catalog = new CatalogService(db, config, backends, concerts);
   catalog.onCreated(() => live.forget());
-  const queue = new QueueService(backends, tokens, catalog, config);
+  const queue = new QueueService(backends, tokens, catalog, config, (kind) => metrics.placesRestored.inc({ mode: kind }));
   const joinProof = new JoinProofService(backends, config.joinPowBits, config.jwtSecret);
   const sale = new SaleService(db, redis, config, tokens, log, backends.redis.prequeue);
   queue.attachSale(sale);

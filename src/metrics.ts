@@ -16,6 +16,10 @@ export function createMetrics() {
     waiting: new Gauge({ name: 'queue_waiting_users', help: 'Users waiting per concert', labelNames: ['concert'] as const, registers: [registry] }),
     active: new Gauge({ name: 'queue_active_users', help: 'Admitted users per concert', labelNames: ['concert'] as const, registers: [registry] }),
     admissions: new Counter({ name: 'queue_admissions_total', help: 'Users admitted', labelNames: ['concert'] as const, registers: [registry] }),
+    placesRestored: new Counter({
+      name: 'queue_places_restored_total', help: 'Places a request named that the serving store had lost (Redis) or never recorded (SQL), put back',
+      labelNames: ['mode'] as const, registers: [registry],
+    }),
     lapsed: new Counter({ name: 'queue_lapsed_total', help: 'Waiting users skipped because their heartbeat lapsed', labelNames: ['concert'] as const, registers: [registry] }),
     writeBehindPending: new Gauge({ name: 'write_behind_pending_entries', help: 'Stream entries not yet committed to SQL', registers: [registry] }),
     writeBehindLag: new Gauge({ name: 'write_behind_lag_seconds', help: 'Age of the oldest stream entry not yet committed to SQL', registers: [registry] }),

@@ -42,6 +42,11 @@ describeEach('a place whose record Redis lost', { modes: ['redis'] }, (h) => {
   const tokenRow = (jti: string) => db().selectFrom('tokens').select(['user_id', 'concert_id', 'seq', 'revoked_at', 'expires_at'])
     .where('jti', '=', jti).executeTakeFirst();
   const poll = (token: string) => call(h.app, 'GET', '/v1/queue/me', { token });
+  /** queue_places_restored_total of a mode, as /metrics shows it. */
+  const restoredCount = async (mode: string) => {
+    const text = (await call(h.app, 'GET', '/metrics')).body as string;
+    return Number(new RegExp(`queue_places_restored_total\\{mode="${mode}"\\} (\\d+)`).exec(text)?.[1] ?? 0);
+  };
   const ceiling = async (concertId: number) => Number((await db().selectFrom('queue_state').select('seq_ceiling')
     .where('concert_id', '=', concertId).executeTakeFirstOrThrow()).seq_ceiling);
   // Each test switches to SQL mode as Redis is lost; the next starts in Redis mode again.
@@ -58,9 +63,11 @@ describeEach('a place whose record Redis lost', { modes: ['redis'] }, (h) => {
     expect(later.status).toBe(201);
     expect(seqOf(later.body.token)).toBe((await ceiling(c.id)) + 1);
 
+    const before = await restoredCount('sql');
     const r = await poll(lost.token);
     expect(r.status).toBe(200);
     expect(r.body).toMatchObject({ status: 'waiting', position: 1 });
+    expect(await restoredCount('sql')).toBe(before + 1);
     expect(await tokenRow(lost.jti)).toMatchObject({ user_id: a, concert_id: c.id, seq: 1, revoked_at: null });
     expect((await poll(lost.token)).status).toBe(200);
 
@@ -225,10 +232,14 @@ describeEach('a place whose record Redis lost', { modes: ['redis'] }, (h) => {
     const behind = await recordedJoin(c.id, newUserId()); // recorded, number 2
     expect(seqOf(behind.body.token)).toBe(2);
     await loseRedis(c.id);
+    const before = await restoredCount('redis');
     const r = await poll(lost.token);
     expect(r.status).toBe(200);
     expect(r.body).toMatchObject({ status: 'waiting', position: 1 });
     expect(await tokenRow(lost.jti)).toMatchObject({ user_id: a, seq: lost.seq, revoked_at: null });
+    expect(await restoredCount('redis')).toBe(before + 1);
+    expect((await poll(lost.token)).status).toBe(200);
+    expect(await restoredCount('redis')).toBe(before + 1);
     expect((await poll(behind.body.token)).body).toMatchObject({ status: 'waiting', position: 2 });
     await h.tick();
     expect((await poll(lost.token)).body).toMatchObject({ status: 'active' });

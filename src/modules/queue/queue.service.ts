@@ -39,6 +39,8 @@ export class QueueService {
     private readonly tokens: TokenService,
     private readonly catalog: CatalogService,
     private readonly config: Config,
+    /** Told of every place withPlace put back, with the mode that served it. */
+    private readonly restored: (mode: Backend['kind']) => void = () => {},
   ) {}
 
   /** Scheduled sales (src/modules/draw): set once by the composition root. */
@@ -84,6 +86,7 @@ export class QueueService {
         issuedAt: principal.iat * 1000, expiresAt: principal.exp * 1000,
       }, now);
       if (!back) throw err;
+      this.restored(backend.kind);
       return step();
     });
   }
