@@ -10,7 +10,10 @@ import { afterEach, expect, test } from 'bun:test';
 import { randomUUID } from 'node:crypto';
 import { describeEach, enterMode, newConcert, newUserId } from './helpers/harness.ts';
 import { call, join, userToken } from './helpers/http.ts';
+import Redis from 'ioredis';
 import { keys } from '../src/redis/keys.ts';
+import type { RedisClient } from '../src/redis/connection.ts';
+import { unrecordedUpTo } from '../src/modules/queue/place-recovery.ts';
 
 const seqOf = (token: string): number => JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()).seq;
 
@@ -152,6 +155,27 @@ describeEach('a place whose record Redis lost', { modes: ['redis'] }, (h) => {
     await h.tick();
     expect((await poll(lost.token)).body).toMatchObject({ status: 'active' });
     expect((await poll(later.body.token)).body).toMatchObject({ status: 'active' });
+  });
+
+  test('what Redis shows may lack its record: nothing once drained, its last number while not, everything when it cannot say', async () => {
+    const graceMs = h.svc.config.queueGraceSeconds * 1000;
+    const upTo = (redis: RedisClient, concertId: number) => unrecordedUpTo(redis, concertId, h.clock.now(), graceMs);
+    const c = await newConcert(h);
+    await recordedJoin(c.id, newUserId());
+    expect(await upTo(h.svc.ctx.redis, c.id)).toBe(0);
+    const lost = await unrecorded(c.id, newUserId());
+    expect(await upTo(h.svc.ctx.redis, c.id)).toBe(lost.seq);
+    await h.svc.ctx.writeBehind.drainConcertFully(c.id);
+    expect(await upTo(h.svc.ctx.redis, c.id)).toBe(0);
+    // A concert Redis has no queue of (lost, or never loaded), and a Redis that does not answer.
+    expect(await upTo(h.svc.ctx.redis, c.id + 1_000_000)).toBe(Infinity);
+    const gone = new Redis({ host: '127.0.0.1', port: 1, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    gone.on('error', () => {});
+    try {
+      expect(await upTo(gone, c.id)).toBe(Infinity);
+    } finally {
+      gone.disconnect();
+    }
   });
 
   test('one place a user: a later place of the user wins, and the refused token stays refused', async () => {

@@ -1,7 +1,6 @@
 import type { Transaction } from 'kysely';
 import type { RedisClient } from '../../redis/connection.ts';
 import { keys } from '../../redis/keys.ts';
-import { sleep } from '../../runtime/index.ts';
 import { restorePlace } from '../../redis/script-calls.ts';
 import type { Db } from '../../store/connect.ts';
 import type { Database } from '../../store/schema.ts';
@@ -118,5 +117,11 @@ export async function unrecordedUpTo(redis: RedisClient, concertId: number, now:
       if (admitPerSecond === null || lossPending) return Infinity;
       return Number(res[1]![1]) === 0 ? 0 : Number(lastSeq) || Infinity;
     }, () => Infinity);
-  return Promise.race([asked, sleep(REDIS_SAYS_WITHIN_MS).then(() => Infinity)]);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<number>((resolve) => { timer = setTimeout(resolve, REDIS_SAYS_WITHIN_MS, Infinity); });
+  try {
+    return await Promise.race([asked, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
