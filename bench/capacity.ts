@@ -183,7 +183,10 @@ async function main() {
     const jtis = (i: number) => i.toString(36).padStart(10, '0');
     for (let from = 0; from < sample.waiting; from += 2000) {
       const batch = Array.from({ length: Math.min(2000, sample.waiting - from) }, (_, k) => from + k);
-      await Promise.all(batch.map((i) => queue.join(waitConcert, 30_000_000 + i, jtis(i), now)));
+      // Each join made with a user token (36 characters, as newUserTokenId), whose record rides in the stream entry.
+      await Promise.all(batch.map((i) => queue.join(waitConcert, 30_000_000 + i, jtis(i), now, {
+        issuedAt: now, expiresAt: now + config.queueTokenTtlSeconds * 1000, srcJti: `0a${i.toString(16).padStart(34, '0')}`, replacesSrc: true,
+      })));
     }
     const withStream = await usedMemory(r);
     const joinEntries = await (r as Redis).xlen(keys.stream(waitConcert));

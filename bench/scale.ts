@@ -1,7 +1,8 @@
 /**
  * Scale: one concert's waiting line grown to 1,000,000 users (`npm run bench -- --scenario scale`
  * or `bun bench/scale.ts`). Users join through the service's own joinQueue script, in pipelined
- * batches straight to Redis (no HTTP), with the arguments RedisQueueStore.join passes. At each
+ * batches straight to Redis (no HTTP), with the arguments RedisQueueStore.join passes for a join
+ * made with a user token (its record rides in the stream entry). At each
  * checkpoint it reports:
  *   - the join rate of the last segment (and Redis CPU per join),
  *   - Redis bytes per waiting user: INFO used_memory delta, and MEMORY USAGE of the queue keys,
@@ -34,6 +35,10 @@ const log = (msg: string) => process.stderr.write(`[scale ${new Date().toISOStri
 
 /** A queue token id of the service's shape (10 characters, as newQueueTokenId), derived from the user's index. */
 const jtiOf = (i: number) => i.toString(36).padStart(10, '0');
+/** The user token a join is made with: 36 characters, as newUserTokenId (a slot tag in hex, then a uuid's tail). */
+const srcJtiOf = (i: number) => `0a${i.toString(16).padStart(34, '0')}`;
+/** QUEUE_TOKEN_TTL_SECONDS's default. */
+const QUEUE_TOKEN_TTL_MS = 3600 * 1000;
 /** User ids of 8 digits, as a service with millions of accounts would have. */
 const USER_BASE = 10_000_000;
 const GRACE_MS = 3600 * 1000;
@@ -141,7 +146,9 @@ export async function main(argv: string[]): Promise<void> {
           const p = redis!.pipeline();
           const now = Date.now();
           for (let i = from; i < to; i++) {
-            runScript(p as unknown as Redis, 'joinQueue', qKeys, [USER_BASE + i, jtiOf(i), now, GRACE_MS]);
+            // The token's record rides in the join's stream entry (a join with a user token, which it spends).
+            runScript(p as unknown as Redis, 'joinQueue', qKeys,
+              [USER_BASE + i, jtiOf(i), now, GRACE_MS, now, now + QUEUE_TOKEN_TTL_MS, srcJtiOf(i), 1]);
           }
           const replies = (await p.exec()) ?? [];
           for (let k = 0; k < replies.length; k++) {
