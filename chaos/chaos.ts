@@ -331,7 +331,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
     };
     if (!report.ok) keepLogs = true;
     if (outDir) {
-      writeReport(report, outDir, history);
+      writeReport(report, outDir, history, openingHistory);
       if (keepLogs) {
         const base = report.files.summary!.replace(/\.json$/, '');
         for (const a of apps) if (existsSync(a.logFile)) copyFileSync(a.logFile, `${base}-app${a.index}.log`);

@@ -38,7 +38,7 @@ export interface ChaosReport {
   violationCounts: Record<InvariantName, number>;
   violations: ViolationReport[];
   notes: string[];
-  files: { summary?: string; slices?: string; history?: string };
+  files: { summary?: string; slices?: string; history?: string; openingHistory?: string };
   ok: boolean;
 }
 
@@ -130,7 +130,7 @@ export function formatSummary(r: ChaosReport, maxViolations = 10): string {
   return out.join('\n');
 }
 
-export function writeReport(r: ChaosReport, outDir: string, history?: History): void {
+export function writeReport(r: ChaosReport, outDir: string, history?: History, openingHistory?: History): void {
   mkdirSync(outDir, { recursive: true });
   const stamp = r.startedAt.replace(/[:.]/g, '-');
   const base = join(outDir, `chaos-${r.seed}-${stamp}`);
@@ -143,6 +143,11 @@ export function writeReport(r: ChaosReport, outDir: string, history?: History): 
       r.files.history = `${base}-history.jsonl`;
       const lines = [...history.faults.map((f) => JSON.stringify({ fault: f })), ...history.ops.map((o) => JSON.stringify(o))];
       writeFileSync(r.files.history, `${lines.join('\n')}\n`);
+    }
+    if (openingHistory && openingHistory.ops.length > 0) {
+      // The scheduled sale's fans have a history of their own (opening.ts).
+      r.files.openingHistory = `${base}-opening.jsonl`;
+      writeFileSync(r.files.openingHistory, `${openingHistory.ops.map((o) => JSON.stringify(o)).join('\n')}\n`);
     }
   }
   // The summary carries the violations without their op objects (they are in the slices file).
