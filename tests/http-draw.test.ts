@@ -1,4 +1,6 @@
 import { expect, test } from 'bun:test';
+import type { KyselyPlugin } from 'kysely';
+import { SaleService } from '../src/modules/draw/sale.service.ts';
 import { createHash } from 'node:crypto';
 import { drawCommitment, drawOrder, drawTicket } from '../src/modules/draw/algorithm.ts';
 import { keepAliveUntilOpening, openSale, poll, prequeue, saleConcert } from './helpers/draw.ts';
@@ -261,5 +263,40 @@ describeEach('scheduled sale across a mode switch', { modes: ['redis'] }, (h) =>
     for (const f of fans) expect((await poll(h, f.token)).body.position).toBe(order.indexOf(f.ticket) + 1);
     const late = await call(h.app, 'POST', `/v1/concerts/${c.id}/queue`, { token: await userToken(h.app, newUserId()) });
     expect(late.body.position).toBe(fans.length + 1);
+  });
+});
+
+// SQL answers a pre-queue poll in SQL mode, and in Redis mode for a fan Redis does not know.
+describeEach('scheduled sale, a poll racing the draw', { modes: ['sql'] }, (h) => {
+  test('a pre-queued poll that the draw overtakes between its reads answers the drawn place, not 401', async () => {
+    const c = await saleConcert(h);
+    const u = newUserId();
+    const fan = await prequeue(h, c.id, u);
+    await keepAliveUntilOpening(h, c.saleStartsAt, [fan.token]);
+    h.clock.advance(1);
+    const ctx = h.svc.ctx;
+    const sql = ctx.backends.sql; // the mode's backend: pre-queue polls that SQL answers
+    // A second instance's sale service whose reads let the draw (made by this one) commit right
+    // after its read of the fan's pre-queue row, and before it looks at the sale.
+    let armed = true;
+    const rowReads = new Set<unknown>();
+    const racing: KyselyPlugin = {
+      transformQuery: (args) => {
+        if (armed && JSON.stringify(args.node).includes('"prequeue_entries"')) rowReads.add(args.queryId);
+        return args.node;
+      },
+      transformResult: async (args) => {
+        if (rowReads.delete(args.queryId) && armed) {
+          armed = false;
+          expect(await ctx.sale.drawConcert(c.id, h.clock.now(), sql)).not.toBeNull();
+        }
+        return args.result;
+      },
+    };
+    const other = new SaleService(ctx.db.withPlugin(racing), ctx.redis, ctx.config, ctx.tokens, ctx.log, ctx.backends.redis.prequeue);
+    const jti = JSON.parse(Buffer.from(fan.token.split('.')[1]!, 'base64url').toString()).jti as string;
+    const road = await other.pollPrequeue({ concertId: c.id, userId: u, jti }, h.clock.now(), sql);
+    expect(armed).toBe(false);
+    expect(road).toEqual({ kind: 'placed', seq: expect.any(Number) });
   });
 });

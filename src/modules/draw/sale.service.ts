@@ -206,7 +206,14 @@ export class SaleService {
     if (!row || row.jti !== p.jti) return { kind: 'placed', seq: null };
     if (row.drawn_seq !== null) return { kind: 'placed', seq: row.drawn_seq };
     const fresh = s.drawnAt === null ? s : await this.state(p.concertId, now);
-    if (row.status !== 'waiting' || fresh.drawnAt !== null || (await findSale(this.db, p.concertId))?.drawnAt) throw this.lost();
+    if (row.status !== 'waiting') throw this.lost();
+    if (fresh.drawnAt !== null || (await findSale(this.db, p.concertId))?.drawnAt) {
+      // Drawn, and this fan was not when the row was read: unless the draw committed in between
+      // (it numbers every drawn fan in the transaction that marks the sale drawn).
+      const again = await findPrequeued(this.db, p.concertId, p.userId);
+      if (again?.jti === p.jti && again.drawn_seq !== null) return { kind: 'placed', seq: again.drawn_seq };
+      throw this.lost();
+    }
     if (!(await isTokenLive(this.db, p.jti, now))) throw this.lost();
     if ((await backend.prequeue.heartbeat(p, row.last_seen_at, now, this.graceMs)) === 'lapsed') await this.lapse(p, now);
     return { kind: 'prequeued', standing: this.standing(p.concertId, p.userId, fresh.saleStartsAt ?? now, now, withTicket ? row.ticket : undefined) };
