@@ -27,17 +27,17 @@ function estimateFields(state: EstimateState, activeCount: number) {
 }
 
 /**
- * The waiting room in SQL alone, for when Redis is out. Same semantics as the Lua scripts:
- * entry numbers from the per-concert counter row, admission under that row's lock (one actor
- * per tick across instances), the live queue token in `tokens` as the place's key.
- */
-/**
  * How long after its switch this instance trusts Redis to show which places may lack their
  * record: Redis-mode instances follow the mode row within a sync interval (250 ms), and a join
  * one of them makes meanwhile is in the stream (and counted in `lastSeq`) before this.
  */
 const MODE_SETTLE_MS = 1000;
 
+/**
+ * The waiting room in SQL alone, for when Redis is out. Same semantics as the Lua scripts:
+ * entry numbers from the per-concert counter row, admission under that row's lock (one actor
+ * per tick across instances), the live queue token in `tokens` as the place's key.
+ */
 export class SqlQueueStore implements QueueStore {
   /**
    * `sqlSince`: when this instance moved to SQL mode, on the service clock. Polls made in Redis
